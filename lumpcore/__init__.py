@@ -1,0 +1,50 @@
+"""lumpcore: one partition-refinement engine over weighted directed graphs.
+
+Public API
+----------
+WeightedGraph
+    A weighted directed graph (self-loops, negative weights, parallel edges
+    allowed), built from edge arrays, scipy/numpy matrices or networkx.
+coarsest_lumping
+    The coarsest partition refining an initial one that is stable for
+    backward (incoming) or forward (outgoing) block sums, plain or
+    proportional, in exact rational or float arithmetic.
+Lumping
+    The frozen result of :func:`coarsest_lumping`.
+block_sums
+    Exact per-(block, node) sums for a given partition (used by checkers).
+Rational, to_rational, to_rationals, rational_to_str
+    The exact number type of lumpkit and conversions to it.
+LumpkitError and its subclasses
+    The exception tree shared by all lumpkit packages.
+"""
+
+from ._errors import (
+    CertificateError,
+    LumpkitError,
+    ModelFormatError,
+    SolverUnknownError,
+    UnsupportedLayerError,
+    VerificationError,
+)
+from ._graph import WeightedGraph
+from ._numbers import Rational, rational_to_str, to_rational, to_rationals
+from ._refine import block_sums, coarsest_lumping
+from ._result import Lumping
+
+__all__ = [
+    "CertificateError",
+    "Lumping",
+    "LumpkitError",
+    "ModelFormatError",
+    "Rational",
+    "SolverUnknownError",
+    "UnsupportedLayerError",
+    "VerificationError",
+    "WeightedGraph",
+    "block_sums",
+    "coarsest_lumping",
+    "rational_to_str",
+    "to_rational",
+    "to_rationals",
+]

@@ -1,0 +1,89 @@
+"""The result type of the refinement engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+import numpy as np
+
+__all__ = ["Lumping"]
+
+Direction = Literal["backward", "forward"]
+Arithmetic = Literal["exact", "float"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Lumping:
+    """The coarsest stable partition found by :func:`coarsest_lumping`.
+
+    Attributes
+    ----------
+    block_of : numpy.ndarray of int64
+        ``block_of[v]`` is the block index of node ``v``.  Blocks are
+        numbered ``0 .. num_blocks-1`` in the order of their smallest node.
+        Read-only.
+    blocks : tuple of tuple of int
+        The blocks, each sorted, in block-index order.
+    rho : tuple of Fraction, numpy.ndarray of float64, or None
+        Proportional mode only: the positive factor of every node, normalised
+        so that the smallest node of each block has ``rho = 1``.  For nodes
+        ``v, t`` of one block and every block ``B``,
+        ``rho[v] * sum_B(v) == rho[t] * sum_B(t)``.  Exact rationals in exact
+        arithmetic, floats in float arithmetic, ``None`` in plain mode.
+    direction : {'backward', 'forward'}
+        ``'backward'`` compares incoming sums ``sum_{u in B} w(u, v)``,
+        ``'forward'`` outgoing sums ``sum_{u in B} w(v, u)``.
+    proportional : bool
+        Whether sums were compared up to a positive per-node factor.
+    arithmetic : {'exact', 'float'}
+        ``'exact'``: weights taken as exact rationals; the partition was
+        verified stable in exact arithmetic.  ``'float'``: weights were first
+        rounded to the grid ``resolution * Z`` and the partition is the exact
+        coarsest one of that rounded graph.
+    resolution : float or None
+        Float arithmetic only: the grid step the weights were rounded to
+        (the tolerance, or the finest safe fixed-point step when the
+        tolerance is 0).
+    splits : int
+        Number of new blocks created by splitting.
+    rounds : int
+        Number of splitter blocks processed by the compiled core.
+    verify_rounds : int
+        Number of exact verification passes (1 unless a hash collision had
+        to be repaired or a sign split was needed).
+    """
+
+    block_of: np.ndarray
+    blocks: tuple[tuple[int, ...], ...]
+    rho: tuple[Fraction, ...] | np.ndarray | None
+    direction: Direction
+    proportional: bool
+    arithmetic: Arithmetic
+    resolution: float | None
+    splits: int
+    rounds: int
+    verify_rounds: int
+
+    @property
+    def num_blocks(self) -> int:
+        """Number of blocks."""
+        return len(self.blocks)
+
+    @property
+    def num_nodes(self) -> int:
+        """Number of nodes."""
+        return int(self.block_of.shape[0])
+
+    @property
+    def representatives(self) -> tuple[int, ...]:
+        """The smallest node of each block (the node with ``rho = 1``)."""
+        return tuple(b[0] for b in self.blocks)
+
+    def __repr__(self) -> str:
+        mode = ("proportional " if self.proportional else "") + self.direction
+        return (
+            f"Lumping({self.num_nodes} nodes -> {self.num_blocks} blocks, {mode}, "
+            f"{self.arithmetic})"
+        )

@@ -1,0 +1,52 @@
+"""Entry point of the ``lumpkit`` command: builds the parser and dispatches.
+
+Each command group lives in its own module with a ``register(subparsers)``
+function that adds its parser and sets ``func`` to a handler returning the
+exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from lumpcore import LumpkitError
+
+__all__ = ["main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser of ``lumpkit``."""
+    from . import _cmd_ctmc, _cmd_demo, _cmd_nn
+
+    parser = argparse.ArgumentParser(
+        prog="lumpkit",
+        description=(
+            "Exact lumpability for Markov chains and lossless, data-free reduction of "
+            "neural networks, with certificates."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _cmd_demo.register(sub)
+    _cmd_ctmc.register(sub)
+    _cmd_nn.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``lumpkit`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.func(args)
+    except LumpkitError as exc:
+        print(f"lumpkit: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"lumpkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lumpkit: interrupted", file=sys.stderr)
+        return 130
+    return status

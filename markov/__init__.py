@@ -1,0 +1,3 @@
+"""markov (being written)."""
+
+__all__: list[str] = []

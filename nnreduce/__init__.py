@@ -1,0 +1,3 @@
+"""nnreduce (being written)."""
+
+__all__: list[str] = []

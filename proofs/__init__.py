@@ -1,0 +1,3 @@
+"""proofs (being written)."""
+
+__all__: list[str] = []
