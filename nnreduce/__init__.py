@@ -1,3 +1,47 @@
-"""nnreduce (being written)."""
+"""nnreduce: lossless, data-free reduction of neural networks, with certificates.
 
-__all__: list[str] = []
+Public API
+----------
+Network, Dense, Conv2d, MaxPool2d, AvgPool2d, Flatten, Permute, BatchNorm, Activation, Normalization
+    The network model (frozen; float64 or exact rational weights).
+as_exact, as_float
+    Convert every parameter to exact rationals / float64.
+evaluate, evaluate_exact
+    Batched float64 evaluation and exact rational evaluation.
+dense_layers
+    View a network as a list of ``(W, b, activation)`` dense layers.
+"""
+
+from ._evaluate import dense_layers, evaluate, evaluate_exact
+from ._network import (
+    Activation,
+    AvgPool2d,
+    BatchNorm,
+    Conv2d,
+    Dense,
+    Flatten,
+    MaxPool2d,
+    Network,
+    Normalization,
+    Permute,
+    as_exact,
+    as_float,
+)
+
+__all__ = [
+    "Activation",
+    "AvgPool2d",
+    "BatchNorm",
+    "Conv2d",
+    "Dense",
+    "Flatten",
+    "MaxPool2d",
+    "Network",
+    "Normalization",
+    "Permute",
+    "as_exact",
+    "as_float",
+    "dense_layers",
+    "evaluate",
+    "evaluate_exact",
+]
