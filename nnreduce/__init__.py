@@ -10,9 +10,12 @@ evaluate, evaluate_exact
     Batched float64 evaluation and exact rational evaluation.
 dense_layers
     View a network as a list of ``(W, b, activation)`` dense layers.
+network_sha256
+    Canonical hash of a network (docs/certificate-format.md, section 5).
 """
 
 from ._evaluate import dense_layers, evaluate, evaluate_exact
+from ._hash import network_sha256
 from ._network import (
     Activation,
     AvgPool2d,
@@ -44,4 +47,5 @@ __all__ = [
     "dense_layers",
     "evaluate",
     "evaluate_exact",
+    "network_sha256",
 ]

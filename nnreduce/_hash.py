@@ -1,0 +1,95 @@
+"""Canonical sha256 of a network (docs/certificate-format.md, section 5)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+
+from lumpcore import rational_to_str
+
+from ._network import (
+    Activation,
+    AvgPool2d,
+    BatchNorm,
+    Conv2d,
+    Dense,
+    Flatten,
+    Layer,
+    MaxPool2d,
+    Network,
+    Permute,
+    is_exact_array,
+)
+
+__all__ = ["network_sha256"]
+
+
+def _arr(a: np.ndarray | None) -> dict[str, Any] | None:
+    if a is None:
+        return None
+    if is_exact_array(a):
+        text = ",".join(rational_to_str(x) for x in a.reshape(-1))
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return {"dtype": "rational", "shape": list(a.shape), "sha256": digest}
+    data = np.ascontiguousarray(a, dtype="<f8").tobytes()
+    return {"dtype": "float64", "shape": list(a.shape), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _layer(layer: Layer) -> dict[str, Any]:
+    if isinstance(layer, Dense):
+        return {"type": "dense", "weight": _arr(layer.weight), "bias": _arr(layer.bias)}
+    if isinstance(layer, Conv2d):
+        return {"type": "conv2d", "weight": _arr(layer.weight), "bias": _arr(layer.bias),
+                "stride": list(layer.stride), "padding": list(layer.padding)}
+    if isinstance(layer, MaxPool2d):
+        return {"type": "maxpool2d", "kernel": list(layer.kernel), "stride": list(layer.stride),
+                "padding": list(layer.padding)}
+    if isinstance(layer, AvgPool2d):
+        return {"type": "avgpool2d", "kernel": list(layer.kernel), "stride": list(layer.stride),
+                "padding": list(layer.padding), "count_include_pad": layer.count_include_pad}
+    if isinstance(layer, Flatten):
+        return {"type": "flatten"}
+    if isinstance(layer, Permute):
+        return {"type": "permute", "perm": list(layer.perm)}
+    if isinstance(layer, BatchNorm):
+        return {"type": "batchnorm", "scale": _arr(layer.scale), "shift": _arr(layer.shift)}
+    assert isinstance(layer, Activation)
+    return {"type": "activation", "kind": layer.kind,
+            "alpha": None if layer.alpha is None else rational_to_str(layer.alpha),
+            "slopes": _arr(layer.slopes)}
+
+
+def network_sha256(net: Network) -> str:
+    """The canonical sha256 of a network, as specified in ``docs/certificate-format.md``.
+
+    Parameters
+    ----------
+    net : Network
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits.  Float64 and exact-rational storage of the
+        same values hash differently (the hash is of the network as stored).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nnreduce import Dense, Network
+    >>> h = network_sha256(Network((Dense(np.eye(2), np.zeros(2)),), (2,)))
+    >>> len(h), h == network_sha256(Network((Dense(np.eye(2), np.zeros(2)),), (2,)))
+    (64, True)
+    """
+    nrm = net.normalization
+    norm = None
+    if nrm is not None:
+        norm = {"input_mean": _arr(nrm.input_mean), "input_range": _arr(nrm.input_range),
+                "output_mean": _arr(nrm.output_mean), "output_range": _arr(nrm.output_range),
+                "input_min": _arr(nrm.input_min), "input_max": _arr(nrm.input_max)}
+    obj = {"input_shape": list(net.input_shape), "normalization": norm,
+           "layers": [_layer(layer) for layer in net.layers]}
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
