@@ -1,0 +1,576 @@
+"""Exact SMT equivalence of two ReLU networks (z3), built to scale.
+
+The encoding
+------------
+Both networks are unfolded into *linear forms* over a common set of
+*atoms*: the inputs, and one atom per distinct activation application
+``a = act(q)`` where ``q`` is itself a linear form over earlier atoms.  All
+coefficients are exact rationals.  A neuron with pre-activation ``p`` is
+represented as follows.
+
+* identity: its value is the form ``p`` itself;
+* constant ``p`` (no atom): the exact number ``act(p)``;
+* on a box, if exact interval bounds show ``p <= 0`` (``p >= 0``) everywhere,
+  the value is ``0`` (``alpha p``) or ``p``: the ReLU is stable;
+* otherwise ``p = s q`` with ``s > 0`` the absolute value of its first
+  coefficient, and the value is ``s * act(q)``.  This is *positive
+  homogeneity*, ``act(s q) = s act(q)`` for ``s > 0``, valid for ReLU and
+  LeakyReLU.  Atoms are keyed by ``(act, q)``: a neuron of either network
+  whose normalised pre-activation equals one already seen reuses its atom
+  (shared sub-terms).  The identity of the two forms is checked exactly, so
+  the substitution is an equality valid for every input.
+
+The outputs of both networks are then forms over the atoms; the query asks
+for an input (in the box) where some output difference is non-zero.  Only the
+atoms that the differences depend on are given to z3.  Each atom's exact
+definition ``a = If(q > 0, q, alpha q)`` is first replaced by valid linear
+lemmas (``a >= 0``, ``a >= q`` for ReLU; the triangle upper bound on a box);
+when z3 returns a model, its input is evaluated exactly in both networks: a
+real difference is the counterexample; otherwise the atoms whose model
+values disagree with their true values get their exact definition and z3 is
+asked again (counterexample-guided refinement).  Unsat of any abstraction
+implies unsat of the exact query, so "equivalent" always comes from an unsat
+answer over a sound encoding; "counterexample" always comes from an exact
+re-evaluation of both networks.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import z3
+
+from lumpcore import (
+    ModelFormatError,
+    SolverUnknownError,
+    VerificationError,
+    rational_to_str,
+    to_rational,
+)
+
+from ._mlp import MLP, as_mlp, evaluate_exact
+from ._verdict import Verdict
+
+__all__ = ["check_equivalence", "parse_box"]
+
+Form = tuple[dict[int, Fraction], Fraction]
+Box = tuple[tuple[Fraction, Fraction], ...]
+
+_GRID = 2**48
+
+
+def _round_down(q: Fraction) -> Fraction:
+    if q.denominator <= _GRID:
+        return q
+    return Fraction((q.numerator * _GRID) // q.denominator, _GRID)
+
+
+def _round_up(q: Fraction) -> Fraction:
+    return -_round_down(-q)
+
+
+@dataclass
+class _Atom:
+    act: str  # "input", "relu", "leaky_relu"
+    alpha: Fraction
+    pre: Form | None
+    lo: Fraction | None
+    hi: Fraction | None
+
+
+class _Encoder:
+    """Builds the shared atom table for one or two networks."""
+
+    def __init__(self, n_inputs: int, box: Box | None, share: bool, use_bounds: bool) -> None:
+        self.atoms: list[_Atom] = []
+        self.index: dict[Any, int] = {}
+        self.share = share
+        self.use_bounds = use_bounds
+        self.shared_hits = 0
+        for i in range(n_inputs):
+            lo, hi = (box[i] if box is not None else (None, None))
+            self.atoms.append(_Atom("input", Fraction(0), None, lo, hi))
+
+    def bounds(self, form: Form) -> tuple[Fraction | None, Fraction | None]:
+        """Exact (outward-rounded) bounds of a form; None where unbounded."""
+        coeffs, const = form
+        lo: Fraction | None = const
+        hi: Fraction | None = const
+        for a, c in coeffs.items():
+            atom = self.atoms[a]
+            low_end, high_end = (atom.lo, atom.hi) if c > 0 else (atom.hi, atom.lo)
+            lo = None if lo is None or low_end is None else lo + c * low_end
+            hi = None if hi is None or high_end is None else hi + c * high_end
+            if lo is None and hi is None:
+                break
+        return (None if lo is None else _round_down(lo)), (None if hi is None else _round_up(hi))
+
+    def value(self, act: str, alpha: Fraction, pre: Form, counts: bool) -> Form:
+        coeffs, const = pre
+        if act == "identity":
+            return pre
+        if not coeffs:
+            return {}, (const if const > 0 else (Fraction(0) if act == "relu" else alpha * const))
+        lo, hi = self.bounds(pre)
+        if hi is not None and hi <= 0:
+            if act == "relu":
+                return {}, Fraction(0)
+            return {a: alpha * c for a, c in coeffs.items()}, alpha * const
+        if lo is not None and lo >= 0:
+            return pre
+        first = min(coeffs)
+        s = abs(coeffs[first])
+        q_coeffs = {a: c / s for a, c in coeffs.items()}
+        q_const = const / s
+        if self.share:
+            key: Any = (act, alpha, q_const, tuple(sorted(q_coeffs.items())))
+        else:
+            key = len(self.atoms)
+        atom_id = self.index.get(key)
+        if atom_id is None:
+            atom_id = len(self.atoms)
+            qlo = None if lo is None else lo / s
+            qhi = None if hi is None else hi / s
+            alo = (Fraction(0) if act == "relu" else None) if qlo is None else (
+                qlo if qlo > 0 else (Fraction(0) if act == "relu" else alpha * qlo))
+            ahi = None if qhi is None else (qhi if qhi > 0 else (
+                Fraction(0) if act == "relu" else alpha * qhi))
+            self.atoms.append(_Atom(act, alpha, (q_coeffs, q_const), alo, ahi))
+            self.index[key] = atom_id
+        elif counts:
+            self.shared_hits += 1
+        return {atom_id: s}, Fraction(0)
+
+    def run(self, net: MLP, counts: bool) -> list[Form]:
+        vals: list[Form] = [({i: Fraction(1)}, Fraction(0)) for i in range(net.n_inputs)]
+        for layer in net.layers:
+            new: list[Form] = []
+            for row, b in zip(layer.weight, layer.bias, strict=True):
+                acc: dict[int, Fraction] = {}
+                const = b
+                for w, (vc, vk) in zip(row, vals, strict=True):
+                    if not w:
+                        continue
+                    const += w * vk
+                    for a, c in vc.items():
+                        acc[a] = acc.get(a, Fraction(0)) + w * c
+                pre = ({a: c for a, c in acc.items() if c}, const)
+                new.append(self.value(layer.activation, layer.alpha, pre, counts))
+            vals = new
+        return vals
+
+    def true_values(self, x: Sequence[Fraction]) -> list[Fraction]:
+        vals: list[Fraction] = []
+        for i, atom in enumerate(self.atoms):
+            if atom.pre is None:
+                vals.append(x[i])
+                continue
+            coeffs, const = atom.pre
+            y = const + sum((c * vals[a] for a, c in coeffs.items()), Fraction(0))
+            vals.append(y if y > 0 else (Fraction(0) if atom.act == "relu" else atom.alpha * y))
+        return vals
+
+
+def _num(q: Fraction) -> z3.ArithRef:
+    return z3.RealVal(rational_to_str(q))
+
+
+def _diff(f: Form, g: Form) -> Form:
+    coeffs = dict(f[0])
+    for a, c in g[0].items():
+        coeffs[a] = coeffs.get(a, Fraction(0)) - c
+    return {a: c for a, c in coeffs.items() if c}, f[1] - g[1]
+
+
+def parse_box(spec: Any, n_inputs: int | None = None) -> Box:
+    """Normalise an input box to exact ``((lo, hi), ...)``.
+
+    ``spec`` is a sequence of ``(lo, hi)`` pairs or a string
+    ``"LO:HI,LO:HI,..."`` (a single ``"LO:HI"`` applies to every input when
+    ``n_inputs`` is given).
+
+    Examples
+    --------
+    >>> parse_box("0:1,-1/2:2")
+    ((Fraction(0, 1), Fraction(1, 1)), (Fraction(-1, 2), Fraction(2, 1)))
+    """
+    if isinstance(spec, str):
+        parts = [p for p in spec.replace(" ", "").split(",") if p]
+        pairs: list[tuple[Any, Any]] = []
+        for k, part in enumerate(parts):
+            if part.count(":") != 1:
+                raise ModelFormatError(
+                    f"box entry {k} {part!r} is not LO:HI (example: --box 0:1,-1:1)")
+            lo_s, hi_s = part.split(":")
+            pairs.append((lo_s, hi_s))
+    else:
+        pairs = [tuple(p) for p in spec]  # type: ignore[misc]
+    if n_inputs is not None and len(pairs) == 1 and n_inputs > 1:
+        pairs = pairs * n_inputs
+    box: list[tuple[Fraction, Fraction]] = []
+    for k, pair in enumerate(pairs):
+        if len(pair) != 2:
+            raise ModelFormatError(f"box entry {k} must be a pair (lo, hi), got {pair!r}")
+        lo, hi = to_rational(pair[0]), to_rational(pair[1])
+        if lo > hi:
+            raise ModelFormatError(f"box entry {k}: lower bound {lo} exceeds upper bound {hi}")
+        box.append((lo, hi))
+    if n_inputs is not None and len(box) != n_inputs:
+        raise ModelFormatError(
+            f"the box has {len(box)} intervals but the network has {n_inputs} inputs; "
+            "give one LO:HI per input (or a single one for all)"
+        )
+    return tuple(box)
+
+
+class _Query:
+    """The z3 side of one equivalence query."""
+
+    def __init__(self, enc: _Encoder, diffs: list[Form], box: Box | None, cegar: bool) -> None:
+        self.enc = enc
+        self.vars: dict[int, z3.ArithRef] = {}
+        # cone of the differences
+        cone: set[int] = set()
+        stack = [a for f in diffs for a in f[0]]
+        while stack:
+            a = stack.pop()
+            if a in cone:
+                continue
+            cone.add(a)
+            pre = enc.atoms[a].pre
+            if pre is not None:
+                stack.extend(pre[0])
+        self.cone = sorted(cone)
+        n_in = sum(1 for atom in enc.atoms if atom.pre is None)
+        for i in range(n_in):
+            self.vars[i] = z3.Real(f"x{i}")
+        for a in self.cone:
+            if a >= n_in:
+                self.vars[a] = z3.Real(f"a{a}")
+        self.n_in = n_in
+        self.base: list[z3.BoolRef] = []
+        if box is not None:
+            for i, (lo, hi) in enumerate(box):
+                self.base += [self.vars[i] >= _num(lo), self.vars[i] <= _num(hi)]
+        self.lemmas: dict[int, list[z3.BoolRef]] = {}
+        self.exact: dict[int, z3.BoolRef] = {}
+        for a in self.cone:
+            if a < n_in:
+                continue
+            self.exact[a] = self._definition(a)
+            self.lemmas[a] = self._lemmas(a) if cegar else [self.exact[a]]
+        self.goal = z3.Or([self.term(f) != _num(Fraction(0)) for f in diffs]) if diffs \
+            else z3.BoolVal(False)
+
+    def term(self, form: Form) -> z3.ArithRef:
+        coeffs, const = form
+        parts = [self.vars[a] if c == 1 else _num(c) * self.vars[a]
+                 for a, c in sorted(coeffs.items())]
+        if const or not parts:
+            parts.append(_num(const))
+        return parts[0] if len(parts) == 1 else z3.Sum(parts)
+
+    def _definition(self, a: int) -> z3.BoolRef:
+        atom = self.enc.atoms[a]
+        assert atom.pre is not None
+        q = self.term(atom.pre)
+        neg = _num(Fraction(0)) if atom.act == "relu" else _num(atom.alpha) * q
+        return self.vars[a] == z3.If(q > 0, q, neg)
+
+    def _lemmas(self, a: int) -> list[z3.BoolRef]:
+        atom = self.enc.atoms[a]
+        assert atom.pre is not None
+        if atom.act == "leaky_relu" and atom.alpha > 1:
+            return [self.exact[a]]
+        q = self.term(atom.pre)
+        v = self.vars[a]
+        alpha = atom.alpha if atom.act == "leaky_relu" else Fraction(0)
+        out = [v >= q, v >= _num(alpha) * q]
+        lo, hi = self.enc.bounds(atom.pre)
+        if lo is not None and hi is not None and lo < 0 < hi:
+            # chord from (lo, alpha lo) to (hi, hi): valid upper bound on [lo, hi]
+            slope = (hi - alpha * lo) / (hi - lo)
+            out.append(v <= _num(alpha * lo) + _num(slope) * (q - _num(lo)))
+        return out
+
+    def smtlib(self, exact: bool = True) -> str:
+        s = z3.Solver()
+        s.add(*self.base)
+        for a in self.cone:
+            if a >= self.n_in:
+                s.add(self.exact[a] if exact else z3.And(self.lemmas[a]))
+        s.add(self.goal)
+        text: str = s.to_smt2()
+        return text.replace("(set-info :status unknown)",
+                            "(set-logic QF_LRA)\n(set-info :status unknown)", 1)
+
+
+def _model_fraction(model: z3.ModelRef, var: z3.ArithRef) -> Fraction:
+    val = model.eval(var, model_completion=True)
+    if not z3.is_rational_value(val):
+        raise SolverUnknownError(f"z3 returned a non-rational model value {val} for {var}")
+    num, den = val.as_fraction().numerator, val.as_fraction().denominator
+    return Fraction(int(num), int(den))
+
+
+def _write_atomic(path: str | os.PathLike[str], text: str) -> None:
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _cvc5_answer(text: str, timeout: float) -> str:
+    try:
+        import cvc5
+    except ImportError:  # pragma: no cover - optional dependency
+        raise SolverUnknownError("cvc5 is not installed (pip install cvc5)") from None
+    slv = cvc5.Solver()
+    slv.setOption("tlimit-per", str(max(1, int(timeout * 1000))))
+    parser = cvc5.InputParser(slv)
+    parser.setStringInput(cvc5.InputLanguage.SMT_LIB_2_6, text, "query")
+    sm = parser.getSymbolManager()
+    answer = ""
+    while True:
+        cmd = parser.nextCommand()
+        if cmd.isNull():
+            break
+        out = cmd.invoke(slv, sm)
+        if out.strip():
+            answer = out.strip()
+    if answer not in ("sat", "unsat"):
+        raise SolverUnknownError(f"cvc5 answered {answer or 'nothing'!r}")
+    return answer
+
+
+def check_equivalence(
+    original: Any,
+    reduced: Any,
+    *,
+    box: Any = None,
+    timeout: float = 60.0,
+    share: bool = True,
+    cegar: bool = True,
+    smtlib: str | os.PathLike[str] | None = None,
+    second_opinion: str | None = None,
+    falsify: bool = True,
+) -> Verdict:
+    """Prove two networks equal on every input (or find an input where they differ).
+
+    Parameters
+    ----------
+    original, reduced : network
+        nnreduce networks, :class:`proofs`-internal MLPs, or lists of
+        ``(W, b, activation)`` triples (activations ``relu``,
+        ``("leaky_relu", alpha)``, ``identity``).  Weights are taken at
+        their exact rational value.
+    box : sequence of (lo, hi) or str, optional
+        Restrict the inputs to this box (``"LO:HI,..."`` strings accepted);
+        default: all of R^n.
+    timeout : float
+        Seconds for the whole check.
+    share : bool
+        Identify neurons whose pre-activations are positive multiples of each
+        other by exact linear identities before calling z3 (default).  With
+        ``share=False`` every neuron of both networks gets its own variable
+        (the plain monolithic encoding; only for small networks).
+    cegar : bool
+        Start from valid linear ReLU lemmas and add exact definitions only
+        where a model violates them (default); False: exact ``If`` from the start.
+    smtlib : path, optional
+        Write the exact query (SMT-LIB 2, QF_LRA) there, for another solver.
+    second_opinion : {"cvc5"}, optional
+        Also decide the exact query with cvc5; disagreement raises
+        :class:`lumpcore.VerificationError`.
+    falsify : bool
+        When the encoding does not already make the outputs identical, first
+        try random inputs (float evaluation, exact re-check of candidates)
+        for at most ``min(2, timeout/10)`` seconds (default True).
+
+    Returns
+    -------
+    Verdict
+        ``equivalent=True`` after an unsat answer; otherwise a counterexample
+        input with both outputs, re-checked by exact evaluation.
+
+    Raises
+    ------
+    lumpcore.SolverUnknownError
+        When z3 (or cvc5) answers unknown or runs out of time.
+    lumpcore.ModelFormatError
+        When the networks do not have the same numbers of inputs and outputs.
+
+    Examples
+    --------
+    >>> relu_x = [([[1]], [0], "relu"), ([[1]], [0], "identity")]
+    >>> doubled = [([[1], [1]], [0, 0], "relu"), ([["1/2", "1/2"]], [0], "identity")]
+    >>> check_equivalence(relu_x, doubled).verdict
+    'equivalent'
+    >>> v = check_equivalence(relu_x, [([[1]], [0], "identity")])
+    >>> v.verdict, v.outputs[0] != v.outputs[1]
+    ('counterexample', True)
+    """
+    start = time.perf_counter()
+    net_a, net_b = as_mlp(original), as_mlp(reduced)
+    if net_a.n_inputs != net_b.n_inputs:
+        raise ModelFormatError(
+            f"the networks take {net_a.n_inputs} and {net_b.n_inputs} inputs; they must agree")
+    if net_a.n_outputs != net_b.n_outputs:
+        raise ModelFormatError(
+            f"the networks have {net_a.n_outputs} and {net_b.n_outputs} outputs; they must agree")
+    the_box = None if box is None else parse_box(box, net_a.n_inputs)
+    domain = f"R^{net_a.n_inputs}" if the_box is None else "the given box"
+
+    enc = _Encoder(net_a.n_inputs, the_box, share=share, use_bounds=share)
+    out_b = enc.run(net_b, counts=False)
+    out_a = enc.run(net_a, counts=True)
+    diffs = [d for d in (_diff(fa, fb) for fa, fb in zip(out_a, out_b, strict=True))
+             if d[0] or d[1]]
+    query = _Query(enc, diffs, the_box, cegar)
+    method = "z3-" + ("shared" if share else "monolithic") + ("-cegar" if cegar else "")
+
+    if smtlib is not None:
+        _write_atomic(smtlib, query.smtlib(exact=True))
+
+    if diffs and falsify:
+        found = _falsify(net_a, net_b, the_box, min(2.0, 0.1 * timeout))
+        if found is not None:
+            x, ya, yb = found
+            return Verdict(False, method + "+sampling", time.perf_counter() - start,
+                           f"the networks differ at the input shown (in {domain}); found by "
+                           "sampling, both outputs recomputed in exact rational arithmetic",
+                           input=tuple(x), outputs=(ya, yb), box=the_box,
+                           shared_neurons=enc.shared_hits)
+
+    solver = z3.Solver()
+    solver.add(*query.base)
+    for a in query.cone:
+        if a >= query.n_in:
+            solver.add(*query.lemmas[a])
+    solver.add(query.goal)
+    refined: set[int] = set() if cegar else set(query.exact)
+    rounds = 0
+    while True:
+        left = timeout - (time.perf_counter() - start)
+        if left <= 0:
+            raise SolverUnknownError(f"time-out after {timeout} s ({rounds} refinements)")
+        solver.set("timeout", max(1, int(left * 1000)))
+        answer = solver.check()
+        if answer == z3.unsat:
+            opinion = None
+            if second_opinion is not None:
+                opinion = _second(second_opinion, query, "unsat",
+                                  timeout - (time.perf_counter() - start))
+            statement = (
+                f"for every input in {domain}, every output of the original equals the same output of the "
+                "reduced network exactly (z3: no input makes them differ; weights as exact "
+                "rationals; neurons identified by exact linear identities and positive "
+                "homogeneity of the activation)"
+            )
+            return Verdict(True, method, time.perf_counter() - start, statement,
+                           box=the_box, refinements=rounds, shared_neurons=enc.shared_hits,
+                           second_opinion=opinion)
+        if answer != z3.sat:
+            raise SolverUnknownError(
+                f"z3 answered {answer} ({solver.reason_unknown()}) after {rounds} refinements")
+        model = solver.model()
+        x = [_model_fraction(model, query.vars[i]) for i in range(query.n_in)]
+        ya, yb = evaluate_exact(net_a, x), evaluate_exact(net_b, x)
+        if ya != yb:
+            opinion = None
+            if second_opinion is not None:
+                opinion = _second(second_opinion, query, "sat",
+                                  timeout - (time.perf_counter() - start))
+            statement = (
+                f"the networks differ at the input shown (in {domain}); "
+                "both outputs were recomputed in exact rational arithmetic"
+            )
+            return Verdict(False, method, time.perf_counter() - start, statement,
+                           input=tuple(x), outputs=(ya, yb), box=the_box,
+                           refinements=rounds, shared_neurons=enc.shared_hits,
+                           second_opinion=opinion)
+        # spurious: refine the atoms whose model value is not their true value
+        truth = enc.true_values(x)
+        new = [a for a in query.cone if a >= query.n_in and a not in refined
+               and _model_fraction(model, query.vars[a]) != truth[a]]
+        if not new:
+            raise VerificationError(
+                "z3 model satisfies every exact ReLU definition but the networks agree at "
+                f"its input {[rational_to_str(v) for v in x]}; please report this bug")
+        for a in new:
+            solver.add(query.exact[a])
+            refined.add(a)
+        rounds += 1
+
+
+def _float_layers(net: MLP) -> list[tuple[np.ndarray, np.ndarray, str, float]]:
+    return [(np.array([[float(w) for w in row] for row in layer.weight], dtype=np.float64)
+             .reshape(layer.n_out, -1),
+             np.array([float(b) for b in layer.bias], dtype=np.float64),
+             layer.activation, float(layer.alpha)) for layer in net.layers]
+
+
+def _float_eval(layers: list[tuple[np.ndarray, np.ndarray, str, float]],
+                X: np.ndarray) -> np.ndarray:
+    for W, b, act, alpha in layers:
+        Y = X @ W.T + b
+        if act == "relu":
+            Y = np.maximum(Y, 0.0)
+        elif act == "leaky_relu":
+            Y = np.where(Y > 0, Y, alpha * Y)
+        X = Y
+    return X
+
+
+def _falsify(net_a: MLP, net_b: MLP, box: Box | None, budget: float,
+             seed: int = 0) -> tuple[list[Fraction], tuple[Fraction, ...],
+                                     tuple[Fraction, ...]] | None:
+    """Cheap search for a counterexample: random inputs in float, exact re-check."""
+    rng = np.random.default_rng(seed)
+    la, lb = _float_layers(net_a), _float_layers(net_b)
+    n = net_a.n_inputs
+    deadline = time.perf_counter() + budget
+    scales = [1.0, 10.0, 0.1, 100.0]
+    rnd = 0
+    while time.perf_counter() < deadline and rnd < 64:
+        if box is not None:
+            lo = np.array([float(a) for a, _ in box])
+            hi = np.array([float(b) for _, b in box])
+            X = lo + (hi - lo) * rng.random((256, n))
+        else:
+            X = rng.standard_normal((256, n)) * scales[rnd % len(scales)]
+        rnd += 1
+        gap = np.abs(_float_eval(la, X) - _float_eval(lb, X)).max(axis=1)
+        for k in np.argsort(-gap)[:3]:
+            if not gap[k] > 0:
+                break
+            x = [Fraction(float(v)) for v in X[k]]
+            if box is not None:
+                x = [min(max(v, lo_), hi_) for v, (lo_, hi_) in zip(x, box, strict=True)]
+            ya, yb = evaluate_exact(net_a, x), evaluate_exact(net_b, x)
+            if ya != yb:
+                return x, ya, yb
+    return None
+
+
+def _second(name: str, query: _Query, expected: str, left: float) -> str:
+    if name != "cvc5":
+        raise ModelFormatError(f"second opinion {name!r} is not available; use 'cvc5'")
+    answer = _cvc5_answer(query.smtlib(exact=True), max(left, 1.0))
+    if answer != expected:
+        raise VerificationError(f"z3 answered {expected} but cvc5 answered {answer}")
+    return answer
