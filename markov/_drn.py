@@ -1,0 +1,309 @@
+"""Storm's explicit DRN format (``.drn``) for CTMCs and DTMCs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from lumpcore import ModelFormatError
+
+from ._chain import CTMC, DTMC, ChainError, _Edges
+from ._explicit import _support_uniform
+from ._fileio import FileLines, atomic_write, fmt_number, parse_number
+
+__all__ = ["read_drn", "write_drn"]
+
+
+def read_drn(path: str | os.PathLike[str], *, exact: bool = False) -> CTMC | DTMC:
+    """Read a CTMC or DTMC from Storm's DRN format.
+
+    Supported: ``@type: CTMC`` or ``DTMC``, no parameters, one action per
+    state, state rewards (``state 3 [1.5, 0] init goal``).  For a CTMC the
+    transition values are rates (Storm's convention; the ``!exit`` rate of a
+    state line is checked against their sum) and self-loops are ignored.
+    Action (choice) rewards are not state rewards and are not read; a
+    reward model whose state rewards are all zero is dropped only if the
+    file declares no state reward for it.
+
+    Parameters
+    ----------
+    path : path
+    exact : bool
+        Values as exact rationals (``1/3`` or decimals at their decimal value).
+
+    Returns
+    -------
+    CTMC or DTMC
+
+    Raises
+    ------
+    ModelFormatError
+        Naming the file, the line and the reason.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.drn"
+    >>> _ = p.write_text("@type: CTMC\\n@parameters\\n\\n@reward_models\\n\\n@nr_states\\n2\\n"
+    ...     "@nr_choices\\n2\\n@model\\nstate 0 !2 init\\n\\taction 0\\n\\t\\t1 : 2\\n"
+    ...     "state 1 !1\\n\\taction 0\\n\\t\\t0 : 1\\n")
+    >>> read_drn(p, exact=True).exit_rates().tolist()
+    [Fraction(2, 1), Fraction(1, 1)]
+    """
+    path = Path(path)
+    mtype: str | None = None
+    reward_names: list[str] = []
+    n: int | None = None
+    src: list[int] = []
+    dst: list[int] = []
+    vals: list[Any] = []
+    labels: dict[str, list[int]] = {}
+    rewards: list[list[Any]] = []
+    exits: dict[int, tuple[Any, int]] = {}
+    state: int | None = None
+    actions = 0
+    expected_state = 0
+    section: str | None = None
+    with FileLines(path) as lines:
+        for line in lines:
+            t = line.strip()
+            if not t or t.startswith("//"):
+                continue
+            if t.startswith("@"):
+                key, _, rest = t.partition(":")
+                section = key
+                if key == "@type":
+                    mtype = rest.strip().upper()
+                    if mtype not in ("CTMC", "DTMC"):
+                        raise lines.error(
+                            f"model type {mtype!r} is not supported; lumpkit reads CTMC and DTMC"
+                        )
+                elif key == "@value_type":
+                    vt = rest.strip()
+                    if vt not in ("double", "rational"):
+                        raise lines.error(
+                            f"value type {vt!r} is not supported (double or rational)"
+                        )
+                elif key not in ("@parameters", "@placeholders", "@reward_models", "@nr_states",
+                                 "@nr_choices", "@model"):
+                    raise lines.error(f"unknown section {key!r}")
+                if key == "@model":
+                    if mtype is None:
+                        raise lines.error("@model before @type")
+                    if n is None:
+                        raise lines.error("@model before @nr_states")
+                continue
+            if section == "@parameters":
+                raise lines.error("parametric models are not supported")
+            if section == "@reward_models":
+                reward_names = t.split()
+                continue
+            if section == "@nr_states":
+                try:
+                    n = int(t)
+                except ValueError:
+                    raise lines.error(f"expected the number of states, got {t!r}") from None
+                rewards = [[parse_number("0", exact)] * n for _ in reward_names]
+                continue
+            if section == "@nr_choices":
+                continue
+            if section != "@model":
+                raise lines.error(f"unexpected line {t!r} outside @model")
+            assert n is not None and mtype is not None
+            if t.startswith("state "):
+                if state is not None and actions != 1:
+                    raise lines.error(
+                        f"state {state} has {actions} actions; a chain needs exactly 1"
+                    )
+                state, actions = _parse_state_line(lines, t, n, exact, reward_names, rewards,
+                                                   labels, exits, mtype)
+                if state != expected_state:
+                    raise lines.error(f"expected state {expected_state}, got {state}")
+                expected_state += 1
+                continue
+            if t.startswith("action"):
+                if state is None:
+                    raise lines.error("action before the first state")
+                actions += 1
+                if actions > 1:
+                    raise lines.error(
+                        f"state {state} has more than one action (an MDP); lumpkit reads chains"
+                    )
+                continue
+            if state is None or actions != 1:
+                raise lines.error(f"transition {t!r} outside a state's action")
+            target, sep, value = t.partition(":")
+            if not sep:
+                raise lines.error(f"expected 'target : value', got {t!r}")
+            try:
+                j = int(target)
+                v = parse_number(value.strip(), exact)
+            except ValueError as exc:
+                raise lines.error(f"bad transition {t!r}: {exc}") from None
+            if not 0 <= j < n:
+                raise lines.error(f"target state {j} out of range 0..{n - 1}")
+            src.append(state)
+            dst.append(j)
+            vals.append(v)
+        if n is None or mtype is None:
+            raise ModelFormatError(f"{path}: missing @type or @nr_states; not a DRN file")
+        if expected_state != n:
+            raise ModelFormatError(f"{path}: @nr_states says {n}, the file lists {expected_state}")
+        if state is not None and actions != 1:
+            raise ModelFormatError(f"{path}: state {state} has no action")
+    vals_arr: Any
+    if exact:
+        vals_arr = np.empty(len(vals), dtype=object)
+        vals_arr[:] = vals
+    else:
+        vals_arr = np.asarray(vals, dtype=np.float64)
+    s_arr, d_arr = np.asarray(src, np.int64), np.asarray(dst, np.int64)
+    rew = dict(zip(reward_names, rewards, strict=True))
+    try:
+        if mtype == "CTMC":
+            chain: CTMC | DTMC = CTMC.from_rates((n, s_arr, d_arr, vals_arr), labels=labels,
+                                                 rewards=rew, exact=exact)
+            _check_exits(path, chain, exits, exact)
+            return chain
+        return DTMC(_Edges(n, s_arr, d_arr, vals_arr), labels=labels, rewards=rew, exact=exact)
+    except ChainError as exc:
+        raise ModelFormatError(f"{path}: {exc}") from None
+
+
+def _parse_state_line(
+    lines: FileLines,
+    t: str,
+    n: int,
+    exact: bool,
+    reward_names: list[str],
+    rewards: list[list[Any]],
+    labels: dict[str, list[int]],
+    exits: dict[int, tuple[Any, int]],
+    mtype: str,
+) -> tuple[int, int]:
+    rest = t[len("state "):].strip()
+    head, _, rest = rest.partition(" ")
+    try:
+        s = int(head)
+    except ValueError:
+        raise lines.error(f"expected 'state <index> ...', got {t!r}") from None
+    if not 0 <= s < n:
+        raise lines.error(f"state {s} out of range 0..{n - 1}")
+    rest = rest.strip()
+    if rest.startswith("!"):
+        tok, _, rest = rest[1:].partition(" ")
+        try:
+            exits[s] = (parse_number(tok, exact), lines.lineno)
+        except ValueError as exc:
+            raise lines.error(f"bad exit rate {tok!r}: {exc}") from None
+        rest = rest.strip()
+    if rest.startswith("["):
+        close = rest.find("]")
+        if close < 0:
+            raise lines.error("unclosed '[' in the state rewards")
+        toks = [x.strip() for x in rest[1:close].split(",") if x.strip()]
+        if len(toks) != len(reward_names):
+            raise lines.error(
+                f"{len(toks)} state rewards for {len(reward_names)} reward models"
+            )
+        for k, tok in enumerate(toks):
+            try:
+                rewards[k][s] = parse_number(tok, exact)
+            except ValueError as exc:
+                raise lines.error(f"bad reward {tok!r}: {exc}") from None
+        rest = rest[close + 1:]
+    for lab in rest.split():
+        labels.setdefault(lab.strip('"'), []).append(s)
+    return s, 0
+
+
+def _check_exits(path: Path, chain: CTMC | DTMC, exits: dict[int, tuple[Any, int]],
+                 exact: bool) -> None:
+    assert isinstance(chain, CTMC)
+    ex = chain.exit_rates()
+    for s, (given, lineno) in exits.items():
+        have = ex[s]
+        if exact:
+            ok = have == given or given == 0
+        else:
+            ok = abs(float(have) - float(given)) <= 1e-6 * max(abs(float(given)), 1e-12)
+        if not ok and float(given) != 0:
+            raise ModelFormatError(
+                f"{path}, line {lineno}: state {s} declares exit rate {given}, but its rates sum "
+                f"to {have}"
+            )
+
+
+def write_drn(chain: CTMC | DTMC, path: str | os.PathLike[str]) -> Path:
+    """Write a chain in Storm's DRN format (atomically).
+
+    CTMC transition values are rates and every state line carries its exit
+    rate ``!E``; state rewards go in ``[...]``; labels (``init`` = support of
+    the initial distribution) follow.  Absorbing CTMC states get no
+    transitions; absorbing DTMC states keep their self-loop.  Values are
+    written in full precision (floats: shortest round-trip; exact: decimal or
+    ``p/q``, with ``@value_type: rational``).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ModelFormatError
+        If a label or reward name contains whitespace, or the initial
+        distribution is not uniform on its support.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from markov import paper_example_2
+    >>> p = write_drn(paper_example_2(), pathlib.Path(tempfile.mkdtemp()) / "ex2.drn")
+    >>> read_drn(p, exact=True).num_transitions
+    17
+    """
+    path = Path(path)
+    for name in list(chain.labels) + list(chain.rewards):
+        if not name or any(c.isspace() for c in name) or '"' in name:
+            raise ModelFormatError(
+                f"label/reward name {name!r} cannot be written to DRN (no spaces or quotes)"
+            )
+    support = set(_support_uniform(chain))
+    state_labels = chain.state_labels()
+    names = list(chain.rewards)
+    rew = [chain.rewards[k].tolist() for k in names]
+    if isinstance(chain, CTMC):
+        src, dst, val = chain.off_diagonal()
+        exits = chain.exit_rates().tolist()
+    else:
+        _, src, dst, val = chain.to_edges()
+        exits = []
+    starts = np.searchsorted(src, np.arange(chain.n + 1))
+    dst_l, val_l = dst.tolist(), val.tolist()
+
+    def write(fh: IO[str]) -> None:
+        fh.write("// Exported by lumpkit\n")
+        fh.write(f"@type: {chain.kind.upper()}\n")
+        fh.write(f"@value_type: {'rational' if chain.exact else 'double'}\n")
+        fh.write("@parameters\n\n@reward_models\n")
+        fh.write(" ".join(names) + "\n")
+        fh.write(f"@nr_states\n{chain.n}\n@nr_choices\n{chain.n}\n@model\n")
+        for s in range(chain.n):
+            parts = [f"state {s}"]
+            if exits:
+                parts.append(f"!{fmt_number(exits[s])}")
+            if names:
+                parts.append("[" + ", ".join(fmt_number(r[s]) for r in rew) + "]")
+            labs = sorted(x for x in state_labels[s] if x != "init")
+            if s in support:
+                labs.insert(0, "init")
+            parts.extend(labs)
+            fh.write(" ".join(parts) + "\n\taction 0\n")
+            for k in range(int(starts[s]), int(starts[s + 1])):
+                fh.write(f"\t\t{dst_l[k]} : {fmt_number(val_l[k])}\n")
+
+    atomic_write(path, write)
+    return path

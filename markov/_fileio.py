@@ -1,0 +1,111 @@
+"""Shared helpers of the file readers and writers: atomic writes, number parsing."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from lumpcore import ModelFormatError, rational_to_str, to_rational
+
+__all__ = ["FileLines", "atomic_write", "fmt_number", "parse_number"]
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[str]], None]) -> None:
+    """Write a text file via a temporary file in the same directory and ``os.replace``.
+
+    On any error the temporary file is removed and ``path`` is untouched.
+    """
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            write(fh)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def fmt_number(x: Any) -> str:
+    """Float -> shortest round-trip repr; Fraction -> ``p/q`` (or a finite decimal)."""
+    if isinstance(x, Fraction):
+        return _fraction_str(x)
+    xf = float(x)
+    if xf == int(xf) and abs(xf) < 2**53:
+        return str(int(xf))
+    return repr(xf)
+
+
+def _fraction_str(q: Fraction) -> str:
+    if q.denominator == 1:
+        return str(q.numerator)
+    d = q.denominator
+    twos = fives = 0
+    while d % 2 == 0:
+        d //= 2
+        twos += 1
+    while d % 5 == 0:
+        d //= 5
+        fives += 1
+    if d == 1 and max(twos, fives) <= 30:
+        digits = max(twos, fives)
+        scaled = q * 10**digits
+        assert scaled.denominator == 1
+        sign = "-" if scaled < 0 else ""
+        s = str(abs(scaled.numerator)).rjust(digits + 1, "0")
+        return f"{sign}{s[:-digits]}.{s[-digits:]}"
+    return rational_to_str(q)
+
+
+def parse_number(tok: str, exact: bool) -> Fraction | float:
+    """``tok`` as a Fraction (exact decimal or ``p/q`` value) or as a float."""
+    if exact:
+        return to_rational(tok)
+    if "/" in tok:
+        return float(to_rational(tok))
+    v = float(tok)
+    if not np.isfinite(v):
+        raise ValueError(f"{tok!r} is not a finite number")
+    return v
+
+
+class FileLines:
+    """Iterate over the lines of a text file, remembering the line number for errors."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.lineno = 0
+        try:
+            self._fh = open(self.path, encoding="utf-8")
+        except UnicodeDecodeError as exc:  # pragma: no cover - open does not decode
+            raise ModelFormatError(f"{self.path}: not a text file ({exc})") from None
+
+    def __enter__(self) -> FileLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            for line in self._fh:
+                self.lineno += 1
+                yield line.rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise ModelFormatError(
+                f"{self.path}, line {self.lineno + 1}: not UTF-8 text ({exc.reason})"
+            ) from None
+
+    def error(self, reason: str) -> ModelFormatError:
+        """A ModelFormatError naming the file, the current line and ``reason``."""
+        return ModelFormatError(f"{self.path}, line {self.lineno}: {reason}")

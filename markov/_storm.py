@@ -1,0 +1,218 @@
+"""PRISM-language and JANI models through stormpy (the optional ``storm`` extra)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lumpcore import LumpkitError, ModelFormatError
+
+from ._chain import CTMC, DTMC, ChainError, _Edges
+
+__all__ = ["from_stormpy", "read_prism"]
+
+
+class StormMissingError(LumpkitError, ImportError):
+    """stormpy is needed for PRISM-language/JANI models and is not installed."""
+
+
+def _stormpy() -> Any:
+    try:
+        import stormpy
+    except ImportError:  # pragma: no cover - stormpy is in the test extra
+        raise StormMissingError(
+            "reading PRISM-language or JANI models needs stormpy: pip install 'lumpkit[storm]'; "
+            "or export the model from PRISM/Storm as .tra/.lab or .drn"
+        ) from None
+    return stormpy
+
+
+def _constants_string(constants: Mapping[str, Any] | None) -> str:
+    if not constants:
+        return ""
+    parts = []
+    for name, value in constants.items():
+        if not str(name).isidentifier():
+            raise ModelFormatError(f"constant name {name!r} is not an identifier")
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, Fraction):
+            text = f"{value.numerator}/{value.denominator}"
+        else:
+            text = str(value).strip()
+        if not text or any(c in text for c in ",="):
+            raise ModelFormatError(f"constant {name}: bad value {value!r}")
+        parts.append(f"{name}={text}")
+    return ",".join(parts)
+
+
+def read_prism(
+    path: str | os.PathLike[str],
+    constants: Mapping[str, Any] | None = None,
+    *,
+    exact: bool = False,
+    valuations: bool = False,
+) -> CTMC | DTMC:
+    """Build a chain from a PRISM-language (``.prism``/``.sm``/``.pm``) or JANI model.
+
+    Uses stormpy (``pip install 'lumpkit[storm]'``) with PRISM compatibility,
+    all labels and all reward models; only state rewards are kept (action
+    rewards are not state rewards).
+
+    Parameters
+    ----------
+    path : path
+        ``.jani`` files are parsed as JANI, everything else as PRISM.
+    constants : mapping name -> value, optional
+        Values of undefined constants (``{"N": 4}``), as on the command line
+        ``-c N=4``.
+    exact : bool
+        Build with exact rationals (stormpy's exact model builder) and
+        return an exact chain.
+    valuations : bool
+        Also build the state valuations (variable values of every state;
+        costs time and memory on large models).
+
+    Returns
+    -------
+    CTMC or DTMC
+        With labels (``init`` included), the initial distribution (uniform
+        over Storm's initial states), state rewards and (if asked) state
+        valuations.
+
+    Raises
+    ------
+    ModelFormatError
+        If the file does not parse, constants are missing/unknown, or the
+        model is not a CTMC or DTMC.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.prism"
+    >>> _ = p.write_text("ctmc\\nconst int N;\\nmodule m x:[0..N] init 0;\\n"
+    ...     "[] x<N -> 2:(x'=x+1);\\n[] x>0 -> 1:(x'=x-1);\\nendmodule\\n")
+    >>> read_prism(p, {"N": 3}, exact=True).n
+    4
+    """
+    stormpy = _stormpy()
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model file")
+    dev = stormpy.developer
+    old_level = dev.get_log_level()
+    # Storm logs warnings to stdout, which would corrupt --json output: quiet it while building.
+    dev.set_log_level(dev.LogLevel.ERR)
+    try:
+        if path.suffix.lower() == ".jani":
+            model_desc, _props = stormpy.parse_jani_model(str(path))
+        else:
+            model_desc = stormpy.parse_prism_program(str(path), prism_compatibility=True)
+        text = _constants_string(constants)
+        if text:
+            model_desc, _ = stormpy.instantiate_constants(model_desc, text)
+        opts = stormpy.BuilderOptions()
+        opts.set_build_all_labels()
+        opts.set_build_all_reward_models()
+        if valuations:
+            opts.set_build_state_valuations()
+        builder = stormpy.build_model[stormpy.Rational] if exact else stormpy.build_model
+        model = builder(model_desc, options=opts)
+    except (RuntimeError, stormpy.exceptions.StormError) as exc:
+        msg = str(exc).strip().splitlines()
+        raise ModelFormatError(
+            f"{path}: stormpy could not build the model: {msg[-1] if msg else exc}"
+            + ("" if constants else "; give undefined constants with -c NAME=VALUE")
+        ) from None
+    finally:
+        dev.set_log_level(old_level)
+    return from_stormpy(model)
+
+
+def _value(x: Any, exact: bool) -> Any:
+    if exact:
+        return Fraction(str(x))
+    return float(x)
+
+
+def from_stormpy(model: Any) -> CTMC | DTMC:
+    """Convert a built sparse stormpy CTMC or DTMC (float or exact) to a chain.
+
+    Examples
+    --------
+    >>> import stormpy, stormpy.models, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.prism"
+    >>> _ = p.write_text("dtmc\\nmodule m x:[0..1] init 0;\\n"
+    ...     "[] x=0 -> 0.5:(x'=0) + 0.5:(x'=1);\\n[] x=1 -> 1:(x'=1);\\nendmodule\\n")
+    >>> from_stormpy(stormpy.build_model(stormpy.parse_prism_program(str(p))))
+    DTMC(2 states, 1 transitions, float, labels=['deadlock', 'init'])
+    """
+    stormpy = _stormpy()
+    mtype = model.model_type
+    model_types = stormpy.models.ModelType
+    if mtype not in (model_types.CTMC, model_types.DTMC):
+        raise ModelFormatError(
+            f"model type {mtype} is not supported; lumpkit reads CTMCs and DTMCs"
+        )
+    exact = bool(model.is_exact)
+    n = int(model.nr_states)
+    tm = model.transition_matrix
+    src, dst, vals = _matrix_arrays(tm, n, exact)
+    labels = {lab: sorted(int(s) for s in model.labeling.get_states(lab))
+              for lab in model.labeling.get_labels()}
+    init = [int(s) for s in model.initial_states]
+    rewards: dict[str, Any] = {}
+    for name, rm in model.reward_models.items():
+        if rm.has_state_rewards:
+            rewards[name or "default"] = [_value(x, exact) for x in rm.state_rewards]
+    variables: tuple[str, ...] = ()
+    valuations = None
+    if model.has_state_valuations():
+        variables, valuations = _valuations(model, n)
+    labels["init"] = init
+    try:
+        if mtype == model_types.CTMC:
+            return CTMC.from_rates((n, src, dst, vals), labels=labels, rewards=rewards,
+                                   exact=exact, variables=variables, valuations=valuations)
+        return DTMC(_Edges(n, src, dst, vals), labels=labels, rewards=rewards, exact=exact,
+                    variables=variables, valuations=valuations)
+    except ChainError as exc:
+        raise ModelFormatError(f"stormpy model: {exc}") from None
+
+
+def _matrix_arrays(tm: Any, n: int, exact: bool) -> tuple[np.ndarray, np.ndarray, Any]:
+    m = int(tm.nr_entries)
+    src = np.empty(m, dtype=np.int64)
+    dst = np.empty(m, dtype=np.int64)
+    vals: Any = np.empty(m, dtype=object if exact else np.float64)
+    k = 0
+    for row in range(n):
+        for e in tm.get_row(row):
+            src[k] = row
+            dst[k] = e.column
+            vals[k] = _value(e.value(), exact) if callable(e.value) else _value(e.value, exact)
+            k += 1
+    return src[:k], dst[:k], vals[:k]
+
+
+def _valuations(model: Any, n: int) -> tuple[tuple[str, ...], list[tuple[Any, ...]]] | tuple[
+    tuple[str, ...], None
+]:
+    sv = model.state_valuations
+    try:
+        first = sv.to_json(0)
+    except (RuntimeError, TypeError):
+        return (), None
+    import json
+
+    names = tuple(json.loads(str(first)).keys())
+    out = []
+    for s in range(n):
+        d = json.loads(str(sv.to_json(s)))
+        out.append(tuple(d[k] for k in names))
+    return names, out
