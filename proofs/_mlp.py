@@ -17,7 +17,15 @@ from typing import Any
 
 from lumpcore import ModelFormatError, UnsupportedLayerError, to_rational
 
-__all__ = ["ACTIVATIONS", "MLP", "DenseLayer", "as_mlp", "evaluate_exact"]
+__all__ = [
+    "ACTIVATIONS",
+    "MLP",
+    "DenseLayer",
+    "as_mlp",
+    "evaluate_exact",
+    "fold_normalization",
+    "network_core",
+]
 
 #: Activations the exact checkers understand.
 ACTIVATIONS = ("relu", "leaky_relu", "identity")
@@ -173,6 +181,8 @@ def as_mlp(net: Any) -> MLP:
     """
     if isinstance(net, MLP):
         return net
+    if _is_nnreduce_network(net):
+        return network_core(net)
     n_inputs = getattr(net, "n_inputs", None)
     if n_inputs is None:
         n_inputs = getattr(net, "input_size", None)
@@ -200,6 +210,73 @@ def as_mlp(net: Any) -> MLP:
         f"cannot read a network from {type(net).__name__}; pass an nnreduce network "
         "or a list of (W, b, activation) triples"
     )
+
+
+def _is_nnreduce_network(net: Any) -> bool:
+    try:
+        from nnreduce import Network
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(net, Network)
+
+
+def network_core(net: Any) -> MLP:
+    """The dense core of an ``nnreduce.Network`` (normalisation NOT included).
+
+    PReLU with one shared (or all equal) non-negative slope becomes
+    ``leaky_relu``; other activations raise :class:`UnsupportedLayerError`.
+    """
+    import math
+
+    from nnreduce import dense_layers
+
+    triples: list[tuple[Any, Any, Any]] = []
+    for k, (W, b, act) in enumerate(dense_layers(net)):
+        kind = act.kind
+        spec: Any = kind
+        if kind == "leaky_relu":
+            spec = ("leaky_relu", act.alpha)
+        elif kind == "prelu":
+            slopes = {to_rational(s) for s in act.slopes.reshape(-1)}
+            if len(slopes) != 1:
+                raise UnsupportedLayerError(
+                    f"layer {k + 1}: PReLU with per-channel slopes is not supported by the "
+                    "exact checkers")
+            spec = ("leaky_relu", slopes.pop())
+        triples.append((W.tolist(), b.tolist(), spec))
+    return _from_triples(triples, math.prod(net.input_shape))
+
+
+def fold_normalization(mlp: MLP, nrm: Any) -> MLP:
+    """Fold NNet input/output mean and range exactly into the first and last layer.
+
+    Clipping (``input_min``/``input_max``) is not folded: the caller restricts
+    the inputs to the clip box instead.
+    """
+    if nrm is None:
+        return mlp
+    n_in, n_out = mlp.n_inputs, mlp.n_outputs
+
+    def arr(a: Any, n: int) -> list[Fraction]:
+        vals = [to_rational(v) for v in a]
+        return vals * n if len(vals) == 1 else vals
+
+    mean, rng = arr(nrm.input_mean, n_in), arr(nrm.input_range, n_in)
+    omean, orng = arr(nrm.output_mean, n_out), arr(nrm.output_range, n_out)
+    layers = list(mlp.layers)
+    first = layers[0]
+    W = tuple(tuple(w / r for w, r in zip(row, rng, strict=True)) for row in first.weight)
+    b = tuple(bb - sum((w * m for w, m in zip(row, mean, strict=True)), Fraction(0))
+              for row, bb in zip(W, first.bias, strict=True))
+    layers[0] = DenseLayer(W, b, first.activation, first.alpha)
+    last = layers[-1]
+    if last.activation != "identity":
+        raise UnsupportedLayerError("output normalisation after a non-linear output layer")
+    layers[-1] = DenseLayer(
+        tuple(tuple(w * orng[j] for w in row) for j, row in enumerate(last.weight)),
+        tuple(bb * orng[j] + omean[j] for j, bb in enumerate(last.bias)),
+        last.activation, last.alpha)
+    return MLP(n_in, tuple(layers))
 
 
 def evaluate_exact(net: MLP, x: Sequence[Any]) -> tuple[Fraction, ...]:

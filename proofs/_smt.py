@@ -55,7 +55,7 @@ from lumpcore import (
     to_rational,
 )
 
-from ._mlp import MLP, as_mlp, evaluate_exact
+from ._mlp import MLP, as_mlp, evaluate_exact, fold_normalization
 from ._verdict import Verdict
 
 __all__ = ["check_equivalence", "parse_box"]
@@ -228,6 +228,76 @@ def parse_box(spec: Any, n_inputs: int | None = None) -> Box:
             "give one LO:HI per input (or a single one for all)"
         )
     return tuple(box)
+
+
+def _same_normalization(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    for name in ("input_mean", "input_range", "output_mean", "output_range",
+                 "input_min", "input_max"):
+        x, y = getattr(a, name), getattr(b, name)
+        if (x is None) != (y is None):
+            return False
+        if x is not None and [Fraction(v) for v in x] != [Fraction(v) for v in y]:
+            return False
+    return True
+
+
+def _clip_box(nrm: Any, n: int) -> Box | None:
+    if nrm is None or (nrm.input_min is None and nrm.input_max is None):
+        return None
+    lo = [to_rational(v) for v in nrm.input_min] if nrm.input_min is not None else None
+    hi = [to_rational(v) for v in nrm.input_max] if nrm.input_max is not None else None
+    if lo is None or hi is None:
+        raise ModelFormatError("one-sided NNet input clipping is not supported by the checkers")
+    lo, hi = (lo * n if len(lo) == 1 else lo), (hi * n if len(hi) == 1 else hi)
+    return tuple(zip(lo, hi, strict=True))
+
+
+def _intersect(a: Box | None, b: Box | None) -> Box | None:
+    if a is None or b is None:
+        return a if b is None else b
+    out = tuple((max(x[0], y[0]), min(x[1], y[1])) for x, y in zip(a, b, strict=True))
+    for k, (lo, hi) in enumerate(out):
+        if lo > hi:
+            raise ModelFormatError(f"input {k}: the box does not meet the clip interval")
+    return out
+
+
+def _prepare_pair(original: Any, reduced: Any, box: Any) -> tuple[MLP, MLP, Box | None, str]:
+    """Exact cores of both networks, the box in the cores' coordinates, and a note."""
+    nrm_a = getattr(original, "normalization", None)
+    nrm_b = getattr(reduced, "normalization", None)
+    net_a, net_b = as_mlp(original), as_mlp(reduced)
+    if net_a.n_inputs != net_b.n_inputs:
+        raise ModelFormatError(
+            f"the networks take {net_a.n_inputs} and {net_b.n_inputs} inputs; they must agree")
+    if net_a.n_outputs != net_b.n_outputs:
+        raise ModelFormatError(
+            f"the networks have {net_a.n_outputs} and {net_b.n_outputs} outputs; they must agree")
+    n = net_a.n_inputs
+    the_box = None if box is None else parse_box(box, n)
+    if nrm_a is None and nrm_b is None:
+        return net_a, net_b, the_box, ""
+    if _same_normalization(nrm_a, nrm_b):
+        if the_box is None:
+            return net_a, net_b, None, (
+                " (normalised coordinates: both networks apply the same NNet normalisation, "
+                "so equal cores imply equal networks)")
+        raw = _intersect(the_box, _clip_box(nrm_a, n))
+        assert raw is not None
+        mean = [to_rational(v) for v in nrm_a.input_mean]
+        rng = [to_rational(v) for v in nrm_a.input_range]
+        mean, rng = (mean * n if len(mean) == 1 else mean), (rng * n if len(rng) == 1 else rng)
+        core: list[tuple[Fraction, Fraction]] = []
+        for (lo, hi), m, r in zip(raw, mean, rng, strict=True):
+            a, b = (lo - m) / r, (hi - m) / r
+            core.append((min(a, b), max(a, b)))
+        return net_a, net_b, tuple(core), " (normalised coordinates of the shared NNet " \
+            "normalisation; the box was mapped into them)"
+    the_box = _intersect(_intersect(the_box, _clip_box(nrm_a, n)), _clip_box(nrm_b, n))
+    return (fold_normalization(net_a, nrm_a), fold_normalization(net_b, nrm_b), the_box,
+            " (raw inputs; normalisations folded into the first and last layers)")
 
 
 class _Query:
@@ -425,15 +495,9 @@ def check_equivalence(
     ('counterexample', True)
     """
     start = time.perf_counter()
-    net_a, net_b = as_mlp(original), as_mlp(reduced)
-    if net_a.n_inputs != net_b.n_inputs:
-        raise ModelFormatError(
-            f"the networks take {net_a.n_inputs} and {net_b.n_inputs} inputs; they must agree")
-    if net_a.n_outputs != net_b.n_outputs:
-        raise ModelFormatError(
-            f"the networks have {net_a.n_outputs} and {net_b.n_outputs} outputs; they must agree")
-    the_box = None if box is None else parse_box(box, net_a.n_inputs)
-    domain = f"R^{net_a.n_inputs}" if the_box is None else "the given box"
+    net_a, net_b, box, coords = _prepare_pair(original, reduced, box)
+    the_box = box
+    domain = (f"R^{net_a.n_inputs}" if the_box is None else "the given box") + coords
 
     enc = _Encoder(net_a.n_inputs, the_box, share=share, use_bounds=share)
     out_b = enc.run(net_b, counts=False)
@@ -476,10 +540,11 @@ def check_equivalence(
                 opinion = _second(second_opinion, query, "unsat",
                                   timeout - (time.perf_counter() - start))
             statement = (
-                f"for every input in {domain}, every output of the original equals the same output of the "
-                "reduced network exactly (z3: no input makes them differ; weights as exact "
-                "rationals; neurons identified by exact linear identities and positive "
-                "homogeneity of the activation)"
+                f"for every input in {domain}, every output of the original equals the same "
+                "output of the reduced network exactly (z3 found no input where they differ; "
+                "weights as exact rationals"
+                + ("; neurons identified by exact linear identities and positive homogeneity "
+                   "of the activation)" if share else "; one variable per neuron)")
             )
             return Verdict(True, method, time.perf_counter() - start, statement,
                            box=the_box, refinements=rounds, shared_neurons=enc.shared_hits,
