@@ -10,6 +10,8 @@ evaluate, evaluate_exact
     Batched float64 evaluation and exact rational evaluation.
 dense_layers
     View a network as a list of ``(W, b, activation)`` dense layers.
+reduce_network, Reduction, LayerReduction
+    Maximum proportional exact lumping of the hidden layers, with a certificate.
 network_sha256
     Canonical hash of a network (docs/certificate-format.md, section 5).
 """
@@ -30,6 +32,7 @@ from ._network import (
     as_exact,
     as_float,
 )
+from ._reduce import LayerReduction, Reduction, reduce_network
 
 __all__ = [
     "Activation",
@@ -38,14 +41,17 @@ __all__ = [
     "Conv2d",
     "Dense",
     "Flatten",
+    "LayerReduction",
     "MaxPool2d",
     "Network",
     "Normalization",
     "Permute",
+    "Reduction",
     "as_exact",
     "as_float",
     "dense_layers",
     "evaluate",
     "evaluate_exact",
     "network_sha256",
+    "reduce_network",
 ]

@@ -1,0 +1,156 @@
+"""The NNet text format (sisl/NNet): dense ReLU networks with input/output normalisation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from lumpcore import ModelFormatError, UnsupportedLayerError
+
+from ._atomic import atomic_write_text
+from ._network import Activation, Dense, Network, Normalization, as_float
+
+__all__ = ["read_nnet", "write_nnet"]
+
+
+def _floats(line: str, path: str, lineno: int) -> list[float]:
+    parts = [p for p in line.replace(",", " ").split() if p]
+    try:
+        return [float(p) for p in parts]
+    except ValueError:
+        raise ModelFormatError(f"{path}:{lineno}: expected numbers, got {line.strip()!r}") from None
+
+
+def read_nnet(path: str | os.PathLike[str]) -> Network:
+    """Read a ``.nnet`` file: hidden layers ReLU, output linear, normalisation kept.
+
+    The NNet normalisation (input clip to min/max, mean, range; output mean,
+    range) becomes the network's :class:`Normalization`.
+    """
+    p = str(path)
+    with open(p, encoding="utf-8") as fh:
+        raw = fh.read().splitlines()
+    lines = [(k + 1, ln) for k, ln in enumerate(raw) if ln.strip() and not ln.startswith("//")]
+    pos = 0
+
+    def nxt() -> tuple[int, list[float]]:
+        nonlocal pos
+        if pos >= len(lines):
+            last = lines[-1][0] if lines else 0
+            raise ModelFormatError(f"{p}: file ends early (after line {last})")
+        lineno, text = lines[pos]
+        pos += 1
+        return lineno, _floats(text, p, lineno)
+
+    ln, head = nxt()
+    if len(head) < 3:
+        raise ModelFormatError(f"{p}:{ln}: expected 'numLayers, inputSize, outputSize, maxSize'")
+    n_layers = int(head[0])
+    ln, sizes_f = nxt()
+    sizes = [int(s) for s in sizes_f]
+    if len(sizes) != n_layers + 1:
+        raise ModelFormatError(
+            f"{p}:{ln}: {len(sizes)} layer sizes for {n_layers} layers (need {n_layers + 1})"
+        )
+    nxt()  # legacy symmetric flag
+    _, mins = nxt()
+    _, maxs = nxt()
+    ln_m, means = nxt()
+    ln_r, ranges = nxt()
+    n_in, n_out = sizes[0], sizes[-1]
+    if len(means) != n_in + 1 or len(ranges) != n_in + 1 or len(mins) != n_in or len(maxs) != n_in:
+        raise ModelFormatError(
+            f"{p}:{ln_m}-{ln_r}: normalisation lines must have {n_in} (min/max) and "
+            f"{n_in + 1} (mean/range) entries"
+        )
+    layers: list[Dense | Activation] = []
+    for k in range(n_layers):
+        rows = []
+        for _ in range(sizes[k + 1]):
+            ln, row = nxt()
+            if len(row) != sizes[k]:
+                raise ModelFormatError(
+                    f"{p}:{ln}: layer {k} weight row has {len(row)} entries, expected {sizes[k]}"
+                )
+            rows.append(row)
+        bias = []
+        for _ in range(sizes[k + 1]):
+            ln, b = nxt()
+            if len(b) != 1:
+                raise ModelFormatError(f"{p}:{ln}: expected one bias value, got {len(b)}")
+            bias.append(b[0])
+        layers.append(Dense(np.array(rows, dtype=np.float64), np.array(bias)))
+        if k < n_layers - 1:
+            layers.append(Activation("relu"))
+    nrm = Normalization(
+        input_mean=np.array(means[:n_in]), input_range=np.array(ranges[:n_in]),
+        output_mean=np.array([means[n_in]]), output_range=np.array([ranges[n_in]]),
+        input_min=np.array(mins), input_max=np.array(maxs),
+    )
+    del n_out
+    return Network(tuple(layers), (n_in,), nrm)
+
+
+def _fmt(x: float) -> str:
+    return repr(float(x))
+
+
+def write_nnet(net: Network, path: str | os.PathLike[str]) -> None:
+    """Write ``net`` as ``.nnet`` (atomically).  Exact weights are rounded to float64.
+
+    Raises
+    ------
+    UnsupportedLayerError
+        Unless the network is Dense layers with ReLU between them and none after
+        the last (the only form NNet can express).
+    """
+    netf = as_float(net)
+    dense: list[Dense] = []
+    for i, layer in enumerate(netf.layers):
+        want_dense = len(dense) == 0 or (i > 0 and isinstance(netf.layers[i - 1], Activation))
+        if isinstance(layer, Dense) and (want_dense or i == 0):
+            dense.append(layer)
+        elif isinstance(layer, Activation) and layer.kind == "relu" and i % 2 == 1:
+            continue
+        else:
+            raise UnsupportedLayerError(
+                f"layer {i} ({type(layer).__name__}"
+                f"{'/' + layer.kind if isinstance(layer, Activation) else ''}): NNet holds only "
+                "Dense layers with ReLU between them"
+            )
+    if len(netf.layers) != 2 * len(dense) - 1 or len(netf.input_shape) != 1:
+        raise UnsupportedLayerError("NNet needs Dense, ReLU, Dense, ..., Dense on a vector input")
+    sizes = [netf.input_shape[0]] + [d.weight.shape[0] for d in dense]
+    n_in = sizes[0]
+    nrm = netf.normalization
+    def vals(a: np.ndarray | None, n: int, default: float) -> list[float]:
+        if a is None:
+            return [default] * n
+        v = [float(x) for x in a]
+        return v * n if len(v) == 1 else v
+    if nrm is not None and nrm.output_mean.shape[0] > 1:
+        if len({float(x) for x in nrm.output_mean}) > 1 or len(
+            {float(x) for x in nrm.output_range}) > 1:
+            raise UnsupportedLayerError("NNet holds one output mean and range for all outputs")
+    mins = vals(nrm.input_min if nrm else None, n_in, -1.7976931348623157e308)
+    maxs = vals(nrm.input_max if nrm else None, n_in, 1.7976931348623157e308)
+    out_mean = float(nrm.output_mean[0]) if nrm else 0.0
+    out_range = float(nrm.output_range[0]) if nrm else 1.0
+    means = [*vals(nrm.input_mean if nrm else None, n_in, 0.0), out_mean]
+    ranges = [*vals(nrm.input_range if nrm else None, n_in, 1.0), out_range]
+    out = ["// Written by lumpkit (nnreduce)",
+           f"{len(dense)},{n_in},{sizes[-1]},{max(sizes)},",
+           ",".join(str(s) for s in sizes) + ",",
+           "0,",
+           ",".join(_fmt(x) for x in mins) + ",",
+           ",".join(_fmt(x) for x in maxs) + ",",
+           ",".join(_fmt(x) for x in means) + ",",
+           ",".join(_fmt(x) for x in ranges) + ","]
+    for d in dense:
+        for row in d.weight:
+            out.append(",".join(_fmt(x) for x in row) + ",")
+        for b in d.bias:
+            out.append(_fmt(b) + ",")
+    atomic_write_text(Path(path), "\n".join(out) + "\n")

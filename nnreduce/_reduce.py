@@ -1,0 +1,716 @@
+"""Maximum proportional exact lumping of a network (THEORY section 3, scaled condition).
+
+Every refinement is done by :func:`lumpcore.coarsest_lumping`: for each
+linear layer we build one weighted graph whose sources are a bias node and
+the (block, position) pairs of the previous layer, whose targets are the
+layer's neurons, with the *scaled* sums ``sum_{u in S'} W(u, v) / rho(u)`` as
+edge weights, and ask for the coarsest backward (proportional) lumping.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal
+
+import numpy as np
+
+from lumpcore import (
+    LumpkitError,
+    UnsupportedLayerError,
+    WeightedGraph,
+    coarsest_lumping,
+    rational_to_str,
+    to_rational,
+)
+
+from ._hash import network_sha256
+from ._network import (
+    Activation,
+    AvgPool2d,
+    BatchNorm,
+    Conv2d,
+    Dense,
+    Flatten,
+    Layer,
+    MaxPool2d,
+    Network,
+    Permute,
+    _output_shape,
+    is_exact_array,
+)
+
+__all__ = ["LayerReduction", "Reduction", "reduce_network"]
+
+Factors = Literal["positive", "nonzero", "one"]
+
+
+class _ReductionInputError(LumpkitError, ValueError):
+    pass
+
+
+@dataclass(frozen=True, eq=False)
+class LayerReduction:
+    """What happened to one hidden linear layer.
+
+    Attributes
+    ----------
+    layer : int
+        Index of the linear layer in the original network's ``layers``.
+    reduced_layer : int
+        Index of its image in the reduced network's ``layers``.
+    kind : {'dense', 'conv2d'}
+    post_ops : tuple of str
+        Kinds of the layers between this linear layer and the next one.
+    factors : {'positive', 'nonzero', 'one'}
+        The factor set the post-ops allow (THEORY section 3).
+    neurons_before, neurons_after : int
+    blocks : tuple of tuple of int
+        Kept neurons partitioned; each block sorted, first element = representative.
+    rho : tuple of tuple of Fraction
+        Factor of every block member (representative: 1).
+    removed : tuple of (int, Fraction)
+        Constant neurons removed, with their constant output value (folded
+        into the next layer's bias).
+    """
+
+    layer: int
+    reduced_layer: int
+    kind: str
+    post_ops: tuple[str, ...]
+    factors: Factors
+    neurons_before: int
+    neurons_after: int
+    blocks: tuple[tuple[int, ...], ...]
+    rho: tuple[tuple[Fraction, ...], ...]
+    removed: tuple[tuple[int, Fraction], ...]
+
+    @property
+    def representatives(self) -> tuple[int, ...]:
+        """The representative (first member) of every block."""
+        return tuple(b[0] for b in self.blocks)
+
+    def block_of(self) -> dict[int, int]:
+        """Map kept neuron -> index of its block (= its neuron in the reduced layer)."""
+        return {v: k for k, b in enumerate(self.blocks) for v in b}
+
+
+@dataclass(frozen=True, eq=False)
+class Reduction:
+    """The result of :func:`reduce_network`.
+
+    Attributes
+    ----------
+    network : Network
+        The reduced network (exact rationals if the original had any, else float64).
+    original : Network
+    layers : tuple of LayerReduction
+        One entry per hidden linear layer.
+    mode : {'exact', 'tolerance'}
+    tolerance : float
+    max_weight_deviation : float
+        Largest ``|rho(v) c_j(v) - c_j(rep)|`` accepted (0 in exact mode).
+    rounded : bool
+        Whether a reduced weight had to be rounded to float64 (the reduced
+        network then equals the exact Def. 7 network only up to that rounding).
+    seconds : float
+        Wall-clock time of the reduction (excluding the certificate hashes).
+    certificate : dict or None
+        The JSON certificate (docs/certificate-format.md), ``None`` when
+        ``certify=False``.
+    """
+
+    network: Network
+    original: Network
+    layers: tuple[LayerReduction, ...]
+    mode: Literal["exact", "tolerance"]
+    tolerance: float
+    max_weight_deviation: float
+    rounded: bool
+    seconds: float
+    certificate: dict[str, Any] | None = field(default=None)
+
+    @property
+    def neurons_before(self) -> int:
+        """Hidden neurons before (sum over hidden linear layers)."""
+        return sum(lr.neurons_before for lr in self.layers)
+
+    @property
+    def neurons_after(self) -> int:
+        """Hidden neurons after."""
+        return sum(lr.neurons_after for lr in self.layers)
+
+    @property
+    def params_before(self) -> int:
+        """Parameters of the original network."""
+        return self.original.num_params
+
+    @property
+    def params_after(self) -> int:
+        """Parameters of the reduced network."""
+        return self.network.num_params
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary (what ``lumpkit nn reduce --json`` prints)."""
+        return {
+            "neurons_before": self.neurons_before,
+            "neurons_after": self.neurons_after,
+            "params_before": self.params_before,
+            "params_after": self.params_after,
+            "layers": [
+                {"layer": lr.layer, "kind": lr.kind, "factors": lr.factors,
+                 "before": lr.neurons_before, "after": lr.neurons_after,
+                 "removed": len(lr.removed)}
+                for lr in self.layers
+            ],
+            "mode": self.mode,
+            "tolerance": self.tolerance,
+            "max_weight_deviation": self.max_weight_deviation,
+            "rounded": self.rounded,
+            "seconds": self.seconds,
+        }
+
+
+# ------------------------------------------------------------------ helpers
+_HOM = ("relu", "leaky_relu", "prelu", "maxpool2d")
+_LIN = ("identity", "avgpool2d", "flatten", "permute")
+
+
+def _op_kind(layer: Layer) -> str:
+    if isinstance(layer, Activation):
+        return layer.kind
+    return {MaxPool2d: "maxpool2d", AvgPool2d: "avgpool2d", Flatten: "flatten",
+            Permute: "permute", BatchNorm: "batchnorm"}[type(layer)]
+
+
+def _factors(ops: list[Layer]) -> Factors:
+    kinds = [_op_kind(op) for op in ops]
+    if any(k not in _HOM and k not in _LIN for k in kinds):
+        return "one"
+    if any(k in _HOM for k in kinds):
+        return "positive"
+    return "nonzero"
+
+
+def _channel_map(ops: list[Layer], shape: tuple[int, ...]) -> np.ndarray:
+    """Channel index of every element after ``ops``, for an output of ``shape``."""
+    ch = np.broadcast_to(
+        np.arange(shape[0]).reshape((-1,) + (1,) * (len(shape) - 1)), shape
+    ).copy()
+    cur = shape
+    for i, op in enumerate(ops):
+        if isinstance(op, MaxPool2d | AvgPool2d):
+            cur = _output_shape(op, cur, i)
+            ch = np.broadcast_to(ch[:, :1, :1], cur).copy()
+        elif isinstance(op, Flatten):
+            ch = ch.reshape(-1)
+            cur = ch.shape
+        elif isinstance(op, Permute):
+            ch = np.transpose(ch, op.perm)
+            cur = ch.shape
+    return ch
+
+
+def _grouping(ch: np.ndarray, n_channels: int, where: str) -> np.ndarray:
+    """``cols[c, p]`` = the p-th flat input index holding channel ``c``."""
+    flat = ch.reshape(-1)
+    order = np.argsort(flat, kind="stable")
+    counts = np.bincount(flat, minlength=n_channels)
+    if n_channels and not np.all(counts == counts[0]):
+        raise UnsupportedLayerError(f"{where}: channels feed unequal numbers of inputs")
+    p = int(counts[0]) if n_channels else 0
+    return order.reshape(n_channels, p)
+
+
+def _exact_obj(a: np.ndarray) -> np.ndarray:
+    if is_exact_array(a):
+        return a
+    out = np.empty(a.shape, dtype=object)
+    out.reshape(-1)[:] = [Fraction(x) for x in a.reshape(-1).tolist()]
+    return out
+
+
+def _pow2(q: Fraction) -> bool:
+    n, d = abs(q.numerator), q.denominator
+    return q > 0 and (n & (n - 1)) == 0 and (d & (d - 1)) == 0
+
+
+def _two_sum_exact(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``a + b`` in float64 and whether it is exact (Knuth's TwoSum error is zero)."""
+    s = a + b
+    bb = s - a
+    err = (a - (s - bb)) + (b - bb)
+    return s, bool(np.all(err == 0)) and bool(np.all(np.isfinite(s)))
+
+
+def _merge(wr: np.ndarray, blocks: list[list[int]], rho: Any,
+           exact: bool) -> np.ndarray:
+    """Merged tensor ``M[:, K, :] = sum_{u in blocks[K]} Wr[:, u, :] / rho(u)``.
+
+    Exact mode: the result is float64 only when every entry is exactly the
+    rational value (checked), else an object array of Fractions.
+    """
+    n_out, _, p = wr.shape
+    if all(len(b) == 1 for b in blocks) and all(rho[b[0]] == 1 for b in blocks):
+        idx = [b[0] for b in blocks]
+        if idx == list(range(wr.shape[1])):
+            return wr
+        return wr[:, idx, :]
+    if is_exact_array(wr):
+        out = np.empty((n_out, len(blocks), p), dtype=object)
+        for k, b in enumerate(blocks):
+            acc = wr[:, b[0], :] * (1 / Fraction(rho[b[0]]))
+            for u in b[1:]:
+                acc = acc + wr[:, u, :] * (1 / Fraction(rho[u]))
+            out[:, k, :] = acc
+        return out
+    if not exact:
+        out_f = np.empty((n_out, len(blocks), p), dtype=np.float64)
+        for k, b in enumerate(blocks):
+            acc = wr[:, b[0], :] / float(rho[b[0]])
+            for u in b[1:]:
+                acc = acc + wr[:, u, :] / float(rho[u])
+            out_f[:, k, :] = acc
+        return out_f
+    out_f = np.empty((n_out, len(blocks), p), dtype=np.float64)
+    ok = True
+    for k, b in enumerate(blocks):
+        terms = []
+        for u in b:
+            r = Fraction(rho[u])
+            if r == 1:
+                terms.append(wr[:, u, :])
+                continue
+            if not _pow2(r):
+                ok = False
+                break
+            t = wr[:, u, :] * float(1 / r)
+            if not np.array_equal(t != 0, wr[:, u, :] != 0) or not np.all(
+                (t == 0) | (np.abs(t) >= np.finfo(np.float64).tiny)
+            ) or not np.all(np.isfinite(t)):
+                ok = False
+                break
+            terms.append(t)
+        if not ok:
+            break
+        acc = terms[0]
+        for t in terms[1:]:
+            acc, exact_sum = _two_sum_exact(acc, t)
+            if not exact_sum:
+                ok = False
+                break
+        if not ok:
+            break
+        out_f[:, k, :] = acc
+    if ok:
+        return out_f
+    return _merge(_exact_obj(wr), blocks, [Fraction(r) for r in rho], True)
+
+
+def _post_value(ops: list[Layer], b: Fraction, channel: int) -> Fraction | None:
+    """Constant output of a neuron with constant pre-activation ``b``, or None if unknown."""
+    v = b
+    for op in ops:
+        if isinstance(op, Activation):
+            if op.kind == "relu":
+                v = v if v > 0 else Fraction(0)
+            elif op.kind == "leaky_relu":
+                assert op.alpha is not None
+                v = v if v > 0 else op.alpha * v
+            elif op.kind == "prelu":
+                assert op.slopes is not None
+                s = op.slopes[channel] if op.slopes.shape[0] > 1 else op.slopes[0]
+                v = v if v > 0 else to_rational(s) * v
+            elif op.kind == "identity":
+                pass
+            else:
+                return None
+        elif isinstance(op, BatchNorm):
+            v = to_rational(op.scale[channel]) * v + to_rational(op.shift[channel])
+        elif isinstance(op, AvgPool2d) and any(op.padding) and op.count_include_pad:
+            if v != 0:
+                return None
+    return v
+
+
+def _constant_foldable(ops: list[Layer], nxt: Layer) -> bool:
+    if any(isinstance(op, AvgPool2d) and any(op.padding) for op in ops):
+        return False
+    return isinstance(nxt, Dense) or (isinstance(nxt, Conv2d) and not any(nxt.padding))
+
+
+def _labels(ops: list[Layer], n: int) -> list[tuple[Any, ...]]:
+    labels: list[list[Any]] = [[] for _ in range(n)]
+    for op in ops:
+        if isinstance(op, Activation) and op.kind == "prelu":
+            assert op.slopes is not None
+            if op.slopes.shape[0] > 1:
+                for c in range(n):
+                    labels[c].append(to_rational(op.slopes[c]))
+        elif isinstance(op, BatchNorm):
+            for c in range(n):
+                labels[c].append((to_rational(op.scale[c]), to_rational(op.shift[c])))
+    return [tuple(x) for x in labels]
+
+
+def _restrict_op(op: Layer, keep: list[int]) -> Layer:
+    if isinstance(op, Activation) and op.kind == "prelu":
+        assert op.slopes is not None
+        if op.slopes.shape[0] > 1:
+            return Activation("prelu", slopes=op.slopes[keep])
+    if isinstance(op, BatchNorm):
+        return BatchNorm(op.scale[keep], op.shift[keep])
+    return op
+
+
+def _to_float(a: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Round an exact array to float64; also say whether any value changed."""
+    if not is_exact_array(a):
+        return a, False
+    flat = a.reshape(-1)
+    f = np.array([float(x) for x in flat], dtype=np.float64)
+    changed = any(Fraction(float(x)) != x for x in flat)
+    return f.reshape(a.shape), changed
+
+
+# ------------------------------------------------------------------ reduction
+def reduce_network(
+    net: Network,
+    *,
+    tolerance: float = 0.0,
+    certify: bool = True,
+) -> Reduction:
+    """Reduce a network by maximum proportional exact lumping of its hidden layers.
+
+    Input and output neurons are never merged.  Hidden neurons ``v, t`` of a
+    layer are merged when their scaled incoming vectors (bias and
+    ``sum_{u in S'} W(u, v) / rho(u)`` for every block ``S'`` of the previous
+    layer) are multiples with a factor the layer's activation allows:
+    ``rho > 0`` for positively homogeneous post-ops (ReLU, LeakyReLU, PReLU
+    with equal slopes, max-pooling), ``rho != 0`` for linear ones (identity,
+    average pooling), ``rho = 1`` otherwise (tanh, sigmoid, GELU, batch norm).
+    Convolution output channels are neurons.  Constant neurons (all scaled
+    incoming weights zero) with a rational constant output are removed and
+    folded into the next bias when that is exact.  The reduced weights follow
+    Def. 7: ``W'([v], [u]) = sum_{w in [u]} W(v_r, w) / rho(w)``, ``b' = b(v_r)``.
+
+    Parameters
+    ----------
+    net : Network
+    tolerance : float
+        0 (default): exact mode; float weights are taken at their exact
+        binary value and every merge is exact.  > 0: tolerance mode; each
+        neuron's scaled incoming vector is normalised by its largest absolute
+        entry and lumped in float arithmetic on the grid ``tolerance * Z``;
+        the largest accepted deviation is reported.
+    certify : bool
+        Build the JSON certificate (hashes both networks).  Default True.
+
+    Returns
+    -------
+    Reduction
+
+    Raises
+    ------
+    ValueError
+        For a negative or non-finite tolerance.
+    UnsupportedLayerError
+        When the layers between two linear layers move the channel axis of a
+        convolution.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nnreduce import Activation, Dense, Network
+    >>> w1 = np.array([[1.0, -2.0], [2.0, -4.0], [0.5, 3.0]])   # neuron 1 = 2 * neuron 0
+    >>> net = Network((Dense(w1, [1.0, 2.0, 0.0]), Activation("relu"),
+    ...                Dense([[1.0, 1.0, 1.0]], [0.0])), (2,))
+    >>> red = reduce_network(net)
+    >>> red.layers[0].blocks, red.layers[0].rho
+    (((0, 1), (2,)), ((Fraction(1, 1), Fraction(1, 2)), (Fraction(1, 1),)))
+    >>> red.network.layers[2].weight
+    array([[3., 1.]])
+    """
+    t0 = time.perf_counter()
+    try:
+        tol = float(tolerance)
+    except (TypeError, ValueError):
+        raise _ReductionInputError(f"tolerance must be a number, got {tolerance!r}") from None
+    if not math.isfinite(tol) or tol < 0:
+        raise _ReductionInputError(f"tolerance must be finite and >= 0, got {tolerance!r}")
+    exact = tol == 0
+    exact_net = net.exact
+    layers = list(net.layers)
+    lin = [i for i, lyr in enumerate(layers) if isinstance(lyr, Dense | Conv2d)]
+    new_layers: list[Layer] = list(layers)
+    results: list[LayerReduction] = []
+    rounded = False
+    max_dev = 0.0
+
+    if len(lin) < 2:
+        red_net = net
+        return _finish(net, red_net, results, exact, tol, 0.0, False, t0, certify)
+
+    # state of the previous layer: blocks of channels, rho per channel, removed constants
+    first = layers[lin[0]]
+    assert isinstance(first, Dense | Conv2d)
+    n_in = first.weight.shape[1]
+    prev_blocks: list[list[int]] = [[c] for c in range(n_in)]
+    prev_rho: list[Fraction] = [Fraction(1)] * n_in
+    prev_removed: list[tuple[int, Fraction]] = []
+    prev_cols: np.ndarray | None = None  # grouping of this layer's dense inputs (original)
+    new_cols: np.ndarray | None = None  # the same grouping in the reduced shapes
+
+    for li, idx in enumerate(lin):
+        layer = layers[idx]
+        assert isinstance(layer, Dense | Conv2d)
+        # grouped weights Wr (out, C_in, P)
+        if isinstance(layer, Conv2d):
+            o, c, kh, kw = layer.weight.shape
+            wr = layer.weight.reshape(o, c, kh * kw)
+        elif li == 0 or prev_cols is None:
+            wr = layer.weight[:, :, None]
+        else:
+            wr = layer.weight[:, prev_cols]
+        bias = layer.bias
+        # fold removed constants of the previous layer into the bias (exactly)
+        b_eff: np.ndarray = bias
+        if any(v != 0 for _, v in prev_removed):
+            b_obj = _exact_obj(bias).copy()
+            for j, val_j in prev_removed:
+                if val_j != 0:
+                    col = _exact_obj(wr[:, j, :])
+                    b_obj = b_obj + val_j * col.sum(axis=1)
+            b_eff = b_obj
+            if not exact_net:
+                bf, changed = _to_float(b_obj)
+                if not changed:
+                    b_eff = bf
+        m = _merge(wr, prev_blocks, np.asarray(prev_rho, dtype=object) if exact
+                   else [float(r) for r in prev_rho], exact)
+        n_out = m.shape[0]
+        is_output = li == len(lin) - 1
+        if is_output:
+            wq, bq = m, b_eff
+            keep_rows = list(range(n_out))
+            out_layer, changed = _rebuild(layer, wq, bq, keep_rows, exact_net, new_cols)
+            new_layers[idx] = out_layer
+            rounded = rounded or changed
+            break
+
+        ops = layers[idx + 1: lin[li + 1]]
+        nxt = layers[lin[li + 1]]
+        factors = _factors(ops)
+        flat_m = m.reshape(n_out, -1)
+        if is_exact_array(flat_m):
+            zero_rows = np.array([all(x == 0 for x in row) for row in flat_m], dtype=bool)
+        else:
+            zero_rows = ~np.any(flat_m != 0, axis=1)
+        removed: list[tuple[int, Fraction]] = []
+        candidates: list[int] = []
+        foldable = _constant_foldable(ops, nxt)
+        for v in range(n_out):
+            if zero_rows[v] and factors != "one":
+                val = _post_value(ops, to_rational(b_eff[v]), v)
+                if val is not None and (val == 0 or foldable):
+                    removed.append((v, val))
+                    continue
+            candidates.append(v)
+        labels = _labels(ops, n_out)
+        blocks, rho, dev = _lump_layer(flat_m, b_eff, candidates, labels, factors, exact, tol)
+        max_dev = max(max_dev, dev)
+        reps = [b[0] for b in blocks]
+        rebuilt, ch = _rebuild(layer, m, b_eff, reps, exact_net, new_cols)
+        rounded = rounded or ch
+        new_layers[idx] = rebuilt
+        for j in range(idx + 1, lin[li + 1]):
+            new_layers[j] = _restrict_op(layers[j], reps)
+        kind = "dense" if isinstance(layer, Dense) else "conv2d"
+        results.append(LayerReduction(
+            layer=idx, reduced_layer=idx, kind=kind,
+            post_ops=tuple(_op_kind(op) for op in ops), factors=factors,
+            neurons_before=n_out, neurons_after=len(blocks),
+            blocks=tuple(tuple(b) for b in blocks),
+            rho=tuple(tuple(Fraction(rho[v]) for v in b) for b in blocks),
+            removed=tuple(removed),
+        ))
+        # grouping of the next layer's inputs, in the original and the reduced shapes
+        out_shape = net.shapes[idx + 1]
+        if isinstance(nxt, Dense):
+            ch_old = _channel_map(ops, out_shape)
+            prev_cols = _grouping(ch_old, n_out, f"layer {lin[li + 1]}")
+            ch_new = _channel_map(ops, (len(blocks), *out_shape[1:]))
+            new_cols = _grouping(ch_new, len(blocks), f"layer {lin[li + 1]}")
+        else:
+            ch_old = _channel_map(ops, out_shape)
+            if ch_old.ndim != 3 or not np.all(
+                ch_old == np.arange(n_out).reshape(-1, 1, 1)
+            ):
+                raise UnsupportedLayerError(
+                    f"layer {lin[li + 1]} (Conv2d): the layers before it move the channel axis; "
+                    "lumpkit cannot group its input channels"
+                )
+            prev_cols = None
+            new_cols = None
+        prev_blocks = [list(b) for b in blocks]
+        prev_rho = [Fraction(1)] * n_out
+        for b in blocks:
+            for v in b:
+                prev_rho[v] = Fraction(rho[v])
+        prev_removed = removed
+
+    red_net = Network(tuple(new_layers), net.input_shape, net.normalization)
+    return _finish(net, red_net, results, exact, tol, max_dev, rounded, t0, certify)
+
+
+def _rebuild(layer: Dense | Conv2d, m: np.ndarray, b_eff: np.ndarray, rows: list[int],
+             exact_net: bool, new_cols: np.ndarray | None) -> tuple[Layer, bool]:
+    """The reduced linear layer from the merged tensor (rows = kept neurons)."""
+    wq = m[rows]
+    bq = b_eff[rows]
+    changed = False
+    if not exact_net:
+        wq, c1 = _to_float(wq)
+        bq, c2 = _to_float(bq)
+        changed = c1 or c2
+    else:
+        wq = _exact_obj(wq)
+        bq = _exact_obj(bq)
+    if isinstance(layer, Conv2d):
+        o, k, _ = wq.shape
+        kh, kw = layer.weight.shape[2:]
+        return Conv2d(wq.reshape(o, k, kh, kw), bq, layer.stride, layer.padding), changed
+    if new_cols is None:
+        return Dense(wq.reshape(wq.shape[0], -1), bq), changed
+    w = np.empty((wq.shape[0], new_cols.size), dtype=wq.dtype)
+    w[:, new_cols] = wq
+    return Dense(w, bq), changed
+
+
+def _lump_layer(
+    flat_m: np.ndarray,
+    b_eff: np.ndarray,
+    candidates: list[int],
+    labels: list[tuple[Any, ...]],
+    factors: Factors,
+    exact: bool,
+    tol: float,
+) -> tuple[list[list[int]], dict[int, Fraction | float], float]:
+    """Coarsest lumping of the candidate neurons of one layer via lumpcore."""
+    n_src = flat_m.shape[1]
+    m = len(candidates)
+    if m == 0:
+        return [], {}, 0.0
+    cand = np.asarray(candidates, dtype=np.int64)
+    sub = flat_m[cand]
+    bsub = b_eff[cand]
+    obj = is_exact_array(sub) or is_exact_array(bsub)
+    if obj:
+        sub = _exact_obj(sub)
+        bsub = _exact_obj(bsub)
+    # full incoming vector: column 0 = bias, then the scaled block sums
+    vec = np.concatenate([bsub.reshape(m, 1), sub], axis=1) if n_src else bsub.reshape(m, 1)
+    scale: np.ndarray | None = None
+    if factors == "nonzero":
+        # rho may be negative: make the first non-zero coordinate positive
+        nz = vec != 0
+        first = np.argmax(nz, axis=1)
+        sign_src = vec[np.arange(m), first]
+        sign = np.array([1 if s >= 0 else -1 for s in sign_src], dtype=np.int64)
+        vec = vec * sign.reshape(m, 1)
+    else:
+        sign = np.ones(m, dtype=np.int64)
+    if not exact:
+        vec = vec.astype(np.float64) if obj else vec
+        if factors != "one":
+            scale = np.max(np.abs(vec), axis=1)
+            scale[scale == 0] = 1.0
+            vec = vec / scale.reshape(m, 1)
+    rows, cols = np.nonzero(vec != 0) if not obj else np.nonzero(
+        np.vectorize(lambda x: x != 0, otypes=[bool])(vec))
+    weights = vec[rows, cols]
+    n_nodes = 1 + n_src + m
+    g = WeightedGraph.from_edges(n_nodes, cols, 1 + n_src + rows, weights)
+    initial: list[Any] = ["bias"] + [("src", j) for j in range(n_src)]
+    initial += [("neuron", labels[v]) for v in candidates]
+    lump = coarsest_lumping(
+        g, initial=initial, direction="backward", proportional=factors != "one",
+        arithmetic="exact" if exact else "float", tolerance=tol,
+    )
+    blocks: list[list[int]] = []
+    rho: dict[int, Fraction | float] = {}
+    lrho = lump.rho
+    for blk in lump.blocks:
+        if blk[0] < 1 + n_src:
+            continue
+        local = [u - 1 - n_src for u in blk]
+        members = [candidates[k] for k in local]
+        blocks.append(members)
+        r0 = local[0]
+        for k in local:
+            if lrho is None:
+                r: Fraction | float = Fraction(1)
+            elif exact:
+                r = Fraction(lrho[1 + n_src + k]) * int(sign[k]) * int(sign[r0])
+            else:
+                rf = float(lrho[1 + n_src + k])
+                assert scale is not None
+                r = Fraction(rf * float(scale[r0]) / float(scale[k])) * int(sign[k]) * int(
+                    sign[r0])
+            rho[candidates[k]] = r
+    blocks.sort(key=lambda b: b[0])
+    dev = 0.0
+    if not exact:
+        full = np.concatenate([np.asarray(b_eff, dtype=np.float64).reshape(-1, 1),
+                               np.asarray(flat_m, dtype=np.float64)], axis=1)
+        for b in blocks:
+            if len(b) > 1:
+                ref = full[b[0]]
+                for v in b[1:]:
+                    d = float(np.max(np.abs(float(rho[v]) * full[v] - ref)))
+                    dev = max(dev, d)
+        dev = dev * (1 + 2.0**-40) + (np.finfo(np.float64).tiny if dev else 0.0)
+    return blocks, rho, dev
+
+
+def _finish(net: Network, red_net: Network, results: list[LayerReduction], exact: bool,
+            tol: float, max_dev: float, rounded: bool, t0: float, certify: bool) -> Reduction:
+    seconds = time.perf_counter() - t0
+    cert = _certificate(net, red_net, results, exact, tol, max_dev, rounded) if certify else None
+    return Reduction(network=red_net, original=net, layers=tuple(results),
+                     mode="exact" if exact else "tolerance", tolerance=tol,
+                     max_weight_deviation=max_dev, rounded=rounded, seconds=seconds,
+                     certificate=cert)
+
+
+def _neurons(net: Network) -> list[int]:
+    return [int(lyr.weight.shape[0]) for lyr in net.layers if isinstance(lyr, Dense | Conv2d)]
+
+
+def _certificate(net: Network, red: Network, results: list[LayerReduction], exact: bool,
+                 tol: float, max_dev: float, rounded: bool) -> dict[str, Any]:
+    return {
+        "format": "lumpkit-nn-certificate",
+        "version": 1,
+        "mode": "exact" if exact else "tolerance",
+        "tolerance": rational_to_str(Fraction(tol)),
+        "max_weight_deviation": rational_to_str(Fraction(max_dev)),
+        "original": {"sha256": network_sha256(net), "num_params": net.num_params,
+                     "neurons": _neurons(net)},
+        "reduced": {"sha256": network_sha256(red), "num_params": red.num_params,
+                    "neurons": _neurons(red),
+                    "number_type": "rational" if red.exact else "float64",
+                    "rounded": rounded},
+        "layers": [
+            {"layer": lr.layer, "reduced_layer": lr.reduced_layer, "kind": lr.kind,
+             "post_ops": list(lr.post_ops), "factors": lr.factors,
+             "neurons_before": lr.neurons_before, "neurons_after": lr.neurons_after,
+             "blocks": [list(b) for b in lr.blocks],
+             "rho": [[rational_to_str(r) for r in rs] for rs in lr.rho],
+             "removed": [{"neuron": j, "value": rational_to_str(v),
+                          "reason": "dead" if v == 0 else "constant"} for j, v in lr.removed]}
+            for lr in results
+        ],
+    }
