@@ -9,9 +9,42 @@ ChainError
     Raised for an invalid chain (names the state and value).
 paper_example_2
     The 8-state proportionally exact lumpable CTMC of Ressi et al. (2022).
+lump, ChainLumping, KINDS
+    Coarsest lumping of a chain (ordinary, exact, strict, proportional,
+    proportional exact, Storm-compatible bisimulation) with its quotient.
+read_prism_explicit, write_prism_explicit
+    PRISM explicit files (.tra, .lab, .sta, .srew).
+read_drn, write_drn
+    Storm's DRN format.
+read_prism, from_stormpy
+    PRISM-language and JANI models through stormpy (optional extra).
+stationary, transient, expected_reward
+    Numerical analyses (to check what a lumping preserves).
 """
 
+from ._analysis import expected_reward, stationary, transient
 from ._chain import CTMC, DTMC, ChainError
+from ._drn import read_drn, write_drn
 from ._examples import paper_example_2
+from ._explicit import read_prism_explicit, write_prism_explicit
+from ._lump import KINDS, ChainLumping, lump
+from ._storm import from_stormpy, read_prism
 
-__all__ = ["CTMC", "DTMC", "ChainError", "paper_example_2"]
+__all__ = [
+    "CTMC",
+    "DTMC",
+    "KINDS",
+    "ChainError",
+    "ChainLumping",
+    "expected_reward",
+    "from_stormpy",
+    "lump",
+    "paper_example_2",
+    "read_drn",
+    "read_prism",
+    "read_prism_explicit",
+    "stationary",
+    "transient",
+    "write_drn",
+    "write_prism_explicit",
+]

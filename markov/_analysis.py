@@ -1,0 +1,243 @@
+"""Numerical analyses that show what a lumping preserves: stationary and
+transient distributions and expected rewards."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.csgraph as csgraph
+import scipy.sparse.linalg as spla
+
+from ._chain import CTMC, DTMC, ChainError, as_chain
+
+__all__ = ["expected_reward", "stationary", "transient"]
+
+#: Largest chain solved in exact rational arithmetic (dense elimination).
+_EXACT_LIMIT = 400
+
+
+def _generator(chain: CTMC | DTMC) -> sp.csr_array:
+    """Q for a CTMC, P - I for a DTMC (float64)."""
+    m = chain.matrix
+    if isinstance(chain, DTMC):
+        m = (m - sp.identity(chain.n, format="csr")).tocsr()
+    return sp.csr_array(m)
+
+
+def _bottom_sccs(chain: CTMC | DTMC) -> tuple[list[np.ndarray], np.ndarray]:
+    n, src, dst, _ = chain.to_edges()
+    off = src != dst
+    adj = sp.csr_array((np.ones(int(off.sum())), (src[off], dst[off])), shape=(n, n))
+    ncomp, comp = csgraph.connected_components(adj, directed=True, connection="strong")
+    leaves = np.ones(ncomp, dtype=bool)
+    cross = comp[src[off]] != comp[dst[off]]
+    leaves[comp[src[off]][cross]] = False
+    return [np.flatnonzero(comp == c) for c in np.flatnonzero(leaves)], comp
+
+
+def stationary(chain: CTMC | DTMC, *, exact: bool = False) -> np.ndarray:
+    """The stationary distribution ``pi`` (``pi Q = 0`` or ``pi P = pi``, ``sum pi = 1``).
+
+    Irreducible chains are solved directly (sparse LU).  A chain with
+    transient states but a single bottom strongly connected component
+    (BSCC) still has a unique stationary distribution: it is computed on the
+    BSCC and is 0 on transient states.  Chains with several BSCCs are
+    refused (the long-run distribution then depends on the start).
+
+    Parameters
+    ----------
+    chain : CTMC or DTMC
+    exact : bool
+        Solve in exact rationals (exact chains with at most 400 states);
+        returns an object array of Fractions.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (or Fractions with ``exact=True``).
+
+    Raises
+    ------
+    ChainError
+        If the chain has more than one BSCC (names two states in different
+        ones), or ``exact=True`` on a float or too large chain.
+
+    Examples
+    --------
+    >>> from markov import CTMC
+    >>> stationary(CTMC([[-1, 1], [2, -2]])).round(6).tolist()
+    [0.666667, 0.333333]
+    >>> stationary(CTMC([[-1, 1], [2, -2]], exact=True), exact=True).tolist()
+    [Fraction(2, 3), Fraction(1, 3)]
+    """
+    chain = as_chain(chain)
+    if chain.n == 0:
+        return np.zeros(0)
+    bsccs, _ = _bottom_sccs(chain)
+    if len(bsccs) > 1:
+        raise ChainError(
+            f"the chain has {len(bsccs)} bottom strongly connected components (for example "
+            f"state {int(bsccs[0][0])} and state {int(bsccs[1][0])} are in different ones), so "
+            "its stationary distribution is not unique; analyse each component separately or "
+            "use transient(chain, t) for large t"
+        )
+    support = bsccs[0]
+    if exact:
+        return _stationary_exact(chain, support)
+    g = _generator(chain)
+    sub = g[support][:, support] if support.size < chain.n else g
+    k = support.size
+    a = sp.lil_array(sub.T)
+    a[k - 1, :] = np.ones(k)
+    b = np.zeros(k)
+    b[k - 1] = 1.0
+    x = spla.spsolve(sp.csc_array(a), b) if k > 1 else np.ones(1)
+    x = np.atleast_1d(np.asarray(x, dtype=np.float64))
+    x = np.where(np.abs(x) < 1e-300, 0.0, x)
+    x = np.clip(x, 0.0, None)
+    x /= x.sum()
+    out = np.zeros(chain.n)
+    out[support] = x
+    return out
+
+
+def _stationary_exact(chain: CTMC | DTMC, support: np.ndarray) -> np.ndarray:
+    if not chain.exact:
+        raise ChainError("exact=True needs an exact chain; build it with exact=True")
+    k = int(support.size)
+    if k > _EXACT_LIMIT:
+        raise ChainError(
+            f"exact stationary solution is limited to {_EXACT_LIMIT} states (the chain's "
+            f"recurrent part has {k}); use exact=False"
+        )
+    index = {int(s): i for i, s in enumerate(support.tolist())}
+    # rows of A: equations sum_u pi_u G(u, v) = 0 for v in support, last replaced by sum pi = 1
+    a = [[Fraction(0)] * k for _ in range(k)]
+    is_dtmc = isinstance(chain, DTMC)
+    for u, v, w in zip(*(x.tolist() for x in chain.to_edges()[1:]), strict=True):
+        if u in index and v in index:
+            a[index[v]][index[u]] += w
+    if is_dtmc:
+        for i in range(k):
+            a[i][i] -= 1
+    a[k - 1] = [Fraction(1)] * k
+    rhs = [Fraction(0)] * k
+    rhs[k - 1] = Fraction(1)
+    x = _solve_exact(a, rhs)
+    out = np.empty(chain.n, dtype=object)
+    out[:] = [Fraction(0)] * chain.n
+    for s, i in index.items():
+        out[s] = x[i]
+    return out
+
+
+def _solve_exact(a: list[list[Fraction]], b: list[Fraction]) -> list[Fraction]:
+    """Gauss-Jordan elimination in rationals (``a`` non-singular)."""
+    k = len(b)
+    m = [[*row, b[i]] for i, row in enumerate(a)]
+    for col in range(k):
+        piv = next((r for r in range(col, k) if m[r][col] != 0), None)
+        if piv is None:  # pragma: no cover - the system is non-singular for one BSCC
+            raise ChainError("singular system in the exact stationary solve")
+        m[col], m[piv] = m[piv], m[col]
+        pv = m[col][col]
+        prow = [x / pv for x in m[col]]
+        m[col] = prow
+        for r in range(k):
+            if r != col and m[r][col] != 0:
+                f = m[r][col]
+                m[r] = [x - f * y for x, y in zip(m[r], prow, strict=True)]
+    return [m[i][k] for i in range(k)]
+
+
+def transient(chain: CTMC | DTMC, t: float, initial: Any = None) -> np.ndarray:
+    """The distribution at time ``t``: ``p0 exp(Q t)`` (CTMC) or ``p0 P^t`` (DTMC).
+
+    CTMCs use :func:`scipy.sparse.linalg.expm_multiply` in float64; a DTMC
+    needs an integer number of steps ``t``.
+
+    Parameters
+    ----------
+    chain : CTMC or DTMC
+    t : float
+        Time (>= 0); number of steps for a DTMC.
+    initial : array_like, optional
+        Start distribution; default the chain's initial distribution.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from markov import CTMC
+    >>> p = transient(CTMC([[-1, 1], [0, 0]]), 1.0)
+    >>> bool(np.isclose(p[0], np.exp(-1)))
+    True
+    """
+    chain = as_chain(chain)
+    if not np.isfinite(t) or t < 0:
+        raise ChainError(f"time t must be finite and >= 0, got {t!r}")
+    p0 = np.asarray(
+        [float(x) for x in (chain.initial if initial is None else initial)], dtype=np.float64
+    )
+    if p0.shape != (chain.n,):
+        raise ChainError(f"initial distribution must have {chain.n} entries, got {p0.shape}")
+    if isinstance(chain, DTMC):
+        if float(t) != int(t):
+            raise ChainError(f"a DTMC moves in whole steps; got t = {t!r}")
+        pt = chain.matrix.T.tocsr()
+        p = p0
+        for _ in range(int(t)):
+            p = pt @ p
+        return np.asarray(p)
+    if t == 0:
+        return p0.copy()
+    q = chain.matrix
+    out = spla.expm_multiply(q.T.tocsc() * float(t), p0)
+    return np.clip(np.asarray(out, dtype=np.float64), 0.0, None)
+
+
+def expected_reward(
+    chain: CTMC | DTMC, reward: str | Any, t: float | None = None, initial: Any = None
+) -> float:
+    """Expected state reward ``sum_v p_v r(v)``, stationary (``t=None``) or at time ``t``.
+
+    Parameters
+    ----------
+    chain : CTMC or DTMC
+    reward : str or array_like
+        The name of one of ``chain.rewards``, or one value per state.
+    t : float, optional
+        Time; ``None`` for the stationary distribution (see :func:`stationary`).
+    initial : array_like, optional
+        Start distribution for ``t`` (default: the chain's).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from markov import CTMC
+    >>> round(expected_reward(CTMC([[-1, 1], [2, -2]]), [0.0, 3.0]), 6)
+    1.0
+    """
+    chain = as_chain(chain)
+    if isinstance(reward, str):
+        if reward not in chain.rewards:
+            raise ChainError(
+                f"no reward structure {reward!r}; the chain has {sorted(chain.rewards)}"
+            )
+        r = chain.rewards[reward]
+    else:
+        r = reward
+    rv = np.asarray([float(x) for x in r], dtype=np.float64)
+    if rv.shape != (chain.n,):
+        raise ChainError(f"reward must have {chain.n} values, got {rv.shape}")
+    p = stationary(chain) if t is None else transient(chain, t, initial)
+    return float(p @ rv)

@@ -1,0 +1,492 @@
+"""Lumping of a chain: which matrix is fed to the engine, and the quotient chain.
+
+Every refinement is done by :func:`lumpcore.coarsest_lumping`; this module
+only chooses the matrix, the direction and the initial partition
+(THEORY section 2), and builds the quotient with the formulas there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Hashable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Literal
+
+import numpy as np
+
+from lumpcore import Lumping, LumpkitError, WeightedGraph, coarsest_lumping
+
+from ._chain import CTMC, DTMC, ChainError, as_chain
+
+__all__ = ["KINDS", "ChainLumping", "lump"]
+
+Kind = Literal["ordinary", "exact", "strict", "proportional", "proportional-exact", "bisim"]
+
+#: The lumping notions :func:`lump` computes.
+KINDS: tuple[str, ...] = (
+    "ordinary", "exact", "strict", "proportional", "proportional-exact", "bisim",
+)
+
+_FORWARD = {"ordinary", "bisim", "proportional"}
+_BACKWARD = {"exact", "proportional-exact"}
+
+
+class LumpingError(LumpkitError, ValueError):
+    """A lumping request is invalid, or a lifting is not meaningful for the notion."""
+
+
+@dataclass(frozen=True, eq=False)
+class ChainLumping:
+    """The result of :func:`lump`: the partition, ``rho`` and the quotient chain.
+
+    Attributes
+    ----------
+    kind : str
+        The notion: one of :data:`KINDS`.
+    chain : CTMC or DTMC
+        The original chain.
+    quotient : CTMC or DTMC
+        The quotient chain; state ``b`` is block ``b``.  Same arithmetic as
+        ``chain`` (exact chains give exact quotients).
+    block_of : numpy.ndarray of int64
+        Block of every original state (blocks numbered by smallest state).
+    blocks : tuple of tuple of int
+        The blocks, each sorted.
+    rho : tuple of Fraction, numpy.ndarray, or None
+        Proportional kinds: the factor of every state (1 at each block's
+        smallest state); ``None`` otherwise.
+    arithmetic : {'exact', 'float'}
+        Arithmetic of the engine runs.
+    engine : tuple of lumpcore.Lumping
+        The engine results (one; for ``strict`` the alternating sequence).
+    seconds : float
+        Wall time of the engine runs (without building the quotient).
+    """
+
+    kind: str
+    chain: CTMC | DTMC
+    quotient: CTMC | DTMC
+    block_of: np.ndarray
+    blocks: tuple[tuple[int, ...], ...]
+    rho: tuple[Fraction, ...] | np.ndarray | None
+    arithmetic: str
+    engine: tuple[Lumping, ...]
+    seconds: float
+
+    @property
+    def num_blocks(self) -> int:
+        """Number of blocks (states of the quotient)."""
+        return len(self.blocks)
+
+    @property
+    def block_sizes(self) -> np.ndarray:
+        """Size of every block."""
+        return np.bincount(self.block_of, minlength=self.num_blocks)
+
+    def aggregate(self, p: Any) -> np.ndarray:
+        """Block masses of a distribution (or sums of any per-state vector) of the original.
+
+        Float input gives float64; an object array of Fractions stays exact.
+        """
+        arr = _vector(p, self.chain.n, "p")
+        if arr.dtype == object:
+            out = np.empty(self.num_blocks, dtype=object)
+            out[:] = [Fraction(0)] * self.num_blocks
+            for s, x in zip(self.block_of.tolist(), arr.tolist(), strict=True):
+                out[s] += x
+            return out
+        return np.bincount(self.block_of, weights=arr, minlength=self.num_blocks)
+
+    def lift_distribution(self, pt: Any) -> np.ndarray:
+        """Lift a quotient distribution: mass ``pt[J] / |J|`` on every state of block ``J``.
+
+        Valid for ``exact`` and ``strict`` (transient and stationary, from a
+        start uniform inside blocks) and for ``proportional-exact``
+        (stationary distribution only).
+
+        Raises
+        ------
+        LumpingError
+            For forward notions (``ordinary``, ``bisim``, ``proportional``):
+            they determine only block masses; compare
+            ``aggregate(p)`` with the quotient's result instead.
+        """
+        if self.kind in _FORWARD:
+            raise LumpingError(
+                f"a {self.kind} lumping determines only block masses, not the distribution "
+                "inside a block; compare aggregate(p) of the original with the quotient result"
+            )
+        arr = _vector(pt, self.num_blocks, "pt")
+        sizes = self.block_sizes
+        if arr.dtype == object:
+            out = np.empty(self.chain.n, dtype=object)
+            out[:] = [arr[b] / int(sizes[b]) for b in self.block_of.tolist()]
+            return out
+        return arr[self.block_of] / sizes[self.block_of]
+
+    def lift_values(self, vt: Any) -> np.ndarray:
+        """Lift per-block values (e.g. reachability probabilities, expected
+        rewards to go) to states: ``v[s] = vt[block(s)]``.
+
+        Valid for forward notions (``ordinary``, ``bisim``, ``strict``),
+        whose blocks agree on every such quantity.
+
+        Raises
+        ------
+        LumpingError
+            For backward and proportional notions.
+        """
+        if self.kind not in ("ordinary", "bisim", "strict"):
+            raise LumpingError(
+                f"per-state values are not constant on the blocks of a {self.kind} lumping; "
+                "use an ordinary, bisim or strict lumping"
+            )
+        arr = _vector(vt, self.num_blocks, "vt")
+        return arr[self.block_of]
+
+    def __repr__(self) -> str:
+        return (
+            f"ChainLumping({self.kind}: {self.chain.n} states -> {self.num_blocks} blocks, "
+            f"{self.arithmetic})"
+        )
+
+
+def _vector(p: Any, n: int, name: str) -> np.ndarray:
+    if isinstance(p, np.ndarray):
+        arr = p
+    else:
+        vals = list(p)
+        exact = any(isinstance(x, Fraction) for x in vals)
+        arr = np.empty(len(vals), dtype=object) if exact else np.asarray(vals, dtype=np.float64)
+        if exact:
+            arr[:] = vals
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise LumpingError(f"{name} must have length {n}, got shape {arr.shape}")
+    return arr
+
+
+def lump(
+    chain: CTMC | DTMC,
+    kind: str = "ordinary",
+    *,
+    arithmetic: str | None = None,
+    tolerance: float = 0.0,
+    labels: Collection[str] | None = None,
+) -> ChainLumping:
+    """The coarsest lumping of a chain of the given kind, with its quotient.
+
+    The engine (:func:`lumpcore.coarsest_lumping`) is fed as in THEORY
+    section 2:
+
+    ============================  =========================  ======================
+    kind                          engine                     matrix
+    ============================  =========================  ======================
+    ``ordinary``                  forward                    Q with diagonal
+    ``bisim`` (as Storm)          forward                    rates R, no diagonal
+    ``exact``                     backward                   Q with diagonal
+    ``strict``                    forward and backward,      Q with diagonal
+                                  alternated until stable
+    ``proportional``              forward, proportional      Q with diagonal
+    ``proportional-exact``        backward, proportional     Q with diagonal
+    ============================  =========================  ======================
+
+    (For a DTMC the matrix is P; the proportional kinds are CTMC-only.)
+
+    Initial partition: forward notions separate states that differ in a
+    respected label or in any state reward (the quotient's initial
+    distribution is the aggregated one, which forward notions preserve for
+    any start, so ``init`` is not needed, as in Storm); backward notions
+    separate states that differ in a respected label or in initial
+    probability (so the start is uniform inside blocks); ``strict`` uses all
+    three.
+
+    Quotients: forward kinds ``Qt(I,J) = rho(s) Q(s,J)`` for the smallest
+    state ``s`` of ``I`` (``rho = 1`` without proportionality); ``exact``
+    ``Qt(I,J) = (1/|I|) sum_{u in I, v in J} Q(u,v)``; ``proportional-exact``
+    ``Qt(S',S) = (R(S)/|S'|) rho(v) sum_{u in S'} Q(u,v)`` with
+    ``R(S) = sum_{w in S} 1/rho(w)``.  Exact chains give exact quotients,
+    checked to be generators (stochastic matrices) exactly.  Quotient labels:
+    the respected labels of each block, ``init`` on the blocks with initial
+    mass.  Quotient rewards: the block's common value (forward kinds and
+    ``strict``) or the block average (backward kinds: exact for expected
+    rewards of distributions uniform inside blocks).
+
+    Parameters
+    ----------
+    chain : CTMC or DTMC
+    kind : {'ordinary', 'exact', 'strict', 'proportional', 'proportional-exact', 'bisim'}
+    arithmetic : {'exact', 'float'}, optional
+        Engine arithmetic.  Default ``'exact'``: rationals for exact chains,
+        the exact binary value of every stored float for float chains (the
+        stored diagonal of a float generator is the correctly rounded
+        minus exit rate; build the chain with ``exact=True`` for the exact
+        generator).  ``'float'`` rounds every entry to the grid
+        ``tolerance * Z`` first (see :func:`lumpcore.coarsest_lumping`).
+    tolerance : float
+        Float arithmetic only.
+    labels : collection of str, optional
+        Labels to respect; default all labels except ``init``.
+
+    Returns
+    -------
+    ChainLumping
+
+    Raises
+    ------
+    LumpingError
+        For an unknown kind, a proportional kind on a DTMC, or an unknown label.
+
+    Examples
+    --------
+    >>> from markov import paper_example_2
+    >>> res = lump(paper_example_2(), "proportional-exact")
+    >>> res.blocks
+    ((0,), (1, 2, 3), (4, 5, 6), (7,))
+    >>> [str(r) for r in res.rho]
+    ['1', '1', '2', '2', '1', '2', '2', '1']
+    >>> res.quotient.exact_matrix()[1]  # (R(S)/|S'|) c(S', v) = (2/3) * 2
+    {1: Fraction(-4, 3), 2: Fraction(4, 3)}
+    >>> lump(paper_example_2(), "exact").blocks  # rho = 1 merges only states 2 and 3
+    ((0,), (1,), (2, 3), (4,), (5,), (6,), (7,))
+    """
+    chain = as_chain(chain)
+    if kind not in KINDS:
+        raise LumpingError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if isinstance(chain, DTMC) and kind.startswith("proportional"):
+        raise LumpingError(
+            f"kind {kind!r} is defined for CTMCs only; lump a DTMC with ordinary, exact, strict "
+            "or bisim"
+        )
+    if arithmetic is None:
+        arithmetic = "exact"
+    if arithmetic not in ("exact", "float"):
+        raise LumpingError(f"arithmetic must be 'exact' or 'float', got {arithmetic!r}")
+    respected = _respected_labels(chain, labels)
+    n, src, dst, val = chain.to_edges()
+    if kind == "bisim" and isinstance(chain, CTMC):
+        keep = src != dst
+        src, dst, val = src[keep], dst[keep], val[keep]
+    graph = WeightedGraph.from_edges(n, src, dst, val)
+    opts: dict[str, Any] = {"arithmetic": arithmetic}
+    if arithmetic == "float":
+        opts["tolerance"] = tolerance
+    elif tolerance:
+        raise LumpingError("tolerance applies to arithmetic='float' only")
+
+    use_labels = True
+    use_rewards = kind in _FORWARD or kind == "strict"
+    use_initial = kind in _BACKWARD or kind == "strict"
+    initial = _initial_partition(chain, respected, use_labels, use_rewards, use_initial)
+
+    t0 = time.perf_counter()
+    runs: list[Lumping] = []
+    if kind == "strict":
+        block_of = initial
+        direction = "forward"
+        stable_count = -1
+        while True:
+            res = coarsest_lumping(graph, block_of, direction=direction, **opts)
+            runs.append(res)
+            if res.num_blocks == stable_count:
+                break
+            stable_count = res.num_blocks
+            block_of = res.block_of
+            direction = "backward" if direction == "forward" else "forward"
+        eng = runs[-1]
+    else:
+        direction = "forward" if kind in _FORWARD else "backward"
+        eng = coarsest_lumping(graph, initial, direction=direction,
+                               proportional=kind.startswith("proportional"), **opts)
+        runs.append(eng)
+    seconds = time.perf_counter() - t0
+
+    rho = eng.rho if kind.startswith("proportional") else None
+    quotient = _quotient(chain, kind, eng.block_of, eng.blocks, rho, respected)
+    return ChainLumping(
+        kind=kind, chain=chain, quotient=quotient, block_of=eng.block_of, blocks=eng.blocks,
+        rho=rho, arithmetic=arithmetic, engine=tuple(runs), seconds=seconds,
+    )
+
+
+def _respected_labels(chain: CTMC | DTMC, labels: Collection[str] | None) -> list[str]:
+    if labels is None:
+        return sorted(x for x in chain.labels if x != "init")
+    if isinstance(labels, str):
+        raise LumpingError("labels must be a collection of label names, not a single string")
+    out = []
+    for name in labels:
+        if name not in chain.labels:
+            raise LumpingError(
+                f"label {name!r} is not a label of the chain (labels: {sorted(chain.labels)})"
+            )
+        out.append(name)
+    return sorted(set(out))
+
+
+def _initial_partition(
+    chain: CTMC | DTMC,
+    respected: list[str],
+    use_labels: bool,
+    use_rewards: bool,
+    use_initial: bool,
+) -> np.ndarray:
+    """Integer block label per state combining the chosen per-state attributes."""
+    n = chain.n
+    cols: list[np.ndarray] = []
+    exact_cols: list[list[Hashable]] = []
+    if use_labels:
+        for name in respected:
+            col = np.zeros(n, dtype=np.float64)
+            col[chain.labels[name]] = 1.0
+            cols.append(col)
+    vectors: list[np.ndarray] = []
+    if use_rewards:
+        vectors.extend(chain.rewards[k] for k in sorted(chain.rewards))
+    if use_initial:
+        vectors.append(chain.initial)
+    for vec in vectors:
+        if vec.dtype == object:
+            exact_cols.append(vec.tolist())
+        else:
+            cols.append(np.asarray(vec, dtype=np.float64))
+    if exact_cols:
+        keys = list(zip(*(c.tolist() for c in cols), *exact_cols, strict=True)) if cols else list(
+            zip(*exact_cols, strict=True)
+        )
+        codes: dict[Hashable, int] = {}
+        return np.asarray([codes.setdefault(k, len(codes)) for k in keys], dtype=np.int64)
+    if not cols:
+        return np.zeros(n, dtype=np.int64)
+    mat = np.column_stack(cols) + 0.0  # +0.0 turns -0.0 into 0.0
+    _, inverse = np.unique(mat, axis=0, return_inverse=True)
+    return np.asarray(inverse, dtype=np.int64).reshape(n)
+
+
+def _quotient(
+    chain: CTMC | DTMC,
+    kind: str,
+    block_of: np.ndarray,
+    blocks: tuple[tuple[int, ...], ...],
+    rho: tuple[Fraction, ...] | np.ndarray | None,
+    respected: list[str],
+) -> CTMC | DTMC:
+    k = len(blocks)
+    exact = chain.exact
+    reps = np.asarray([b[0] for b in blocks], dtype=np.int64)
+    sizes = np.bincount(block_of, minlength=k)
+    n, src, dst, val = chain.to_edges()
+    is_ctmc = isinstance(chain, CTMC)
+    if kind == "bisim" and is_ctmc:
+        off = src != dst
+        src, dst, val = src[off], dst[off], val[off]
+
+    if kind in ("exact",):
+        # Qt(I,J) = (1/|I|) sum_{u in I, v in J} Q(u,v)
+        qi, qj, qv = _accumulate(block_of[src], block_of[dst], val, k, exact)
+        if exact:
+            qv = np.asarray([x / int(sizes[i]) for x, i in zip(qv.tolist(), qi.tolist(),
+                                                                strict=True)], dtype=object)
+        else:
+            qv = qv / sizes[qi]
+    elif kind == "proportional-exact":
+        # Qt(S',S) = (R(S)/|S'|) rho(v) sum_{u in S'} Q(u,v), v = smallest state of S (rho = 1)
+        is_rep = np.zeros(n, dtype=bool)
+        is_rep[reps] = True
+        m = is_rep[dst]
+        qi, qj, qv = _accumulate(block_of[src[m]], block_of[dst[m]], val[m], k, exact)
+        assert rho is not None
+        r_of = _block_inverse_rho_sums(rho, block_of, k, exact)
+        rho_rep = [rho[int(r)] for r in reps.tolist()]
+        if exact:
+            qv = np.asarray(
+                [r_of[j] * Fraction(rho_rep[j]) * x / int(sizes[i])
+                 for x, i, j in zip(qv.tolist(), qi.tolist(), qj.tolist(), strict=True)],
+                dtype=object,
+            )
+        else:
+            rho_f = np.asarray([float(x) for x in rho_rep])
+            qv = np.asarray(r_of, dtype=np.float64)[qj] * rho_f[qj] * qv / sizes[qi]
+    else:
+        # forward kinds and strict: Qt(I,J) = rho(s) Q(s,J), s the smallest state of I
+        is_rep = np.zeros(n, dtype=bool)
+        is_rep[reps] = True
+        m = is_rep[src]
+        qi, qj, qv = _accumulate(block_of[src[m]], block_of[dst[m]], val[m], k, exact)
+        if rho is not None:
+            rr: list[Any] = [rho[int(r)] for r in reps.tolist()]
+            if exact:
+                qv = np.asarray([Fraction(rr[i]) * x for x, i in zip(qv.tolist(), qi.tolist(),
+                                                                     strict=True)], dtype=object)
+            else:
+                qv = qv * np.asarray([float(x) for x in rr])[qi]
+
+    labels: dict[str, list[int]] = {
+        name: sorted(set(block_of[chain.labels[name]].tolist())) for name in respected
+    }
+    init_mass = _aggregate(chain.initial, block_of, k)
+    rewards: dict[str, Any] = {}
+    for name, vec in chain.rewards.items():
+        if kind in _BACKWARD:
+            sums = _aggregate(vec, block_of, k)
+            rewards[name] = [s / int(sizes[b]) for b, s in enumerate(sums.tolist())]
+        else:
+            rewards[name] = vec[reps]
+    from ._chain import _Edges
+
+    try:
+        if not is_ctmc:
+            return DTMC(_Edges(k, qi, qj, qv), labels=labels, initial=init_mass, rewards=rewards,
+                        exact=exact)
+        if kind == "bisim" or not exact:
+            off = qi != qj
+            return CTMC.from_rates((k, qi[off], qj[off], qv[off]), labels=labels,
+                                   initial=init_mass, rewards=rewards, exact=exact)
+        return CTMC(_Edges(k, qi, qj, qv), labels=labels, initial=init_mass, rewards=rewards,
+                    exact=True)
+    except ChainError as exc:  # pragma: no cover - would be a bug in the engine or here
+        raise LumpkitError(
+            f"internal error: the {kind} quotient is not a valid chain ({exc}); please report"
+        ) from exc
+
+
+def _accumulate(
+    bi: np.ndarray, bj: np.ndarray, val: np.ndarray, k: int, exact: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sum values by (bi, bj) pairs; returns sorted unique pairs and sums."""
+    if bi.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty.copy(), np.zeros(0, dtype=object if exact else np.float64)
+    key = bi.astype(np.int64) * k + bj.astype(np.int64)
+    uniq, inv = np.unique(key, return_inverse=True)
+    if exact:
+        sums: list[Fraction] = [Fraction(0)] * uniq.size
+        for t, x in zip(inv.tolist(), val.tolist(), strict=True):
+            sums[t] += x
+        out = np.empty(uniq.size, dtype=object)
+        out[:] = sums
+    else:
+        out = np.bincount(inv, weights=val, minlength=uniq.size)
+    return uniq // k, uniq % k, out
+
+
+def _aggregate(vec: np.ndarray, block_of: np.ndarray, k: int) -> np.ndarray:
+    if vec.dtype == object:
+        out = np.empty(k, dtype=object)
+        out[:] = [Fraction(0)] * k
+        for b, x in zip(block_of.tolist(), vec.tolist(), strict=True):
+            out[b] += x
+        return out
+    return np.bincount(block_of, weights=vec, minlength=k)
+
+
+def _block_inverse_rho_sums(
+    rho: tuple[Fraction, ...] | np.ndarray, block_of: np.ndarray, k: int, exact: bool
+) -> list[Any]:
+    if exact:
+        out: list[Any] = [Fraction(0)] * k
+        for b, r in zip(block_of.tolist(), list(rho), strict=True):
+            out[b] += 1 / Fraction(r)
+        return out
+    inv = 1.0 / np.asarray([float(r) for r in rho])
+    return np.bincount(block_of, weights=inv, minlength=k).tolist()
