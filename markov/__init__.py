@@ -18,6 +18,10 @@ read_drn, write_drn
     Storm's DRN format.
 read_prism, from_stormpy
     PRISM-language and JANI models through stormpy (optional extra).
+to_networkx, from_networkx
+    networkx DiGraph out and in.
+read_model
+    Read any supported model file by its extension.
 stationary, transient, expected_reward
     Numerical analyses (to check what a lumping preserves).
 """
@@ -28,6 +32,8 @@ from ._drn import read_drn, write_drn
 from ._examples import paper_example_2
 from ._explicit import read_prism_explicit, write_prism_explicit
 from ._lump import KINDS, ChainLumping, lump
+from ._nx import from_networkx, to_networkx
+from ._read import read_model
 from ._storm import from_stormpy, read_prism
 
 __all__ = [
@@ -37,13 +43,16 @@ __all__ = [
     "ChainError",
     "ChainLumping",
     "expected_reward",
+    "from_networkx",
     "from_stormpy",
     "lump",
     "paper_example_2",
     "read_drn",
+    "read_model",
     "read_prism",
     "read_prism_explicit",
     "stationary",
+    "to_networkx",
     "transient",
     "write_drn",
     "write_prism_explicit",
