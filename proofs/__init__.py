@@ -24,6 +24,7 @@ erratum_example, linear_combination_example, ExampleReduction
 """
 
 from ._examples import ExampleReduction, erratum_example, linear_combination_example
+from ._nncert import check_certificate
 from ._smt import check_equivalence, parse_box
 from ._verdict import CheckResult, Verdict
 
@@ -31,6 +32,7 @@ __all__ = [
     "CheckResult",
     "ExampleReduction",
     "Verdict",
+    "check_certificate",
     "check_equivalence",
     "erratum_example",
     "linear_combination_example",

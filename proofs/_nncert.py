@@ -1,0 +1,639 @@
+"""Independent checker of ``nnreduce`` certificates (docs/certificate-format.md).
+
+Written from the format document alone: it imports nnreduce's network model,
+evaluators and hash (the *inputs*), never its reduction code.  Everything is
+exact.  Columns of the grouped weight tensor that belong to an unmerged
+neuron with factor 1 are compared as stored numbers (float64 equality is
+exact); everything else is computed with :class:`fractions.Fraction`.  Each
+weight is visited a bounded number of times: linear time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from lumpcore import CertificateError, rational_to_str, to_rational
+
+from ._verdict import CheckResult
+
+__all__ = ["check_certificate"]
+
+_HOMOGENEOUS = {"relu", "leaky_relu", "prelu", "identity", "maxpool2d", "avgpool2d",
+                "flatten", "permute"}
+_KINKED = {"relu", "leaky_relu", "prelu", "maxpool2d"}
+_LINEAR = {"identity", "avgpool2d", "flatten", "permute"}
+_ONE = Fraction(1)
+_ZERO = Fraction(0)
+
+
+class _Violation(Exception):
+    def __init__(self, condition: str, location: dict[str, Any], values: dict[str, Any]) -> None:
+        super().__init__(condition)
+        self.condition = condition
+        self.location = location
+        self.values = {k: (rational_to_str(v) if isinstance(v, Fraction) else str(v))
+                       for k, v in values.items()}
+
+
+@dataclass
+class _Part:
+    """The partition of one linear layer's neurons (from the certificate)."""
+
+    n: int
+    blocks: list[list[int]]
+    rho: list[list[Fraction]]
+    removed: dict[int, Fraction]
+
+
+def _fr(x: Any) -> Fraction:
+    return x if isinstance(x, Fraction) else Fraction(float(x)) if isinstance(
+        x, float | np.floating) else to_rational(x)
+
+
+def _exact(a: np.ndarray) -> np.ndarray:
+    if a.dtype == object:
+        return a
+    out = np.empty(a.shape, dtype=object)
+    out.reshape(-1)[:] = [Fraction(x) for x in a.reshape(-1).tolist()]
+    return out
+
+
+def _load(certificate: Any) -> dict[str, Any]:
+    if isinstance(certificate, dict):
+        return certificate
+    for name in ("to_dict", "to_json"):
+        meth = getattr(certificate, name, None)
+        if callable(meth):
+            got = meth()
+            return got if isinstance(got, dict) else json.loads(got)
+    if isinstance(certificate, str) and certificate.lstrip().startswith("{"):
+        text = certificate
+    elif isinstance(certificate, str | os.PathLike):
+        with open(certificate, encoding="utf-8") as fh:
+            text = fh.read()
+    else:
+        raise CertificateError(
+            f"cannot read a certificate from {type(certificate).__name__}; pass a dict, "
+            "JSON text or a path")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CertificateError(f"certificate is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise CertificateError("certificate must be a JSON object")
+    return obj
+
+
+def _num(x: Any, what: str) -> Fraction:
+    if not isinstance(x, str):
+        raise CertificateError(f"{what}: exact numbers are JSON strings 'p/q', got {x!r}")
+    try:
+        return to_rational(x)
+    except ValueError:
+        raise CertificateError(f"{what}: {x!r} is not a rational 'p/q'") from None
+
+
+def _int(x: Any, what: str) -> int:
+    if not isinstance(x, int) or isinstance(x, bool):
+        raise CertificateError(f"{what}: expected an integer, got {x!r}")
+    return x
+
+
+def _parse_layer(entry: Any, k: int) -> tuple[dict[str, Any], _Part]:
+    where = f"certificate layers[{k}]"
+    if not isinstance(entry, dict):
+        raise CertificateError(f"{where} must be an object")
+    for key in ("layer", "reduced_layer", "factors", "neurons_before", "neurons_after",
+                "blocks", "rho"):
+        if key not in entry:
+            raise CertificateError(f"{where}: missing field {key!r}")
+    blocks_raw, rho_raw = entry["blocks"], entry["rho"]
+    if not isinstance(blocks_raw, list) or not isinstance(rho_raw, list) \
+            or len(blocks_raw) != len(rho_raw):
+        raise CertificateError(f"{where}: 'blocks' and 'rho' must be lists of the same length")
+    blocks: list[list[int]] = []
+    rho: list[list[Fraction]] = []
+    for K, (blk, rh) in enumerate(zip(blocks_raw, rho_raw, strict=True)):
+        if not isinstance(blk, list) or not isinstance(rh, list) or len(blk) != len(rh) \
+                or not blk:
+            raise CertificateError(f"{where}: block {K} and its rho must be non-empty lists "
+                                   "of equal length")
+        blocks.append([_int(v, f"{where} block {K}") for v in blk])
+        rho.append([_num(r, f"{where} rho of block {K}") for r in rh])
+    removed: dict[int, Fraction] = {}
+    for item in entry.get("removed", []) or []:
+        if not isinstance(item, dict) or "neuron" not in item or "value" not in item:
+            raise CertificateError(f"{where}: removed entries need 'neuron' and 'value'")
+        removed[_int(item["neuron"], f"{where} removed neuron")] = _num(
+            item["value"], f"{where} removed value")
+    n = _int(entry["neurons_before"], f"{where} neurons_before")
+    return entry, _Part(n, blocks, rho, removed)
+
+
+def _op_kind(op: Any) -> str:
+    from nnreduce import Activation
+    if isinstance(op, Activation):
+        return str(op.kind)
+    return type(op).__name__.lower()
+
+
+def _factors(ops: list[Any]) -> str:
+    kinds = [_op_kind(op) for op in ops]
+    if all(k in _HOMOGENEOUS for k in kinds) and any(k in _KINKED for k in kinds):
+        return "positive"
+    if all(k in _LINEAR for k in kinds):
+        return "nonzero"
+    return "one"
+
+
+def _channel_map(net: Any, lin_pos: int, ops_end: int) -> np.ndarray:
+    """Channel index of every input of the layer after ``lin_pos`` (section 2.1)."""
+    from nnreduce import Flatten, Permute
+
+    shape = net.shapes[lin_pos + 1]
+    ch = np.broadcast_to(np.arange(shape[0]).reshape((-1,) + (1,) * (len(shape) - 1)),
+                         shape)
+    for pos in range(lin_pos + 1, ops_end):
+        op = net.layers[pos]
+        out_shape = net.shapes[pos + 1]
+        if isinstance(op, Flatten):
+            ch = np.asarray(ch).reshape(-1)
+        elif isinstance(op, Permute):
+            ch = np.transpose(ch, op.perm)
+        elif tuple(out_shape) != tuple(np.shape(ch)):  # pooling: channel kept
+            ch = np.broadcast_to(
+                np.arange(out_shape[0]).reshape((-1,) + (1,) * (len(out_shape) - 1)), out_shape)
+    return np.asarray(ch).reshape(-1)
+
+
+def _grouped(net: Any, lin: list[int], i: int) -> np.ndarray:
+    """``Wr_i`` of shape ``(n_i, n_{i-1}, P)`` (for ``i = 0``: the input features)."""
+    from nnreduce import Conv2d
+
+    layer = net.layers[lin[i]]
+    W = layer.weight
+    if isinstance(layer, Conv2d):
+        O, C, kh, kw = W.shape
+        return W.reshape(O, C, kh * kw)
+    if i == 0:
+        return W.reshape(W.shape[0], W.shape[1], 1)
+    ch = _channel_map(net, lin[i - 1], lin[i])
+    n_ch = int(ch.max()) + 1 if ch.size else 0
+    order = np.argsort(ch, kind="stable")
+    counts = np.bincount(ch, minlength=n_ch)
+    if counts.size and (counts != counts[0]).any():
+        raise CertificateError(f"layer {lin[i]}: channels own different numbers of inputs")
+    P = int(counts[0]) if counts.size else 0
+    return W[:, order.reshape(n_ch, P)]
+
+
+def _post_value(ops: list[Any], b: Fraction, channel: int) -> Fraction | None:
+    from nnreduce import Activation, AvgPool2d, Flatten, MaxPool2d, Permute
+    v = b
+    for op in ops:
+        if isinstance(op, MaxPool2d | AvgPool2d | Flatten | Permute):
+            continue
+        if isinstance(op, Activation):
+            if op.kind == "identity":
+                continue
+            if op.kind == "relu":
+                v = v if v > 0 else _ZERO
+                continue
+            if op.kind == "leaky_relu":
+                assert op.alpha is not None
+                v = v if v > 0 else _fr(op.alpha) * v
+                continue
+            if op.kind == "prelu":
+                assert op.slopes is not None
+                s = op.slopes[channel if op.slopes.shape[0] > 1 else 0]
+                v = v if v > 0 else _fr(s) * v
+                continue
+        return None
+    return v
+
+
+def _constant_passes(ops: list[Any], nxt: Any) -> bool:
+    from nnreduce import AvgPool2d, Conv2d
+    if isinstance(nxt, Conv2d) and any(nxt.padding):
+        return False
+    return not any(isinstance(op, AvgPool2d) and any(op.padding) for op in ops)
+
+
+class _Checker:
+    def __init__(self, original: Any, reduced: Any, cert: dict[str, Any]) -> None:
+        self.orig = original
+        self.red = reduced
+        self.cert = cert
+
+    def run(self) -> str:
+        from nnreduce import Activation, Conv2d, Dense, Network, network_sha256
+
+        cert, orig, red = self.cert, self.orig, self.red
+        if not isinstance(orig, Network) or not isinstance(red, Network):
+            raise CertificateError("check_certificate needs two nnreduce.Network objects")
+        if cert.get("format") != "lumpkit-nn-certificate" or cert.get("version") != 1:
+            raise CertificateError(
+                "not a lumpkit-nn-certificate version 1 (fields 'format' and 'version')")
+        mode = cert.get("mode")
+        if mode not in ("exact", "tolerance"):
+            raise CertificateError(f"mode must be 'exact' or 'tolerance', got {mode!r}")
+        dev = _num(cert.get("max_weight_deviation", "0"), "max_weight_deviation")
+        if mode == "exact" and dev != 0:
+            raise _Violation("exact mode needs max_weight_deviation 0", {}, {"deviation": dev})
+        if not isinstance(cert.get("original"), dict) or not isinstance(cert.get("reduced"), dict):
+            raise CertificateError("certificate needs 'original' and 'reduced' objects")
+        h = network_sha256(orig)
+        if cert["original"].get("sha256") != h:
+            raise _Violation("original network hash", {"network": "original"},
+                             {"certificate": cert["original"].get("sha256"), "computed": h})
+        h = network_sha256(red)
+        if cert["reduced"].get("sha256") != h:
+            raise _Violation("reduced network hash", {"network": "reduced"},
+                             {"certificate": cert["reduced"].get("sha256"), "computed": h})
+
+        lin = [p for p, lyr in enumerate(orig.layers) if isinstance(lyr, Dense | Conv2d)]
+        rlin = [p for p, lyr in enumerate(red.layers) if isinstance(lyr, Dense | Conv2d)]
+        if len(orig.layers) != len(red.layers) or [type(x) for x in orig.layers] != \
+                [type(x) for x in red.layers]:
+            raise _Violation("layer list", {"network": "reduced"},
+                             {"original": repr(orig), "reduced": repr(red)})
+        for p, (a, b) in enumerate(zip(orig.layers, red.layers, strict=True)):
+            if isinstance(a, Activation):
+                if a.kind != b.kind or a.alpha != b.alpha:
+                    raise _Violation("unchanged activation", {"layer": p},
+                                     {"original": a.kind, "reduced": b.kind})
+            elif not isinstance(a, Dense | Conv2d):
+                for attr in ("kernel", "stride", "padding", "perm", "count_include_pad"):
+                    if getattr(a, attr, None) != getattr(b, attr, None):
+                        raise _Violation("unchanged layer", {"layer": p, "attribute": attr},
+                                         {"original": getattr(a, attr),
+                                          "reduced": getattr(b, attr)})
+            elif isinstance(a, Conv2d) and (a.stride != b.stride or a.padding != b.padding):
+                raise _Violation("unchanged convolution geometry", {"layer": p}, {})
+        if not _same_norm(orig.normalization, red.normalization):
+            raise _Violation("unchanged normalisation", {"network": "reduced"}, {})
+        entries = cert.get("layers")
+        if not isinstance(entries, list):
+            raise CertificateError("certificate needs a 'layers' list")
+        k = len(lin) - 1
+        if len(entries) != k:
+            raise _Violation("one entry per hidden linear layer", {},
+                             {"entries": len(entries), "hidden layers": k})
+        parts: list[_Part] = []
+        for idx, entry in enumerate(entries):
+            info, part = _parse_layer(entry, idx)
+            if info["layer"] != lin[idx] or info["reduced_layer"] != rlin[idx]:
+                raise _Violation("layer index", {"entry": idx},
+                                 {"layer": info["layer"], "expected": lin[idx],
+                                  "reduced_layer": info["reduced_layer"],
+                                  "expected reduced": rlin[idx]})
+            self._partition(info, part, idx)
+            parts.append(part)
+
+        rounded_any = False
+        exact_red = any(red.layers[p].weight.dtype == object for p in rlin)
+        if cert["reduced"].get("number_type") not in (None, "rational" if exact_red
+                                                      else "float64"):
+            raise _Violation("reduced number type", {},
+                             {"certificate": cert["reduced"].get("number_type"),
+                              "stored": "rational" if exact_red else "float64"})
+        for i in range(k + 1):
+            prev = parts[i - 1] if i > 0 else None
+            cur = parts[i] if i < k else None
+            ops = list(orig.layers[lin[i] + 1: lin[i + 1] if i < k else len(orig.layers)])
+            if cur is not None:
+                factors = _factors(ops)
+                if entries[i]["factors"] != factors:
+                    raise _Violation("factor set", {"layer": lin[i]},
+                                     {"certificate": entries[i]["factors"], "post-ops": factors})
+                if factors == "one" and cur.removed:
+                    raise _Violation("no removal under factors 'one'", {"layer": lin[i]}, {})
+            rounded_any |= self._layer(i, lin, rlin, prev, cur, ops, mode, dev)
+        flag = cert["reduced"].get("rounded")
+        if flag is not None and bool(flag) != rounded_any:
+            raise _Violation("reduced.rounded flag", {}, {"certificate": flag,
+                                                           "recomputed": rounded_any})
+        merged = sum(p.n - len(p.blocks) for p in parts)
+        return (f"{mode} certificate: {len(parts)} hidden layers, {merged} neurons merged or "
+                "removed; scaled lumping conditions, reduced weights and both hashes confirmed")
+
+    def _partition(self, info: dict[str, Any], part: _Part, idx: int) -> None:
+        seen: dict[int, str] = {}
+        layer = info["layer"]
+        for K, blk in enumerate(part.blocks):
+            if blk != sorted(blk) or len(set(blk)) != len(blk):
+                raise _Violation("blocks sorted", {"layer": layer, "block": K}, {"block": blk})
+            if K and blk[0] <= part.blocks[K - 1][0]:
+                raise _Violation("blocks ordered by first element", {"layer": layer, "block": K},
+                                 {"first": blk[0]})
+            if part.rho[K][0] != 1:
+                raise _Violation("representative factor 1", {"layer": layer, "block": K},
+                                 {"rho": part.rho[K][0]})
+            for v in blk:
+                if v in seen or not 0 <= v < part.n:
+                    raise _Violation("partition", {"layer": layer, "neuron": v},
+                                     {"problem": "repeated or out of range"})
+                seen[v] = "block"
+        for v in part.removed:
+            if v in seen or not 0 <= v < part.n:
+                raise _Violation("partition", {"layer": layer, "neuron": v},
+                                 {"problem": "removed neuron repeated or out of range"})
+            seen[v] = "removed"
+        if len(seen) != part.n:
+            missing = next(v for v in range(part.n) if v not in seen)
+            raise _Violation("partition", {"layer": layer, "neuron": missing},
+                             {"problem": "in no block and not removed"})
+        if info["neurons_after"] != len(part.blocks):
+            raise _Violation("neurons_after", {"layer": layer},
+                             {"certificate": info["neurons_after"], "blocks": len(part.blocks)})
+
+    def _layer(self, i: int, lin: list[int], rlin: list[int], prev: _Part | None,
+               cur: _Part | None, ops: list[Any], mode: str, dev: Fraction) -> bool:
+        orig, red = self.orig, self.red
+        layer = orig.layers[lin[i]]
+        where = lin[i]
+        Wr = _grouped(orig, lin, i)
+        n_out = Wr.shape[0]
+        if cur is not None and cur.n != n_out:
+            raise _Violation("neurons_before", {"layer": where},
+                             {"certificate": cur.n, "network": n_out})
+        if prev is None:
+            blocks = [[u] for u in range(Wr.shape[1])]
+            rho = [[_ONE] for _ in range(Wr.shape[1])]
+            removed: dict[int, Fraction] = {}
+        else:
+            blocks, rho, removed = prev.blocks, prev.rho, prev.removed
+            if prev.n != Wr.shape[1]:
+                raise _Violation("neurons of the previous layer", {"layer": where},
+                                 {"certificate": prev.n, "network": Wr.shape[1]})
+        plain = [K for K, blk in enumerate(blocks) if len(blk) == 1 and rho[K][0] == 1]
+        plain_cols = np.array([blocks[K][0] for K in plain], dtype=np.int64)
+        merged = [K for K, blk in enumerate(blocks) if not (len(blk) == 1 and rho[K][0] == 1)]
+
+        # exact b_eff for every row
+        bias = _exact(layer.bias)
+        b_eff = list(bias)
+        if removed:
+            for j, val in removed.items():
+                if val:
+                    col = _exact(Wr[:, j, :]).sum(axis=1)
+                    b_eff = [b + val * c for b, c in zip(b_eff, col, strict=True)]
+
+        def m_exact(rows: np.ndarray, K: int) -> np.ndarray:
+            """Exact M[rows, K, :] as an object array (len(rows), P)."""
+            acc: Any = None
+            for u, r in zip(blocks[K], rho[K], strict=True):
+                term = _exact(Wr[rows, u, :]) * (1 / r)
+                acc = term if acc is None else acc + term
+            return np.asarray(acc, dtype=object)
+
+        if cur is not None:
+            self._conditions(where, Wr, cur, plain, plain_cols, merged, m_exact, b_eff, ops,
+                             mode, dev, lin, i)
+            rep_rows = np.array([blk[0] for blk in cur.blocks], dtype=np.int64)
+        else:
+            rep_rows = np.arange(n_out, dtype=np.int64)
+        # derived reduced weights (4.3)
+        Wr_red = _grouped(red, rlin, i)
+        if Wr_red.shape != (len(rep_rows), len(blocks), Wr.shape[2]):
+            raise _Violation("reduced layer shape", {"layer": where},
+                             {"reduced": Wr_red.shape,
+                              "expected": (len(rep_rows), len(blocks), Wr.shape[2])})
+        exact_store = Wr_red.dtype == object
+        rounded = False
+        if plain:
+            got = Wr_red[:, plain, :]
+            want = Wr[rep_rows][:, plain_cols, :]
+            bad = got != want
+            if exact_store and Wr.dtype != object:
+                bad = np.array([_fr(g) != _fr(w) for g, w in
+                                zip(got.reshape(-1), want.reshape(-1), strict=True)],
+                               dtype=bool).reshape(got.shape)
+            if np.any(bad):
+                r, c, p = (int(x) for x in np.argwhere(bad)[0])
+                raise _Violation("reduced weight", {"layer": where, "reduced neuron": r,
+                                                    "block": plain[c], "position": p},
+                                 {"stored": _fr(got[r, c, p]), "derived": _fr(want[r, c, p])})
+        for K in merged:
+            exact_vals = m_exact(rep_rows, K)
+            got = Wr_red[:, K, :]
+            for r in range(exact_vals.shape[0]):
+                for p in range(exact_vals.shape[1]):
+                    e = exact_vals[r, p]
+                    g = got[r, p]
+                    if exact_store:
+                        ok = _fr(g) == e
+                    else:
+                        ok = float(g) == float(e)
+                        rounded |= ok and Fraction(float(g)) != e
+                    if not ok:
+                        raise _Violation("reduced weight",
+                                         {"layer": where, "reduced neuron": r, "block": K,
+                                          "position": p}, {"stored": _fr(g), "derived": e})
+        rb = red.layers[rlin[i]].bias
+        for r, row in enumerate(rep_rows):
+            e = b_eff[row]
+            g = rb[r]
+            ok = (_fr(g) == e) if rb.dtype == object else float(g) == float(e)
+            if not ok:
+                raise _Violation("reduced bias", {"layer": where, "reduced neuron": r},
+                                 {"stored": _fr(g), "derived": e})
+            if rb.dtype != object and Fraction(float(g)) != e:
+                rounded = True
+        self._prelu(ops, rlin, i, rep_rows, where)
+        return rounded
+
+    def _prelu(self, ops: list[Any], rlin: list[int], i: int, rep_rows: np.ndarray,
+               where: int) -> None:
+        from nnreduce import Activation
+        rops_start = rlin[i] + 1
+        for off, op in enumerate(ops):
+            if isinstance(op, Activation) and op.kind == "prelu" and op.slopes is not None \
+                    and op.slopes.shape[0] > 1:
+                rop = self.red.layers[rops_start + off]
+                want = [_fr(op.slopes[r]) for r in rep_rows]
+                got = [_fr(s) for s in rop.slopes]
+                if want != got:
+                    raise _Violation("PReLU slopes restricted to representatives",
+                                     {"layer": where}, {"stored": got, "expected": want})
+
+    def _conditions(self, where: int, Wr: np.ndarray, cur: _Part, plain: list[int],
+                    plain_cols: np.ndarray, merged: list[int], m_exact: Any,
+                    b_eff: list[Fraction], ops: list[Any], mode: str, dev: Fraction,
+                    lin: list[int], i: int) -> None:
+        from nnreduce import Activation
+        factors = _factors(ops)
+        slopes = None
+        for op in ops:
+            if isinstance(op, Activation) and op.kind == "prelu" and op.slopes is not None \
+                    and op.slopes.shape[0] > 1:
+                slopes = op.slopes
+        members: list[tuple[int, int, int, Fraction]] = []
+        for K, (blk, rh) in enumerate(zip(cur.blocks, cur.rho, strict=True)):
+            r = blk[0]
+            for v, rv in zip(blk, rh, strict=True):
+                if factors == "positive" and rv <= 0 or factors == "nonzero" and rv == 0 \
+                        or factors == "one" and rv != 1:
+                    raise _Violation(f"factor allowed by the post-ops ({factors})",
+                                     {"layer": where, "block": K, "neuron": v}, {"rho": rv})
+                if slopes is not None and _fr(slopes[v]) != _fr(slopes[r]):
+                    raise _Violation("equal PReLU slopes", {"layer": where, "block": K,
+                                                            "neuron": v, "representative": r},
+                                     {"slope(v)": _fr(slopes[v]), "slope(r)": _fr(slopes[r])})
+                if v != r:
+                    members.append((K, v, r, rv))
+
+        def fail(K: int, v: int, r: int, coord: Any, lhs: Fraction, rhs: Fraction) -> None:
+            raise _Violation("scaled lumping condition rho(v)*c(v) = c(r)"
+                             + (" within max_weight_deviation" if mode == "tolerance" else ""),
+                             {"layer": where, "block": K, "neuron": v, "representative": r,
+                              "coordinate": coord},
+                             {"rho(v)*c(v)": lhs, "c(r)": rhs})
+
+        def differ(a: Fraction, b: Fraction) -> bool:
+            return a != b if mode == "exact" else abs(a - b) > dev
+
+        for K, v, r, rv in members:
+            if differ(rv * b_eff[v], b_eff[r]):
+                fail(K, v, r, "bias", rv * b_eff[v], b_eff[r])
+        if members and plain:
+            unit = [(K, v, r) for K, v, r, rv in members if rv == 1]
+            other = [(K, v, r, rv) for K, v, r, rv in members if rv != 1]
+            if unit and mode == "exact":
+                vs = np.array([v for _, v, _ in unit], dtype=np.int64)
+                rs = np.array([r for _, _, r in unit], dtype=np.int64)
+                a = Wr[vs][:, plain_cols, :]
+                b = Wr[rs][:, plain_cols, :]
+                bad = a != b
+                if np.any(bad):
+                    m, c, p = (int(x) for x in np.argwhere(bad)[0])
+                    K, v, r = unit[m]
+                    fail(K, v, r, {"block": plain[c], "position": p}, _fr(a[m, c, p]),
+                         _fr(b[m, c, p]))
+            else:
+                other += [(K, v, r, _ONE) for K, v, r in unit]
+            for K, v, r, rv in other:
+                a = _exact(Wr[v][plain_cols, :]) * rv
+                b = _exact(Wr[r][plain_cols, :])
+                for c in range(a.shape[0]):
+                    for p in range(a.shape[1]):
+                        if differ(a[c, p], b[c, p]):
+                            fail(K, v, r, {"block": plain[c], "position": p}, a[c, p], b[c, p])
+        if members and merged:
+            vs = np.array([v for _, v, _, _ in members], dtype=np.int64)
+            rs = np.array([r for _, _, r, _ in members], dtype=np.int64)
+            for Kp in merged:
+                mv, mr = m_exact(vs, Kp), m_exact(rs, Kp)
+                for m, (K, v, r, rv) in enumerate(members):
+                    for p in range(mv.shape[1]):
+                        if differ(rv * mv[m, p], mr[m, p]):
+                            fail(K, v, r, {"block": Kp, "position": p}, rv * mv[m, p],
+                                 mr[m, p])
+        # removed neurons: zero merged weights, value = post-ops(b_eff)
+        if cur.removed:
+            rows = np.array(sorted(cur.removed), dtype=np.int64)
+            for j in rows:
+                row = Wr[j][plain_cols, :] if plain else np.zeros((0, 1))
+                if np.any(row != 0):
+                    raise _Violation("removed neuron has zero incoming weights",
+                                     {"layer": where, "neuron": int(j)},
+                                     {"weight": _fr(row[row != 0][0])})
+            for Kp in merged:
+                mv = m_exact(rows, Kp)
+                nz = [(m, p) for m in range(mv.shape[0]) for p in range(mv.shape[1])
+                      if mv[m, p] != 0]
+                if nz:
+                    m, p = nz[0]
+                    raise _Violation("removed neuron has zero incoming weights",
+                                     {"layer": where, "neuron": int(rows[m]), "block": Kp},
+                                     {"merged weight": mv[m, p]})
+            nxt = self.orig.layers[lin[i + 1]]
+            for j, val in cur.removed.items():
+                want = _post_value(ops, b_eff[j], j)
+                if want is None or want != val:
+                    raise _Violation("removed neuron value", {"layer": where, "neuron": j},
+                                     {"certificate": val,
+                                      "post-ops(b_eff)": "not constant" if want is None
+                                      else want})
+                if val != 0 and not _constant_passes(ops, nxt):
+                    raise _Violation("constant reaches the next layer unchanged",
+                                     {"layer": where, "neuron": j}, {"value": val})
+
+
+def _same_norm(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    for name in ("input_mean", "input_range", "output_mean", "output_range",
+                 "input_min", "input_max"):
+        x, y = getattr(a, name), getattr(b, name)
+        if (x is None) != (y is None):
+            return False
+        if x is not None and list(x) != list(y):
+            return False
+    return True
+
+
+def check_certificate(original: Any, reduced: Any, certificate: Any) -> CheckResult:
+    """Check an ``nnreduce`` certificate independently, in exact arithmetic.
+
+    Re-derives the reduced weights and biases from the partition,
+    representatives and factors of the certificate (the *scaled* condition of
+    THEORY section 3), confirms the lumping conditions for every hidden
+    layer, the factor set allowed by its post-ops, the removed constant
+    neurons, that input and output neurons are untouched, and both network
+    hashes.  Does not import nnreduce's reduction code.
+
+    Parameters
+    ----------
+    original, reduced : nnreduce.Network
+    certificate : dict, JSON text, or path to the JSON file
+
+    Returns
+    -------
+    CheckResult
+        ``valid`` True when everything holds; otherwise the first violated
+        condition with its location (layer, block, neurons) and the exact
+        values that disagree.
+
+    Raises
+    ------
+    lumpcore.CertificateError
+        When the certificate is not a well-formed version-1 certificate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nnreduce import Activation, Dense, Network, network_sha256
+    >>> net = Network((Dense([[1.0], [2.0]], [0.0, 0.0]), Activation("relu"),
+    ...                Dense([[1.0, 1.0]], [0.0])), (1,))
+    >>> red = Network((Dense([[1.0]], [0.0]), Activation("relu"), Dense([[3.0]], [0.0])), (1,))
+    >>> cert = {"format": "lumpkit-nn-certificate", "version": 1, "mode": "exact",
+    ...         "max_weight_deviation": "0",
+    ...         "original": {"sha256": network_sha256(net)},
+    ...         "reduced": {"sha256": network_sha256(red), "rounded": False},
+    ...         "layers": [{"layer": 0, "reduced_layer": 0, "factors": "positive",
+    ...                     "neurons_before": 2, "neurons_after": 1,
+    ...                     "blocks": [[0, 1]], "rho": [["1", "1/2"]], "removed": []}]}
+    >>> check_certificate(net, red, cert).valid
+    True
+    >>> cert["layers"][0]["rho"] = [["1", "1/3"]]
+    >>> check_certificate(net, red, cert).condition
+    'scaled lumping condition rho(v)*c(v) = c(r)'
+    """
+    start = time.perf_counter()
+    cert = _load(certificate)
+    checker = _Checker(original, reduced, cert)
+    try:
+        checked = checker.run()
+    except _Violation as v:
+        return CheckResult(False, "nnreduce certificate", v.condition, v.location, v.values,
+                           time.perf_counter() - start)
+    return CheckResult(True, checked, seconds=time.perf_counter() - start)
+
