@@ -24,6 +24,7 @@ erratum_example, linear_combination_example, ExampleReduction
 """
 
 from ._examples import ExampleReduction, erratum_example, linear_combination_example
+from ._markov_check import check_markov_lumping
 from ._nncert import check_certificate
 from ._smt import check_equivalence, parse_box
 from ._verdict import CheckResult, Verdict
@@ -34,6 +35,7 @@ __all__ = [
     "Verdict",
     "check_certificate",
     "check_equivalence",
+    "check_markov_lumping",
     "erratum_example",
     "linear_combination_example",
     "parse_box",
