@@ -503,7 +503,7 @@ def reduce_network(
         ops = layers[idx + 1: lin[li + 1]]
         nxt = layers[lin[li + 1]]
         factors = _factors(ops)
-        flat_m = m.reshape(n_out, -1)
+        flat_m = m.reshape(n_out, m.shape[1] * m.shape[2])
         if is_exact_array(flat_m):
             zero_rows = np.array([all(x == 0 for x in row) for row in flat_m], dtype=bool)
         else:
@@ -583,7 +583,7 @@ def _rebuild(layer: Dense | Conv2d, m: np.ndarray, b_eff: np.ndarray, rows: list
         kh, kw = layer.weight.shape[2:]
         return Conv2d(wq.reshape(o, k, kh, kw), bq, layer.stride, layer.padding), changed
     if new_cols is None:
-        return Dense(wq.reshape(wq.shape[0], -1), bq), changed
+        return Dense(wq.reshape(wq.shape[0], wq.shape[1] * wq.shape[2]), bq), changed
     w = np.empty((wq.shape[0], new_cols.size), dtype=wq.dtype)
     w[:, new_cols] = wq
     return Dense(w, bq), changed
