@@ -95,7 +95,7 @@ def _coo_from_any(matrix: Any, what: str) -> tuple[int, np.ndarray, np.ndarray, 
     bad = ~np.isfinite(arr)
     if bad.any():
         i, j = (int(x[0]) for x in np.nonzero(bad))
-        raise ChainError(f"{what}: state {i}, column {j}: value {arr[i, j]!r} is not finite")
+        raise ChainError(f"{what}: state {i}, column {j}: value {float(arr[i, j])!r} is not finite")
     return n, rows.astype(np.int64), cols.astype(np.int64), arr[rows, cols], False
 
 
@@ -134,8 +134,8 @@ def _canonical(
         if bad.size:
             k = int(bad[0])
             raise ChainError(
-                f"{what}: state {int(rows[k])}, column {int(cols[k])}: value {vals[k]!r} is not "
-                "finite; NaN and infinite entries are not allowed"
+                f"{what}: state {int(rows[k])}, column {int(cols[k])}: value "
+                f"{float(vals[k])!r} is not finite; NaN and infinite entries are not allowed"
             )
     order = np.lexsort((cols, rows))
     rows, cols, vals = rows[order], cols[order], vals[order]
@@ -531,7 +531,7 @@ class CTMC(_Chain):
             k = int(neg[0])
             raise ChainError(
                 f"generator: state {int(rows[k])}, column {int(cols[k])}: off-diagonal rate "
-                f"{vals[k]!r} is negative; rates must be >= 0"
+                f"{float(vals[k])!r} is negative; rates must be >= 0"
             )
         sums = np.bincount(rows, weights=vals, minlength=n)
         scale = np.bincount(rows, weights=np.abs(vals), minlength=n)
@@ -608,7 +608,7 @@ class DTMC(_Chain):
             k = int(bad[0])
             raise ChainError(
                 f"transition matrix: state {int(rows[k])}, column {int(cols[k])}: probability "
-                f"{vals[k]!r} is not in [0, 1]"
+                f"{float(vals[k])!r} is not in [0, 1]"
             )
         sums = np.bincount(rows, weights=vals, minlength=n)
         bad = np.flatnonzero(np.abs(sums - 1.0) > _FLOAT_ROW_RTOL)
@@ -715,7 +715,7 @@ def _check_initial(
     bad = np.flatnonzero(~np.isfinite(initf) | (initf < 0))
     if bad.size:
         i = int(bad[0])
-        raise ChainError(f"initial distribution: state {i} has invalid mass {initf[i]!r}")
+        raise ChainError(f"initial distribution: state {i} has invalid mass {float(initf[i])!r}")
     if n and abs(float(initf.sum()) - 1.0) > _FLOAT_ROW_RTOL:
         raise ChainError(f"initial distribution sums to {float(initf.sum())!r}, not 1")
     return _readonly(initf)
@@ -746,7 +746,7 @@ def _check_rewards(
             bad = np.flatnonzero(~np.isfinite(arr))
             if bad.size:
                 i = int(bad[0])
-                raise ChainError(f"reward {name!r}: state {i} has value {arr[i]!r}")
+                raise ChainError(f"reward {name!r}: state {i} has value {float(arr[i])!r}")
         out[str(name)] = _readonly(arr)
     return out
 
