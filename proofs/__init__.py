@@ -24,6 +24,7 @@ erratum_example, linear_combination_example, ExampleReduction
 """
 
 from ._examples import ExampleReduction, erratum_example, linear_combination_example
+from ._leo import LeoResult, leo_reduce
 from ._markov_check import check_markov_lumping
 from ._nncert import check_certificate
 from ._smt import check_equivalence, parse_box
@@ -32,11 +33,13 @@ from ._verdict import CheckResult, Verdict
 __all__ = [
     "CheckResult",
     "ExampleReduction",
+    "LeoResult",
     "Verdict",
     "check_certificate",
     "check_equivalence",
     "check_markov_lumping",
     "erratum_example",
+    "leo_reduce",
     "linear_combination_example",
     "parse_box",
 ]

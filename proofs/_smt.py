@@ -300,6 +300,65 @@ def _prepare_pair(original: Any, reduced: Any, box: Any) -> tuple[MLP, MLP, Box 
             " (raw inputs; normalisations folded into the first and last layers)")
 
 
+def _prepare_box_for(net: Any, n: int, box: Any) -> tuple[Box, Box]:
+    """The box in raw input units (clip interval applied) and in the core's coordinates."""
+    nrm = getattr(net, "normalization", None)
+    if box is None:
+        clip = _clip_box(nrm, n)
+        if clip is None:
+            raise ModelFormatError("give an input box (the network has no input bounds of its own)")
+        raw = clip
+    else:
+        raw = parse_box(box, n)
+    if nrm is None:
+        return raw, raw
+    raw_c = _intersect(raw, _clip_box(nrm, n))
+    assert raw_c is not None
+    mean = [to_rational(v) for v in nrm.input_mean]
+    rng = [to_rational(v) for v in nrm.input_range]
+    mean, rng = (mean * n if len(mean) == 1 else mean), (rng * n if len(rng) == 1 else rng)
+    core = []
+    for (lo, hi), m, r in zip(raw_c, mean, rng, strict=True):
+        a, b = (lo - m) / r, (hi - m) / r
+        core.append((min(a, b), max(a, b)))
+    return raw_c, tuple(core)
+
+
+def sign_possible(net: MLP, layer: int, neuron: int, box: Box, positive: bool,
+                  timeout: float) -> bool | None:
+    """Exact z3 query: can the pre-activation of ``neuron`` in ``layer`` be > 0 (< 0) on ``box``?
+
+    Returns True (an input exists), False (proved impossible) or None (unknown).
+    """
+    enc = _Encoder(net.n_inputs, box, share=True, use_bounds=True)
+    sub = MLP(net.n_inputs, net.layers[:layer])
+    vals = enc.run(sub, counts=False)
+    lay = net.layers[layer]
+    acc: dict[int, Fraction] = {}
+    const = lay.bias[neuron]
+    for w, (vc, vk) in zip(lay.weight[neuron], vals, strict=True):
+        if w:
+            const += w * vk
+            for a, c in vc.items():
+                acc[a] = acc.get(a, Fraction(0)) + w * c
+    form: Form = ({a: c for a, c in acc.items() if c}, const)
+    query = _Query(enc, [form], box, cegar=False)
+    solver = z3.Solver()
+    solver.set("timeout", max(1, int(timeout * 1000)))
+    solver.add(*query.base)
+    for a in query.cone:
+        if a >= query.n_in:
+            solver.add(query.exact[a])
+    t = query.term(form)
+    solver.add(t > _num(Fraction(0)) if positive else t < _num(Fraction(0)))
+    ans = solver.check()
+    if ans == z3.sat:
+        return True
+    if ans == z3.unsat:
+        return False
+    return None
+
+
 class _Query:
     """The z3 side of one equivalence query."""
 
