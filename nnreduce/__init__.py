@@ -12,12 +12,18 @@ dense_layers
     View a network as a list of ``(W, b, activation)`` dense layers.
 reduce_network, Reduction, LayerReduction
     Maximum proportional exact lumping of the hidden layers, with a certificate.
+load_network, save_network
+    Read/write ``.onnx``, ``.nnet``, ``.pt`` (nn.Sequential / TorchScript) and ``.npz``.
+from_torch, to_torch
+    Convert between an in-memory PyTorch ``nn.Sequential`` and a Network.
 network_sha256
     Canonical hash of a network (docs/certificate-format.md, section 5).
 """
 
 from ._evaluate import dense_layers, evaluate, evaluate_exact
 from ._hash import network_sha256
+from ._io import load_network, save_network
+from ._io_torch import from_torch, to_torch
 from ._network import (
     Activation,
     AvgPool2d,
@@ -52,6 +58,10 @@ __all__ = [
     "dense_layers",
     "evaluate",
     "evaluate_exact",
+    "from_torch",
+    "load_network",
     "network_sha256",
     "reduce_network",
+    "save_network",
+    "to_torch",
 ]

@@ -1,0 +1,134 @@
+"""Load and save networks, the format chosen by the file extension."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lumpcore import ModelFormatError
+
+from ._network import Network
+
+__all__ = ["FORMATS", "is_torchscript", "load_network", "save_network"]
+
+#: File extensions lumpkit reads and writes.
+FORMATS = (".onnx", ".nnet", ".pt", ".npz")
+
+
+def _ext(path: str | os.PathLike[str]) -> str:
+    ext = Path(path).suffix.lower()
+    if ext == ".pth":
+        ext = ".pt"
+    if ext not in FORMATS:
+        raise ModelFormatError(
+            f"{os.fspath(path)!r}: unknown model format {ext or '(no extension)'!r}; "
+            f"use one of {', '.join(FORMATS)}"
+        )
+    return ext
+
+
+def load_network(path: str | os.PathLike[str], *,
+                 input_shape: tuple[int, ...] | None = None) -> Network:
+    """Read a network from ``.onnx``, ``.nnet``, ``.pt`` (pickled ``nn.Sequential`` or
+    TorchScript) or ``.npz``.
+
+    Parameters
+    ----------
+    path : str or path-like
+    input_shape : tuple of int, optional
+        PyTorch only: the shape of one input when the file does not say
+        (convolutional models not written by lumpkit).
+
+    Returns
+    -------
+    Network
+
+    Raises
+    ------
+    ModelFormatError
+        Unknown extension or malformed file.
+    UnsupportedLayerError
+        A layer/operator lumpkit does not support (named, with its position).
+    FileNotFoundError
+        If the file does not exist.
+
+    Examples
+    --------
+    >>> import tempfile, os, numpy as np
+    >>> from nnreduce import Dense, Network
+    >>> d = tempfile.mkdtemp()
+    >>> save_network(Network((Dense(np.eye(2), np.ones(2)),), (2,)), os.path.join(d, "m.npz"))
+    >>> load_network(os.path.join(d, "m.npz"))
+    Network(input (2,): Dense(2->2))
+    """
+    ext = _ext(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such model file: {os.fspath(path)!r}")
+    if ext == ".nnet":
+        from ._io_nnet import read_nnet
+
+        return read_nnet(path)
+    if ext == ".onnx":
+        from ._io_onnx import read_onnx
+
+        return read_onnx(path)
+    if ext == ".pt":
+        from ._io_torch import read_torch
+
+        return read_torch(path, input_shape)
+    from ._io_npz import read_npz
+
+    return read_npz(path)
+
+
+def is_torchscript(path: str | os.PathLike[str]) -> bool:
+    """Whether a ``.pt`` file is a TorchScript archive (rather than a pickle)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith("/code/__torch__.py") or "/code/" in n for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: bool = False,
+                 dtype: str = "float32") -> None:
+    """Write ``net`` in the format of the extension of ``path`` (atomically).
+
+    Parameters
+    ----------
+    net : Network
+    path : str or path-like
+    torchscript : bool
+        ``.pt`` only: write TorchScript instead of a pickled ``nn.Sequential``.
+    dtype : {'float32', 'float64'}
+        ``.onnx`` and ``.pt`` only: the weight type written.  ``.nnet`` writes
+        float64 text, ``.npz`` float64 or exact rationals.
+
+    Raises
+    ------
+    ModelFormatError
+        Unknown extension or dtype.
+    UnsupportedLayerError
+        The format cannot express a layer of ``net``.
+    """
+    ext = _ext(path)
+    if dtype not in ("float32", "float64"):
+        raise ModelFormatError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    if ext == ".nnet":
+        from ._io_nnet import write_nnet
+
+        write_nnet(net, path)
+    elif ext == ".onnx":
+        from ._io_onnx import write_onnx
+
+        write_onnx(net, path, dtype=dtype)
+    elif ext == ".pt":
+        from ._io_torch import write_torch
+
+        write_torch(net, path, torchscript=torchscript, dtype=dtype)
+    else:
+        from ._io_npz import write_npz
+
+        write_npz(net, path)

@@ -1,0 +1,174 @@
+"""lumpkit's own NumPy ``.npz`` format (no pickles; exact weights as ``"p/q"`` strings).
+
+Keys: ``__lumpkit__`` holds a JSON description
+``{"format": "lumpkit-nn-npz", "version": 1, "input_shape": [...],
+"layers": [{"type": ..., hyper-parameters...}, ...], "normalization": bool}``;
+arrays are stored under ``layer{i}.{name}`` (``weight``, ``bias``, ``scale``,
+``shift``, ``slopes``) and ``norm.{name}``.  Float arrays are float64;
+exact arrays are unicode arrays of rational strings.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lumpcore import ModelFormatError, UnsupportedLayerError, rational_to_str, to_rational
+
+from ._atomic import atomic_write
+from ._network import (
+    Activation,
+    AvgPool2d,
+    BatchNorm,
+    Conv2d,
+    Dense,
+    Flatten,
+    Layer,
+    MaxPool2d,
+    Network,
+    Normalization,
+    Permute,
+    is_exact_array,
+)
+
+__all__ = ["read_npz", "write_npz"]
+
+
+def _enc(a: np.ndarray) -> np.ndarray:
+    if is_exact_array(a):
+        return np.array([rational_to_str(x) for x in a.reshape(-1)], dtype=str).reshape(a.shape)
+    return np.asarray(a, dtype=np.float64)
+
+
+def _dec(a: np.ndarray, what: str) -> np.ndarray:
+    if a.dtype.kind == "U":
+        out = np.empty(a.shape, dtype=object)
+        flat = a.reshape(-1)
+        try:
+            out.reshape(-1)[:] = [to_rational(str(x)) for x in flat]
+        except ValueError as exc:
+            raise ModelFormatError(f"{what}: {exc}") from None
+        return out
+    if a.dtype.kind not in "fiu":
+        raise ModelFormatError(f"{what}: unexpected dtype {a.dtype}")
+    return np.asarray(a, dtype=np.float64)
+
+
+def write_npz(net: Network, path: str | os.PathLike[str]) -> None:
+    """Write ``net`` as ``.npz`` (atomically); exact weights stay exact."""
+    arrays: dict[str, np.ndarray] = {}
+    specs: list[dict[str, Any]] = []
+    for i, layer in enumerate(net.layers):
+        spec: dict[str, Any]
+        if isinstance(layer, Dense):
+            spec = {"type": "dense"}
+            arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"] = _enc(layer.weight), _enc(
+                layer.bias)
+        elif isinstance(layer, Conv2d):
+            spec = {"type": "conv2d", "stride": list(layer.stride), "padding": list(layer.padding)}
+            arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"] = _enc(layer.weight), _enc(
+                layer.bias)
+        elif isinstance(layer, MaxPool2d):
+            spec = {"type": "maxpool2d", "kernel": list(layer.kernel),
+                    "stride": list(layer.stride), "padding": list(layer.padding)}
+        elif isinstance(layer, AvgPool2d):
+            spec = {"type": "avgpool2d", "kernel": list(layer.kernel),
+                    "stride": list(layer.stride), "padding": list(layer.padding),
+                    "count_include_pad": layer.count_include_pad}
+        elif isinstance(layer, Flatten):
+            spec = {"type": "flatten"}
+        elif isinstance(layer, Permute):
+            spec = {"type": "permute", "perm": list(layer.perm)}
+        elif isinstance(layer, BatchNorm):
+            spec = {"type": "batchnorm"}
+            arrays[f"layer{i}.scale"], arrays[f"layer{i}.shift"] = _enc(layer.scale), _enc(
+                layer.shift)
+        else:
+            assert isinstance(layer, Activation)
+            spec = {"type": "activation", "kind": layer.kind,
+                    "alpha": None if layer.alpha is None else rational_to_str(layer.alpha)}
+            if layer.slopes is not None:
+                arrays[f"layer{i}.slopes"] = _enc(layer.slopes)
+        specs.append(spec)
+    nrm = net.normalization
+    if nrm is not None:
+        for key in ("input_mean", "input_range", "output_mean", "output_range", "input_min",
+                    "input_max"):
+            v = getattr(nrm, key)
+            if v is not None:
+                arrays[f"norm.{key}"] = _enc(v)
+    meta = {"format": "lumpkit-nn-npz", "version": 1, "input_shape": list(net.input_shape),
+            "layers": specs, "normalization": nrm is not None}
+    arrays["__lumpkit__"] = np.array(json.dumps(meta))
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
+    data = buf.getvalue()
+
+    def _write(fh: Any) -> None:
+        fh.write(data)
+
+    atomic_write(Path(path), _write)
+
+
+def read_npz(path: str | os.PathLike[str]) -> Network:
+    """Read a network written by :func:`write_npz`."""
+    p = str(path)
+    try:
+        z = np.load(p, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ModelFormatError(f"{p}: not a readable .npz file ({exc})") from None
+    with z:
+        if "__lumpkit__" not in z.files:
+            raise ModelFormatError(f"{p}: no '__lumpkit__' entry; not written by lumpkit")
+        try:
+            meta = json.loads(str(z["__lumpkit__"]))
+        except json.JSONDecodeError as exc:
+            raise ModelFormatError(f"{p}: bad '__lumpkit__' entry ({exc})") from None
+        if meta.get("format") != "lumpkit-nn-npz" or meta.get("version") != 1:
+            raise ModelFormatError(f"{p}: unknown format/version {meta.get('format')!r}")
+
+        def arr(key: str) -> np.ndarray:
+            if key not in z.files:
+                raise ModelFormatError(f"{p}: missing array {key!r}")
+            return _dec(z[key], f"{p}:{key}")
+
+        layers: list[Layer] = []
+        for i, spec in enumerate(meta["layers"]):
+            t = spec.get("type")
+            if t == "dense":
+                layers.append(Dense(arr(f"layer{i}.weight"), arr(f"layer{i}.bias")))
+            elif t == "conv2d":
+                layers.append(Conv2d(arr(f"layer{i}.weight"), arr(f"layer{i}.bias"),
+                                     tuple(spec["stride"]), tuple(spec["padding"])))
+            elif t == "maxpool2d":
+                layers.append(MaxPool2d(tuple(spec["kernel"]), tuple(spec["stride"]),
+                                        tuple(spec["padding"])))
+            elif t == "avgpool2d":
+                layers.append(AvgPool2d(tuple(spec["kernel"]), tuple(spec["stride"]),
+                                        tuple(spec["padding"]), bool(spec["count_include_pad"])))
+            elif t == "flatten":
+                layers.append(Flatten())
+            elif t == "permute":
+                layers.append(Permute(tuple(spec["perm"])))
+            elif t == "batchnorm":
+                layers.append(BatchNorm(arr(f"layer{i}.scale"), arr(f"layer{i}.shift")))
+            elif t == "activation":
+                kind = spec["kind"]
+                layers.append(Activation(
+                    kind, alpha=None if spec.get("alpha") is None else to_rational(spec["alpha"]),
+                    slopes=arr(f"layer{i}.slopes") if kind == "prelu" else None))
+            else:
+                raise UnsupportedLayerError(f"{p}: layer {i} has unknown type {t!r}")
+        nrm = None
+        if meta.get("normalization"):
+            def opt(key: str) -> np.ndarray | None:
+                return arr(f"norm.{key}") if f"norm.{key}" in z.files else None
+            nrm = Normalization(arr("norm.input_mean"), arr("norm.input_range"),
+                                arr("norm.output_mean"), arr("norm.output_range"),
+                                opt("input_min"), opt("input_max"))
+    return Network(tuple(layers), tuple(meta["input_shape"]), nrm)

@@ -1,0 +1,457 @@
+"""ONNX import and export (the ``onnx`` extra; run with onnxruntime in the tests).
+
+Supported operators (a single chain from the one graph input to the one
+output): Gemm, MatMul (+ Add), Add/Sub of constants (folded into the bias,
+or an input shift before the first layer), Relu, LeakyRelu, PRelu, Sigmoid,
+Tanh, Gelu (opset 20), Conv, MaxPool,
+AveragePool, Flatten, Reshape to 2-D (or to 1-D with a batch of 1),
+Transpose (keeping the batch axis first; constant transposes are folded),
+BatchNormalization, Identity, Dropout, Constant, and leading Max/Min/Sub/Div
+plus trailing Mul/Add as written by :func:`write_onnx` for a normalisation.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lumpcore import ModelFormatError, UnsupportedLayerError, to_rational
+
+from ._atomic import atomic_write
+from ._network import (
+    Activation,
+    AvgPool2d,
+    BatchNorm,
+    Conv2d,
+    Dense,
+    Flatten,
+    Layer,
+    MaxPool2d,
+    Network,
+    Normalization,
+    Permute,
+    as_float,
+)
+
+__all__ = ["read_onnx", "write_onnx"]
+
+
+def _attrs(node: Any) -> dict[str, Any]:
+    import onnx
+
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _same_pads(n: int, k: int, s: int, upper: bool) -> tuple[int, int]:
+    out = -(-n // s)
+    total = max((out - 1) * s + k - n, 0)
+    small = total // 2
+    return (small, total - small) if upper else (total - small, small)
+
+
+class _Builder:
+    def __init__(self, path: str, input_shape: tuple[int, ...]) -> None:
+        self.path = path
+        self.layers: list[Layer] = []
+        self.shape = input_shape
+        self.open_linear = False  # last layer is Dense/Conv with nothing after it
+        self.norm: dict[str, np.ndarray] = {}
+        self.after_last = False
+
+    def where(self, k: int, node: Any) -> str:
+        return f"{self.path}: node {k} ({node.op_type} {node.name!r})"
+
+    def add(self, layer: Layer) -> None:
+        self.layers.append(layer)
+        # keep the running shape (validates as we go)
+        probe = Network(tuple(self.layers), self.input_shape_)
+        self.shape = probe.output_shape
+        self.open_linear = isinstance(layer, Dense | Conv2d)
+
+    input_shape_: tuple[int, ...] = ()
+
+
+def read_onnx(path: str | os.PathLike[str]) -> Network:
+    """Read an ONNX model (a chain of the supported operators) as a :class:`Network`.
+
+    Raises
+    ------
+    UnsupportedLayerError
+        Naming the operator and its node index for anything unsupported.
+    ModelFormatError
+        For malformed models.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    p = str(path)
+    try:
+        model = onnx.load(p)
+    except Exception as exc:  # onnx raises DecodeError and others
+        raise ModelFormatError(f"{p}: not a readable ONNX model ({exc})") from None
+    g = model.graph
+    consts: dict[str, np.ndarray] = {
+        i.name: numpy_helper.to_array(i).astype(np.float64) if numpy_helper.to_array(i).dtype.kind
+        == "f" else numpy_helper.to_array(i) for i in g.initializer
+    }
+    inputs = [i for i in g.input if i.name not in consts]
+    if len(inputs) != 1 or len(g.output) != 1:
+        raise UnsupportedLayerError(
+            f"{p}: expected one data input and one output, got {len(inputs)} and {len(g.output)}"
+        )
+    dims = [d.dim_value if d.dim_value > 0 else None for d in inputs[0].type.tensor_type.shape.dim]
+    if len(dims) < 2 or any(d is None for d in dims[1:]):
+        raise ModelFormatError(f"{p}: input {inputs[0].name!r} needs a known shape, got {dims}")
+    in_shape = tuple(int(d) for d in dims[1:] if d is not None)
+    b = _Builder(p, in_shape)
+    b.input_shape_ = in_shape
+    cur = inputs[0].name
+
+    def const(name: str, k: int, node: Any) -> np.ndarray:
+        if name not in consts:
+            raise UnsupportedLayerError(
+                f"{b.where(k, node)}: input {name!r} must be a constant (initializer)"
+            )
+        return consts[name]
+
+    for k, node in enumerate(g.node):
+        op = node.op_type
+        at = _attrs(node)
+        if op == "Constant":
+            t = at.get("value")
+            if t is None:
+                raise UnsupportedLayerError(f"{b.where(k, node)}: only tensor constants")
+            arr = numpy_helper.to_array(t)
+            consts[node.output[0]] = arr.astype(np.float64) if arr.dtype.kind == "f" else arr
+            continue
+        data_inputs = [i for i in node.input if i and i not in consts]
+        if not data_inputs:
+            # constant folding of a transpose of a weight (PyTorch opset-9 exports)
+            if op == "Transpose":
+                consts[node.output[0]] = np.transpose(consts[node.input[0]], at.get("perm"))
+                continue
+            raise UnsupportedLayerError(f"{b.where(k, node)}: constant subgraphs are not supported")
+        if data_inputs != [cur] or (node.input[0] != cur and op not in ("MatMul", "Add", "Mul")):
+            raise UnsupportedLayerError(
+                f"{b.where(k, node)}: the model is not a single chain (reads {data_inputs}, "
+                f"current tensor {cur!r})"
+            )
+        out = node.output[0]
+        before_first = not any(isinstance(lyr, Dense | Conv2d) for lyr in b.layers)
+        if op in ("Identity", "Dropout"):
+            pass
+        elif op == "Gemm":
+            if at.get("transA", 0):
+                raise UnsupportedLayerError(f"{b.where(k, node)}: transA=1 is not supported")
+            w = const(node.input[1], k, node)
+            w = w if at.get("transB", 0) else w.T
+            w = w * float(at.get("alpha", 1.0))
+            n_out = w.shape[0]
+            bias = np.zeros(n_out)
+            if len(node.input) > 2 and node.input[2]:
+                bias = np.broadcast_to(const(node.input[2], k, node) * float(at.get("beta", 1.0)),
+                                       (n_out,)).copy()
+            _need_vector(b, k, node)
+            b.add(Dense(w, bias))
+        elif op == "MatMul":
+            if node.input[0] != cur:
+                raise UnsupportedLayerError(f"{b.where(k, node)}: weight @ x is not supported")
+            w = const(node.input[1], k, node)
+            _need_vector(b, k, node)
+            b.add(Dense(w.T, np.zeros(w.shape[1])))
+        elif op in ("Add", "Sub"):
+            other = next(i for i in node.input if i != cur)
+            c = const(other, k, node)
+            sign = 1.0 if op == "Add" else -1.0
+            if op == "Sub" and node.input[0] != cur:
+                raise UnsupportedLayerError(f"{b.where(k, node)}: constant - x is not supported")
+            if b.after_last and op == "Add":
+                b.norm["output_mean"] = np.asarray(c, dtype=np.float64).reshape(-1)
+            elif b.open_linear and not b.after_last:
+                last = b.layers[-1]
+                assert isinstance(last, Dense | Conv2d)
+                n_out = last.bias.shape[0]
+                cc = np.asarray(c, dtype=np.float64).reshape(-1)
+                if cc.size not in (1, n_out):
+                    raise UnsupportedLayerError(
+                        f"{b.where(k, node)}: a constant of {cc.size} values is no bias of "
+                        f"{n_out} outputs"
+                    )
+                newb = last.bias + sign * np.broadcast_to(cc, (n_out,))
+                b.layers[-1] = (Dense(last.weight, newb) if isinstance(last, Dense)
+                                else Conv2d(last.weight, newb, last.stride, last.padding))
+            elif before_first and op == "Sub":
+                if np.any(c != 0):
+                    _set_norm(b, "input_mean", c, k, node)
+            else:
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: {op} of a constant here is not supported"
+                )
+        elif op in ("Max", "Min", "Div") and before_first:
+            c = const(next(i for i in node.input if i != cur), k, node)
+            key = {"Max": "input_min", "Min": "input_max", "Div": "input_range"}[op]
+            _set_norm(b, key, c, k, node)
+        elif op == "Mul" and not before_first:
+            c = const(next(i for i in node.input if i != cur), k, node)
+            b.norm["output_range"] = np.asarray(c, dtype=np.float64).reshape(-1)
+            b.after_last = True
+        elif op == "Relu":
+            b.add(Activation("relu"))
+        elif op == "LeakyRelu":
+            b.add(Activation("leaky_relu", alpha=to_rational(float(at.get("alpha", 0.01)))))
+        elif op == "PRelu":
+            s = const(node.input[1], k, node).reshape(-1)
+            b.add(Activation("prelu", slopes=s))
+        elif op == "Sigmoid":
+            b.add(Activation("sigmoid"))
+        elif op == "Tanh":
+            b.add(Activation("tanh"))
+        elif op == "Gelu":
+            if at.get("approximate", b"none") not in (b"none", "none"):
+                raise UnsupportedLayerError(f"{b.where(k, node)}: tanh-approximate Gelu")
+            b.add(Activation("gelu"))
+        elif op == "Conv":
+            w = const(node.input[1], k, node)
+            if w.ndim != 4:
+                raise UnsupportedLayerError(f"{b.where(k, node)}: only 2-D convolutions")
+            if at.get("group", 1) != 1 or any(d != 1 for d in at.get("dilations", [1, 1])):
+                raise UnsupportedLayerError(f"{b.where(k, node)}: groups/dilations != 1")
+            bias = (const(node.input[2], k, node) if len(node.input) > 2 and node.input[2]
+                    else np.zeros(w.shape[0]))
+            strides = tuple(at.get("strides", [1, 1]))
+            pads = _pads(at, b.shape, tuple(w.shape[2:]), strides, b.where(k, node))
+            b.add(Conv2d(w, bias, strides, pads))
+        elif op in ("MaxPool", "AveragePool"):
+            if at.get("ceil_mode", 0) or any(d != 1 for d in at.get("dilations", [1, 1])):
+                raise UnsupportedLayerError(f"{b.where(k, node)}: ceil_mode/dilations")
+            ks = tuple(at["kernel_shape"])
+            strides = tuple(at.get("strides", [1, 1]))
+            pads = _pads(at, b.shape, ks, strides, b.where(k, node))
+            if op == "MaxPool":
+                if len(node.output) > 1 and node.output[1]:
+                    raise UnsupportedLayerError(f"{b.where(k, node)}: MaxPool indices output")
+                b.add(MaxPool2d(ks, strides, pads))
+            else:
+                b.add(AvgPool2d(ks, strides, pads, bool(at.get("count_include_pad", 0))))
+        elif op == "Flatten":
+            if at.get("axis", 1) != 1:
+                raise UnsupportedLayerError(f"{b.where(k, node)}: Flatten axis != 1")
+            if len(b.shape) > 1:
+                b.add(Flatten())
+        elif op == "Reshape":
+            target = [int(x) for x in const(node.input[1], k, node).reshape(-1)]
+            n = math.prod(b.shape)
+            ok2 = len(target) == 2 and target[1] in (n, -1) and target[0] in (-1, 0, 1, n and -1)
+            ok1 = len(target) == 1 and target[0] in (n, -1) and dims[0] == 1
+            if not (ok1 or ok2):
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: Reshape to {target} (only to (batch, {n}))"
+                )
+            if len(b.shape) > 1:
+                b.add(Flatten())
+        elif op == "Transpose":
+            perm = list(at.get("perm", []))
+            if not perm or perm[0] != 0:
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: Transpose {perm} moves the batch axis"
+                )
+            if perm != sorted(perm):
+                b.add(Permute(tuple(x - 1 for x in perm[1:])))
+        elif op == "BatchNormalization":
+            scale_, bias_, mean_, var_ = (const(node.input[i], k, node) for i in range(1, 5))
+            eps = float(at.get("epsilon", 1e-5))
+            s = scale_ / np.sqrt(var_ + eps)
+            t = bias_ - mean_ * s
+            _add_batchnorm(b, s, t)
+        else:
+            raise UnsupportedLayerError(
+                f"{b.where(k, node)}: operator {op} is not supported by lumpkit"
+            )
+        cur = out
+    if cur != g.output[0].name:
+        raise UnsupportedLayerError(f"{p}: the output {g.output[0].name!r} is not the chain's end")
+    nrm = None
+    if b.norm:
+        n_in, n_out = math.prod(in_shape), math.prod(b.shape)
+        nrm = Normalization(
+            input_mean=b.norm.get("input_mean", np.zeros(n_in)),
+            input_range=b.norm.get("input_range", np.ones(n_in)),
+            output_mean=b.norm.get("output_mean", np.zeros(n_out)),
+            output_range=b.norm.get("output_range", np.ones(n_out)),
+            input_min=b.norm.get("input_min"), input_max=b.norm.get("input_max"),
+        )
+    return Network(tuple(b.layers), in_shape, nrm)
+
+
+def _set_norm(b: _Builder, key: str, c: np.ndarray, k: int, node: Any) -> None:
+    n = math.prod(b.shape)
+    arr = np.asarray(c, dtype=np.float64).reshape(-1)
+    if arr.size not in (1, n):
+        raise UnsupportedLayerError(f"{b.where(k, node)}: constant of {arr.size} values")
+    if len(b.layers) and not all(isinstance(lyr, Permute | Flatten) for lyr in b.layers):
+        raise UnsupportedLayerError(f"{b.where(k, node)}: input normalisation after layers")
+    b.norm[key] = np.broadcast_to(arr, (n,)).copy()
+
+
+def _need_vector(b: _Builder, k: int, node: Any) -> None:
+    if len(b.shape) != 1:
+        if all(s == 1 for s in b.shape[:-1]):
+            b.add(Flatten())
+            return
+        raise UnsupportedLayerError(f"{b.where(k, node)}: dense layer on shape {b.shape}")
+
+
+def _add_batchnorm(b: _Builder, s: np.ndarray, t: np.ndarray) -> None:
+    if b.open_linear:
+        last = b.layers[-1]
+        if isinstance(last, Dense):
+            b.layers[-1] = Dense(last.weight * s[:, None], last.bias * s + t)
+            return
+        if isinstance(last, Conv2d):
+            b.layers[-1] = Conv2d(last.weight * s[:, None, None, None], last.bias * s + t,
+                                  last.stride, last.padding)
+            return
+    b.add(BatchNorm(s, t))
+
+
+def _pads(at: dict[str, Any], shape: tuple[int, ...], ks: tuple[int, ...],
+          strides: tuple[int, ...], where: str) -> tuple[int, int, int, int]:
+    auto = at.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto in ("NOTSET", "VALID"):
+        pads = list(at.get("pads", [0, 0, 0, 0])) if auto == "NOTSET" else [0, 0, 0, 0]
+        if len(pads) != 4:
+            raise UnsupportedLayerError(f"{where}: pads {pads}")
+        return int(pads[0]), int(pads[1]), int(pads[2]), int(pads[3])
+    if len(shape) != 3:
+        raise UnsupportedLayerError(f"{where}: auto_pad on shape {shape}")
+    upper = auto == "SAME_UPPER"
+    t, bt = _same_pads(shape[1], ks[0], strides[0], upper)
+    left, r = _same_pads(shape[2], ks[1], strides[1], upper)
+    return t, left, bt, r
+
+
+# -------------------------------------------------------------------- export
+def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "float32",
+               opset: int = 17) -> None:
+    """Write ``net`` as an ONNX model (atomically), weights in ``dtype``.
+
+    The normalisation (if any) is written as Max/Min/Sub/Div before and
+    Mul/Add after the layers.  A GELU raises the opset to 20 (its ``Gelu`` operator).
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    netf = as_float(net)
+    np_dt = np.float32 if dtype == "float32" else np.float64
+    onnx_dt = TensorProto.FLOAT if dtype == "float32" else TensorProto.DOUBLE
+    nodes: list[Any] = []
+    inits: list[Any] = []
+    counter = [0]
+
+    def name(prefix: str) -> str:
+        counter[0] += 1
+        return f"{prefix}_{counter[0]}"
+
+    def init(arr: Any, prefix: str, dt: Any = None) -> str:
+        n = name(prefix)
+        inits.append(numpy_helper.from_array(np.asarray(arr, dtype=dt or np_dt), n))
+        return n
+
+    cur = "input"
+
+    def node(op: str, ins: list[str], **kw: Any) -> None:
+        nonlocal cur
+        out = name(op.lower())
+        nodes.append(helper.make_node(op, ins, [out], name=out, **kw))
+        cur = out
+
+    n_in = math.prod(netf.input_shape)
+    nrm = netf.normalization
+    if nrm is not None:
+        shape_in = (1, *netf.input_shape)
+
+        def vec(a: np.ndarray, n: int) -> np.ndarray:
+            v = np.array([float(x) for x in a])
+            return np.broadcast_to(v, (n,)).reshape(shape_in[1:])[None]
+
+        if nrm.input_min is not None:
+            node("Max", [cur, init(vec(nrm.input_min, n_in), "in_min")])
+        if nrm.input_max is not None:
+            node("Min", [cur, init(vec(nrm.input_max, n_in), "in_max")])
+        node("Sub", [cur, init(vec(nrm.input_mean, n_in), "in_mean")])
+        node("Div", [cur, init(vec(nrm.input_range, n_in), "in_range")])
+    for layer in netf.layers:
+        if isinstance(layer, Dense):
+            node("Gemm", [cur, init(layer.weight, "W"), init(layer.bias, "b")], transB=1)
+        elif isinstance(layer, Conv2d):
+            t, left, bt, r = layer.padding
+            node("Conv", [cur, init(layer.weight, "W"), init(layer.bias, "b")],
+                 kernel_shape=list(layer.weight.shape[2:]), strides=list(layer.stride),
+                 pads=[t, left, bt, r])
+        elif isinstance(layer, MaxPool2d | AvgPool2d):
+            t, left, bt, r = layer.padding
+            kw: dict[str, Any] = {"kernel_shape": list(layer.kernel),
+                                  "strides": list(layer.stride), "pads": [t, left, bt, r]}
+            if isinstance(layer, AvgPool2d):
+                kw["count_include_pad"] = int(layer.count_include_pad)
+                node("AveragePool", [cur], **kw)
+            else:
+                node("MaxPool", [cur], **kw)
+        elif isinstance(layer, Flatten):
+            node("Flatten", [cur], axis=1)
+        elif isinstance(layer, Permute):
+            node("Transpose", [cur], perm=[0, *(p + 1 for p in layer.perm)])
+        elif isinstance(layer, BatchNorm):
+            c = layer.scale.shape[0]
+            node("BatchNormalization",
+                 [cur, init(layer.scale, "bn_s"), init(layer.shift, "bn_b"),
+                  init(np.zeros(c), "bn_m"), init(np.ones(c), "bn_v")], epsilon=0.0)
+        elif isinstance(layer, Activation):
+            kind = layer.kind
+            if kind == "identity":
+                continue
+            if kind == "relu":
+                node("Relu", [cur])
+            elif kind == "leaky_relu":
+                node("LeakyRelu", [cur], alpha=float(layer.alpha or 0))
+            elif kind == "prelu":
+                assert layer.slopes is not None
+                s = np.asarray(layer.slopes, dtype=np.float64)
+                idx = list(netf.layers).index(layer)
+                shp = netf.shapes[idx]
+                s = s.reshape((-1,) + (1,) * (len(shp) - 1)) if s.size > 1 else s
+                node("PRelu", [cur, init(s, "slope")])
+            elif kind == "sigmoid":
+                node("Sigmoid", [cur])
+            elif kind == "tanh":
+                node("Tanh", [cur])
+            else:
+                node("Gelu", [cur])
+                opset = max(opset, 20)
+    if nrm is not None:
+        n_out = math.prod(netf.output_shape)
+        node("Mul", [cur, init(np.broadcast_to(np.array([float(x) for x in nrm.output_range]),
+                                               (n_out,)), "out_range")])
+        node("Add", [cur, init(np.broadcast_to(np.array([float(x) for x in nrm.output_mean]),
+                                               (n_out,)), "out_mean")])
+    graph = helper.make_graph(
+        nodes, "lumpkit",
+        [helper.make_tensor_value_info("input", onnx_dt, ["N", *netf.input_shape])],
+        [helper.make_tensor_value_info(cur, onnx_dt, ["N", *netf.output_shape])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="lumpkit")
+    model.ir_version = min(model.ir_version, 9)
+    onnx.checker.check_model(model)
+    data = model.SerializeToString()
+
+    def _write(fh: Any) -> None:
+        fh.write(data)
+
+    atomic_write(Path(path), _write)

@@ -1,0 +1,304 @@
+"""PyTorch ``nn.Sequential`` import/export: pickled modules (``torch.save``) and TorchScript.
+
+Loading a pickled module runs Python code from the file (``weights_only=False``):
+only load files you trust.  lumpkit writes the input shape next to the
+module (attribute ``lumpkit_input_shape`` for pickles, the extra file
+``lumpkit_input_shape`` for TorchScript) so that convolutional models load
+without ``input_shape``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lumpcore import ModelFormatError, UnsupportedLayerError, to_rational
+
+from ._atomic import atomic_write
+from ._network import (
+    Activation,
+    AvgPool2d,
+    BatchNorm,
+    Conv2d,
+    Dense,
+    Flatten,
+    Layer,
+    MaxPool2d,
+    Network,
+    as_float,
+)
+
+__all__ = ["from_torch", "read_torch", "to_torch", "write_torch"]
+
+_SKIP = ("Identity", "Dropout", "Dropout1d", "Dropout2d")
+
+
+def _np(t: Any) -> np.ndarray:
+    return np.asarray(t.detach().cpu().double().numpy(), dtype=np.float64)
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, int):
+        return v, v
+    t = tuple(int(x) for x in v)
+    return (t[0], t[0]) if len(t) == 1 else (t[0], t[1])
+
+
+def _flat_children(mod: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for name, child in mod.named_children():
+        kind = _kind(child)
+        if kind == "Sequential":
+            out.extend(_flat_children(child, f"{prefix}{name}."))
+        else:
+            out.append((f"{prefix}{name}", child))
+    return out
+
+
+def _kind(mod: Any) -> str:
+    return str(getattr(mod, "original_name", None) or type(mod).__name__)
+
+
+def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Network:
+    """Convert an ``nn.Sequential`` (or TorchScript of one) to a :class:`Network`.
+
+    Batch norm is folded into the preceding Linear/Conv2d when there is one.
+
+    Raises
+    ------
+    UnsupportedLayerError
+        Naming the module type and its position for anything unsupported.
+    ModelFormatError
+        When the input shape cannot be inferred (give ``input_shape``).
+    """
+    children = _flat_children(module) if _kind(module) == "Sequential" else [("0", module)]
+    layers: list[Layer] = []
+    open_linear = False
+    for pos, (name, m) in enumerate(children):
+        kind = _kind(m)
+        where = f"module {pos} ({kind} {name!r})"
+        if kind in _SKIP:
+            continue
+        if kind == "Linear":
+            bias = _np(m.bias) if m.bias is not None else np.zeros(int(m.weight.shape[0]))
+            layers.append(Dense(_np(m.weight), bias))
+            open_linear = True
+            continue
+        if kind == "Conv2d":
+            if int(m.groups) != 1 or _pair(m.dilation) != (1, 1):
+                raise UnsupportedLayerError(f"{where}: groups/dilation != 1")
+            if str(getattr(m, "padding_mode", "zeros")) != "zeros":
+                raise UnsupportedLayerError(f"{where}: padding_mode {m.padding_mode!r}")
+            pad = m.padding
+            if isinstance(pad, str):
+                if pad != "valid":
+                    raise UnsupportedLayerError(f"{where}: padding={pad!r}; use explicit padding")
+                pad = (0, 0)
+            ph, pw = _pair(pad)
+            bias = _np(m.bias) if m.bias is not None else np.zeros(int(m.weight.shape[0]))
+            layers.append(Conv2d(_np(m.weight), bias, _pair(m.stride), (ph, pw, ph, pw)))
+            open_linear = True
+            continue
+        if kind.startswith("BatchNorm"):
+            mean, var = _np(m.running_mean), _np(m.running_var)
+            w = _np(m.weight) if m.weight is not None else np.ones_like(mean)
+            b = _np(m.bias) if m.bias is not None else np.zeros_like(mean)
+            s = w / np.sqrt(var + float(m.eps))
+            t = b - mean * s
+            last = layers[-1] if layers else None
+            if open_linear and isinstance(last, Dense):
+                layers[-1] = Dense(last.weight * s[:, None], last.bias * s + t)
+            elif open_linear and isinstance(last, Conv2d):
+                layers[-1] = Conv2d(last.weight * s[:, None, None, None], last.bias * s + t,
+                                    last.stride, last.padding)
+            else:
+                layers.append(BatchNorm(s, t))
+            open_linear = False
+            continue
+        open_linear = False
+        if kind in ("MaxPool2d", "AvgPool2d"):
+            if bool(m.ceil_mode) or (kind == "MaxPool2d" and _pair(m.dilation) != (1, 1)):
+                raise UnsupportedLayerError(f"{where}: ceil_mode/dilation")
+            k = _pair(m.kernel_size)
+            st = _pair(m.stride if m.stride is not None else m.kernel_size)
+            ph, pw = _pair(m.padding)
+            if kind == "MaxPool2d":
+                layers.append(MaxPool2d(k, st, (ph, pw, ph, pw)))
+            else:
+                if getattr(m, "divisor_override", None) is not None:
+                    raise UnsupportedLayerError(f"{where}: divisor_override")
+                layers.append(AvgPool2d(k, st, (ph, pw, ph, pw), bool(m.count_include_pad)))
+        elif kind == "Flatten":
+            if int(m.start_dim) != 1 or int(m.end_dim) != -1:
+                raise UnsupportedLayerError(f"{where}: only Flatten(1, -1)")
+            layers.append(Flatten())
+        elif kind == "ReLU":
+            layers.append(Activation("relu"))
+        elif kind == "LeakyReLU":
+            layers.append(Activation("leaky_relu", alpha=to_rational(float(m.negative_slope))))
+        elif kind == "PReLU":
+            layers.append(Activation("prelu", slopes=_np(m.weight).reshape(-1)))
+        elif kind == "Tanh":
+            layers.append(Activation("tanh"))
+        elif kind == "Sigmoid":
+            layers.append(Activation("sigmoid"))
+        elif kind == "GELU":
+            if str(getattr(m, "approximate", "none")) != "none":
+                raise UnsupportedLayerError(f"{where}: GELU(approximate='tanh')")
+            layers.append(Activation("gelu"))
+        else:
+            raise UnsupportedLayerError(f"{where}: {kind} is not supported by lumpkit")
+    if input_shape is None:
+        first = next((lyr for lyr in layers if isinstance(lyr, Dense | Conv2d)), None)
+        if isinstance(first, Dense) and (not layers or isinstance(layers[0], Dense)):
+            input_shape = (int(first.weight.shape[1]),)
+        else:
+            raise ModelFormatError(
+                "cannot infer the input shape of this PyTorch model; pass input_shape "
+                "(CLI: --input-shape C,H,W)"
+            )
+    return Network(tuple(layers), tuple(input_shape))
+
+
+def read_torch(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None = None
+               ) -> Network:
+    """Read a ``.pt`` file: a TorchScript module or a pickled ``nn.Sequential``."""
+    import torch
+
+    p = str(path)
+    extra = {"lumpkit_input_shape": ""}
+    module: Any
+    try:
+        with warnings.catch_warnings():  # TorchScript is deprecated but still a shipped format
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(p, map_location="cpu", _extra_files=extra)
+    except Exception:
+        try:
+            module = torch.load(p, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise ModelFormatError(f"{p}: neither TorchScript nor a pickled module ({exc})"
+                                   ) from None
+        extra["lumpkit_input_shape"] = ",".join(
+            str(x) for x in getattr(module, "lumpkit_input_shape", ()) or ())
+    if not hasattr(module, "named_children"):
+        raise ModelFormatError(f"{p}: holds a {type(module).__name__}, not an nn.Module "
+                               "(a state_dict needs its model class)")
+    text = extra["lumpkit_input_shape"]
+    text = text.decode() if isinstance(text, bytes) else text
+    if input_shape is None and text:
+        input_shape = tuple(int(x) for x in text.split(","))
+    return from_torch(module, input_shape)
+
+
+def to_torch(net: Network, dtype: str = "float32") -> Any:
+    """Build an ``nn.Sequential`` computing ``net`` (normalisation not included)."""
+    import torch
+    from torch import nn
+
+    netf = as_float(net)
+    tdt = torch.float32 if dtype == "float32" else torch.float64
+    mods: list[Any] = []
+    for i, layer in enumerate(netf.layers):
+        shape = netf.shapes[i]
+        if isinstance(layer, Dense):
+            m = nn.Linear(layer.weight.shape[1], layer.weight.shape[0], dtype=tdt)
+            with torch.no_grad():
+                m.weight.copy_(torch.tensor(layer.weight))
+                assert m.bias is not None
+                m.bias.copy_(torch.tensor(layer.bias))
+            mods.append(m)
+        elif isinstance(layer, Conv2d):
+            t, left, b, r = layer.padding
+            if t != b or left != r:
+                raise UnsupportedLayerError(f"layer {i}: asymmetric padding has no nn.Conv2d")
+            o, c, kh, kw = layer.weight.shape
+            conv = nn.Conv2d(c, o, (kh, kw), stride=layer.stride, padding=(t, left), dtype=tdt)
+            with torch.no_grad():
+                conv.weight.copy_(torch.tensor(layer.weight))
+                assert conv.bias is not None
+                conv.bias.copy_(torch.tensor(layer.bias))
+            mods.append(conv)
+        elif isinstance(layer, MaxPool2d | AvgPool2d):
+            t, left, b, r = layer.padding
+            if t != b or left != r:
+                raise UnsupportedLayerError(f"layer {i}: asymmetric pooling padding")
+            if isinstance(layer, MaxPool2d):
+                mods.append(nn.MaxPool2d(layer.kernel, layer.stride, (t, left)))
+            else:
+                mods.append(nn.AvgPool2d(layer.kernel, layer.stride, (t, left),
+                                         count_include_pad=layer.count_include_pad))
+        elif isinstance(layer, Flatten):
+            mods.append(nn.Flatten())
+        elif isinstance(layer, BatchNorm):
+            bn = (nn.BatchNorm2d(layer.scale.shape[0], dtype=tdt) if len(shape) == 3
+                  else nn.BatchNorm1d(layer.scale.shape[0], dtype=tdt))
+            assert bn.running_mean is not None and bn.running_var is not None
+            with torch.no_grad():
+                bn.running_mean.zero_()
+                bn.running_var.fill_(1.0 - bn.eps)
+                bn.weight.copy_(torch.tensor(layer.scale))
+                bn.bias.copy_(torch.tensor(layer.shift))
+            mods.append(bn)
+        elif isinstance(layer, Activation):
+            if layer.kind == "relu":
+                mods.append(nn.ReLU())
+            elif layer.kind == "leaky_relu":
+                mods.append(nn.LeakyReLU(float(layer.alpha or 0)))
+            elif layer.kind == "prelu":
+                assert layer.slopes is not None
+                pm = nn.PReLU(layer.slopes.shape[0], dtype=tdt)
+                with torch.no_grad():
+                    pm.weight.copy_(torch.tensor(layer.slopes))
+                mods.append(pm)
+            elif layer.kind == "tanh":
+                mods.append(nn.Tanh())
+            elif layer.kind == "sigmoid":
+                mods.append(nn.Sigmoid())
+            elif layer.kind == "gelu":
+                mods.append(nn.GELU())
+            else:
+                mods.append(nn.Identity())
+        else:
+            raise UnsupportedLayerError(
+                f"layer {i} ({type(layer).__name__}) has no nn.Sequential equivalent"
+            )
+    seq = nn.Sequential(*mods).to(tdt).eval()
+    return seq
+
+
+def write_torch(net: Network, path: str | os.PathLike[str], *, torchscript: bool = False,
+                dtype: str = "float32") -> None:
+    """Write ``net`` as a pickled ``nn.Sequential`` or TorchScript (atomically).
+
+    The normalisation of an NNet model has no place in ``nn.Sequential``:
+    a network with one raises :class:`UnsupportedLayerError`.
+    """
+    import torch
+
+    if net.normalization is not None:
+        raise UnsupportedLayerError(
+            "the network has an input/output normalisation, which nn.Sequential cannot hold; "
+            "export to .nnet, .onnx or .npz"
+        )
+    seq = to_torch(net, dtype)
+    shape = ",".join(str(s) for s in net.input_shape)
+    buf = io.BytesIO()
+    if torchscript:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(torch.jit.script(seq), buf,
+                           _extra_files={"lumpkit_input_shape": shape})
+    else:
+        seq.lumpkit_input_shape = tuple(net.input_shape)
+        torch.save(seq, buf)
+    data = buf.getvalue()
+
+    def _write(fh: Any) -> None:
+        fh.write(data)
+
+    atomic_write(Path(path), _write)

@@ -1,0 +1,237 @@
+"""Import/export round trips, each checked by the model's own framework (onnxruntime, torch)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lumpcore import ModelFormatError, UnsupportedLayerError
+from nnreduce import (
+    Activation,
+    AvgPool2d,
+    BatchNorm,
+    Conv2d,
+    Dense,
+    Flatten,
+    MaxPool2d,
+    Network,
+    Normalization,
+    Permute,
+    as_exact,
+    evaluate,
+    from_torch,
+    load_network,
+    network_sha256,
+    reduce_network,
+    save_network,
+    to_torch,
+)
+
+ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+torch = pytest.importorskip("torch")
+
+DATA = Path(__file__).parent / "data" / "nn"
+
+
+def _ort_run(path: Path, x: np.ndarray) -> np.ndarray:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    dt = np.float64 if "double" in inp.type else np.float32
+    if inp.shape[0] == 1:  # a fixed batch of one: run the examples one by one
+        shape = [int(d) for d in inp.shape]
+        outs = [sess.run(None, {inp.name: xi.astype(dt).reshape(shape)})[0] for xi in x]
+        return np.asarray(outs, dtype=np.float64).reshape(x.shape[0], -1)
+    return np.asarray(sess.run(None, {inp.name: x.astype(dt)})[0], dtype=np.float64)
+
+
+@pytest.mark.parametrize("name", ["onnx/mnist2x10.onnx", "onnx/mnist5x20_leaky_relu.onnx",
+                                  "onnx/mnist2x5_sigmoid.onnx", "onnx/cnn_max_mninst2.onnx",
+                                  "acasxu/ACASXU_experimental_v2a_1_1.onnx"])
+def test_shipped_onnx_models_match_onnxruntime(name: str) -> None:
+    path = DATA / name
+    net = load_network(path)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(4, *net.input_shape))
+    np.testing.assert_allclose(evaluate(net, x), _ort_run(path, x).reshape(4, -1),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_batch_one_pytorch_export_with_constant_transposes() -> None:
+    path = DATA / "onnx/conv_mp1.onnx"
+    net = load_network(path)
+    assert net.input_shape == (3, 8, 8)
+    x = np.random.default_rng(1).uniform(-1, 1, size=(1, 3, 8, 8))
+    np.testing.assert_allclose(evaluate(net, x)[0], _ort_run(path, x).reshape(-1),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_keras_nhwc_export_keeps_its_input_layout() -> None:
+    net = load_network(DATA / "onnx/cnn_max_mninst2.onnx")
+    assert net.input_shape == (28, 28, 1)
+    assert isinstance(net.layers[0], Permute)
+
+
+def test_nnet_and_onnx_acasxu_agree() -> None:
+    a = load_network(DATA / "acasxu/ACASXU_experimental_v2a_1_1.nnet")
+    b = load_network(DATA / "acasxu/ACASXU_experimental_v2a_1_1.onnx")
+    x = np.random.default_rng(2).uniform(-1, 1, size=(6, 5))
+    np.testing.assert_allclose(evaluate(a, x, normalize=False), evaluate(b, x.reshape(6, 1, 1, 5)),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_nnet_round_trip_is_exact(tmp_path: Path) -> None:
+    net = load_network(DATA / "acasxu/ACASXU_experimental_v2a_2_7.nnet")
+    save_network(net, tmp_path / "a.nnet")
+    back = load_network(tmp_path / "a.nnet")
+    assert network_sha256(back) == network_sha256(net)
+    # the normalisation: clip, (x - mean) / range, y * range + mean, checked against numpy
+    x = np.array([[1e5, 0.0, 0.0, 600.0, -50.0]])
+    nrm = net.normalization
+    assert nrm is not None
+    lo = np.array([float(v) for v in nrm.input_min])
+    hi = np.array([float(v) for v in nrm.input_max])
+    z = (np.clip(x, lo, hi) - np.array([float(v) for v in nrm.input_mean])) / np.array(
+        [float(v) for v in nrm.input_range])
+    y = evaluate(net, z, normalize=False) * float(nrm.output_range[0]) + float(
+        nrm.output_mean[0])
+    np.testing.assert_allclose(evaluate(back, x), y, rtol=1e-12)
+
+
+def _random_conv(rng: np.random.Generator) -> Network:
+    return Network(
+        (Conv2d(rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4), (1, 1), (1, 1, 1, 1)),
+         Activation("prelu", slopes=rng.uniform(0, 0.3, size=4)),
+         MaxPool2d((2, 2), (2, 2)),
+         Conv2d(rng.normal(size=(3, 4, 2, 2)), rng.normal(size=3), (1, 1), (0, 0, 0, 0)),
+         BatchNorm(rng.uniform(0.5, 2, size=3), rng.normal(size=3)),
+         Activation("leaky_relu", alpha=Fraction(1, 10)),
+         AvgPool2d((2, 2), (1, 1), (1, 1, 1, 1), count_include_pad=True),
+         Flatten(),
+         Dense(rng.normal(size=(6, 27)), rng.normal(size=6)), Activation("tanh"),
+         Dense(rng.normal(size=(5, 6)), rng.normal(size=5)), Activation("gelu"),
+         Dense(rng.normal(size=(2, 5)), rng.normal(size=2)), Activation("sigmoid")),
+        (2, 6, 6),
+    )
+
+
+def test_onnx_export_runs_in_onnxruntime_and_reads_back(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    net = _random_conv(rng)
+    x = rng.normal(size=(5, 2, 6, 6))
+    save_network(net, tmp_path / "m.onnx")  # float32: onnxruntime has no float64 Conv
+    np.testing.assert_allclose(_ort_run(tmp_path / "m.onnx", x), evaluate(net, x),
+                               rtol=1e-4, atol=1e-5)
+    back = load_network(tmp_path / "m.onnx")
+    np.testing.assert_allclose(evaluate(back, x), evaluate(net, x), rtol=1e-5, atol=1e-6)
+
+
+def test_onnx_export_with_normalisation(tmp_path: Path) -> None:
+    net = load_network(DATA / "mnist/mnist10x10.nnet")
+    save_network(net, tmp_path / "m.onnx", dtype="float64")
+    x = np.random.default_rng(4).uniform(-0.5, 1.5, size=(3, 784))
+    np.testing.assert_allclose(_ort_run(tmp_path / "m.onnx", x), evaluate(net, x), rtol=1e-9)
+    back = load_network(tmp_path / "m.onnx")
+    np.testing.assert_allclose(evaluate(back, x), evaluate(net, x), rtol=1e-12)
+
+
+def _torch_seq() -> torch.nn.Module:
+    torch.manual_seed(0)
+    seq = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2), torch.nn.Conv2d(4, 3, 2), torch.nn.PReLU(3),
+        torch.nn.AvgPool2d(2, 1, padding=1, count_include_pad=False),
+        torch.nn.Flatten(), torch.nn.Linear(27, 6), torch.nn.GELU(), torch.nn.Dropout(0.1),
+        torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.Tanh()), torch.nn.Linear(4, 2),
+    ).double()
+    with torch.no_grad():
+        seq[1].running_mean.uniform_(-1, 1)
+        seq[1].running_var.uniform_(0.5, 2)
+    return seq.eval()
+
+
+def test_torch_import_matches_torch() -> None:
+    seq = _torch_seq()
+    net = from_torch(seq, (2, 6, 6))
+    assert not any(isinstance(lyr, BatchNorm) for lyr in net.layers)  # folded into the conv
+    x = np.random.default_rng(5).normal(size=(4, 2, 6, 6))
+    with torch.no_grad():
+        y = seq(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(evaluate(net, x), y, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("script", [False, True])
+def test_torch_export_runs_in_torch_and_reads_back(tmp_path: Path, script: bool) -> None:
+    rng = np.random.default_rng(6)
+    net = _random_conv(rng)
+    path = tmp_path / "m.pt"
+    save_network(net, path, torchscript=script, dtype="float64")
+    module = torch.jit.load(str(path)) if script else torch.load(str(path), weights_only=False)
+    x = rng.normal(size=(3, 2, 6, 6))
+    with torch.no_grad():
+        y = module(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(y, evaluate(net, x), rtol=1e-9, atol=1e-12)
+    back = load_network(path)  # the input shape travels with the file
+    np.testing.assert_allclose(evaluate(back, x), evaluate(net, x), rtol=1e-9, atol=1e-12)
+
+
+def test_npz_round_trip_float_and_exact(tmp_path: Path) -> None:
+    net = _random_conv(np.random.default_rng(7))
+    for n in (net, as_exact(net)):
+        save_network(n, tmp_path / "m.npz")
+        assert network_sha256(load_network(tmp_path / "m.npz")) == network_sha256(n)
+    nrm = Normalization([Fraction(1, 3)], [2], [0], [1])
+    small = Network((Dense([[1.0]], [0.0]),), (1,), nrm)
+    save_network(small, tmp_path / "s.npz")
+    assert network_sha256(load_network(tmp_path / "s.npz")) == network_sha256(small)
+
+
+def test_reduced_model_exported_and_run_by_onnxruntime(tmp_path: Path) -> None:
+    net = load_network(DATA / "twin/twin_ladder-5_inp-4_layers-10_width-1_margin.nnet")
+    red = reduce_network(net)
+    save_network(red.network, tmp_path / "r.onnx", dtype="float64")
+    x = np.random.default_rng(8).uniform(-5, 5, size=(10, 5))
+    np.testing.assert_allclose(_ort_run(tmp_path / "r.onnx", x), evaluate(net, x), rtol=1e-9,
+                               atol=1e-12)
+
+
+def test_unsupported_onnx_operator_is_named(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((2, 3), dtype=np.float32), "W")
+    g = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "W"], ["h"], transB=1, name="fc"),
+         helper.make_node("Softmax", ["h"], ["y"], name="sm")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[w])
+    onnx.save(helper.make_model(g), tmp_path / "bad.onnx")
+    with pytest.raises(UnsupportedLayerError, match=r"node 1 \(Softmax"):
+        load_network(tmp_path / "bad.onnx")
+
+
+def test_unsupported_torch_module_is_named() -> None:
+    seq = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Softmax(dim=1))
+    with pytest.raises(UnsupportedLayerError, match=r"module 1 \(Softmax"):
+        from_torch(seq)
+
+
+def test_bad_files_give_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelFormatError, match="unknown model format"):
+        load_network(tmp_path / "m.h5")
+    (tmp_path / "bad.nnet").write_text("2,1,1,1,\n1,1\n")
+    with pytest.raises(ModelFormatError, match=r"bad\.nnet"):
+        load_network(tmp_path / "bad.nnet")
+    with pytest.raises(FileNotFoundError):
+        load_network(tmp_path / "missing.onnx")
+
+
+def test_to_torch_refuses_nothing_it_can_express() -> None:
+    net = _random_conv(np.random.default_rng(9))
+    seq = to_torch(net, "float64")
+    x = np.random.default_rng(9).normal(size=(2, 2, 6, 6))
+    with torch.no_grad():
+        np.testing.assert_allclose(seq(torch.tensor(x)).numpy(), evaluate(net, x), rtol=1e-9,
+                                   atol=1e-12)
