@@ -163,6 +163,7 @@ def test_torch_import_matches_torch() -> None:
     np.testing.assert_allclose(evaluate(net, x), y, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 @pytest.mark.parametrize("script", [False, True])
 def test_torch_export_runs_in_torch_and_reads_back(tmp_path: Path, script: bool) -> None:
     rng = np.random.default_rng(6)
