@@ -36,12 +36,12 @@ from ._nx import from_networkx, to_networkx
 from ._read import read_model
 from ._storm import from_stormpy, read_prism
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_public_api.py checks
     "CTMC",
-    "DTMC",
-    "KINDS",
     "ChainError",
     "ChainLumping",
+    "DTMC",
+    "KINDS",
     "expected_reward",
     "from_networkx",
     "from_stormpy",

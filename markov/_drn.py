@@ -25,8 +25,8 @@ def read_drn(path: str | os.PathLike[str], *, exact: bool = False) -> CTMC | DTM
     transition values are rates (Storm's convention; the ``!exit`` rate of a
     state line is checked against their sum) and self-loops are ignored.
     Action (choice) rewards are not state rewards and are not read; a
-    reward model whose state rewards are all zero is dropped only if the
-    file declares no state reward for it.
+    reward model with non-zero action rewards and all state rewards zero is
+    dropped (it has no state rewards).
 
     Parameters
     ----------
@@ -63,6 +63,7 @@ def read_drn(path: str | os.PathLike[str], *, exact: bool = False) -> CTMC | DTM
     labels: dict[str, list[int]] = {}
     rewards: list[list[Any]] = []
     exits: dict[int, tuple[Any, int]] = {}
+    action_reward: list[bool] = []
     state: int | None = None
     actions = 0
     expected_state = 0
@@ -100,6 +101,7 @@ def read_drn(path: str | os.PathLike[str], *, exact: bool = False) -> CTMC | DTM
                 raise lines.error("parametric models are not supported")
             if section == "@reward_models":
                 reward_names = t.split()
+                action_reward = [False] * len(reward_names)
                 continue
             if section == "@nr_states":
                 try:
@@ -127,6 +129,11 @@ def read_drn(path: str | os.PathLike[str], *, exact: bool = False) -> CTMC | DTM
             if t.startswith("action"):
                 if state is None:
                     raise lines.error("action before the first state")
+                if "[" in t:
+                    inner = t[t.index("[") + 1:t.rindex("]")] if "]" in t else ""
+                    for k, tok in enumerate(x.strip() for x in inner.split(",") if x.strip()):
+                        if k < len(action_reward) and tok not in ("0", "0.0"):
+                            action_reward[k] = True
                 actions += 1
                 if actions > 1:
                     raise lines.error(
@@ -161,7 +168,9 @@ def read_drn(path: str | os.PathLike[str], *, exact: bool = False) -> CTMC | DTM
     else:
         vals_arr = np.asarray(vals, dtype=np.float64)
     s_arr, d_arr = np.asarray(src, np.int64), np.asarray(dst, np.int64)
-    rew = dict(zip(reward_names, rewards, strict=True))
+    # a reward model with action rewards only is not a state reward (as in read_prism)
+    rew = {name: r for name, r, act in zip(reward_names, rewards, action_reward, strict=True)
+           if not (act and all(x == 0 for x in r))}
     try:
         if mtype == "CTMC":
             chain: CTMC | DTMC = CTMC.from_rates((n, s_arr, d_arr, vals_arr), labels=labels,

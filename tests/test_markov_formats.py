@@ -1,0 +1,261 @@
+"""File formats: round trips, Storm as an independent reader/writer, malformed input."""
+
+from __future__ import annotations
+
+from fractions import Fraction as F
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import markov
+from lumpcore import ModelFormatError
+from markov import (
+    CTMC,
+    DTMC,
+    from_networkx,
+    paper_example_2,
+    read_drn,
+    read_model,
+    read_prism,
+    read_prism_explicit,
+    to_networkx,
+    write_drn,
+    write_prism_explicit,
+)
+
+stormpy = pytest.importorskip("stormpy")
+stormpy_io = pytest.importorskip("stormpy.io")
+DATA = Path(__file__).parent / "data"
+TWOQ = DATA / "markov" / "twoqueues.prism"
+
+
+def same_chain(a: CTMC | DTMC, b: CTMC | DTMC, *, exact: bool = True) -> None:
+    assert type(a) is type(b) and a.n == b.n
+    _, s1, d1, v1 = a.to_edges()
+    _, s2, d2, v2 = b.to_edges()
+    np.testing.assert_array_equal(s1, s2)
+    np.testing.assert_array_equal(d1, d2)
+    if exact:
+        assert v1.tolist() == v2.tolist()
+    else:
+        np.testing.assert_allclose(v1.astype(float), v2.astype(float), rtol=1e-12)
+    # (labels without states cannot be written to DRN; they carry no information here)
+    assert {k: v.tolist() for k, v in a.labels.items() if k != "init" and v.size} == {
+        k: v.tolist() for k, v in b.labels.items() if k != "init" and v.size}
+    assert [float(x) for x in a.initial] == pytest.approx([float(x) for x in b.initial])
+    assert set(a.rewards) == set(b.rewards)
+    for k in a.rewards:
+        assert [float(x) for x in a.rewards[k]] == pytest.approx([float(x) for x in b.rewards[k]])
+
+
+@st.composite
+def chains(draw: st.DrawFn) -> CTMC | DTMC:
+    n = draw(st.integers(1, 6))
+    exact = draw(st.booleans())
+    values = (st.fractions(min_value=F(1, 100), max_value=100, max_denominator=100) if exact
+              else st.floats(min_value=1e-6, max_value=1e6))
+    labels = {
+        name: draw(st.lists(st.integers(0, n - 1), max_size=n, unique=True))
+        for name in draw(st.lists(st.sampled_from(["a", "goal", "x_1"]), unique=True))
+    }
+    rewards = {name: [draw(values) for _ in range(n)]
+               for name in draw(st.lists(st.sampled_from(["r", "cost"]), unique=True))}
+    init = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True))
+    initial = [F(1, len(init)) if s in init else F(0) for s in range(n)]
+    if not exact:
+        initial = [float(x) for x in initial]  # type: ignore[misc]
+    if draw(st.booleans()):
+        rates = [[draw(values) if i != j and draw(st.booleans()) else 0 for j in range(n)]
+                 for i in range(n)]
+        return CTMC.from_rates(rates, labels=labels, rewards=rewards, initial=initial,
+                               exact=exact)
+    rows = []
+    for _ in range(n):
+        w = [draw(st.integers(0, 3)) for _ in range(n)]
+        if sum(w) == 0:
+            w[0] = 1
+        rows.append([F(x, sum(w)) for x in w] if exact else [x / sum(w) for x in w])
+    return DTMC(rows, labels=labels, rewards=rewards, initial=initial, exact=exact)
+
+
+@settings(max_examples=40, deadline=None)
+@given(chain=chains())
+def test_round_trips(chain: CTMC | DTMC, tmp_path_factory: pytest.TempPathFactory) -> None:
+    d = tmp_path_factory.mktemp("rt")
+    kind = "ctmc" if isinstance(chain, CTMC) else "dtmc"
+    write_prism_explicit(chain, d / "m.tra")
+    back = read_prism_explicit(d / "m.tra", model_type=kind, exact=chain.exact)  # type: ignore[arg-type]
+    same_chain(chain, back)
+    write_drn(chain, d / "m.drn")
+    same_chain(chain, read_drn(d / "m.drn", exact=chain.exact))
+    same_chain(chain, from_networkx(to_networkx(chain)))
+
+
+def test_sta_and_named_rewards_round_trip(tmp_path: Path) -> None:
+    c = CTMC.from_rates([[0, 1.5], [0.25, 0]], labels={"init": [0], "b": [1]},
+                        rewards={"cost": [1.0, 2.5], "time": [0.0, 1.0]},
+                        variables=("x", "on"), valuations=[(0, True), (1, False)])
+    written = write_prism_explicit(c, tmp_path / "c.tra")
+    assert [p.name for p in written] == ["c.tra", "c.lab", "c.sta", "c1.srew", "c2.srew"]
+    assert (tmp_path / "c.sta").read_text() == "(x,on)\n0:(0,true)\n1:(1,false)\n"
+    assert (tmp_path / "c.lab").read_text() == '0="init" 1="b"\n0: 0\n1: 1\n'
+    back = read_prism_explicit(tmp_path / "c.tra")
+    same_chain(c, back)
+    assert back.variables == ("x", "on") and back.valuations == ((0, True), (1, False))
+
+
+def test_exact_values_are_written_exactly(tmp_path: Path) -> None:
+    c = CTMC.from_rates([[0, F(1, 3)], [F(1, 10), 0]], exact=True)
+    write_prism_explicit(c, tmp_path / "e.tra")
+    assert (tmp_path / "e.tra").read_text() == "2 2\n0 1 1/3\n1 0 0.1\n"
+    assert read_prism_explicit(tmp_path / "e.tra", exact=True).exact_matrix()[1][0] == F(1, 10)
+
+
+# ------------------------------------------------------------ Storm as a second opinion
+
+
+def test_storm_reads_our_drn(tmp_path: Path) -> None:
+    c = paper_example_2()
+    write_drn(c, tmp_path / "ex2.drn")
+    m = stormpy.build_model_from_drn(str(tmp_path / "ex2.drn"))
+    assert m.nr_states == 8 and m.nr_transitions == 17
+    assert list(m.exit_rates) == [4, 2, 2, 2, 2, 2, 2, 5]
+    assert sorted(m.labeling.get_states("last")) == [7]
+    assert list(m.initial_states) == [0]
+
+
+def test_we_read_storms_drn_and_prism_and_jani_agree(tmp_path: Path) -> None:
+    from_prism = read_prism(TWOQ, {"N": 3})
+    prog = stormpy.parse_prism_program(str(TWOQ), prism_compatibility=True)
+    prog, _ = stormpy.instantiate_constants(prog, "N=3")
+    model = stormpy.build_model(prog)
+    stormpy_io.export_to_drn(model, str(tmp_path / "tq.drn"))
+    from_drn = read_drn(tmp_path / "tq.drn")
+    same_chain(from_prism, from_drn, exact=False)
+    from_jani = read_prism(DATA / "markov" / "twoqueues.jani", {"N": 3})
+    same_chain(from_prism, from_jani)
+    # by hand: 16 states (x1, x2 in 0..3), rates lambda = 1/2 up, mu = 3/2 down
+    assert from_prism.n == 16
+    exits = sorted(set(from_prism.exit_rates().tolist()))
+    # per queue: empty 1/2 (arrival), busy 1/2 + 3/2 = 2, full 3/2; sums over two queues:
+    assert exits == [1.0, 2.0, 2.5, 3.0, 3.5, 4.0]
+    assert "jobs" in from_prism.rewards and "served" not in from_prism.rewards  # action reward
+
+
+def test_exact_build_and_read_model_dispatch(tmp_path: Path) -> None:
+    ex = read_model(TWOQ, {"N": 2}, exact=True)
+    assert ex.exact and F(3, 2) in ex.off_diagonal()[2].tolist()
+    write_prism_explicit(ex, tmp_path / "tq.tra")
+    same_chain(ex, read_model(tmp_path / "tq.tra", exact=True))
+    write_drn(ex, tmp_path / "tq.drn")
+    same_chain(ex, read_model(tmp_path / "tq.drn", exact=True))
+    with pytest.raises(ModelFormatError, match=r"unknown model format '\.txt'"):
+        (tmp_path / "m.txt").write_text("x")
+        read_model(tmp_path / "m.txt")
+    with pytest.raises(ModelFormatError, match=r"constants"):
+        read_model(tmp_path / "tq.drn", {"N": 3})
+
+
+def test_prism_errors_are_clear() -> None:
+    with pytest.raises(ModelFormatError, match=r"-c NAME=VALUE"):
+        read_prism(TWOQ)
+    with pytest.raises(ModelFormatError, match=r"twoqueues\.prism"):
+        read_prism(TWOQ, {"Nope": 3})
+
+
+# ------------------------------------------------------------ malformed input
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("a.tra", "", r"a.tra: empty file"),
+        ("a.tra", "2 x\n", r"a.tra, line 1: expected the header"),
+        ("a.tra", "2 2\n0 1 1\n",
+         r"a.tra, line 1: the header announces 2 transitions, the file has 1"),
+        ("a.tra", "2 1\n0 5 1\n", r"a.tra, line 2: state 5 out of range 0..1"),
+        ("a.tra", "2 1\n0 1 abc\n", r"a.tra, line 2: bad value 'abc'"),
+        ("a.tra", "2 1\n0 0 1 1\n", r"a.tra, line 2: expected 'source target value'.*MDP"),
+        ("a.tra", "2 1\n0 1 -1\n", r"a.tra: generator: state 0, column 1: off-diagonal rate"),
+        ("a.drn", "@type: MDP\n", r"a.drn, line 1: model type 'MDP' is not supported"),
+        ("a.drn", "@type: CTMC\n@nr_states\n1\n@model\nstate 0 !1\n\taction 0\n\t\t3 : 1\n",
+         r"a.drn, line 7: target state 3 out of range"),
+        ("a.drn", "@type: CTMC\n@nr_states\n1\n@model\nstate 0 !1\n\taction a\n\taction b\n",
+         r"a.drn, line 7: state 0 has more than one action"),
+        ("a.drn", "@type: CTMC\n@nr_states\n2\n@model\nstate 0 !5\n\taction 0\n\t\t1 : 1\n"
+                  "state 1\n\taction 0\n\t\t0 : 1\n",
+         r"a.drn, line 5: state 0 declares exit rate 5.0, but its rates sum to 1.0"),
+    ],
+)
+def test_malformed_files_name_file_line_reason(tmp_path: Path, name: str, text: str,
+                                               message: str) -> None:
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(ModelFormatError, match=message):
+        read_model(p)
+
+
+def test_malformed_lab_and_srew(tmp_path: Path) -> None:
+    (tmp_path / "m.tra").write_text("2 1\n0 1 1\n")
+    (tmp_path / "m.lab").write_text('0="init"\n0: 0 7\n')
+    with pytest.raises(ModelFormatError, match=r"m.lab, line 2: label index 7 was not declared"):
+        read_prism_explicit(tmp_path / "m.tra")
+    (tmp_path / "m.lab").write_text('0="init"\n0: 0\n')
+    (tmp_path / "m.srew").write_text("3 1\n0 1\n")
+    with pytest.raises(ModelFormatError, match=r"m.srew, line 1: reward file is for 3 states"):
+        read_prism_explicit(tmp_path / "m.tra")
+
+
+def test_failed_write_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "out.tra"
+    target.write_text("old content\n")
+    import markov._explicit as explicit
+
+    calls = {"n": 0}
+
+    def exploding(x: object) -> str:
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise RuntimeError("disk full")
+        return str(x)
+
+    monkeypatch.setattr(explicit, "fmt_number", exploding)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_prism_explicit(paper_example_2(), target)
+    assert target.read_text() == "old content\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tra"]
+
+
+def test_unwritable_annotations_are_refused(tmp_path: Path) -> None:
+    c = CTMC([[-1, 1], [1, -1]], labels={"has space": [0]}, initial=[0.25, 0.75])
+    with pytest.raises(ModelFormatError, match="not uniform"):
+        write_prism_explicit(c, tmp_path / "x.tra")
+    c2 = CTMC([[-1, 1], [1, -1]], labels={"has space": [0]})
+    with pytest.raises(ModelFormatError, match="'has space'"):
+        write_drn(c2, tmp_path / "x.drn")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_networkx_graph_by_hand() -> None:
+    g = nx.DiGraph(kind="dtmc")
+    g.add_node("a", labels={"start"}, initial=1.0)
+    g.add_node("b", initial=0.0)
+    g.add_edge("a", "b", prob=1.0)
+    g.add_edge("b", "b", prob=1.0)
+    c = from_networkx(g)
+    assert isinstance(c, DTMC) and c.labels["start"].tolist() == [0]
+    assert c.valuations == (("a",), ("b",))
+    with pytest.raises(ModelFormatError, match="prob"):
+        from_networkx(nx.DiGraph([("a", "b")]), "dtmc")
+
+
+def test_public_names() -> None:
+    assert markov.__all__ == sorted(markov.__all__)
+    for name in markov.__all__:
+        assert getattr(markov, name).__doc__
