@@ -127,7 +127,7 @@ class WeightedGraph:
         n = int(n)
         s = _as_index_array(src, "src")
         d = _as_index_array(dst, "dst")
-        w = _as_weight_array(weight)
+        w = _as_weight_array(weight)  # type: ignore[arg-type]
         if not (s.shape[0] == d.shape[0] == w.shape[0]):
             raise _GraphInputError(
                 f"src, dst and weight must have the same length, got {s.shape[0]}, "

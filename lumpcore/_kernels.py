@@ -1,0 +1,405 @@
+"""Compiled inner loops of the refinement engine (numba, cached on disk).
+
+Everything here works on *residues modulo the Mersenne prime* ``P = 2**61 - 1``
+of integer edge weights.  The map from integers to residues is a ring
+homomorphism, so equal sums always get equal residues and the partition
+computed here is never finer than the true coarsest one; the rare hash
+collision (distinct sums with equal residues) can only merge too much, and is
+caught and repaired by the exact verification in :mod:`lumpcore._verify`.
+
+The refinement is the splitter-based algorithm of Valmari & Franceschinis:
+a worklist of splitter blocks; processing a splitter ``B`` accumulates, for
+every node ``v`` with an edge from ``B``, the residue of ``sum_{u in B} w(u, v)``
+and splits every touched block by that key (untouched nodes have key 0).
+When a block not on the worklist splits, every piece but the largest becomes a
+splitter (stability with respect to the largest follows by subtraction), which
+gives ``O(m log n)`` edge visits.  In proportional mode the key of ``v`` is the
+sum divided by ``v``'s *scale*, the first non-zero sum ``v`` ever received; the
+scale is a fixed linear functional (a union of current blocks), so keys stay
+linear and the subtraction argument still holds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["P61", "refine_modular", "residues_of_int64"]
+
+#: The Mersenne prime 2**61 - 1 used for hashing sums.
+P61 = (1 << 61) - 1
+
+_P = np.uint64(P61)
+_M31 = np.uint64((1 << 31) - 1)
+_M30 = np.uint64((1 << 30) - 1)
+_S31 = np.uint64(31)
+_S30 = np.uint64(30)
+_S61 = np.uint64(61)
+_ONE = np.uint64(1)
+
+
+@njit(cache=True, inline="always")
+def _addmod(a: np.uint64, b: np.uint64) -> np.uint64:  # pragma: no cover - compiled
+    s = a + b
+    if s >= _P:
+        s -= _P
+    return s
+
+
+@njit(cache=True, inline="always")
+def _mulmod(a: np.uint64, b: np.uint64) -> np.uint64:  # pragma: no cover - compiled
+    # a, b < 2**61.  Split into 30/31-bit halves; 2**61 = 1 (mod P).
+    au = a >> _S31
+    al = a & _M31
+    bu = b >> _S31
+    bl = b & _M31
+    mid = al * bu + au * bl
+    r = ((au * bu) << _ONE) + (mid >> _S30) + ((mid & _M30) << _S31) + al * bl
+    r = (r & _P) + (r >> _S61)
+    r = (r & _P) + (r >> _S61)
+    if r >= _P:
+        r -= _P
+    return r
+
+
+@njit(cache=True)
+def _invmod(a: np.uint64) -> np.uint64:  # pragma: no cover - compiled
+    # Fermat: a**(P-2); a != 0.
+    e = _P - np.uint64(2)
+    result = _ONE
+    base = a
+    while e > 0:
+        if e & _ONE:
+            result = _mulmod(result, base)
+        base = _mulmod(base, base)
+        e >>= _ONE
+    return result
+
+
+@njit(cache=True)
+def residues_of_int64(x: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Residues mod ``P61`` of an int64 array (negative values handled)."""
+    out = np.empty(x.shape[0], dtype=np.uint64)
+    p = np.int64(P61)
+    for i in range(x.shape[0]):
+        r = x[i] % p
+        if r < 0:
+            r += p
+        out[i] = np.uint64(r)
+    return out
+
+
+@njit(cache=True)
+def refine_modular(  # pragma: no cover - compiled
+    n: int,
+    indptr: np.ndarray,
+    targets: np.ndarray,
+    values: np.ndarray,
+    init_block: np.ndarray,
+    num_init_blocks: int,
+    proportional: bool,
+) -> tuple[np.ndarray, int, int]:
+    """Coarsest partition refining ``init_block`` stable for sums along edges.
+
+    ``indptr/targets/values`` is a CSR matrix by *source*: processing a
+    splitter ``B`` visits the edges leaving ``B`` and accumulates their values
+    (uint64 residues) at the targets, i.e. it computes ``sum_{u in B} w(u, v)``.
+    ``init_block`` holds block ids ``0 .. num_init_blocks-1``.
+
+    Returns ``(block_of, splits, rounds)``.
+    """
+    # ---- partition data structure: nodes grouped by block in `elems`
+    cap = n + 1
+    bstart = np.zeros(cap, dtype=np.int64)
+    bend = np.zeros(cap, dtype=np.int64)
+    block_of = init_block.copy()
+    counts = np.zeros(num_init_blocks + 1, dtype=np.int64)
+    for v in range(n):
+        counts[block_of[v] + 1] += 1
+    for b in range(num_init_blocks):
+        counts[b + 1] += counts[b]
+    elems = np.empty(n, dtype=np.int64)
+    pos = np.empty(n, dtype=np.int64)
+    fill = counts[:num_init_blocks].copy()
+    for v in range(n):
+        b = block_of[v]
+        elems[fill[b]] = v
+        pos[v] = fill[b]
+        fill[b] += 1
+    for b in range(num_init_blocks):
+        bstart[b] = counts[b]
+        bend[b] = counts[b + 1]
+    nblocks = num_init_blocks
+
+    # ---- worklist: every initial block is a splitter
+    work = np.empty(cap, dtype=np.int64)
+    in_work = np.zeros(cap, dtype=np.bool_)
+    wtop = 0
+    for b in range(num_init_blocks):
+        work[wtop] = b
+        wtop += 1
+        in_work[b] = True
+
+    # ---- per-splitter scratch
+    acc = np.zeros(n, dtype=np.uint64)
+    mark = np.zeros(n, dtype=np.bool_)
+    touched = np.empty(n, dtype=np.int64)
+    keys = np.empty(n, dtype=np.uint64)
+    tblock = np.empty(n, dtype=np.int64)
+    inv_scale = np.zeros(n, dtype=np.uint64)  # 0 = no scale yet
+    piece_start = np.empty(n + 1, dtype=np.int64)
+    piece_end = np.empty(n + 1, dtype=np.int64)
+
+    splits = 0
+    rounds = 0
+    # (an id on the worklist is processed with its *current* members)
+    while wtop > 0:
+        wtop -= 1
+        B = work[wtop]
+        in_work[B] = False
+        rounds += 1
+
+        # 1. accumulate sums from the splitter
+        nt = 0
+        for i in range(bstart[B], bend[B]):
+            u = elems[i]
+            for e in range(indptr[u], indptr[u + 1]):
+                v = targets[e]
+                if not mark[v]:
+                    mark[v] = True
+                    acc[v] = values[e]
+                    touched[nt] = v
+                    nt += 1
+                else:
+                    acc[v] = _addmod(acc[v], values[e])
+        if nt == 0:
+            continue
+
+        # 2. keys
+        for k in range(nt):
+            v = touched[k]
+            a = acc[v]
+            if proportional:
+                if a != 0:
+                    if inv_scale[v] == 0:
+                        inv_scale[v] = _invmod(a)
+                    a = _mulmod(a, inv_scale[v])
+            keys[k] = a
+            tblock[k] = block_of[v]
+            mark[v] = False
+
+        # 3. sort touched nodes by (block, key)
+        order = np.argsort(keys[:nt], kind="mergesort")
+        order = order[np.argsort(tblock[:nt][order], kind="mergesort")]
+
+        k = 0
+        while k < nt:
+            C = tblock[order[k]]
+            k2 = k
+            while k2 < nt and tblock[order[k2]] == C:
+                k2 += 1
+            size_c = bend[C] - bstart[C]
+            ntouched = k2 - k
+            # count distinct non-zero keys among the touched nodes of C
+            has_zero = ntouched < size_c
+            ngroups_nz = 0
+            prev = np.uint64(0)
+            first = True
+            for j in range(k, k2):
+                kv = keys[order[j]]
+                if kv == 0:
+                    has_zero = True
+                elif first or kv != prev:
+                    ngroups_nz += 1
+                    prev = kv
+                    first = False
+            ngroups = ngroups_nz + (1 if has_zero else 0)
+            if ngroups > 1:
+                # move each non-zero key group to the tail of C's range
+                tail = bend[C]
+                npieces = 0
+                j = k
+                while j < k2:
+                    kv = keys[order[j]]
+                    if kv == 0:
+                        j += 1
+                        continue
+                    j2 = j
+                    gend = tail
+                    while j2 < k2 and keys[order[j2]] == kv:
+                        v = touched[order[j2]]
+                        tail -= 1
+                        p = pos[v]
+                        w = elems[tail]
+                        elems[tail] = v
+                        pos[v] = tail
+                        elems[p] = w
+                        pos[w] = p
+                        j2 += 1
+                    piece_start[npieces] = tail
+                    piece_end[npieces] = gend
+                    npieces += 1
+                    j = j2
+                if has_zero:
+                    piece_start[npieces] = bstart[C]
+                    piece_end[npieces] = tail
+                    npieces += 1
+                # largest piece
+                largest = 0
+                for q in range(1, npieces):
+                    if (piece_end[q] - piece_start[q]) > (
+                        piece_end[largest] - piece_start[largest]
+                    ):
+                        largest = q
+                # the largest piece keeps the id C (its nodes are labelled C
+                # already); the others get new ids, so relabelling costs only
+                # the smaller pieces
+                for q in range(npieces):
+                    if q == largest:
+                        bstart[C] = piece_start[q]
+                        bend[C] = piece_end[q]
+                        continue
+                    bid = nblocks
+                    nblocks += 1
+                    splits += 1
+                    bstart[bid] = piece_start[q]
+                    bend[bid] = piece_end[q]
+                    for i in range(piece_start[q], piece_end[q]):
+                        block_of[elems[i]] = bid
+                    in_work[bid] = True
+                    work[wtop] = bid
+                    wtop += 1
+            k = k2
+    return block_of, splits, rounds
+
+
+_M32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+
+
+@njit(cache=True, inline="always")
+def _mul_abs128(a: np.uint64, b: np.uint64) -> tuple[np.uint64, np.uint64]:  # pragma: no cover
+    # exact 128-bit product of two values < 2**63, as (hi, lo)
+    a1 = a >> _S32
+    a0 = a & _M32
+    b1 = b >> _S32
+    b0 = b & _M32
+    p00 = a0 * b0
+    p01 = a0 * b1
+    p10 = a1 * b0
+    p11 = a1 * b1
+    mid = (p00 >> _S32) + (p01 & _M32) + (p10 & _M32)
+    lo = (p00 & _M32) | ((mid & _M32) << _S32)
+    hi = p11 + (p01 >> _S32) + (p10 >> _S32) + (mid >> _S32)
+    return hi, lo
+
+
+@njit(cache=True, inline="always")
+def _prod_eq(x: np.int64, y: np.int64, u: np.int64, v: np.int64) -> bool:  # pragma: no cover
+    # exact test x*y == u*v for int64 values of magnitude < 2**62
+    s1 = (x < 0) != (y < 0)
+    s2 = (u < 0) != (v < 0)
+    z1 = x == 0 or y == 0
+    z2 = u == 0 or v == 0
+    if z1 or z2:
+        return z1 and z2
+    if s1 != s2:
+        return False
+    h1, l1 = _mul_abs128(np.uint64(abs(x)), np.uint64(abs(y)))
+    h2, l2 = _mul_abs128(np.uint64(abs(u)), np.uint64(abs(v)))
+    return h1 == h2 and l1 == l2
+
+
+@njit(cache=True)
+def verify_int64(  # pragma: no cover - compiled
+    n: int,
+    indptr: np.ndarray,
+    targets: np.ndarray,
+    ints: np.ndarray,
+    block_of: np.ndarray,
+    nblocks: int,
+    proportional: bool,
+) -> tuple[bool, np.ndarray, np.ndarray]:
+    """Exact stability check in int64 arithmetic (sums must fit: caller ensures it).
+
+    Every block is used as a splitter once, so the pass is linear in the
+    edges.  Returns ``(ok, scale, rep_scale)`` where, in proportional mode,
+    ``rho[v] = rep_scale[v] / scale[v]`` (both 1 for all-zero nodes).
+    """
+    sizes = np.zeros(nblocks, dtype=np.int64)
+    rep = np.full(nblocks, -1, dtype=np.int64)
+    for v in range(n):
+        c = block_of[v]
+        sizes[c] += 1
+        if rep[c] < 0:
+            rep[c] = v
+    # nodes of each block, contiguous
+    start = np.zeros(nblocks + 1, dtype=np.int64)
+    for c in range(nblocks):
+        start[c + 1] = start[c] + sizes[c]
+    fill = start[:nblocks].copy()
+    elems = np.empty(n, dtype=np.int64)
+    for v in range(n):
+        c = block_of[v]
+        elems[fill[c]] = v
+        fill[c] += 1
+
+    acc = np.zeros(n, dtype=np.int64)
+    mark = np.zeros(n, dtype=np.bool_)
+    touched = np.empty(n, dtype=np.int64)
+    cnt = np.zeros(nblocks, dtype=np.int64)
+    scale = np.zeros(n, dtype=np.int64)
+    scale_from = np.full(n, -1, dtype=np.int64)
+    ok = True
+    for B in range(nblocks):
+        nt = 0
+        for i in range(start[B], start[B + 1]):
+            u = elems[i]
+            for e in range(indptr[u], indptr[u + 1]):
+                v = targets[e]
+                if not mark[v]:
+                    mark[v] = True
+                    acc[v] = 0
+                    touched[nt] = v
+                    nt += 1
+                acc[v] += ints[e]
+        # drop zero sums: a touched node with sum 0 counts as untouched
+        for k in range(nt):
+            v = touched[k]
+            if acc[v] != 0:
+                cnt[block_of[v]] += 1
+                if proportional and scale_from[v] < 0:
+                    scale[v] = acc[v]
+                    scale_from[v] = B
+        for k in range(nt):
+            v = touched[k]
+            c = block_of[v]
+            r = rep[c]
+            if acc[v] != 0 and cnt[c] != sizes[c]:
+                ok = False
+            elif acc[v] != 0:
+                ar = acc[r]  # r has a non-zero entry too (cnt == size)
+                if not proportional:
+                    if acc[v] != ar:
+                        ok = False
+                else:
+                    if scale_from[v] != scale_from[r]:
+                        ok = False
+                    elif (scale[v] > 0) != (scale[r] > 0):
+                        ok = False
+                    elif not _prod_eq(acc[v], scale[r], ar, scale[v]):
+                        ok = False
+        for k in range(nt):
+            v = touched[k]
+            mark[v] = False
+            cnt[block_of[v]] = 0
+        if not ok:
+            break
+    rep_scale = np.ones(n, dtype=np.int64)
+    if proportional:
+        for v in range(n):
+            if scale_from[v] < 0:
+                scale[v] = 1
+            else:
+                rep_scale[v] = scale[rep[block_of[v]]]
+    return ok, scale, rep_scale
