@@ -7,6 +7,7 @@ big integers) and written in the comments.
 from __future__ import annotations
 
 from fractions import Fraction
+from fractions import Fraction as F
 
 import numpy as np
 import pytest
@@ -176,6 +177,40 @@ def test_big_integers_no_overflow() -> None:
     # the same as an int64 array (all entries fit in int64, the sums do not)
     g = WeightedGraph.from_edges(8, src, dst, np.array(w, dtype=np.int64))
     assert coarsest_lumping(g, init).blocks == ((0, 1, 2, 3), (4, 5, 7), (6,))
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [
+        [2**70, 2**70 + 1],  # Python ints beyond int64 and uint64
+        [2**60 + 1, 2**60, 0.5],  # big ints mixed with a float: must stay exact
+        np.array([2**70, 2**70 + 1], dtype=object),
+    ],
+    ids=["big-ints", "big-ints-with-float", "object-array"],
+)
+def test_big_python_ints_stay_exact(weights: list[object]) -> None:
+    """Node 0 sends the first two weights to nodes 1 and 2 (and the rest, if
+    any, to node 3).  The first two differ by 1, so exact backward lumping
+    must separate 1 and 2, and proportional rho(2) = w1 / w2 exactly."""
+    k = len(weights)
+    g = WeightedGraph.from_edges(k + 1, [0] * k, list(range(1, k + 1)), weights)
+    assert coarsest_lumping(g).blocks[:3] == ((0,), (1,), (2,)), g.weight_kind
+    prop = coarsest_lumping(g, [0, 1, 1] + [2] * (k - 2), proportional=True)
+    assert prop.blocks[:2] == ((0,), (1, 2))
+    assert prop.rho is not None
+    assert prop.rho[2] == F(int(weights[0]), int(weights[1]))  # type: ignore[call-overload]
+
+
+def test_big_python_ints_stay_exact_in_matrix_and_networkx() -> None:
+    import networkx as nx
+
+    a, b = 2**70, 2**70 + 1
+    g = WeightedGraph.from_matrix([[0, a, b], [0, 0, 0], [0, 0, 0]])
+    assert coarsest_lumping(g).blocks == ((0,), (1,), (2,))
+    G = nx.DiGraph()
+    G.add_edge(0, 1, weight=a)
+    G.add_edge(0, 2, weight=b)
+    assert coarsest_lumping(WeightedGraph.from_networkx(G)).blocks == ((0,), (1,), (2,))
 
 
 def test_huge_rationals() -> None:
