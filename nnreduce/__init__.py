@@ -12,6 +12,8 @@ dense_layers
     View a network as a list of ``(W, b, activation)`` dense layers.
 reduce_network, Reduction, LayerReduction
     Maximum proportional exact lumping of the hidden layers, with a certificate.
+save_certificate
+    Write a reduction's JSON certificate (docs/certificate-format.md).
 load_network, save_network
     Read/write ``.onnx``, ``.nnet``, ``.pt`` (nn.Sequential / TorchScript) and ``.npz``.
 from_torch, to_torch
@@ -38,7 +40,7 @@ from ._network import (
     as_exact,
     as_float,
 )
-from ._reduce import LayerReduction, Reduction, reduce_network
+from ._reduce import LayerReduction, Reduction, reduce_network, save_certificate
 
 __all__ = [
     "Activation",
@@ -62,6 +64,7 @@ __all__ = [
     "load_network",
     "network_sha256",
     "reduce_network",
+    "save_certificate",
     "save_network",
     "to_torch",
 ]

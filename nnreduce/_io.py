@@ -9,7 +9,7 @@ from lumpcore import ModelFormatError
 
 from ._network import Network
 
-__all__ = ["FORMATS", "is_torchscript", "load_network", "save_network"]
+__all__ = ["FORMATS", "is_torchscript", "load_network", "natural_dtype", "save_network"]
 
 #: File extensions lumpkit reads and writes.
 FORMATS = (".onnx", ".nnet", ".pt", ".npz")
@@ -132,3 +132,23 @@ def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: boo
         from ._io_npz import write_npz
 
         write_npz(net, path)
+
+
+def natural_dtype(net: Network) -> str:
+    """``'float32'`` when every parameter is exactly a float32 value, else ``'float64'``."""
+    import numpy as np
+
+    from ._network import Activation, BatchNorm, Conv2d, Dense, as_float
+
+    for layer in as_float(net).layers:
+        arrays = []
+        if isinstance(layer, Dense | Conv2d):
+            arrays = [layer.weight, layer.bias]
+        elif isinstance(layer, BatchNorm):
+            arrays = [layer.scale, layer.shift]
+        elif isinstance(layer, Activation) and layer.slopes is not None:
+            arrays = [layer.slopes]
+        for a in arrays:
+            if not np.array_equal(a.astype(np.float32).astype(np.float64), a):
+                return "float64"
+    return "float32"

@@ -9,10 +9,13 @@ edge weights, and ask for the coarsest backward (proportional) lumping.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -26,6 +29,7 @@ from lumpcore import (
     to_rational,
 )
 
+from ._atomic import atomic_write_text
 from ._hash import network_sha256
 from ._network import (
     Activation,
@@ -42,7 +46,7 @@ from ._network import (
     is_exact_array,
 )
 
-__all__ = ["LayerReduction", "Reduction", "reduce_network"]
+__all__ = ["LayerReduction", "Reduction", "reduce_network", "save_certificate"]
 
 Factors = Literal["positive", "nonzero", "one"]
 
@@ -714,3 +718,35 @@ def _certificate(net: Network, red: Network, results: list[LayerReduction], exac
             for lr in results
         ],
     }
+
+
+def save_certificate(reduction: Reduction, path: str | os.PathLike[str]) -> None:
+    """Write the reduction's certificate as JSON (atomically).
+
+    Parameters
+    ----------
+    reduction : Reduction
+        Made with ``certify=True`` (the default).
+    path : str or path-like
+
+    Raises
+    ------
+    ValueError
+        If the reduction carries no certificate.
+
+    Examples
+    --------
+    >>> import json, os, tempfile, numpy as np
+    >>> from nnreduce import Activation, Dense, Network
+    >>> net = Network((Dense([[1.0], [2.0]], [0.0, 0.0]), Activation("relu"),
+    ...                Dense([[1.0, 1.0]], [0.0])), (1,))
+    >>> path = os.path.join(tempfile.mkdtemp(), "cert.json")
+    >>> save_certificate(reduce_network(net), path)
+    >>> json.load(open(path))["layers"][0]["rho"]
+    [['1', '1/2']]
+    """
+    if reduction.certificate is None:
+        raise _ReductionInputError(
+            "this reduction has no certificate; call reduce_network(..., certify=True)"
+        )
+    atomic_write_text(Path(path), json.dumps(reduction.certificate, indent=1) + "\n")

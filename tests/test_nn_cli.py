@@ -1,0 +1,114 @@
+"""``lumpkit nn reduce``: files written, printed summary, exported models run by their frameworks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lumpcore import LumpkitError
+from lumpkit import _cmd_nn_reduce
+from nnreduce import Activation, Dense, Network, evaluate, load_network, save_network
+
+ort = pytest.importorskip("onnxruntime")
+torch = pytest.importorskip("torch")
+
+DATA = Path(__file__).parent / "data" / "nn"
+
+
+def _run(argv: list[str]) -> int:
+    """Parse like ``lumpkit nn ...`` and report errors like ``lumpkit._cli.main``."""
+    parser = argparse.ArgumentParser(prog="lumpkit nn")
+    sub = parser.add_subparsers(dest="nn_command", required=True)
+    _cmd_nn_reduce.register(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LumpkitError as exc:
+        print(f"lumpkit: error: {exc}")
+        return 2
+
+
+def test_reduce_shipped_acasxu_onnx(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "acas.onnx"
+    shutil.copy(DATA / "acasxu/ACASXU_experimental_v2a_1_1.onnx", model)
+    assert _run(["reduce", str(model), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("neurons_before", "neurons_after", "params_before", "params_after", "layers",
+                "seconds"):
+        assert key in out
+    assert out["neurons_before"] == out["neurons_after"] == 300  # trained: nothing merges
+    assert all({"before", "after"} <= set(lr) for lr in out["layers"])
+    reduced = tmp_path / "acas.reduced.onnx"
+    cert = json.loads((tmp_path / "acas.reduced.certificate.json").read_text())
+    assert cert["format"] == "lumpkit-nn-certificate"
+    sess = ort.InferenceSession(str(reduced), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).uniform(-1, 1, size=(1, 1, 1, 5)).astype(np.float32)
+    y = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(y.reshape(-1), evaluate(load_network(model), x)[0], rtol=1e-5)
+
+
+def _twin(tmp_path: Path) -> tuple[Network, Path]:
+    net = load_network(DATA / "twin/twin_ladder-5_inp-4_layers-10_width-1_margin.nnet")
+    plain = Network(net.layers, net.input_shape)  # nn.Sequential cannot hold the normalisation
+    return plain, tmp_path
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+@pytest.mark.parametrize("script", [False, True])
+def test_reduce_pytorch_model(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                              script: bool) -> None:
+    net, _ = _twin(tmp_path)
+    model = tmp_path / "twin.pt"
+    save_network(net, model, torchscript=script, dtype="float64")
+    out_path = tmp_path / "small.pt"
+    cert_path = tmp_path / "c.json"
+    assert _run(["reduce", str(model), "-o", str(out_path), "--certificate", str(cert_path)]) == 0
+    text = capsys.readouterr().out
+    assert "hidden neurons: 60 -> 30" in text and "parameters:" in text
+    assert cert_path.exists()
+    module = (torch.jit.load(str(out_path)) if script
+              else torch.load(str(out_path), weights_only=False))
+    assert isinstance(module, torch.jit.ScriptModule) == script
+    x = np.random.default_rng(1).uniform(-3, 3, size=(8, 5))
+    with torch.no_grad():
+        y = module(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(y, evaluate(net, x), rtol=1e-10, atol=1e-12)
+
+
+def test_reduce_planted_npz_with_tolerance(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(3, 4))
+    w = np.vstack([w, 3.0 * w[1] * (1 + 1e-10)])
+    b = np.append(rng.normal(size=3), 0.0)
+    b[1] = 0.0
+    net = Network((Dense(w, b), Activation("relu"), Dense(rng.normal(size=(2, 4)), [0.0, 1.0])),
+                  (4,))
+    model = tmp_path / "p.npz"
+    save_network(net, model)
+    assert _run(["reduce", str(model), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["neurons_after"] == 4
+    assert _run(["reduce", str(model), "--json", "--tolerance", "1e-6"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["neurons_after"] == 3 and 0 < out["max_weight_deviation"] < 1e-6
+    red = load_network(tmp_path / "p.reduced.npz")
+    x = rng.normal(size=(20, 4))
+    np.testing.assert_allclose(evaluate(red, x), evaluate(net, x), atol=1e-7)
+
+
+def test_errors_are_reported_not_raised(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "m.h5"
+    bad.write_text("x")
+    assert _run(["reduce", str(bad)]) == 2
+    assert "unknown model format" in capsys.readouterr().out
+    model = tmp_path / "a.nnet"
+    shutil.copy(DATA / "twin/twin_ladder-5_inp-2_layers-5_width-1_margin.nnet", model)
+    assert _run(["reduce", str(model), "-o", str(tmp_path / "a.onnx")]) == 2
+    assert "same format" in capsys.readouterr().out
+    assert not (tmp_path / "a.onnx").exists()
