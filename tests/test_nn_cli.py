@@ -1,4 +1,4 @@
-"""``lumpkit nn reduce``: files written, printed summary, exported models run by their frameworks."""
+"""``lumpkit nn reduce``: files written, summary printed, exports run by their frameworks."""
 
 from __future__ import annotations
 
