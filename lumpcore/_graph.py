@@ -253,8 +253,16 @@ def _as_weight_array(weight: Iterable[Any]) -> np.ndarray:
         arr = weight
     else:
         seq = list(weight) if not isinstance(weight, np.ndarray) else weight.tolist()
-        if all(isinstance(x, float | int | np.floating | np.integer) and not isinstance(x, bool)
-               for x in seq):
+        plain = all(
+            isinstance(x, float | int | np.floating | np.integer) and not isinstance(x, bool)
+            for x in seq
+        )
+        # Python ints beyond 2**53 would lose digits in a float64 array, and
+        # beyond int64 in an int64 array: keep those exact
+        big = plain and any(isinstance(x, int) and abs(x) > 2**53 for x in seq)
+        if big and all(isinstance(x, int | np.integer) for x in seq):
+            big = any(abs(int(x)) > 2**62 for x in seq)
+        if plain and not big:
             arr = np.asarray(seq)
         else:
             exact = np.empty(len(seq), dtype=object)
