@@ -1,0 +1,107 @@
+"""``lumpkit demo`` runs in-process and reports the paper's results.
+
+Expected values are derived independently of the code under test: the
+partition and factors of Example 2 are the paper's, the stationary
+distribution is solved here with numpy from the generator, the Fig. 3
+weights and the erratum outputs are computed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from lumpkit._cli import main
+
+
+@pytest.fixture(scope="module")
+def demo_json() -> dict:
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        status = main(["demo", "--json"])
+    assert status == 0
+    return json.loads(buf.getvalue())
+
+
+def test_demo_text_report(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    # Example 2 as stated in the paper: classes and rho.
+    assert "4 blocks {1} {2,3,4} {5,6,7} {8}" in out
+    assert "rho = 1, 1, 2, 2, 1, 2, 2, 1" in out
+    assert "uniform inside blocks: yes (exact)" in out
+    # Fig. 3: three hidden neurons become two, proved equal by z3.
+    assert "hidden neurons 3 -> 2" in out
+    assert "equal on every input of R^2" in out
+    assert "certificate checked independently: valid" in out
+    # Erratum: refuted with a counterexample, sound reduction proved.
+    assert re.search(r"counterexample x = \S+: original o = \S+, Def. 6 reduction o = 0", out)
+    assert "proved equivalent" in out
+    assert "all checks passed" in out
+
+
+def test_example_2_stationary_matches_numpy(demo_json: dict) -> None:
+    e = demo_json["example_2"]
+    assert e["blocks"] == [[1], [2, 3, 4], [5, 6, 7], [8]]
+    assert e["rho"] == ["1", "1", "2", "2", "1", "2", "2", "1"]
+    # Oracle: the generator from its rates, solved with numpy (pi Q = 0, sum 1).
+    rates = {
+        (0, 1): 2,
+        (0, 2): 1,
+        (0, 3): 1,
+        (1, 4): 2,
+        (2, 3): 1,
+        (2, 5): 1,
+        (3, 2): 1,
+        (3, 6): 1,
+        (4, 5): 1,
+        (4, 7): 1,
+        (5, 6): 1,
+        (5, 7): 1,
+        (6, 7): 2,
+        (7, 0): 1,
+        (7, 4): 2,
+        (7, 5): 1,
+        (7, 6): 1,
+    }
+    q = np.zeros((8, 8))
+    for (i, j), r in rates.items():
+        q[i, j] = r
+    q -= np.diag(q.sum(axis=1))
+    a = np.vstack([q.T, np.ones(8)])
+    pi = np.linalg.lstsq(a, np.r_[np.zeros(8), 1.0], rcond=None)[0]
+    got = np.array([float(Fraction(p)) for p in e["stationary"]])
+    assert np.allclose(got, pi, atol=1e-12)
+    masses = [sum(pi[s - 1] for s in blk) for blk in e["blocks"]]
+    got_q = [float(Fraction(p)) for p in e["stationary_quotient"]]
+    assert np.allclose(got_q, masses, atol=1e-12)
+
+
+def test_fig3_weights_by_hand(demo_json: dict) -> None:
+    f = demo_json["fig3"]
+    assert (f["hidden_before"], f["hidden_after"]) == (3, 2)
+    assert f["rho"] == [["1", "1/2"], ["1"]]
+    # v keeps its outgoing weights plus 2 times t's: (1 + 2*3, -2 + 2*1); w unchanged.
+    assert f["reduced_output_weights"] == [["7", "-1"], ["0", "1"]]
+    assert f["equivalent"] and f["certificate_valid"]
+
+
+def test_erratum_counterexample_by_hand(demo_json: dict) -> None:
+    x = demo_json["erratum"]
+    (xv,) = (Fraction(v) for v in x["input"])
+    # original: o = ReLU(x) - ReLU(2x) = -ReLU(x); Def. 6 reduction: o = 0.
+    assert [Fraction(v) for v in x["original_output"]] == [-max(xv, Fraction(0))]
+    assert [Fraction(v) for v in x["def6_reduced_output"]] == [Fraction(0)]
+    assert xv > 0
+    assert x["sound_reduction_equivalent"]
+
+
+def test_demo_is_fast(demo_json: dict) -> None:
+    assert demo_json["seconds"] < 20
