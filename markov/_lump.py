@@ -173,6 +173,7 @@ def lump(
     arithmetic: str | None = None,
     tolerance: float = 0.0,
     labels: Collection[str] | None = None,
+    rewards: Collection[str] | None = None,
 ) -> ChainLumping:
     """The coarsest lumping of a chain of the given kind, with its quotient.
 
@@ -208,9 +209,10 @@ def lump(
     ``R(S) = sum_{w in S} 1/rho(w)``.  Exact chains give exact quotients,
     checked to be generators (stochastic matrices) exactly.  Quotient labels:
     the respected labels of each block, ``init`` on the blocks with initial
-    mass.  Quotient rewards: the block's common value (forward kinds and
-    ``strict``) or the block average (backward kinds: exact for expected
-    rewards of distributions uniform inside blocks).
+    mass.  Quotient rewards:
+    forward kinds and ``strict`` keep the respected structures (constant on
+    blocks); backward kinds keep every structure, averaged over each block
+    (exact for expected rewards of distributions uniform inside blocks).
 
     Parameters
     ----------
@@ -227,6 +229,9 @@ def lump(
         Float arithmetic only.
     labels : collection of str, optional
         Labels to respect; default all labels except ``init``.
+    rewards : collection of str, optional
+        Reward structures to respect (forward kinds and ``strict``); default
+        all.  (Storm's ``preserve_all_rewards=False`` corresponds to ``()``.)
 
     Returns
     -------
@@ -263,6 +268,7 @@ def lump(
     if arithmetic not in ("exact", "float"):
         raise LumpingError(f"arithmetic must be 'exact' or 'float', got {arithmetic!r}")
     respected = _respected_labels(chain, labels)
+    kept_rewards = _respected_rewards(chain, rewards)
     n, src, dst, val = chain.to_edges()
     if kind == "bisim" and isinstance(chain, CTMC):
         keep = src != dst
@@ -274,10 +280,10 @@ def lump(
     elif tolerance:
         raise LumpingError("tolerance applies to arithmetic='float' only")
 
-    use_labels = True
     use_rewards = kind in _FORWARD or kind == "strict"
     use_initial = kind in _BACKWARD or kind == "strict"
-    initial = _initial_partition(chain, respected, use_labels, use_rewards, use_initial)
+    initial = _initial_partition(chain, respected, kept_rewards if use_rewards else [],
+                                 use_initial)
 
     t0 = time.perf_counter()
     runs: list[Lumping] = []
@@ -302,7 +308,8 @@ def lump(
     seconds = time.perf_counter() - t0
 
     rho = eng.rho if kind.startswith("proportional") else None
-    quotient = _quotient(chain, kind, eng.block_of, eng.blocks, rho, respected)
+    quotient = _quotient(chain, kind, eng.block_of, eng.blocks, rho, respected,
+                         kept_rewards if use_rewards else sorted(chain.rewards))
     return ChainLumping(
         kind=kind, chain=chain, quotient=quotient, block_of=eng.block_of, blocks=eng.blocks,
         rho=rho, arithmetic=arithmetic, engine=tuple(runs), seconds=seconds,
@@ -324,25 +331,35 @@ def _respected_labels(chain: CTMC | DTMC, labels: Collection[str] | None) -> lis
     return sorted(set(out))
 
 
+def _respected_rewards(chain: CTMC | DTMC, rewards: Collection[str] | None) -> list[str]:
+    if rewards is None:
+        return sorted(chain.rewards)
+    if isinstance(rewards, str):
+        raise LumpingError("rewards must be a collection of reward names, not a single string")
+    for name in rewards:
+        if name not in chain.rewards:
+            raise LumpingError(
+                f"reward {name!r} is not a reward structure of the chain "
+                f"(rewards: {sorted(chain.rewards)})"
+            )
+    return sorted(set(rewards))
+
+
 def _initial_partition(
     chain: CTMC | DTMC,
     respected: list[str],
-    use_labels: bool,
-    use_rewards: bool,
+    reward_names: list[str],
     use_initial: bool,
 ) -> np.ndarray:
     """Integer block label per state combining the chosen per-state attributes."""
     n = chain.n
     cols: list[np.ndarray] = []
     exact_cols: list[list[Hashable]] = []
-    if use_labels:
-        for name in respected:
-            col = np.zeros(n, dtype=np.float64)
-            col[chain.labels[name]] = 1.0
-            cols.append(col)
-    vectors: list[np.ndarray] = []
-    if use_rewards:
-        vectors.extend(chain.rewards[k] for k in sorted(chain.rewards))
+    for name in respected:
+        col = np.zeros(n, dtype=np.float64)
+        col[chain.labels[name]] = 1.0
+        cols.append(col)
+    vectors: list[np.ndarray] = [chain.rewards[k] for k in reward_names]
     if use_initial:
         vectors.append(chain.initial)
     for vec in vectors:
@@ -370,6 +387,7 @@ def _quotient(
     blocks: tuple[tuple[int, ...], ...],
     rho: tuple[Fraction, ...] | np.ndarray | None,
     respected: list[str],
+    reward_names: list[str],
 ) -> CTMC | DTMC:
     k = len(blocks)
     exact = chain.exact
@@ -426,7 +444,8 @@ def _quotient(
     }
     init_mass = _aggregate(chain.initial, block_of, k)
     rewards: dict[str, Any] = {}
-    for name, vec in chain.rewards.items():
+    for name in reward_names:
+        vec = chain.rewards[name]
         if kind in _BACKWARD:
             sums = _aggregate(vec, block_of, k)
             rewards[name] = [s / int(sizes[b]) for b, s in enumerate(sums.tolist())]

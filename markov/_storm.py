@@ -114,6 +114,21 @@ def read_prism(
         else:
             model_desc = stormpy.parse_prism_program(str(path), prism_compatibility=True)
         text = _constants_string(constants)
+        known = {c.name for c in model_desc.constants}
+        unknown = sorted(set(constants or ()) - known)
+        if unknown:
+            raise ModelFormatError(
+                f"{path}: unknown constant(s) {', '.join(unknown)}; the model declares "
+                f"{', '.join(sorted(known)) or 'no constants'}"
+            )
+        missing = sorted(c.name for c in model_desc.constants
+                         if not c.defined and c.name not in (constants or {}))
+        if missing:
+            raise ModelFormatError(
+                f"{path}: undefined constant(s) {', '.join(missing)}; give values with "
+                + " ".join(f"-c {m}=VALUE" for m in missing)
+                + " (Python: constants={" + ", ".join(f"{m!r}: ..." for m in missing) + "})"
+            )
         if text:
             model_desc, _ = stormpy.instantiate_constants(model_desc, text)
         opts = stormpy.BuilderOptions()
@@ -127,7 +142,6 @@ def read_prism(
         msg = str(exc).strip().splitlines()
         raise ModelFormatError(
             f"{path}: stormpy could not build the model: {msg[-1] if msg else exc}"
-            + ("" if constants else "; give undefined constants with -c NAME=VALUE")
         ) from None
     finally:
         dev.set_log_level(old_level)

@@ -161,10 +161,12 @@ def test_exact_build_and_read_model_dispatch(tmp_path: Path) -> None:
 
 
 def test_prism_errors_are_clear() -> None:
-    with pytest.raises(ModelFormatError, match=r"-c NAME=VALUE"):
+    with pytest.raises(ModelFormatError, match=r"undefined constant\(s\) N; give values with -c N"):
         read_prism(TWOQ)
-    with pytest.raises(ModelFormatError, match=r"twoqueues\.prism"):
+    with pytest.raises(ModelFormatError, match=r"twoqueues\.prism: unknown constant\(s\) Nope"):
         read_prism(TWOQ, {"Nope": 3})
+    with pytest.raises(ModelFormatError, match=r"twoqueues\.prism: stormpy could not build"):
+        read_prism(TWOQ, {"N": "x"})
 
 
 # ------------------------------------------------------------ malformed input
