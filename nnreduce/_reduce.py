@@ -494,6 +494,8 @@ def reduce_network(
                     b_eff = bf
         m = _merge(wr, prev_blocks, np.asarray(prev_rho, dtype=object) if exact
                    else [float(r) for r in prev_rho], exact)
+        if not exact and any(len(blk) > 1 for blk in prev_blocks):
+            rounded = True  # tolerance mode merges in float64 arithmetic
         n_out = m.shape[0]
         is_output = li == len(lin) - 1
         if is_output:
@@ -669,13 +671,15 @@ def _lump_layer(
     if not exact:
         full = np.concatenate([np.asarray(b_eff, dtype=np.float64).reshape(-1, 1),
                                np.asarray(flat_m, dtype=np.float64)], axis=1)
+        # an upper bound of the exact deviation: the float difference plus a relative
+        # margin of 2^-40 that covers the roundings of the merged sums and the product
         for b in blocks:
             if len(b) > 1:
                 ref = full[b[0]]
                 for v in b[1:]:
-                    d = float(np.max(np.abs(float(rho[v]) * full[v] - ref)))
-                    dev = max(dev, d)
-        dev = dev * (1 + 2.0**-40) + (np.finfo(np.float64).tiny if dev else 0.0)
+                    scaled = float(rho[v]) * full[v]
+                    bound = np.abs(scaled - ref) + 2.0**-40 * (np.abs(scaled) + np.abs(ref))
+                    dev = max(dev, float(np.max(bound)) * (1 + 2.0**-40))
     return blocks, rho, dev
 
 
