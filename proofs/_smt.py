@@ -526,9 +526,8 @@ def check_equivalence(
         Also decide the exact query with cvc5; disagreement raises
         :class:`lumpcore.VerificationError`.
     falsify : bool
-        When the encoding does not already make the outputs identical, first
-        try random inputs (float evaluation, exact re-check of candidates)
-        for at most ``min(2, timeout/10)`` seconds (default True).
+        First try random inputs (float evaluation, exact re-check of every
+        candidate) for at most ``min(1, timeout/20)`` seconds (default True).
 
     Returns
     -------
@@ -558,26 +557,24 @@ def check_equivalence(
     the_box = box
     domain = (f"R^{net_a.n_inputs}" if the_box is None else "the given box") + coords
 
+    method = "z3-" + ("shared" if share else "monolithic") + ("-cegar" if cegar else "")
+    if falsify:
+        found = _falsify(net_a, net_b, the_box, min(1.0, 0.05 * timeout))
+        if found is not None:
+            x, ya, yb = found
+            return Verdict(False, method + "+sampling", time.perf_counter() - start,
+                           f"the networks differ at the input shown (in {domain}); found by "
+                           "sampling, both outputs recomputed in exact rational arithmetic",
+                           input=tuple(x), outputs=(ya, yb), box=the_box)
     enc = _Encoder(net_a.n_inputs, the_box, share=share, use_bounds=share)
     out_b = enc.run(net_b, counts=False)
     out_a = enc.run(net_a, counts=True)
     diffs = [d for d in (_diff(fa, fb) for fa, fb in zip(out_a, out_b, strict=True))
              if d[0] or d[1]]
     query = _Query(enc, diffs, the_box, cegar)
-    method = "z3-" + ("shared" if share else "monolithic") + ("-cegar" if cegar else "")
 
     if smtlib is not None:
         _write_atomic(smtlib, query.smtlib(exact=True))
-
-    if diffs and falsify:
-        found = _falsify(net_a, net_b, the_box, min(2.0, 0.1 * timeout))
-        if found is not None:
-            x, ya, yb = found
-            return Verdict(False, method + "+sampling", time.perf_counter() - start,
-                           f"the networks differ at the input shown (in {domain}); found by "
-                           "sampling, both outputs recomputed in exact rational arithmetic",
-                           input=tuple(x), outputs=(ya, yb), box=the_box,
-                           shared_neurons=enc.shared_hits)
 
     solver = z3.Solver()
     solver.add(*query.base)
@@ -679,6 +676,8 @@ def _falsify(net_a: MLP, net_b: MLP, box: Box | None, budget: float,
             X = rng.standard_normal((256, n)) * scales[rnd % len(scales)]
         rnd += 1
         gap = np.abs(_float_eval(la, X) - _float_eval(lb, X)).max(axis=1)
+        if rnd >= 8 and not gap.any():
+            break
         for k in np.argsort(-gap)[:3]:
             if not gap[k] > 0:
                 break

@@ -1,0 +1,252 @@
+"""proofs.check_certificate: accepts nnreduce's certificates, rejects tampered ones.
+
+Oracles: hand-written certificates for hand-built networks, networks whose
+redundancy was planted by construction (so the right partition is known),
+and the SMT backend / exact evaluation for the claim that a valid exact
+certificate means equal functions.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import proofs
+from lumpcore import CertificateError
+from nnreduce import (
+    Activation,
+    Conv2d,
+    Dense,
+    Flatten,
+    MaxPool2d,
+    Network,
+    evaluate_exact,
+    load_network,
+    network_sha256,
+    reduce_network,
+)
+
+DATA = Path(__file__).parent / "data" / "proofs"
+
+
+def _cert(net: Network, red: Network, layers: list[dict]) -> dict:
+    return {"format": "lumpkit-nn-certificate", "version": 1, "mode": "exact",
+            "tolerance": "0", "max_weight_deviation": "0",
+            "original": {"sha256": network_sha256(net)},
+            "reduced": {"sha256": network_sha256(red), "rounded": False},
+            "layers": layers}
+
+
+def erratum_pair() -> tuple[Network, Network, Network]:
+    ex = proofs.erratum_example()
+    # the sound reduction of THEORY section 3, by hand: o = -ReLU(ReLU(x))
+    F = Fraction
+    sound = Network((Dense(np.array([[F(1)]], dtype=object), np.array([F(0)], dtype=object)),
+                     Activation("relu"),
+                     Dense(np.array([[F(1)]], dtype=object), np.array([F(0)], dtype=object)),
+                     Activation("relu"),
+                     Dense(np.array([[F(-1)]], dtype=object), np.array([F(0)], dtype=object))),
+                    (1,))
+    return ex.original, sound, ex.reduced
+
+
+def hand_layers(rho_t: str) -> list[dict]:
+    return [
+        {"layer": 0, "reduced_layer": 0, "factors": "positive", "neurons_before": 2,
+         "neurons_after": 1, "blocks": [[0, 1]], "rho": [["1", "1/2"]], "removed": []},
+        {"layer": 2, "reduced_layer": 2, "factors": "positive", "neurons_before": 2,
+         "neurons_after": 1, "blocks": [[0, 1]], "rho": [["1", rho_t]], "removed": []},
+    ]
+
+
+def test_hand_written_certificate_of_the_erratum_network_is_valid() -> None:
+    net, sound, _ = erratum_pair()
+    res = proofs.check_certificate(net, sound, _cert(net, sound, hand_layers("1/2")))
+    assert res.valid, res.message
+
+
+def test_unscaled_definition_6_certificate_is_rejected_with_the_condition_named() -> None:
+    # the printed Def. 6 merges v, t with rho 1; Def. 7 gives output weight 0
+    net, _, paper = erratum_pair()
+    res = proofs.check_certificate(net, paper, _cert(net, paper, hand_layers("1")))
+    assert not res.valid
+    assert res.condition == "scaled lumping condition rho(v)*c(v) = c(r)"
+    assert res.location["layer"] == 2 and res.location["neuron"] == 1
+    assert res.location["representative"] == 0
+    # c(t) over block {u1, u2}: W(u1,t)/1 + W(u2,t)/(1/2) = 2, c(v) = 1: rho 1 gives 2 != 1
+    assert res.values == {"rho(v)*c(v)": "2", "c(r)": "1"}
+
+
+def test_lumpkit_certificate_valid_and_json_roundtrip(tmp_path: Path) -> None:
+    net, _, _ = erratum_pair()
+    red = reduce_network(net)
+    path = tmp_path / "cert.json"
+    path.write_text(json.dumps(red.certificate))
+    for cert in (red.certificate, path, str(path), json.dumps(red.certificate)):
+        assert proofs.check_certificate(net, red.network, cert).valid
+
+
+@pytest.mark.parametrize("name", ["twin_ladder-5_inp-2_layers-5_width-1_margin.nnet",
+                                  "twin_ladder-5_inp-4_layers-10_width-1_margin.nnet"])
+def test_twin_networks_certificate_valid_and_equivalence_proved(name: str) -> None:
+    net = load_network(DATA / name)
+    red = reduce_network(net)
+    assert red.neurons_after * 2 == red.neurons_before  # the README's fact: layers halve
+    res = proofs.check_certificate(net, red.network, red.certificate)
+    assert res.valid, res.message
+    if not red.rounded:
+        assert proofs.check_equivalence(net, red.network).equivalent
+
+
+def planted_mlp(seed: int) -> Network:
+    """A float network with exact proportional duplicates (factors powers of 2)."""
+    rng = np.random.default_rng(seed)
+    W1 = rng.integers(-4, 5, (3, 3)).astype(float) / 4
+    W1 = np.vstack([W1, 2 * W1[0], 0.5 * W1[1], W1[0]])
+    b1 = rng.integers(-4, 5, 3).astype(float) / 4
+    b1 = np.concatenate([b1, [2 * b1[0], 0.5 * b1[1], b1[0]]])
+    W2 = rng.integers(-4, 5, (4, 6)).astype(float) / 4
+    W2 = np.vstack([W2, 4 * W2[2]])
+    b2 = rng.integers(-4, 5, 4).astype(float) / 4
+    b2 = np.concatenate([b2, [4 * b2[2]]])
+    W3 = rng.integers(-4, 5, (2, 5)).astype(float) / 4
+    return Network((Dense(W1, b1), Activation("relu"), Dense(W2, b2), Activation("relu"),
+                    Dense(W3, np.zeros(2))), (3,))
+
+
+TAMPERS = ["rho", "block_move", "block_merge", "removed", "weight", "hash", "bias",
+           "neurons_after"]
+
+
+@pytest.mark.parametrize("tamper", TAMPERS)
+def test_tampered_certificate_is_rejected_with_condition_named(tamper: str) -> None:
+    net = planted_mlp(3)
+    red = reduce_network(net)
+    assert proofs.check_certificate(net, red.network, red.certificate).valid
+    cert = copy.deepcopy(red.certificate)
+    rnet = red.network
+    L0 = cert["layers"][0]
+    merged = next(k for k, b in enumerate(L0["blocks"]) if len(b) > 1)
+    if tamper == "rho":
+        L0["rho"][merged][1] = str(Fraction(L0["rho"][merged][1]) * 3)
+        want = "scaled lumping condition rho(v)*c(v) = c(r)"
+    elif tamper == "block_move":
+        v = L0["blocks"][merged].pop()
+        L0["rho"][merged].pop()
+        L0["blocks"].append([v])
+        L0["rho"].append(["1"])
+        order = sorted(range(len(L0["blocks"])), key=lambda k: L0["blocks"][k][0])
+        L0["blocks"] = [L0["blocks"][k] for k in order]
+        L0["rho"] = [L0["rho"][k] for k in order]
+        L0["neurons_after"] += 1
+        want = "reduced layer shape"  # a finer partition, but not the stored reduced network
+    elif tamper == "block_merge":
+        single = next(k for k, b in enumerate(L0["blocks"]) if len(b) == 1)
+        L0["blocks"][merged] = sorted(L0["blocks"][merged] + L0["blocks"][single])
+        L0["rho"][merged] = ["1"] * len(L0["blocks"][merged])
+        del L0["blocks"][single], L0["rho"][single]
+        L0["neurons_after"] -= 1
+        want = None  # several conditions can fail first; any named one is fine
+    elif tamper == "removed":
+        v = L0["blocks"][merged].pop()
+        L0["rho"][merged].pop()
+        L0.setdefault("removed", []).append({"neuron": v, "value": "0", "reason": "dead"})
+        want = "removed neuron has zero incoming weights"
+    elif tamper in ("weight", "bias"):
+        lay = list(rnet.layers)
+        i = 2
+        W = lay[i].weight.copy()
+        b = lay[i].bias.copy()
+        if tamper == "weight":
+            W[0, 0] += 0.25
+        else:
+            b[0] += 0.25
+        lay[i] = Dense(W, b)
+        rnet = Network(tuple(lay), rnet.input_shape)
+        cert["reduced"]["sha256"] = network_sha256(rnet)
+        want = "reduced weight" if tamper == "weight" else "reduced bias"
+    elif tamper == "hash":
+        cert["original"]["sha256"] = "0" * 64
+        want = "original network hash"
+    else:
+        L0["neurons_after"] += 1
+        want = "neurons_after"
+    res = proofs.check_certificate(net, rnet, cert)
+    assert not res.valid
+    assert res.condition
+    if want is not None:
+        assert res.condition == want, res.message
+    assert tamper in ("hash",) or "layer" in res.location or "network" in res.location
+    assert "violated" in res.message
+
+
+def test_reduced_weight_violation_names_layer_neuron_and_values() -> None:
+    net = planted_mlp(5)
+    red = reduce_network(net)
+    lay = list(red.network.layers)
+    W = lay[4].weight.copy()
+    W[1, 2] = W[1, 2] + 1.0
+    lay[4] = Dense(W, lay[4].bias)
+    rnet = Network(tuple(lay), red.network.input_shape)
+    cert = copy.deepcopy(red.certificate)
+    cert["reduced"]["sha256"] = network_sha256(rnet)
+    res = proofs.check_certificate(net, rnet, cert)
+    assert res.condition == "reduced weight"
+    assert res.location["layer"] == 4 and res.location["reduced neuron"] == 1
+    assert Fraction(res.values["stored"]) - Fraction(res.values["derived"]) == 1
+
+
+def conv_net() -> Network:
+    rng = np.random.default_rng(7)
+    k = rng.integers(-3, 4, (2, 1, 3, 3)).astype(float)
+    k = np.concatenate([k, 2 * k[:1]])  # channel 2 = 2 * channel 0
+    b = np.array([0.5, -0.25, 1.0])
+    W = rng.integers(-3, 4, (3, 3 * 2 * 2)).astype(float)
+    return Network((Conv2d(k, b, (1, 1), (0, 0, 0, 0)), Activation("relu"),
+                    MaxPool2d((2, 2), (1, 1)), Flatten(), Dense(W, np.zeros(3))), (1, 5, 5))
+
+
+def test_conv_channels_certificate_valid_and_tamper_rejected() -> None:
+    net = conv_net()
+    red = reduce_network(net)
+    assert red.neurons_after == 2
+    assert proofs.check_certificate(net, red.network, red.certificate).valid
+    x = np.arange(25).reshape(1, 5, 5) - 12
+    assert list(evaluate_exact(net, x)) == list(evaluate_exact(red.network, x))
+    cert = copy.deepcopy(red.certificate)
+    cert["layers"][0]["rho"][0][1] = "1"
+    res = proofs.check_certificate(net, red.network, cert)
+    assert res.condition == "scaled lumping condition rho(v)*c(v) = c(r)"
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10_000))
+def test_valid_exact_certificates_mean_equal_outputs(seed: int) -> None:
+    net = planted_mlp(seed)
+    red = reduce_network(net)
+    res = proofs.check_certificate(net, red.network, red.certificate)
+    assert res.valid
+    rng = np.random.default_rng(seed)
+    if not red.rounded:
+        for _ in range(5):
+            x = [Fraction(int(v), 4) for v in rng.integers(-20, 21, 3)]
+            assert list(evaluate_exact(net, x)) == list(evaluate_exact(red.network, x))
+
+
+def test_malformed_certificates_raise() -> None:
+    net, sound, _ = erratum_pair()
+    with pytest.raises(CertificateError):
+        proofs.check_certificate(net, sound, {"format": "something else"})
+    bad = _cert(net, sound, hand_layers("1/2"))
+    bad["layers"][0]["rho"][0][1] = 0.5  # a JSON number, not an exact string
+    with pytest.raises(CertificateError, match="p/q"):
+        proofs.check_certificate(net, sound, bad)
+    with pytest.raises(CertificateError, match="JSON"):
+        proofs.check_certificate(net, sound, "{not json")
