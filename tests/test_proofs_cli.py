@@ -1,0 +1,125 @@
+"""``lumpkit nn verify`` and ``lumpkit nn leo``: exit statuses, JSON, files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+import proofs
+from lumpcore import LumpkitError
+from nnreduce import load_network, reduce_network, save_network
+
+
+def run(argv: list[str]) -> int:
+    """The ``nn`` group as lumpkit/_cli.py wires it (same error handling)."""
+    from lumpkit import _cmd_nn
+
+    parser = argparse.ArgumentParser(prog="lumpkit")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _cmd_nn.register(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (LumpkitError, FileNotFoundError) as exc:
+        print(f"lumpkit: error: {exc}", file=sys.stderr)
+        return 2
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> dict[str, str]:
+    ex = proofs.erratum_example()
+    red = reduce_network(ex.original)
+    paths = {name: str(tmp_path / f"{name}.npz") for name in ("orig", "paper", "lumpkit")}
+    save_network(ex.original, paths["orig"])
+    save_network(ex.reduced, paths["paper"])
+    save_network(red.network, paths["lumpkit"])
+    cert = tmp_path / "cert.json"
+    cert.write_text(json.dumps(red.certificate))
+    paths["cert"] = str(cert)
+    return paths
+
+
+def test_verify_equivalent_exit_0_json(models: dict, capsys: pytest.CaptureFixture) -> None:
+    assert run(["nn", "verify", models["orig"], models["lumpkit"], "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == "equivalent" and out["method"].startswith("z3")
+    assert out["seconds"] >= 0
+
+
+def test_verify_counterexample_exit_1_with_validated_outputs(
+        models: dict, capsys: pytest.CaptureFixture) -> None:
+    assert run(["nn", "verify", models["orig"], models["paper"], "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == "counterexample"
+    (x,) = (Fraction(v) for v in out["input"])
+    # by hand: original -ReLU(x), the unsound reduction 0
+    assert out["outputs"]["original"] == [str(-x if x > 0 else 0)]
+    assert out["outputs"]["reduced"] == ["0"]
+
+
+def test_verify_with_certificate(models: dict, capsys: pytest.CaptureFixture) -> None:
+    assert run(["nn", "verify", models["orig"], models["lumpkit"],
+                "--certificate", models["cert"], "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == "equivalent" and out["method"] == "certificate"
+    assert out["certificate"]["verdict"] == "valid"
+    # a certificate for another network is rejected, with the condition named: exit 2
+    assert run(["nn", "verify", models["orig"], models["paper"],
+                "--certificate", models["cert"], "--json"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == "unknown"
+    assert out["certificate"]["condition"] == "reduced network hash"
+
+
+def test_tampered_certificate_rejected_on_the_command_line(
+        models: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cert = json.loads(Path(models["cert"]).read_text())
+    layer = next(entry for entry in cert["layers"] if any(len(b) > 1 for b in entry["blocks"]))
+    block = next(k for k, b in enumerate(layer["blocks"]) if len(b) > 1)
+    layer["rho"][block][1] = "7"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(cert))
+    assert run(["nn", "verify", models["orig"], models["lumpkit"], "--certificate",
+                str(bad)]) == 2
+    assert "scaled lumping condition" in capsys.readouterr().out
+
+
+def test_verify_box_smtlib_and_bad_input(models: dict, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture) -> None:
+    smt = tmp_path / "q.smt2"
+    # on x <= 0 both networks output 0: the unsound reduction is exact there
+    assert run(["nn", "verify", models["orig"], models["paper"], "--box=-5:0",
+                "--smtlib", str(smt)]) == 0
+    assert "(check-sat)" in smt.read_text()
+    boxfile = tmp_path / "box.txt"
+    boxfile.write_text("# lo hi\n1/2 3\n")
+    assert run(["nn", "verify", models["orig"], models["paper"], "--box-file",
+                str(boxfile)]) == 1
+    capsys.readouterr()
+    assert run(["nn", "verify", models["orig"], models["paper"], "--box", "0:1,0:1"]) == 2
+    assert "intervals" in capsys.readouterr().err
+    assert run(["nn", "verify", models["orig"], str(tmp_path / "missing.npz")]) == 2
+
+
+def test_verify_unknown_exit_2(models: dict, capsys: pytest.CaptureFixture) -> None:
+    assert run(["nn", "verify", models["orig"], models["paper"], "--timeout", "1e-9",
+                "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["verdict"] == "unknown"
+
+
+def test_leo_writes_model_and_json(models: dict, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "leo.npz"
+    assert run(["nn", "leo", models["orig"], "--box", "0:2", "-o", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["neurons_before"] == 4 and info["neurons_after"] == 0
+    reduced = load_network(out)
+    v = proofs.check_equivalence(load_network(models["orig"]), reduced, box="0:2")
+    assert v.equivalent
+    assert run(["nn", "leo", models["orig"], "--box=-1:1", "--lump"]) == 0
+    assert "lumping" in capsys.readouterr().out
