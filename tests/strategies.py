@@ -28,12 +28,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
+from hypothesis import settings
 from hypothesis import strategies as st
 
 __all__ = [
     "MODES",
     "PlantedGraph",
     "SmallGraph",
+    "examples",
     "graphs_with_initial",
     "initial_partitions",
     "planted_graphs",
@@ -49,6 +51,16 @@ MODES: tuple[tuple[str, bool], ...] = (
 )
 
 KINDS = ("int", "fraction", "dyadic", "float")
+
+
+def examples(k: int) -> int:
+    """``k`` examples, or the loaded profile's count when that is larger.
+
+    The tests pin modest counts to keep the suite fast; a profile with more
+    examples (``HYPOTHESIS_PROFILE=thorough``, see ``tests/conftest.py``)
+    raises them all.
+    """
+    return max(k, settings.default.max_examples) if settings.default.max_examples > 100 else k
 
 
 @dataclass(frozen=True)

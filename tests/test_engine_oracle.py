@@ -21,6 +21,7 @@ from strategies import (
     MODES,
     PlantedGraph,
     SmallGraph,
+    examples,
     graphs_with_initial,
     planted_graphs,
 )
@@ -209,7 +210,7 @@ def run_all_modes(
 
 # ========================================================================= tests
 SETTINGS = settings(
-    max_examples=70, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=examples(70), deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
@@ -240,7 +241,7 @@ def test_exact_matches_oracle(case: tuple[SmallGraph, tuple[Hashable, ...] | Non
     run_all_modes(g, initial, expected, "exact")
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(50), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(graphs_with_initial(kinds=("int", "dyadic")), st.sampled_from([0.0, 2.0**-10]))
 def test_float_matches_oracle_on_dyadic_weights(
     case: tuple[SmallGraph, tuple[Hashable, ...] | None], tolerance: float
@@ -252,7 +253,7 @@ def test_float_matches_oracle_on_dyadic_weights(
     run_all_modes(g, initial, expected, "float", tolerance)
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(50), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     graphs_with_initial(kinds=("float", "fraction")),
     st.sampled_from([0.0, 2.0**-3, 2.0**-20, 0.5]),
@@ -288,7 +289,7 @@ def test_float_contract_general_weights(
         check_rho(lump, g.n, rounded, exact=False)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(graphs_with_initial(max_nodes=6))
 def test_block_sums_match_oracle(case: tuple[SmallGraph, tuple[Hashable, ...] | None]) -> None:
     g, initial = case
@@ -324,7 +325,7 @@ def _check_planted(pg: PlantedGraph, arithmetic: str) -> None:
     check_rho(lump, g.n, g.edges, exact=arithmetic == "exact")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(MODES).flatmap(
         lambda m: planted_graphs(direction=m[0], proportional=m[1], max_nodes=40)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import MODES, SmallGraph, graphs_with_initial, planted_graphs
+from strategies import MODES, SmallGraph, examples, graphs_with_initial, planted_graphs
 from test_engine_oracle import sum_vectors
 
 from lumpcore import Lumping, WeightedGraph, coarsest_lumping
@@ -92,7 +92,9 @@ def _planted_with_initial(max_nodes: int) -> st.SearchStrategy:
     ).map(lambda pg: (pg.graph, pg.initial))
 
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @SETTINGS

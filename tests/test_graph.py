@@ -17,7 +17,7 @@ import pytest
 import scipy.sparse as sp
 import sympy
 from hypothesis import HealthCheck, given, settings
-from strategies import MODES, SmallGraph, graphs_with_initial
+from strategies import MODES, SmallGraph, examples, graphs_with_initial
 
 from lumpcore import LumpkitError, WeightedGraph, coarsest_lumping
 
@@ -85,7 +85,7 @@ def _networkx(g: SmallGraph) -> WeightedGraph:
 
 
 # ------------------------------------------------------------- input forms
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(graphs_with_initial(kinds=("int", "fraction", "dyadic")))
 def test_all_input_forms_give_the_same_lumping(case: tuple) -> None:
     g, initial = case
