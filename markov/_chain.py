@@ -187,6 +187,7 @@ class _Chain:
         "exact",
         "initial",
         "labels",
+        "loops",
         "n",
         "rewards",
         "valuations",
@@ -200,6 +201,7 @@ class _Chain:
     _val: np.ndarray
     _csr: sp.csr_array | None
     labels: Mapping[str, np.ndarray]
+    loops: np.ndarray | None
     initial: np.ndarray
     rewards: Mapping[str, np.ndarray]
     variables: tuple[str, ...]
@@ -235,6 +237,7 @@ class _Chain:
         variables: Sequence[str],
         valuations: Sequence[Sequence[Any]] | None,
         diagonal_given: bool,
+        loops: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         want_exact = is_exact if exact is None else bool(exact)
         if want_exact and not is_exact:
@@ -261,6 +264,7 @@ class _Chain:
         vars_, vals_ = _check_valuations(n, variables, valuations)
         set_(self, "variables", vars_)
         set_(self, "valuations", vals_)
+        set_(self, "loops", _check_loops(n, loops, want_exact))
 
     def _add_diagonal(
         self, n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, exact: bool
@@ -417,6 +421,9 @@ class CTMC(_Chain):
         The initial distribution (float64 or object of Fraction).
     rewards : dict str -> numpy.ndarray
         State rewards.
+    loops : numpy.ndarray or None
+        Self-loop rates given to :meth:`from_rates` (no effect on ``Q``;
+        see there), or ``None``.
     variables : tuple of str
     valuations : tuple of tuple, or None
 
@@ -457,17 +464,21 @@ class CTMC(_Chain):
         variables: Sequence[str] = (),
         valuations: Sequence[Sequence[Any]] | None = None,
     ) -> CTMC:
-        """Build a CTMC from its rate matrix ``R`` (off-diagonal rates).
+        """Build a CTMC from its rate matrix ``R``.
 
-        Diagonal entries of ``R`` (self-loops) do not change a CTMC and are
-        ignored; the generator's diagonal is ``-sum_j R[i, j]``.  Accepts
-        the same matrix forms as the constructor, or a tuple
-        ``(n, src, dst, values)`` of edge arrays.
+        The generator is ``Q = R - diag(R 1)`` over the off-diagonal rates.
+        Diagonal entries of ``R`` (self-loops) do not change the CTMC (its
+        generator, transient and stationary behaviour); they are kept in
+        :attr:`loops` because Storm counts them (in exit rates and in strong
+        bisimulation), written back by the file writers, and used only by
+        ``lump(..., kind="bisim")``.  Accepts the same matrix forms as the
+        constructor, or a tuple ``(n, src, dst, values)`` of edge arrays.
 
         Examples
         --------
-        >>> CTMC.from_rates([[5, 2], [3, 0]]).matrix.toarray().tolist()
-        [[-2.0, 2.0], [3.0, -3.0]]
+        >>> c = CTMC.from_rates([[5, 2], [3, 0]])
+        >>> c.matrix.toarray().tolist(), c.loops.tolist()
+        ([[-2.0, 2.0], [3.0, -3.0]], [5.0, 0.0])
         """
         if isinstance(rates, tuple) and len(rates) == 4:
             n = int(rates[0])
@@ -487,8 +498,9 @@ class CTMC(_Chain):
             n, rows, cols, vals, is_exact = _coo_from_any(rates, "rates")
         keep = rows != cols
         self = cls.__new__(cls)
+        loops = (rows[~keep], vals[~keep]) if not keep.all() else None
         self._setup(n, rows[keep], cols[keep], vals[keep], is_exact, labels, initial, rewards,
-                    exact, variables, valuations, diagonal_given=False)
+                    exact, variables, valuations, diagonal_given=False, loops=loops)
         return self
 
     def _add_diagonal(
@@ -560,8 +572,20 @@ class CTMC(_Chain):
     def _replace(self, **kw: Any) -> CTMC:
         args = self._common_kw()
         args.update(kw)
+        return CTMC.from_rates(self.rate_edges(), **args)
+
+    def rate_edges(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        """The rate matrix ``R`` as edges ``(n, src, dst, values)``: the off-diagonal
+        rates plus the self-loops of :attr:`loops` (Storm's transition matrix)."""
         src, dst, val = self.off_diagonal()
-        return CTMC.from_rates((self.n, src, dst, val), **args)
+        if self.loops is None:
+            return self.n, src, dst, val
+        idx = np.flatnonzero(np.asarray([x != 0 for x in self.loops.tolist()], dtype=bool))
+        s2 = np.concatenate((src, idx))
+        d2 = np.concatenate((dst, idx))
+        v2 = np.concatenate((val, self.loops[idx]))
+        order = np.lexsort((d2, s2))
+        return self.n, s2[order], d2[order], v2[order]
 
 
 class DTMC(_Chain):
@@ -749,6 +773,34 @@ def _check_rewards(
                 raise ChainError(f"reward {name!r}: state {i} has value {float(arr[i])!r}")
         out[str(name)] = _readonly(arr)
     return out
+
+
+def _check_loops(
+    n: int, loops: tuple[np.ndarray, np.ndarray] | None, exact: bool
+) -> np.ndarray | None:
+    if loops is None:
+        return None
+    idx, vals = loops
+    out: np.ndarray
+    if exact:
+        out = np.empty(n, dtype=object)
+        out[:] = [Fraction(0)] * n
+        for i, x in zip(idx.tolist(), vals.tolist(), strict=True):
+            out[i] += _exact_entry(x, i, i, "rates")
+    else:
+        fv = np.asarray([float(x) for x in vals.tolist()], dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(fv))
+        if bad.size:
+            i = int(idx[bad[0]])
+            raise ChainError(f"rates: state {i}, column {i}: value {float(fv[bad[0]])!r} is "
+                             "not finite")
+        out = np.bincount(idx, weights=fv, minlength=n)
+    for i, x in enumerate(out.tolist()):
+        if x < 0:
+            raise ChainError(f"rates: state {i}, column {i}: self-loop rate {x} is negative")
+    if all(x == 0 for x in out.tolist()):
+        return None
+    return _readonly(out)
 
 
 def _check_valuations(

@@ -23,7 +23,8 @@ def read_drn(path: str | os.PathLike[str], *, exact: bool = False) -> CTMC | DTM
     Supported: ``@type: CTMC`` or ``DTMC``, no parameters, one action per
     state, state rewards (``state 3 [1.5, 0] init goal``).  For a CTMC the
     transition values are rates (Storm's convention; the ``!exit`` rate of a
-    state line is checked against their sum) and self-loops are ignored.
+    state line is checked against their sum) and self-loops go to
+    ``CTMC.loops`` (they do not change the generator).
     Action (choice) rewards are not state rewards and are not read; a
     reward model with non-zero action rewards and all state rewards zero is
     dropped (it has no state rewards).
@@ -232,7 +233,9 @@ def _parse_state_line(
 def _check_exits(path: Path, chain: CTMC | DTMC, exits: dict[int, tuple[Any, int]],
                  exact: bool) -> None:
     assert isinstance(chain, CTMC)
-    ex = chain.exit_rates()
+    ex = chain.exit_rates().tolist()
+    if chain.loops is not None:  # Storm's exit rate counts self-loops
+        ex = [e + x for e, x in zip(ex, chain.loops.tolist(), strict=True)]
     for s, (given, lineno) in exits.items():
         have = ex[s]
         if exact:
@@ -249,8 +252,9 @@ def _check_exits(path: Path, chain: CTMC | DTMC, exits: dict[int, tuple[Any, int
 def write_drn(chain: CTMC | DTMC, path: str | os.PathLike[str]) -> Path:
     """Write a chain in Storm's DRN format (atomically).
 
-    CTMC transition values are rates and every state line carries its exit
-    rate ``!E``; state rewards go in ``[...]``; labels (``init`` = support of
+    CTMC transition values are rates (self-loops of ``CTMC.loops``
+    included) and every state line carries Storm's exit rate ``!E`` (the sum
+    of its rates, self-loops included); state rewards go in ``[...]``; labels (``init`` = support of
     the initial distribution) follow.  Absorbing CTMC states get no
     transitions; absorbing DTMC states keep their self-loop.  Values are
     written in full precision (floats: shortest round-trip; exact: decimal or
@@ -285,8 +289,10 @@ def write_drn(chain: CTMC | DTMC, path: str | os.PathLike[str]) -> Path:
     names = list(chain.rewards)
     rew = [chain.rewards[k].tolist() for k in names]
     if isinstance(chain, CTMC):
-        src, dst, val = chain.off_diagonal()
+        _, src, dst, val = chain.rate_edges()
         exits = chain.exit_rates().tolist()
+        if chain.loops is not None:  # Storm's exit rate counts self-loops
+            exits = [e + x for e, x in zip(exits, chain.loops.tolist(), strict=True)]
     else:
         _, src, dst, val = chain.to_edges()
         exits = []

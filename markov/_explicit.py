@@ -221,7 +221,8 @@ def read_prism_explicit(
     tra : path
         Transitions: a header ``n m``, then ``m`` lines ``i j value`` (rates
         for a CTMC, probabilities for a DTMC).  CTMC self-loops are ignored
-        (they do not change a CTMC).
+        (they do not change a CTMC) except
+        for Storm-compatible bisimulation: they are kept in ``CTMC.loops``.
     lab, sta, srew : path, optional
         Labels (``0="init" 1="deadlock"`` then ``i: 0 1``), state
         valuations (``(x,y)`` then ``i:(1,true)``) and state rewards (``n nnz``
@@ -327,8 +328,8 @@ def write_prism_explicit(
     support of the initial distribution), ``<stem>.sta`` (if the chain has
     valuations) and the state rewards (``<stem>.srew`` for one structure,
     ``<stem>1.srew``, ``<stem>2.srew``, ... for several, each naming its
-    structure in a ``#`` comment).  CTMCs are written as rate matrices (no
-    diagonal).  Floats are written with their shortest round-trip
+    structure in a ``#`` comment).  CTMCs are written as rate matrices
+    (off-diagonal rates and the self-loops of :attr:`CTMC.loops`).  Floats are written with their shortest round-trip
     representation, exact values as finite decimals or ``p/q``.
 
     Returns
@@ -359,7 +360,7 @@ def write_prism_explicit(
         if '"' in name:
             raise ModelFormatError(f"label {name!r} contains a double quote; rename it")
     if isinstance(chain, CTMC):
-        src, dst, val = chain.off_diagonal()
+        _, src, dst, val = chain.rate_edges()
     else:
         _, src, dst, val = chain.to_edges()
     written: list[Path] = []

@@ -184,7 +184,8 @@ def lump(
     kind                          engine                     matrix
     ============================  =========================  ======================
     ``ordinary``                  forward                    Q with diagonal
-    ``bisim`` (as Storm)          forward                    rates R, no diagonal
+    ``bisim`` (as Storm)          forward                    rates R (self-loops,
+                                                             no -exit diagonal)
     ``exact``                     backward                   Q with diagonal
     ``strict``                    forward and backward,      Q with diagonal
                                   alternated until stable
@@ -269,10 +270,10 @@ def lump(
         raise LumpingError(f"arithmetic must be 'exact' or 'float', got {arithmetic!r}")
     respected = _respected_labels(chain, labels)
     kept_rewards = _respected_rewards(chain, rewards)
-    n, src, dst, val = chain.to_edges()
     if kind == "bisim" and isinstance(chain, CTMC):
-        keep = src != dst
-        src, dst, val = src[keep], dst[keep], val[keep]
+        n, src, dst, val = chain.rate_edges()  # Storm's rate matrix: self-loops, no -exit
+    else:
+        n, src, dst, val = chain.to_edges()
     graph = WeightedGraph.from_edges(n, src, dst, val)
     opts: dict[str, Any] = {"arithmetic": arithmetic}
     if arithmetic == "float":
@@ -393,11 +394,11 @@ def _quotient(
     exact = chain.exact
     reps = np.asarray([b[0] for b in blocks], dtype=np.int64)
     sizes = np.bincount(block_of, minlength=k)
-    n, src, dst, val = chain.to_edges()
     is_ctmc = isinstance(chain, CTMC)
-    if kind == "bisim" and is_ctmc:
-        off = src != dst
-        src, dst, val = src[off], dst[off], val[off]
+    if kind == "bisim" and isinstance(chain, CTMC):
+        n, src, dst, val = chain.rate_edges()
+    else:
+        n, src, dst, val = chain.to_edges()
 
     if kind in ("exact",):
         # Qt(I,J) = (1/|I|) sum_{u in I, v in J} Q(u,v)
@@ -457,7 +458,10 @@ def _quotient(
         if not is_ctmc:
             return DTMC(_Edges(k, qi, qj, qv), labels=labels, initial=init_mass, rewards=rewards,
                         exact=exact)
-        if kind == "bisim" or not exact:
+        if kind == "bisim":  # own-block rates become the quotient's self-loops, as in Storm
+            return CTMC.from_rates((k, qi, qj, qv), labels=labels, initial=init_mass,
+                                   rewards=rewards, exact=exact)
+        if not exact:
             off = qi != qj
             return CTMC.from_rates((k, qi[off], qj[off], qv[off]), labels=labels,
                                    initial=init_mass, rewards=rewards, exact=exact)

@@ -18,8 +18,8 @@ def to_networkx(chain: CTMC | DTMC) -> Any:
 
     Nodes are the states ``0..n-1`` with attributes ``labels`` (frozenset),
     ``initial`` (probability) and one attribute per reward structure
-    (``reward:<name>``).  Edges carry ``rate`` (CTMC, off-diagonal rates
-    only) or ``prob`` (DTMC, self-loops included).  ``G.graph["kind"]`` is
+    (``reward:<name>``).  Edges carry ``rate`` (CTMC: the rate matrix,
+    self-loops of ``CTMC.loops`` included) or ``prob`` (DTMC).  ``G.graph["kind"]`` is
     ``"ctmc"`` or ``"dtmc"``.  Values keep their type (float or Fraction).
 
     Examples
@@ -42,7 +42,7 @@ def to_networkx(chain: CTMC | DTMC) -> Any:
             attrs[f"reward:{k}"] = v[s]
         g.add_node(s, **attrs)
     if isinstance(chain, CTMC):
-        src, dst, val = chain.off_diagonal()
+        _, src, dst, val = chain.rate_edges()
         key = "rate"
     else:
         _, src, dst, val = chain.to_edges()

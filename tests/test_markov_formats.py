@@ -47,6 +47,10 @@ def same_chain(a: CTMC | DTMC, b: CTMC | DTMC, *, exact: bool = True) -> None:
     assert {k: v.tolist() for k, v in a.labels.items() if k != "init" and v.size} == {
         k: v.tolist() for k, v in b.labels.items() if k != "init" and v.size}
     assert [float(x) for x in a.initial] == pytest.approx([float(x) for x in b.initial])
+    if isinstance(a, CTMC):
+        assert (a.loops is None) == (b.loops is None)  # type: ignore[union-attr]
+        if a.loops is not None:
+            assert [float(x) for x in a.loops] == pytest.approx([float(x) for x in b.loops])  # type: ignore[union-attr]
     assert set(a.rewards) == set(b.rewards)
     for k in a.rewards:
         assert [float(x) for x in a.rewards[k]] == pytest.approx([float(x) for x in b.rewards[k]])
@@ -69,8 +73,8 @@ def chains(draw: st.DrawFn) -> CTMC | DTMC:
     if not exact:
         initial = [float(x) for x in initial]  # type: ignore[misc]
     if draw(st.booleans()):
-        rates = [[draw(values) if i != j and draw(st.booleans()) else 0 for j in range(n)]
-                 for i in range(n)]
+        rates = [[draw(values) if draw(st.booleans()) else 0 for j in range(n)]
+                 for i in range(n)]  # diagonal entries: self-loops (kept in CTMC.loops)
         return CTMC.from_rates(rates, labels=labels, rewards=rewards, initial=initial,
                                exact=exact)
     rows = []

@@ -1,0 +1,95 @@
+"""Cross-check of the engine with a real tool: Storm's strong bisimulation.
+
+QVBench CTMCs (tests/data/qvbench, CC-BY 4.0, see the README there) are built
+with stormpy at small parameter values.  Forward refinement of the rate matrix
+(Storm's transition matrix: rates and self-loops, no generator diagonal) from
+the partition by labels must give exactly as many blocks as
+``stormpy.transformations.perform_bisimulation`` (STRONG, all state labels,
+rewards not preserved) on the same built model, in exact and float
+arithmetic, and on the model built with exact rationals.  Storm's initial
+partition ignores the ``init`` label (THEORY section 2), so it is left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lumpcore import WeightedGraph, coarsest_lumping
+from markov import from_stormpy, lump
+
+stormpy = pytest.importorskip("stormpy")
+tr = pytest.importorskip("stormpy.transformations")
+dev = pytest.importorskip("stormpy.developer")
+
+QV = Path(__file__).parent / "data" / "qvbench"
+
+CASES = [
+    ("embedded/embedded.prism", "MAX_COUNT=4"),  # 5,168 states, 435 self-loops
+    ("tandem/tandem.prism", "c=15"),
+    ("cluster/cluster.prism", "N=4"),
+    ("polling/polling.3.prism", ""),
+    ("polling/polling.4.prism", ""),
+    ("polling/polling.5.prism", ""),
+]
+
+
+def build(path: Path, constants: str, exact: bool = False) -> object:
+    old = dev.get_log_level()
+    dev.set_log_level(dev.LogLevel.ERR)
+    try:
+        prog = stormpy.parse_prism_program(str(path), prism_compatibility=True)
+        if constants:
+            prog, _ = stormpy.instantiate_constants(prog, constants)
+        builder = stormpy.build_model[stormpy.Rational] if exact else stormpy.build_model
+        return builder(prog)
+    finally:
+        dev.set_log_level(old)
+
+
+def storm_quotient(model: object) -> object:
+    opts = tr.BisimulationOptions()
+    opts.bisimulation_type = tr.BisimulationType.STRONG
+    opts.state_label_preservation = tr.StateLabelPreservation.ALL
+    opts.preserve_all_rewards = False
+    return tr.perform_bisimulation(model, [], options=opts)
+
+
+@pytest.mark.parametrize(("name", "constants"), CASES, ids=[c[0] + c[1] for c in CASES])
+def test_engine_forward_equals_storm_bisimulation(name: str, constants: str) -> None:
+    model = build(QV / name, constants)
+    storm = storm_quotient(model)
+    chain = from_stormpy(model)
+    n, src, dst, val = chain.rate_edges()  # Storm's transition matrix, read back
+    assert n == model.nr_states and src.size == model.nr_transitions
+    labels = sorted(x for x in chain.labels if x != "init")
+    initial = [frozenset(x for x in labels if s in set(chain.labels[x].tolist()))
+               for s in range(n)]
+    graph = WeightedGraph.from_edges(n, src, dst, val)
+    for arithmetic in ("exact", "float"):
+        res = coarsest_lumping(graph, initial, direction="forward", arithmetic=arithmetic)
+        assert res.num_blocks == storm.nr_states, arithmetic
+    # the same through markov.lump, and on the model built with exact rationals
+    via_markov = lump(chain, "bisim", rewards=())
+    assert via_markov.num_blocks == storm.nr_states
+    assert via_markov.quotient.n == storm.nr_states
+    exact_chain = from_stormpy(build(QV / name, constants, exact=True))
+    assert exact_chain.exact
+    assert lump(exact_chain, "bisim", rewards=()).num_blocks == storm.nr_states
+
+
+def test_self_loops_matter_for_storm_compatibility() -> None:
+    """embedded has self-loops; Storm counts them, so dropping them changes the answer."""
+    model = build(QV / "embedded/embedded.prism", "MAX_COUNT=4")
+    storm = storm_quotient(model)
+    chain = from_stormpy(model)
+    assert chain.loops is not None
+    n, src, dst, val = chain.rate_edges()
+    keep = src != dst
+    labels = sorted(x for x in chain.labels if x != "init")
+    initial = [frozenset(x for x in labels if s in set(chain.labels[x].tolist()))
+               for s in range(n)]
+    no_loops = coarsest_lumping(WeightedGraph.from_edges(n, src[keep], dst[keep], val[keep]),
+                                initial, direction="forward")
+    assert no_loops.num_blocks != storm.nr_states
