@@ -329,8 +329,9 @@ def write_prism_explicit(
     valuations) and the state rewards (``<stem>.srew`` for one structure,
     ``<stem>1.srew``, ``<stem>2.srew``, ... for several, each naming its
     structure in a ``#`` comment).  CTMCs are written as rate matrices
-    (off-diagonal rates and the self-loops of :attr:`CTMC.loops`).  Floats are written with their shortest round-trip
-    representation, exact values as finite decimals or ``p/q``.
+    (off-diagonal rates and the self-loops of :attr:`CTMC.loops`).  Floats
+    are written with their shortest round-trip representation, exact values
+    as finite decimals or ``p/q``.
 
     Returns
     -------
