@@ -320,8 +320,10 @@ def leo_reduce(
             st.append(verdict)
         status.append(st)
         # sound exact post-activation bounds (float LP/MILP bounds only tighten big-M)
-        lo = [Fraction(0) if x == "inactive" else layer.act(a) for x, a in zip(st, plo, strict=True)]
-        hi = [Fraction(0) if x == "inactive" else layer.act(b) for x, b in zip(st, phi, strict=True)]
+        lo = [Fraction(0) if x == "inactive" else layer.act(a)
+              for x, a in zip(st, plo, strict=True)]
+        hi = [Fraction(0) if x == "inactive" else layer.act(b)
+              for x, b in zip(st, phi, strict=True)]
         prev_vars = _extend_model(model, layer, prev_vars, st, flo, fhi)
 
     reduced, folded, layers_removed = _transform(mlp, status)
@@ -385,7 +387,9 @@ def _extend_model(model: _Model, layer: DenseLayer, prev_vars: list[int | None],
     return out
 
 
-def _independent_rows(rows: list[list[Fraction]]) -> tuple[list[int], dict[int, dict[int, Fraction]]]:
+def _independent_rows(
+    rows: list[list[Fraction]],
+) -> tuple[list[int], dict[int, dict[int, Fraction]]]:
     """Greedy basis of ``rows`` and, for each other row, its coefficients over the basis."""
     basis: list[int] = []
     echelon: list[tuple[int, list[Fraction], dict[int, Fraction]]] = []  # pivot, row, combo

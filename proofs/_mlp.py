@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
+
 from lumpcore import ModelFormatError, UnsupportedLayerError, to_rational
 
 __all__ = [
@@ -153,7 +155,8 @@ def _from_triples(layers: Sequence[Any], n_inputs: int | None) -> MLP:
     for k, item in enumerate(layers):
         where = f"layer {k + 1}"
         if not isinstance(item, tuple | list) or len(item) not in (3, 4):
-            raise ModelFormatError(f"{where}: expected (W, b, activation), got {type(item).__name__}")
+            raise ModelFormatError(
+                f"{where}: expected (W, b, activation), got {type(item).__name__}")
         W, b, act = item[0], item[1], item[2]
         if len(item) == 4:
             act = (act, item[3])
@@ -237,7 +240,7 @@ def network_core(net: Any) -> MLP:
         if kind == "leaky_relu":
             spec = ("leaky_relu", act.alpha)
         elif kind == "prelu":
-            slopes = {to_rational(s) for s in act.slopes.reshape(-1)}
+            slopes = {to_rational(s) for s in np.asarray(act.slopes).reshape(-1)}
             if len(slopes) != 1:
                 raise UnsupportedLayerError(
                     f"layer {k + 1}: PReLU with per-channel slopes is not supported by the "

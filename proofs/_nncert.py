@@ -264,7 +264,8 @@ class _Checker:
                 [type(x) for x in red.layers]:
             raise _Violation("layer list", {"network": "reduced"},
                              {"original": repr(orig), "reduced": repr(red)})
-        for p, (a, b) in enumerate(zip(orig.layers, red.layers, strict=True)):
+        pairs: list[tuple[Any, Any]] = list(zip(orig.layers, red.layers, strict=True))
+        for p, (a, b) in enumerate(pairs):
             if isinstance(a, Activation):
                 if a.kind != b.kind or a.alpha != b.alpha:
                     raise _Violation("unchanged activation", {"layer": p},
@@ -298,7 +299,8 @@ class _Checker:
             parts.append(part)
 
         rounded_any = False
-        exact_red = any(red.layers[p].weight.dtype == object for p in rlin)
+        red_layers: list[Any] = list(red.layers)
+        exact_red = any(red_layers[p].weight.dtype == object for p in rlin)
         if cert["reduced"].get("number_type") not in (None, "rational" if exact_red
                                                       else "float64"):
             raise _Violation("reduced number type", {},
@@ -479,8 +481,8 @@ class _Checker:
         for K, (blk, rh) in enumerate(zip(cur.blocks, cur.rho, strict=True)):
             r = blk[0]
             for v, rv in zip(blk, rh, strict=True):
-                if factors == "positive" and rv <= 0 or factors == "nonzero" and rv == 0 \
-                        or factors == "one" and rv != 1:
+                if (factors == "positive" and rv <= 0) or (factors == "nonzero" and rv == 0) \
+                        or (factors == "one" and rv != 1):
                     raise _Violation(f"factor allowed by the post-ops ({factors})",
                                      {"layer": where, "block": K, "neuron": v}, {"rho": rv})
                 if slopes is not None and _fr(slopes[v]) != _fr(slopes[r]):

@@ -211,7 +211,7 @@ def parse_box(spec: Any, n_inputs: int | None = None) -> Box:
             lo_s, hi_s = part.split(":")
             pairs.append((lo_s, hi_s))
     else:
-        pairs = [tuple(p) for p in spec]  # type: ignore[misc]
+        pairs = [tuple(p) for p in spec]
     if n_inputs is not None and len(pairs) == 1 and n_inputs > 1:
         pairs = pairs * n_inputs
     box: list[tuple[Fraction, Fraction]] = []
@@ -285,7 +285,7 @@ def _prepare_pair(original: Any, reduced: Any, box: Any) -> tuple[MLP, MLP, Box 
                 " (normalised coordinates: both networks apply the same NNet normalisation, "
                 "so equal cores imply equal networks)")
         raw = _intersect(the_box, _clip_box(nrm_a, n))
-        assert raw is not None
+        assert raw is not None and nrm_a is not None
         mean = [to_rational(v) for v in nrm_a.input_mean]
         rng = [to_rational(v) for v in nrm_a.input_range]
         mean, rng = (mean * n if len(mean) == 1 else mean), (rng * n if len(rng) == 1 else rng)

@@ -178,7 +178,7 @@ def small_nets(draw: st.DrawFn) -> tuple[list[tuple[list[list[int]], list[int], 
 def plant_duplicate(layers: list, k: int, v: int, c: Fraction, s: Fraction) -> list:
     """Add a neuron t = c * v to hidden layer k; split v's outgoing weights (exact)."""
     out = [([list(r) for r in W], list(b), a) for W, b, a in layers]
-    W, b, a = out[k]
+    W, b, _ = out[k]
     W.append([c * x for x in W[v]])
     b.append(c * b[v])
     Wn = out[k + 1][0]
@@ -246,7 +246,7 @@ def _plant_network(net: Network, frac: float, seed: int) -> Network:
     for k in range(len(dense) - 1):
         W, b = Ws[k], bs[k]
         n = W.shape[0]
-        ndup = int(round(frac * n / (1 - frac)))
+        ndup = round(frac * n / (1 - frac))
         src = rng.integers(0, n, ndup)
         c = [Fraction(int(p), int(q)) for p, q in zip(rng.integers(1, 9, ndup),
                                                        rng.integers(1, 9, ndup), strict=True)]
