@@ -270,47 +270,45 @@ def _merge(wr: np.ndarray, blocks: list[list[int]], rho: Any,
                 acc = acc + wr[:, u, :] * (1 / Fraction(rho[u]))
             out[:, k, :] = acc
         return out
-    if not exact:
-        out_f = np.empty((n_out, len(blocks), p), dtype=np.float64)
-        for k, b in enumerate(blocks):
-            acc = wr[:, b[0], :] / float(rho[b[0]])
-            for u in b[1:]:
-                acc = acc + wr[:, u, :] / float(rho[u])
-            out_f[:, k, :] = acc
-        return out_f
-    out_f = np.empty((n_out, len(blocks), p), dtype=np.float64)
-    ok = True
-    for k, b in enumerate(blocks):
-        terms = []
+    # float weights: scale every input channel once, then add the members of all blocks
+    # rank by rank (vectorised over blocks); in exact mode every step is checked exact
+    n_ch = wr.shape[1]
+    inv = np.ones(n_ch, dtype=np.float64)
+    for b in blocks:
         for u in b:
-            r = Fraction(rho[u])
-            if r == 1:
-                terms.append(wr[:, u, :])
-                continue
-            if not _pow2(r):
-                ok = False
-                break
-            t = wr[:, u, :] * float(1 / r)
-            if not np.array_equal(t != 0, wr[:, u, :] != 0) or not np.all(
-                (t == 0) | (np.abs(t) >= np.finfo(np.float64).tiny)
-            ) or not np.all(np.isfinite(t)):
-                ok = False
-                break
-            terms.append(t)
-        if not ok:
-            break
-        acc = terms[0]
-        for t in terms[1:]:
-            acc, exact_sum = _two_sum_exact(acc, t)
-            if not exact_sum:
-                ok = False
-                break
-        if not ok:
-            break
-        out_f[:, k, :] = acc
-    if ok:
-        return out_f
-    return _merge(_exact_obj(wr), blocks, [Fraction(r) for r in rho], True)
+            r = Fraction(rho[u]) if exact else rho[u]
+            if r != 1:
+                if exact and not _pow2(r):
+                    return _merge(_exact_obj(wr), blocks, [Fraction(x) for x in rho], True)
+                inv[u] = float(1 / r)
+    scaled_ch = np.flatnonzero(inv != 1.0)
+    members = [b[0] for b in blocks]
+    acc = wr[:, members, :] * inv[members][None, :, None]
+    if exact and scaled_ch.size:
+        src = wr[:, members, :]
+        tiny = np.finfo(np.float64).tiny
+        if not (np.array_equal(acc != 0, src != 0) and np.all((acc == 0) | (np.abs(acc) >= tiny))
+                and np.all(np.isfinite(acc))):
+            return _merge(_exact_obj(wr), blocks, [Fraction(x) for x in rho], True)
+    max_size = max((len(b) for b in blocks), default=0)
+    for rank in range(1, max_size):
+        targets = [k for k, b in enumerate(blocks) if len(b) > rank]
+        chans = [blocks[k][rank] for k in targets]
+        term = wr[:, chans, :] * inv[chans][None, :, None]
+        if exact:
+            src = wr[:, chans, :]
+            tiny = np.finfo(np.float64).tiny
+            if not (np.array_equal(term != 0, src != 0)
+                    and np.all((term == 0) | (np.abs(term) >= tiny))):
+                return _merge(_exact_obj(wr), blocks, [Fraction(x) for x in rho], True)
+            total, ok = _two_sum_exact(acc[:, targets, :], term)
+            if not ok:
+                return _merge(_exact_obj(wr), blocks, [Fraction(x) for x in rho], True)
+        else:
+            total = acc[:, targets, :] + term
+        acc[:, targets, :] = total
+    return acc
+
 
 
 def _post_value(ops: list[Layer], b: Fraction, channel: int) -> Fraction | None:
@@ -609,13 +607,29 @@ def _lump_layer(
     m = len(candidates)
     if m == 0:
         return [], {}, 0.0
-    cand = np.asarray(candidates, dtype=np.int64)
-    sub = flat_m[cand]
-    bsub = b_eff[cand]
+    if m == flat_m.shape[0]:
+        sub, bsub = flat_m, b_eff
+    else:
+        cand = np.asarray(candidates, dtype=np.int64)
+        sub, bsub = flat_m[cand], b_eff[cand]
     obj = is_exact_array(sub) or is_exact_array(bsub)
     if obj:
         sub = _exact_obj(sub)
         bsub = _exact_obj(bsub)
+    labels_init: list[Any] = ["bias"] + [("src", j) for j in range(n_src)]
+    labels_init += [("neuron", labels[v]) for v in candidates]
+    if exact and not obj and factors != "nonzero":
+        # fast path: edges straight from the float arrays (no copy of the whole layer)
+        rows, cols = np.nonzero(sub)
+        brows = np.flatnonzero(bsub)
+        src = np.concatenate([np.zeros(brows.size, dtype=np.int64), 1 + cols])
+        dst = np.concatenate([1 + n_src + brows, 1 + n_src + rows])
+        wts = np.concatenate([np.asarray(bsub, dtype=np.float64)[brows], sub[rows, cols]])
+        g = WeightedGraph.from_edges(1 + n_src + m, src, dst, wts)
+        lump = coarsest_lumping(g, initial=labels_init, direction="backward",
+                                proportional=factors != "one", arithmetic="exact")
+        return _collect(lump, candidates, n_src, np.ones(m, dtype=np.int64), None, True,
+                        flat_m, b_eff)
     # full incoming vector: column 0 = bias, then the scaled block sums
     vec = np.concatenate([bsub.reshape(m, 1), sub], axis=1) if n_src else bsub.reshape(m, 1)
     scale: np.ndarray | None = None
@@ -639,12 +653,17 @@ def _lump_layer(
     weights = vec[rows, cols]
     n_nodes = 1 + n_src + m
     g = WeightedGraph.from_edges(n_nodes, cols, 1 + n_src + rows, weights)
-    initial: list[Any] = ["bias"] + [("src", j) for j in range(n_src)]
-    initial += [("neuron", labels[v]) for v in candidates]
     lump = coarsest_lumping(
-        g, initial=initial, direction="backward", proportional=factors != "one",
+        g, initial=labels_init, direction="backward", proportional=factors != "one",
         arithmetic="exact" if exact else "float", tolerance=tol,
     )
+    return _collect(lump, candidates, n_src, sign, scale, exact, flat_m, b_eff)
+
+
+def _collect(lump: Any, candidates: list[int], n_src: int, sign: np.ndarray,
+             scale: np.ndarray | None, exact: bool, flat_m: np.ndarray, b_eff: np.ndarray
+             ) -> tuple[list[list[int]], dict[int, Fraction | float], float]:
+    """Blocks and factors of the neurons from lumpcore's answer (undoing sign/scale)."""
     blocks: list[list[int]] = []
     rho: dict[int, Fraction | float] = {}
     lrho = lump.rho

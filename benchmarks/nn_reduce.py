@@ -1,0 +1,172 @@
+"""Benchmark: reduction time vs one numpy forward pass, and peak memory.
+
+Dense ReLU network 784 -> 4 x 4096 -> 10 (about 54 million weights; float32
+values held as float64 by nnreduce) with planted redundancy: in every hidden
+layer neuron ``2048 + i`` is ``r_i`` times neuron ``i`` (``r_i`` a power of
+two, so the float fast path stays exact), and a convolutional network with
+planted duplicate channels.  Prints, for each, the time of one numpy forward
+pass (batch 1, float32) measured in the same run, the reduction time in
+exact mode and in tolerance mode, their ratios, and peak memory
+(tracemalloc peak of the reduction, process max RSS).
+
+Usage: ``python benchmarks/nn_reduce.py [--width 4096] [--conv-channels 64] [--repeat 1]``.
+Run at full size at most once or twice on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from nnreduce import Activation, Conv2d, Dense, Flatten, MaxPool2d, Network, reduce_network
+
+
+def _planted_rows(rng: np.random.Generator, half: int, n_in: int) -> np.ndarray:
+    base = rng.standard_normal((half, n_in), dtype=np.float32).astype(np.float64)
+    r = 2.0 ** rng.integers(-2, 3, size=half)
+    return np.vstack([base, r[:, None] * base])
+
+
+def dense_net(width: int, n_in: int = 784, n_out: int = 10, depth: int = 4,
+              seed: int = 0) -> Network:
+    rng = np.random.default_rng(seed)
+    layers: list[Any] = []
+    prev = n_in
+    for _ in range(depth):
+        w = _planted_rows(rng, width // 2, prev)
+        b = rng.standard_normal(width // 2, dtype=np.float32).astype(np.float64)
+        b = np.concatenate([b, b * (w[width // 2:, 0] / np.where(w[: width // 2, 0] == 0, 1,
+                                                                   w[: width // 2, 0]))])
+        layers += [Dense(w, b), Activation("relu")]
+        prev = width
+    layers.append(Dense(rng.standard_normal((n_out, prev), dtype=np.float32).astype(np.float64),
+                        np.zeros(n_out)))
+    return Network(tuple(layers), (n_in,))
+
+
+def conv_net(channels: int, seed: int = 1) -> Network:
+    rng = np.random.default_rng(seed)
+    half = channels // 2
+
+    def planted_filters(c_in: int) -> tuple[np.ndarray, np.ndarray]:
+        f = rng.standard_normal((half, c_in, 3, 3), dtype=np.float32).astype(np.float64)
+        r = 2.0 ** rng.integers(-2, 3, size=half)
+        b = rng.standard_normal(half, dtype=np.float32).astype(np.float64)
+        return (np.concatenate([f, r[:, None, None, None] * f]), np.concatenate([b, r * b]))
+
+    w1, b1 = planted_filters(3)
+    w2, b2 = planted_filters(channels)
+    dense_in = channels * 8 * 8
+    return Network(
+        (Conv2d(w1, b1, (1, 1), (1, 1, 1, 1)), Activation("relu"), MaxPool2d((2, 2), (2, 2)),
+         Conv2d(w2, b2, (1, 1), (1, 1, 1, 1)), Activation("relu"), MaxPool2d((2, 2), (2, 2)),
+         Flatten(),
+         Dense(_planted_rows(rng, 256, dense_in), np.zeros(512)), Activation("relu"),
+         Dense(rng.standard_normal((10, 512), dtype=np.float32).astype(np.float64),
+               np.zeros(10))),
+        (3, 32, 32),
+    )
+
+
+def _forward_dense(net: Network) -> Callable[[], Any]:
+    ws = [(lyr.weight.astype(np.float32), lyr.bias.astype(np.float32))
+          for lyr in net.layers if isinstance(lyr, Dense)]
+    x0 = np.ones(net.input_shape[0], dtype=np.float32)
+
+    def run() -> Any:
+        x = x0
+        for k, (w, b) in enumerate(ws):
+            x = w @ x + b
+            if k < len(ws) - 1:
+                np.maximum(x, 0, out=x)
+        return x
+
+    return run
+
+
+def _forward_conv(net: Network) -> Callable[[], Any]:
+    import torch  # only for a fair float32 conv pass; the weights are the same
+
+    from nnreduce import to_torch
+
+    seq = to_torch(net, "float32")
+    x = torch.ones((1, *net.input_shape))
+
+    def run() -> Any:
+        with torch.no_grad():
+            return seq(x)
+
+    return run
+
+
+def _best(fn: Callable[[], Any], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _measure(net: Network, **kw: Any) -> tuple[float, int, Any]:
+    tracemalloc.start()
+    t = time.perf_counter()
+    red = reduce_network(net, **kw)
+    sec = time.perf_counter() - t
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return sec, peak, red
+
+
+def bench(name: str, net: Network, forward: Callable[[], Any], repeat: int) -> None:
+    forward()
+    fwd = _best(forward, 5)
+    w_bytes32 = net.num_params * 4
+    w_bytes64 = net.num_params * 8
+    print(f"== {name}: {net.num_params / 1e6:.1f} M parameters "
+          f"({w_bytes32 / 2**20:.0f} MiB as float32, {w_bytes64 / 2**20:.0f} MiB as float64)")
+    print(f"   numpy/torch forward pass, batch 1, float32: {fwd * 1e3:.2f} ms")
+    for label, kw, target in (("exact", {"certify": False}, 10),
+                              ("exact + certificate", {}, None),
+                              ("tolerance 1e-6", {"tolerance": 1e-6, "certify": False}, 3)):
+        secs = []
+        for _ in range(repeat):
+            sec, peak, red = _measure(net, **kw)
+            secs.append(sec)
+        sec = min(secs)
+        ratio = sec / fwd
+        after = [lr.neurons_after for lr in red.layers]
+        before = [lr.neurons_before for lr in red.layers]
+        verdict = "" if target is None else (
+            f" (target <= {target}x: {'met' if ratio <= target else 'MISSED'})")
+        print(f"   {label:<20} {sec:8.3f} s = {ratio:8.1f} x forward{verdict}; "
+              f"tracemalloc peak {peak / 2**20:.0f} MiB = {peak / w_bytes32:.2f} x float32 "
+              f"weights; neurons {before} -> {after}")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(f"   process max RSS so far: {rss / 2**20:.0f} MiB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--width", type=int, default=4096)
+    ap.add_argument("--conv-channels", type=int, default=64)
+    ap.add_argument("--repeat", type=int, default=1)
+    args = ap.parse_args()
+    t = time.perf_counter()
+    net = dense_net(args.width)
+    print(f"built dense network in {time.perf_counter() - t:.1f} s")
+    bench(f"dense 784-4x{args.width}-10 ReLU", net, _forward_dense(net), args.repeat)
+    del net
+    cnet = conv_net(args.conv_channels)
+    bench(f"conv 3x32x32, 2x{args.conv_channels} channels + dense 512", cnet,
+          _forward_conv(cnet), args.repeat)
+
+
+if __name__ == "__main__":
+    main()
