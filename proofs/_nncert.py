@@ -65,6 +65,33 @@ def _exact(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pow2(q: Fraction) -> bool:
+    """Whether ``|q|`` is a power of two (scaling a float by it is exact, barring range)."""
+    n, d = abs(q.numerator), q.denominator
+    return n != 0 and n & (n - 1) == 0 and d & (d - 1) == 0
+
+
+def _scale_exact(x: np.ndarray, f: Fraction) -> np.ndarray | None:
+    """``x * f`` in float64 when that is exact (``f`` a power of two, no over/underflow)."""
+    if x.dtype == object or not _pow2(f):
+        return None
+    ff = float(f)
+    y = x * ff
+    if not np.all(np.isfinite(y)) or not np.array_equal(y / ff, x):
+        return None
+    return y
+
+
+def _add_exact(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """``a + b`` in float64 when every sum is exact (Knuth's TwoSum error is zero)."""
+    s = a + b
+    bb = s - a
+    err = (a - (s - bb)) + (b - bb)
+    if not np.all(np.isfinite(s)) or np.any(err != 0):
+        return None
+    return s
+
+
 def _load(certificate: Any) -> dict[str, Any]:
     if isinstance(certificate, dict):
         return certificate
@@ -396,9 +423,21 @@ class _Checker:
                 acc = term if acc is None else acc + term
             return np.asarray(acc, dtype=object)
 
+        def m_fast(rows: np.ndarray, K: int) -> np.ndarray | None:
+            """M[rows, K, :] in float64 when provably exact (else None)."""
+            acc: np.ndarray | None = None
+            for u, r in zip(blocks[K], rho[K], strict=True):
+                term = _scale_exact(Wr[rows, u, :], 1 / r)
+                if term is None:
+                    return None
+                acc = term if acc is None else _add_exact(acc, term)
+                if acc is None:
+                    return None
+            return acc
+
         if cur is not None:
             self._conditions(where, Wr, cur, plain, plain_cols, merged, m_exact, b_eff, ops,
-                             mode, dev, lin, i)
+                             mode, dev, lin, i, m_fast)
             rep_rows = np.array([blk[0] for blk in cur.blocks], dtype=np.int64)
         else:
             rep_rows = np.arange(n_out, dtype=np.int64)
@@ -424,8 +463,14 @@ class _Checker:
                                                     "block": plain[c], "position": p},
                                  {"stored": _fr(got[r, c, p]), "derived": _fr(want[r, c, p])})
         for K in merged:
-            exact_vals = m_exact(rep_rows, K)
             got = Wr_red[:, K, :]
+            fast = None if exact_store else m_fast(rep_rows, K)
+            if fast is not None:
+                # the exact value is a float: the stored weight must be that float
+                bad = got != fast
+                if not np.any(bad):
+                    continue
+            exact_vals = m_exact(rep_rows, K)
             for r in range(exact_vals.shape[0]):
                 for p in range(exact_vals.shape[1]):
                     e = exact_vals[r, p]
@@ -469,7 +514,7 @@ class _Checker:
     def _conditions(self, where: int, Wr: np.ndarray, cur: _Part, plain: list[int],
                     plain_cols: np.ndarray, merged: list[int], m_exact: Any,
                     b_eff: list[Fraction], ops: list[Any], mode: str, dev: Fraction,
-                    lin: list[int], i: int) -> None:
+                    lin: list[int], i: int, m_fast: Any) -> None:
         from nnreduce import Activation
         factors = _factors(ops)
         slopes = None
@@ -521,6 +566,13 @@ class _Checker:
                          _fr(b[m, c, p]))
             else:
                 other += [(K, v, r, _ONE) for K, v, r in unit]
+            if mode == "exact" and Wr.dtype != object:
+                slow = []
+                for K, v, r, rv in other:
+                    a_f = _scale_exact(Wr[v][plain_cols, :], rv)
+                    if a_f is None or not np.array_equal(a_f, Wr[r][plain_cols, :]):
+                        slow.append((K, v, r, rv))
+                other = slow
             for K, v, r, rv in other:
                 a = _exact(Wr[v][plain_cols, :]) * rv
                 b = _exact(Wr[r][plain_cols, :])
@@ -532,12 +584,26 @@ class _Checker:
             vs = np.array([v for _, v, _, _ in members], dtype=np.int64)
             rs = np.array([r for _, _, r, _ in members], dtype=np.int64)
             for Kp in merged:
-                mv, mr = m_exact(vs, Kp), m_exact(rs, Kp)
-                for m, (K, v, r, rv) in enumerate(members):
+                todo = list(range(len(members)))
+                if mode == "exact":
+                    fv, fr_ = m_fast(vs, Kp), m_fast(rs, Kp)
+                    if fv is not None and fr_ is not None:
+                        slow = []
+                        for m in todo:
+                            sc = _scale_exact(fv[m], members[m][3])
+                            if sc is None or not np.array_equal(sc, fr_[m]):
+                                slow.append(m)
+                        todo = slow
+                if not todo:
+                    continue
+                sel = np.array(todo, dtype=np.int64)
+                mv, mr = m_exact(vs[sel], Kp), m_exact(rs[sel], Kp)
+                for m_local, m in enumerate(todo):
+                    K, v, r, rv = members[m]
                     for p in range(mv.shape[1]):
-                        if differ(rv * mv[m, p], mr[m, p]):
-                            fail(K, v, r, {"block": Kp, "position": p}, rv * mv[m, p],
-                                 mr[m, p])
+                        if differ(rv * mv[m_local, p], mr[m_local, p]):
+                            fail(K, v, r, {"block": Kp, "position": p}, rv * mv[m_local, p],
+                                 mr[m_local, p])
         # removed neurons: zero merged weights, value = post-ops(b_eff)
         if cur.removed:
             rows = np.array(sorted(cur.removed), dtype=np.int64)
