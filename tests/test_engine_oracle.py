@@ -356,3 +356,25 @@ def test_empty_and_edgeless_graphs() -> None:
                 g, [1, 0, 1, 2], direction=direction, proportional=prop, arithmetic=arithmetic
             )
             assert lump.blocks == ((0, 2), (1,), (3,))
+
+
+@settings(max_examples=examples(30), deadline=None)
+@given(graphs_with_initial())
+def test_lumping_is_frozen_and_counters_consistent(
+    case: tuple[SmallGraph, tuple[Hashable, ...] | None],
+) -> None:
+    import dataclasses
+
+    g, initial = case
+    k0 = len(set(initial)) if initial is not None else min(g.n, 1)
+    for direction, prop in MODES:
+        lump = coarsest_lumping(build(g), initial, direction=direction, proportional=prop)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            lump.splits = 0  # type: ignore[misc]
+        assert not lump.block_of.flags.writeable
+        assert lump.block_of.dtype == np.int64
+        assert lump.rounds >= 0 and lump.verify_rounds >= 1
+        # every split creates one block; a verification repair may add more
+        assert lump.splits <= lump.num_blocks - k0
+        if lump.verify_rounds == 1:
+            assert lump.splits == lump.num_blocks - k0
