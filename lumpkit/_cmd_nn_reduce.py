@@ -39,8 +39,8 @@ def register(nsub: Any) -> None:
     p.add_argument("--input-shape", metavar="C,H,W",
                    help="PyTorch models whose input shape the file does not record")
     p.add_argument("--dtype", choices=["auto", "float32", "float64"], default="auto",
-                   help=".onnx/.pt weight type written (auto: float32 when every weight is a "
-                        "float32 value, else float64)")
+                   help=".onnx/.pt weight type written (auto: float32 when every weight of "
+                        "the input and of the reduced model is a float32 value, else float64)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_reduce)
 
@@ -77,7 +77,10 @@ def _reduce(args: argparse.Namespace) -> int:
         f"{out.stem}.certificate.json")
     net = load_network(model, input_shape=_parse_shape(args.input_shape))
     red = reduce_network(net, tolerance=args.tolerance)
-    dtype = natural_dtype(net) if args.dtype == "auto" else args.dtype
+    dtype = args.dtype
+    if dtype == "auto":
+        both = {natural_dtype(net), natural_dtype(red.network)}
+        dtype = "float32" if both == {"float32"} else "float64"
     save_network(red.network, out, torchscript=model.suffix.lower() in (".pt", ".pth")
                  and is_torchscript(model), dtype=dtype)
     save_certificate(red, cert)
