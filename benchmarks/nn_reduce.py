@@ -158,6 +158,10 @@ def main() -> None:
     ap.add_argument("--conv-channels", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
+    # warm up (compiles lumpcore's kernels) so that the timings below are of the work only
+    for warm in (dense_net(64, n_in=16, depth=2), conv_net(4)):
+        reduce_network(warm)
+        reduce_network(warm, tolerance=1e-6)
     t = time.perf_counter()
     net = dense_net(args.width)
     print(f"built dense network in {time.perf_counter() - t:.1f} s")

@@ -115,7 +115,9 @@ class Reduction:
     mode : {'exact', 'tolerance'}
     tolerance : float
     max_weight_deviation : float
-        Largest ``|rho(v) c_j(v) - c_j(rep)|`` accepted (0 in exact mode).
+        An upper bound of the largest ``|rho(v) c_j(v) - c_j(rep)|`` accepted,
+        over every block member ``v`` and coordinate ``j`` of the scaled
+        incoming vector (bias included); 0 in exact mode.
     rounded : bool
         Whether a reduced weight had to be rounded to float64 (the reduced
         network then equals the exact Def. 7 network only up to that rounding).
