@@ -31,6 +31,7 @@ from nnreduce import (
     as_exact,
     evaluate,
     evaluate_exact,
+    load_network,
     network_sha256,
     reduce_network,
 )
@@ -182,12 +183,15 @@ def test_erratum_tanh_does_not_merge_v_and_t() -> None:
 
 # ------------------------------------------------------------------ real networks
 REAL = ["acasxu/ACASXU_experimental_v2a_1_1.nnet", "acasxu/ACASXU_experimental_v2a_2_7.nnet",
-        "mnist/mnist10x10.nnet", "mnist/mnist10x20.nnet", "mnist/mnist20x20.nnet"]
+        "mnist/mnist10x10.nnet", "mnist/mnist10x20.nnet", "mnist/mnist20x20.nnet",
+        "acasxu/ACASXU_experimental_v2a_1_1.onnx", "onnx/mnist2x10.onnx",
+        "onnx/mnist5x20_leaky_relu.onnx", "onnx/mnist2x5_sigmoid.onnx"]
 
 
 @pytest.mark.parametrize("name", REAL)
 def test_trained_networks_merge_nothing(name: str) -> None:
-    net = read_nnet(DATA / name)
+    pytest.importorskip("onnx")
+    net = load_network(DATA / name)
     red = reduce_network(net)
     assert [lr.neurons_after for lr in red.layers] == _hidden_sizes(net)
     assert all(not lr.removed for lr in red.layers)
