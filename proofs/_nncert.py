@@ -92,6 +92,27 @@ def _add_exact(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     return s
 
 
+def _factor_arrays(factors: list[Fraction]) -> tuple[np.ndarray, np.ndarray]:
+    pow2 = np.array([_pow2(f) for f in factors], dtype=bool)
+    f = np.array([float(x) if p else 1.0 for x, p in zip(factors, pow2, strict=True)])
+    return pow2, f
+
+
+def _rows_scaled_equal(a: np.ndarray, factors: Any, b: np.ndarray) -> np.ndarray:
+    """Per row ``m``: whether ``factors[m] * a[m] == b[m]`` is proved by exact float scaling.
+
+    ``factors`` is a list of Fractions or the pair from :func:`_factor_arrays`.
+    False means "not proved here" (the caller then checks it with Fractions).
+    """
+    pow2, f = factors if isinstance(factors, tuple) else _factor_arrays(factors)
+    shape = (-1,) + (1,) * (a.ndim - 1)
+    sc = a * f.reshape(shape)
+    axes = tuple(range(1, a.ndim))
+    with np.errstate(over="ignore", invalid="ignore"):
+        exact = np.all(np.isfinite(sc), axis=axes) & np.all(sc / f.reshape(shape) == a, axis=axes)
+    return pow2 & exact & np.all(sc == b, axis=axes)
+
+
 def _load(certificate: Any) -> dict[str, Any]:
     if isinstance(certificate, dict):
         return certificate
@@ -566,13 +587,12 @@ class _Checker:
                          _fr(b[m, c, p]))
             else:
                 other += [(K, v, r, _ONE) for K, v, r in unit]
-            if mode == "exact" and Wr.dtype != object:
-                slow = []
-                for K, v, r, rv in other:
-                    a_f = _scale_exact(Wr[v][plain_cols, :], rv)
-                    if a_f is None or not np.array_equal(a_f, Wr[r][plain_cols, :]):
-                        slow.append((K, v, r, rv))
-                other = slow
+            if mode == "exact" and Wr.dtype != object and other:
+                ov = np.array([v for _, v, _, _ in other], dtype=np.int64)
+                orr = np.array([r for _, _, r, _ in other], dtype=np.int64)
+                ok = _rows_scaled_equal(Wr[ov][:, plain_cols, :], [rv for *_, rv in other],
+                                        Wr[orr][:, plain_cols, :])
+                other = [o for o, good in zip(other, ok, strict=True) if not good]
             for K, v, r, rv in other:
                 a = _exact(Wr[v][plain_cols, :]) * rv
                 b = _exact(Wr[r][plain_cols, :])
@@ -583,17 +603,14 @@ class _Checker:
         if members and merged:
             vs = np.array([v for _, v, _, _ in members], dtype=np.int64)
             rs = np.array([r for _, _, r, _ in members], dtype=np.int64)
+            member_factors = _factor_arrays([m[3] for m in members])
             for Kp in merged:
                 todo = list(range(len(members)))
                 if mode == "exact":
                     fv, fr_ = m_fast(vs, Kp), m_fast(rs, Kp)
                     if fv is not None and fr_ is not None:
-                        slow = []
-                        for m in todo:
-                            sc = _scale_exact(fv[m], members[m][3])
-                            if sc is None or not np.array_equal(sc, fr_[m]):
-                                slow.append(m)
-                        todo = slow
+                        ok = _rows_scaled_equal(fv, member_factors, fr_)
+                        todo = [int(m) for m in np.flatnonzero(~ok)]
                 if not todo:
                     continue
                 sel = np.array(todo, dtype=np.int64)
