@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["P61", "refine_modular", "residues_of_int64"]
+__all__ = ["P61", "csr_by_source", "refine_modular", "residues_of_int64", "verify_int64"]
 
 #: The Mersenne prime 2**61 - 1 used for hashing sums.
 P61 = (1 << 61) - 1
@@ -149,6 +149,7 @@ def refine_modular(  # pragma: no cover - compiled
     inv_scale = np.zeros(n, dtype=np.uint64)  # 0 = no scale yet
     piece_start = np.empty(n + 1, dtype=np.int64)
     piece_end = np.empty(n + 1, dtype=np.int64)
+    small_order = np.empty(32, dtype=np.int64)
 
     splits = 0
     rounds = 0
@@ -189,8 +190,24 @@ def refine_modular(  # pragma: no cover - compiled
             mark[v] = False
 
         # 3. sort touched nodes by (block, key)
-        order = np.argsort(keys[:nt], kind="mergesort")
-        order = order[np.argsort(tblock[:nt][order], kind="mergesort")]
+        if nt <= 32:
+            order = small_order[:nt]
+            for k in range(nt):
+                order[k] = k
+            for k in range(1, nt):
+                x = order[k]
+                bx = tblock[x]
+                kx = keys[x]
+                j = k - 1
+                while j >= 0 and (
+                    tblock[order[j]] > bx or (tblock[order[j]] == bx and keys[order[j]] > kx)
+                ):
+                    order[j + 1] = order[j]
+                    j -= 1
+                order[j + 1] = x
+        else:
+            order = np.argsort(keys[:nt], kind="mergesort")
+            order = order[np.argsort(tblock[:nt][order], kind="mergesort")]
 
         k = 0
         while k < nt:
@@ -403,3 +420,33 @@ def verify_int64(  # pragma: no cover - compiled
             else:
                 rep_scale[v] = scale[rep[block_of[v]]]
     return ok, scale, rep_scale
+
+
+@njit(cache=True)
+def csr_by_source(  # pragma: no cover - compiled
+    n: int, src: np.ndarray, dst: np.ndarray, res: np.ndarray, ints: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Counting sort of the edges by source: ``(indptr, targets, residues, ints)``.
+
+    Stable, so the order of edges with one source is their input order.
+    ``ints`` may be empty (object weights are not carried).
+    """
+    m = src.shape[0]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for e in range(m):
+        indptr[src[e] + 1] += 1
+    for v in range(n):
+        indptr[v + 1] += indptr[v]
+    fill = indptr[:n].copy()
+    targets = np.empty(m, dtype=np.int64)
+    values = np.empty(m, dtype=np.uint64)
+    carry = ints.shape[0] == m
+    out_ints = np.empty(m if carry else 0, dtype=np.int64)
+    for e in range(m):
+        p = fill[src[e]]
+        fill[src[e]] = p + 1
+        targets[p] = dst[e]
+        values[p] = res[e]
+        if carry:
+            out_ints[p] = ints[e]
+    return indptr, targets, values, out_ints

@@ -11,7 +11,7 @@ import numpy as np
 
 from ._errors import LumpkitError, VerificationError
 from ._graph import WeightedGraph
-from ._kernels import P61, refine_modular, residues_of_int64, verify_int64
+from ._kernels import P61, csr_by_source, refine_modular, residues_of_int64, verify_int64
 from ._result import Lumping
 from ._verify import VerifyOutcome, exact_block_sums, verify_partition
 
@@ -168,12 +168,11 @@ def coarsest_lumping(
         if ints.dtype == np.int64
         else np.array([int(x) % P61 for x in ints.tolist()], dtype=np.uint64)
     )
-    order = np.argsort(src, kind="stable")
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
-    targets = np.ascontiguousarray(dst[order])
-    values = np.ascontiguousarray(residues[order])
-    csr_ints = np.ascontiguousarray(ints[order]) if ints.dtype == np.int64 else None
+    int64_weights = ints.dtype == np.int64
+    indptr, targets, values, csr_ints_arr = csr_by_source(
+        n, src, dst, residues, ints if int64_weights else np.zeros(0, dtype=np.int64)
+    )
+    csr_ints = csr_ints_arr if int64_weights else None
 
     labels = init
     splits = rounds = 0
@@ -206,15 +205,20 @@ def coarsest_lumping(
 
     block_of = _canonical(block_of)
     nb = int(block_of.max()) + 1 if n else 0
-    members = np.argsort(block_of, kind="stable")
-    bounds: Any = np.cumsum(np.bincount(block_of, minlength=nb))[:-1] if nb else []
-    blocks = tuple(tuple(b.tolist()) for b in np.split(members, bounds)) if n else ()
+    members = np.argsort(block_of, kind="stable").tolist()
+    ends = np.cumsum(np.bincount(block_of, minlength=nb)).tolist() if nb else []
+    starts = [0, *ends[:-1]]
+    blocks = tuple(tuple(members[a:b]) for a, b in zip(starts, ends))
     rho: tuple[Fraction, ...] | np.ndarray | None = None
     if proportional:
         assert outcome.rho_num is not None and outcome.rho_den is not None
         num, den = outcome.rho_num, outcome.rho_den
         if arithmetic == "exact":
-            rho = tuple(Fraction(int(a), int(b)) for a, b in zip(num.tolist(), den.tolist()))
+            one = Fraction(1)
+            rho = tuple(
+                one if a == b else Fraction(int(a), int(b))
+                for a, b in zip(num.tolist(), den.tolist())
+            )
         else:
             rho = np.array(
                 [int(a) / int(b) for a, b in zip(num.tolist(), den.tolist())], dtype=np.float64
