@@ -78,6 +78,12 @@ class LayerReduction:
     removed : tuple of (int, Fraction)
         Constant neurons removed, with their constant output value (folded
         into the next layer's bias).
+    combined : tuple of (block, rho, coefficients)
+        Linear layers with ``linear_dependence=True`` only: blocks removed
+        because their representative's scaled incoming vector is the linear
+        combination ``sum a * c(rep_k)`` of kept representatives
+        (``coefficients`` = ``((rep_k, a), ...)``); their outgoing weights
+        were added to those of ``rep_k`` times ``a``.
     """
 
     layer: int
@@ -90,6 +96,9 @@ class LayerReduction:
     blocks: tuple[tuple[int, ...], ...]
     rho: tuple[tuple[Fraction, ...], ...]
     removed: tuple[tuple[int, Fraction], ...]
+    combined: tuple[
+        tuple[tuple[int, ...], tuple[Fraction, ...], tuple[tuple[int, Fraction], ...]], ...
+    ] = ()
 
     @property
     def representatives(self) -> tuple[int, ...]:
@@ -385,6 +394,7 @@ def reduce_network(
     *,
     tolerance: float = 0.0,
     certify: bool = True,
+    linear_dependence: bool = False,
 ) -> Reduction:
     """Reduce a network by maximum proportional exact lumping of its hidden layers.
 
@@ -411,6 +421,12 @@ def reduce_network(
         the largest accepted deviation is reported.
     certify : bool
         Build the JSON certificate (hashes both networks).  Default True.
+    linear_dependence : bool
+        Exact mode, linear layers (identity post-ops, factor set ``nonzero``)
+        only: also remove blocks whose scaled incoming vector is a linear
+        combination of the kept ones (exact Gaussian elimination, quadratic
+        in the layer width) and add their outgoing weights to those neurons.
+        Default False.  The certificate then has ``combined`` entries.
 
     Returns
     -------
@@ -464,6 +480,7 @@ def reduce_network(
     prev_blocks: list[list[int]] = [[c] for c in range(n_in)]
     prev_rho: list[Fraction] = [Fraction(1)] * n_in
     prev_removed: list[tuple[int, Fraction]] = []
+    prev_combined: list[tuple[list[int], list[tuple[int, Fraction]]]] = []
     prev_cols: np.ndarray | None = None  # grouping of this layer's dense inputs (original)
     new_cols: np.ndarray | None = None  # the same grouping in the reduced shapes
 
@@ -494,6 +511,8 @@ def reduce_network(
                     b_eff = bf
         m = _merge(wr, prev_blocks, np.asarray(prev_rho, dtype=object) if exact
                    else [float(r) for r in prev_rho], exact)
+        if prev_combined:
+            m = _fold_combined(wr, m, prev_blocks, prev_combined, prev_rho, exact_net)
         if not exact and any(len(blk) > 1 for blk in prev_blocks):
             rounded = True  # tolerance mode merges in float64 arithmetic
         n_out = m.shape[0]
@@ -527,6 +546,9 @@ def reduce_network(
         labels = _labels(ops, n_out)
         blocks, rho, dev = _lump_layer(flat_m, b_eff, candidates, labels, factors, exact, tol)
         max_dev = max(max_dev, dev)
+        combined: list[tuple[list[int], list[tuple[int, Fraction]]]] = []
+        if linear_dependence and exact and factors == "nonzero" and len(blocks) > 1:
+            blocks, combined = _dependent_blocks(flat_m, b_eff, blocks)
         reps = [b[0] for b in blocks]
         rebuilt, ch = _rebuild(layer, m, b_eff, reps, exact_net, new_cols)
         rounded = rounded or ch
@@ -541,6 +563,8 @@ def reduce_network(
             blocks=tuple(tuple(b) for b in blocks),
             rho=tuple(tuple(Fraction(rho[v]) for v in b) for b in blocks),
             removed=tuple(removed),
+            combined=tuple((tuple(cb), tuple(Fraction(rho[v]) for v in cb), tuple(co))
+                           for cb, co in combined),
         ))
         # grouping of the next layer's inputs, in the original and the reduced shapes
         out_shape = net.shapes[idx + 1]
@@ -562,13 +586,61 @@ def reduce_network(
             new_cols = None
         prev_blocks = [list(b) for b in blocks]
         prev_rho = [Fraction(1)] * n_out
-        for b in blocks:
+        for b in blocks + [cb for cb, _ in combined]:
             for v in b:
                 prev_rho[v] = Fraction(rho[v])
         prev_removed = removed
+        prev_combined = combined
 
     red_net = Network(tuple(new_layers), net.input_shape, net.normalization)
     return _finish(net, red_net, results, exact, tol, max_dev, rounded, t0, certify)
+
+
+def _dependent_blocks(
+    flat_m: np.ndarray, b_eff: np.ndarray, blocks: list[list[int]]
+) -> tuple[list[list[int]], list[tuple[list[int], list[tuple[int, Fraction]]]]]:
+    """Split blocks into kept ones and ones whose representative vector depends linearly
+    on earlier kept representatives (exact Gaussian elimination)."""
+    basis: list[tuple[list[Fraction], int, dict[int, Fraction]]] = []
+    kept: list[list[int]] = []
+    combined: list[tuple[list[int], list[tuple[int, Fraction]]]] = []
+    for b in blocks:
+        r = b[0]
+        x = [to_rational(b_eff[r])] + [to_rational(v) for v in flat_m[r]]
+        expr: dict[int, Fraction] = {r: Fraction(1)}
+        for vec, piv, comb in basis:
+            if x[piv] != 0:
+                f = x[piv] / vec[piv]
+                x = [a - f * c for a, c in zip(x, vec, strict=True)]
+                for k, c in comb.items():
+                    expr[k] = expr.get(k, Fraction(0)) - f * c
+        pivot = next((j for j, a in enumerate(x) if a != 0), None)
+        if pivot is None:
+            # 0 = c(r) - sum_k (-expr[k]) c(k)  ->  c(r) = sum_k -expr[k] c(k)
+            coeffs = [(k, -c) for k, c in sorted(expr.items()) if k != r and c != 0]
+            combined.append((b, coeffs))
+        else:
+            basis.append((x, pivot, expr))
+            kept.append(b)
+    return kept, combined
+
+
+def _fold_combined(wr: np.ndarray, m: np.ndarray, blocks: list[list[int]],
+                   combined: list[tuple[list[int], list[tuple[int, Fraction]]]],
+                   rho: list[Fraction], exact_net: bool) -> np.ndarray:
+    """Add the merged columns of combined blocks to their kept blocks (exactly)."""
+    extra = _merge(_exact_obj(wr), [cb for cb, _ in combined],
+                   np.asarray(rho, dtype=object), True)
+    out = _exact_obj(m).copy()
+    index = {b[0]: k for k, b in enumerate(blocks)}
+    for j, (_, coeffs) in enumerate(combined):
+        for rep, a in coeffs:
+            out[:, index[rep], :] = out[:, index[rep], :] + a * extra[:, j, :]
+    if not exact_net:
+        f, changed = _to_float(out)
+        if not changed:
+            return f
+    return out
 
 
 def _rebuild(layer: Dense | Conv2d, m: np.ndarray, b_eff: np.ndarray, rows: list[int],
@@ -739,7 +811,11 @@ def _certificate(net: Network, red: Network, results: list[LayerReduction], exac
              "blocks": [list(b) for b in lr.blocks],
              "rho": [[rational_to_str(r) for r in rs] for rs in lr.rho],
              "removed": [{"neuron": j, "value": rational_to_str(v),
-                          "reason": "dead" if v == 0 else "constant"} for j, v in lr.removed]}
+                          "reason": "dead" if v == 0 else "constant"} for j, v in lr.removed],
+             **({"combined": [
+                 {"block": list(cb), "rho": [rational_to_str(r) for r in cr],
+                  "coefficients": [[k, rational_to_str(a)] for k, a in co]}
+                 for cb, cr, co in lr.combined]} if lr.combined else {})}
             for lr in results
         ],
     }

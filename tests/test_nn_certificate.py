@@ -97,11 +97,22 @@ def _check(orig: Network, red: Network, cert: dict[str, Any]) -> None:
             rho = {v: Fraction(r) for b, rs in zip(prev["blocks"], prev["rho"], strict=True)
                    for v, r in zip(b, rs, strict=True)}
             removed = [(d["neuron"], Fraction(d["value"])) for d in prev["removed"]]
+            for c in prev.get("combined", []):
+                rho.update({v: Fraction(r) for v, r in zip(c["block"], c["rho"], strict=True)})
         # 4.1
         b_eff = [bias[o] + sum((val * sum(wr[o][j]) for j, val in removed), Fraction(0))
                  for o in range(n_out)]
         m = [[[sum((wr[o][u][p] / rho[u] for u in blk), Fraction(0))
                for p in range(len(wr[o][blk[0]]))] for blk in blocks] for o in range(n_out)]
+        # combined blocks: their merged column is added to the kept blocks times a
+        for c in (prev or {}).get("combined", []):
+            col = {rep: k for k, rep in enumerate(b[0] for b in blocks)}
+            for o in range(n_out):
+                extra = [sum((wr[o][u][p] / rho[u] for u in c["block"]), Fraction(0))
+                         for p in range(len(wr[o][c["block"][0]]))]
+                for rep, a in c["coefficients"]:
+                    m[o][col[rep]] = [x + Fraction(a) * y
+                                      for x, y in zip(m[o][col[rep]], extra, strict=True)]
 
         def vec(o: int, m: list = m, b_eff: list = b_eff) -> list[Fraction]:
             return [b_eff[o]] + [x for blk in m[o] for x in blk]
@@ -109,7 +120,17 @@ def _check(orig: Network, red: Network, cert: dict[str, Any]) -> None:
         if idx in entries:
             e = entries[idx]
             kept = [v for b in e["blocks"] for v in b]
+            kept += [v for c in e.get("combined", []) for v in c["block"]]
             assert sorted(kept + [d["neuron"] for d in e["removed"]]) == list(range(n_out))
+            for c in e.get("combined", []):
+                ref = vec(c["block"][0])
+                total = [Fraction(0)] * len(ref)
+                for rep, a in c["coefficients"]:
+                    assert rep in [b[0] for b in e["blocks"]]
+                    total = [t + Fraction(a) * x for t, x in zip(total, vec(rep), strict=True)]
+                assert total == ref and e["factors"] == "nonzero"
+                for v, r in zip(c["block"], c["rho"], strict=True):
+                    assert [Fraction(r) * x for x in vec(v)] == ref
             for b, rs in zip(e["blocks"], e["rho"], strict=True):
                 assert rs[0] == "1" and b == sorted(b)
                 ref = vec(b[0])
@@ -184,3 +205,17 @@ def test_certificate_checks_in_tolerance_mode_and_exact_nets() -> None:
     red2 = reduce_network(exact)
     assert red2.certificate is not None
     _check(exact, red2.network, red2.certificate)
+
+
+def test_certificate_checks_with_linear_combinations() -> None:
+    rng = np.random.default_rng(8)
+    w = rng.integers(-5, 6, size=(3, 3)).astype(np.float64)
+    w = np.vstack([w, w[0] + 2 * w[1], 0.5 * w[2]])
+    b = np.array([1.0, -2.0, 0.5, 1.0 + 2 * -2.0, 0.25])
+    net = Network((Dense(w, b), Activation("identity"),
+                   Dense(rng.integers(-3, 4, size=(2, 5)).astype(np.float64), [0.0, 1.0]),
+                   Activation("relu"), Dense([[1.0, -1.0]], [0.0])), (3,))
+    red = reduce_network(net, linear_dependence=True)
+    assert red.layers[0].neurons_after == 3 and red.layers[0].combined
+    assert red.certificate is not None
+    _check(net, red.network, red.certificate)

@@ -408,3 +408,27 @@ def test_property_reduced_equals_original_and_is_maximal(case: tuple) -> None:
     # never more neurons than the unplanted network (planting adds only multiples)
     assert all(a <= b for a, b in zip(_hidden_sizes(red.network), _hidden_sizes(net),
                                       strict=True))
+
+
+def test_linear_layer_drops_linear_combinations_exactly() -> None:
+    rng = np.random.default_rng(12)
+
+    def q(*shape: int) -> np.ndarray:
+        return np.array([Fraction(int(rng.integers(-6, 7)), int(rng.integers(1, 5)))
+                         for _ in range(int(np.prod(shape)))], dtype=object).reshape(shape)
+
+    w, b = q(3, 4), q(3)
+    # neuron 3 = 2 * n0 - 3/2 * n2 (weights and bias), neuron 4 = -n1 (a negative multiple)
+    w = np.vstack([w, 2 * w[0] - Fraction(3, 2) * w[2], -w[1]])
+    b = np.append(b, [2 * b[0] - Fraction(3, 2) * b[2], -b[1]]).astype(object)
+    net = Network((Dense(w, b), Activation("identity"), Dense(q(2, 5), q(2)),
+                   Activation("relu"), Dense(q(1, 2), q(1))), (4,))
+    plain = reduce_network(net)
+    assert plain.layers[0].blocks == ((0,), (1, 4), (2,), (3,))  # rho(4) = -1
+    assert plain.layers[0].rho[1] == (1, -1)
+    red = reduce_network(net, linear_dependence=True)
+    lr = red.layers[0]
+    assert lr.neurons_after == 3 and lr.blocks == ((0,), (1, 4), (2,))
+    assert lr.combined == (((3,), (Fraction(1),), ((0, Fraction(2)), (2, Fraction(-3, 2)))),)
+    _assert_same_function(net, red.network, rng, 6)
+    assert red.certificate is not None and "combined" in red.certificate["layers"][0]
