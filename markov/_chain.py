@@ -12,7 +12,6 @@ Validation happens once, here, at construction: every error names the state
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any, ClassVar
@@ -660,18 +659,20 @@ class _Edges:
 
 
 def _fsum_rows(n: int, rows: np.ndarray, vals: np.ndarray) -> np.ndarray:
-    """Correctly rounded row sums (``math.fsum`` per row), independent of entry order."""
+    """Row sums, each summed in ascending order of the values.
+
+    The result depends only on the multiset of values in each row, so it is
+    independent of the order of states and entries (a relabelled chain gets
+    bit-identical exit rates), which exact-arithmetic lumping of float chains
+    relies on.
+    """
     out = np.zeros(n)
     if rows.size == 0:
         return out
-    starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
-    ends = np.append(starts[1:], rows.size)
-    plain = np.add.reduceat(vals, starts)
-    # rows with one or two entries are summed exactly-rounded by plain addition
-    counts = ends - starts
-    out[rows[starts]] = plain
-    for s, e in zip(starts[counts > 2].tolist(), ends[counts > 2].tolist(), strict=True):
-        out[rows[s]] = math.fsum(vals[s:e].tolist())
+    order = np.lexsort((vals, rows))
+    r, v = rows[order], vals[order]
+    starts = np.flatnonzero(np.concatenate(([True], r[1:] != r[:-1])))
+    out[r[starts]] = np.add.reduceat(v, starts)
     return out
 
 
