@@ -444,6 +444,7 @@ def _quotient(
         name: sorted(set(block_of[chain.labels[name]].tolist())) for name in respected
     }
     init_mass = _aggregate(chain.initial, block_of, k)
+    labels["init"] = [b for b, x in enumerate(init_mass.tolist()) if x > 0]
     rewards: dict[str, Any] = {}
     for name in reward_names:
         vec = chain.rewards[name]

@@ -597,4 +597,8 @@ def test_example_quotient_by_hand() -> None:
     assert qt[1] == {1: F(-4, 3), 2: F(2, 3) * 2}  # (2/3) * Q(1,4)
     assert qt[2] == {2: F(-4, 3), 3: F(4, 3)}  # (1/3) * (Q(4,7)+Q(5,7)+Q(6,7)) = 4/3
     assert qt[3] == {0: F(1), 2: F(2) * 2, 3: F(-5)}  # (2/1) * Q(7,4) = 4
+    # labels of the quotient: the respected ones, and init on the block of state 0
+    q = res.quotient
+    assert q.labels["init"].tolist() == [0] and q.initial.tolist() == [1, 0, 0, 0]
+    assert q.labels["first"].tolist() == [0] and q.labels["last"].tolist() == [3]
 
