@@ -112,6 +112,17 @@ def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: boo
         Unknown extension or dtype.
     UnsupportedLayerError
         The format cannot express a layer of ``net``.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> from nnreduce import Activation, Dense, Network
+    >>> net = Network((Dense(np.eye(2), np.zeros(2)), Activation("relu"),
+    ...                Dense(np.ones((1, 2)), [0.0])), (2,))
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.nnet")
+    >>> save_network(net, path)
+    >>> load_network(path).layers[2].weight
+    array([[1., 1.]])
     """
     ext = _ext(path)
     if dtype not in ("float32", "float64"):

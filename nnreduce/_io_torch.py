@@ -69,12 +69,30 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
 
     Batch norm is folded into the preceding Linear/Conv2d when there is one.
 
+    Parameters
+    ----------
+    module : torch.nn.Sequential or torch.jit.ScriptModule
+    input_shape : tuple of int, optional
+        Shape of one input; inferred when the first layer is Linear.
+
+    Returns
+    -------
+    Network
+        float64 weights (exactly the module's float32/float64 values).
+
     Raises
     ------
     UnsupportedLayerError
         Naming the module type and its position for anything unsupported.
     ModelFormatError
         When the input shape cannot be inferred (give ``input_shape``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = from_torch(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU()))
+    >>> net
+    Network(input (3,): Dense(3->2), relu)
     """
     children = _flat_children(module) if _kind(module) == "Sequential" else [("0", module)]
     layers: list[Layer] = []
@@ -196,7 +214,32 @@ def read_torch(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None
 
 
 def to_torch(net: Network, dtype: str = "float32") -> Any:
-    """Build an ``nn.Sequential`` computing ``net`` (normalisation not included)."""
+    """Build an ``nn.Sequential`` computing ``net`` (normalisation not included).
+
+    Parameters
+    ----------
+    net : Network
+    dtype : {'float32', 'float64'}
+
+    Returns
+    -------
+    torch.nn.Sequential
+        In evaluation mode.
+
+    Raises
+    ------
+    UnsupportedLayerError
+        For asymmetric padding or a Permute (no ``nn`` module holds them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nnreduce import Dense, Network
+    >>> to_torch(Network((Dense(np.eye(2), np.zeros(2)),), (2,)))
+    Sequential(
+      (0): Linear(in_features=2, out_features=2, bias=True)
+    )
+    """
     import torch
     from torch import nn
 
