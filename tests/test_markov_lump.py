@@ -602,3 +602,32 @@ def test_example_quotient_by_hand() -> None:
     assert q.labels["init"].tolist() == [0] and q.initial.tolist() == [1, 0, 0, 0]
     assert q.labels["first"].tolist() == [0] and q.labels["last"].tolist() == [3]
 
+
+
+def test_exact_lumping_needs_the_own_block_with_the_diagonal() -> None:
+    """THEORY section 2 says including the own block (with the diagonal) is the same as
+    excluding it.  That holds for the forward (ordinary) condition, whose own-block sum
+    is fixed by the others since rows sum to 0, but NOT for the backward (exact) one:
+    columns do not sum to 0.  Here {v, t} receive equal rates from {w} (so the condition
+    without the own block holds) but have different exit rates; a start uniform on
+    {v, t} does not stay uniform, so the own block must be included (as lump does)."""
+    w, v, t = 0, 1, 2
+    c = CTMC.from_rates([[0, 1, 1], [1, 0, 0], [2, 0, 0]], initial=[F(1, 3)] * 3, exact=True)
+    q = q_matrix(c)
+    part = [[w], [v, t]]
+    from_w = {sum((q[u][x] for u in [w]), F(0)) for x in (v, t)}
+    assert len(from_w) == 1  # the condition over the other block holds
+    assert not satisfies(c, "exact", part)  # the own-block condition fails
+    assert lump(c, "exact").num_blocks == 3
+    start = np.asarray([0.0, 0.5, 0.5])
+    p = transient(c, 0.5, start)
+    assert abs(p[v] - p[t]) > 0.05  # not uniform inside {v, t}
+    # forward: the own block is redundant (rows sum to 0)
+    r = [[x if i != j else F(0) for j, x in enumerate(row)] for i, row in enumerate(q)]
+    for part2 in set_partitions([0, 1, 2]):
+        with_own = stable(q, part2, forward=True, proportional=False)
+        without = all(
+            len({sum((r[x][u] for u in b), F(0)) for x in s_block}) == 1
+            for s_block in part2 for b in part2 if b is not s_block
+        )
+        assert with_own == without
