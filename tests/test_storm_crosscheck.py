@@ -93,3 +93,19 @@ def test_self_loops_matter_for_storm_compatibility() -> None:
     no_loops = coarsest_lumping(WeightedGraph.from_edges(n, src[keep], dst[keep], val[keep]),
                                 initial, direction="forward")
     assert no_loops.num_blocks != storm.nr_states
+
+
+def test_state_rewards_only_partition_matches_storm() -> None:
+    """THEORY's embedded figures (MAX_COUNT=4: 812 blocks of 5,168) are Storm's answer
+    with NO state labels and all (state) rewards preserved; the labels other than init
+    give 1,457 (test above).  lump with labels=[] and the rewards reproduces 812."""
+    model = build(QV / "embedded/embedded.prism", "MAX_COUNT=4")
+    opts = tr.BisimulationOptions()
+    opts.bisimulation_type = tr.BisimulationType.STRONG
+    opts.state_label_preservation = tr.StateLabelPreservation.NONE
+    opts.preserve_all_rewards = True
+    storm = tr.perform_bisimulation(model, [], options=opts)
+    chain = from_stormpy(model)
+    assert sorted(chain.rewards) == ["danger", "down", "up"]  # state rewards only
+    res = lump(chain, "bisim", labels=[])
+    assert res.num_blocks == storm.nr_states == 812
