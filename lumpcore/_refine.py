@@ -204,11 +204,6 @@ def coarsest_lumping(
         labels = _canonical(outcome.new_labels)
 
     block_of = _canonical(block_of)
-    nb = int(block_of.max()) + 1 if n else 0
-    members = np.argsort(block_of, kind="stable").tolist()
-    ends = np.cumsum(np.bincount(block_of, minlength=nb)).tolist() if nb else []
-    starts = [0, *ends[:-1]]
-    blocks = tuple(tuple(members[a:b]) for a, b in zip(starts, ends))
     rho: tuple[Fraction, ...] | np.ndarray | None = None
     if proportional:
         assert outcome.rho_num is not None and outcome.rho_den is not None
@@ -227,7 +222,6 @@ def coarsest_lumping(
     block_of.setflags(write=False)
     return Lumping(
         block_of=block_of,
-        blocks=blocks,
         rho=rho,
         direction=direction,  # type: ignore[arg-type]
         proportional=bool(proportional),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -14,7 +15,7 @@ Direction = Literal["backward", "forward"]
 Arithmetic = Literal["exact", "float"]
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, eq=False)
 class Lumping:
     """The coarsest stable partition found by :func:`coarsest_lumping`.
 
@@ -25,7 +26,8 @@ class Lumping:
         numbered ``0 .. num_blocks-1`` in the order of their smallest node.
         Read-only.
     blocks : tuple of tuple of int
-        The blocks, each sorted, in block-index order.
+        The blocks, each sorted, in block-index order (computed from
+        ``block_of`` on first access, then cached).
     rho : tuple of Fraction, numpy.ndarray of float64, or None
         Proportional mode only: the positive factor of every node, normalised
         so that the smallest node of each block has ``rho = 1``.  For nodes
@@ -56,7 +58,6 @@ class Lumping:
     """
 
     block_of: np.ndarray
-    blocks: tuple[tuple[int, ...], ...]
     rho: tuple[Fraction, ...] | np.ndarray | None
     direction: Direction
     proportional: bool
@@ -66,10 +67,19 @@ class Lumping:
     rounds: int
     verify_rounds: int
 
+    @cached_property
+    def blocks(self) -> tuple[tuple[int, ...], ...]:
+        """The blocks, each sorted, in block-index order."""
+        nb = self.num_blocks
+        members = np.argsort(self.block_of, kind="stable").tolist()
+        ends = np.cumsum(np.bincount(self.block_of, minlength=nb)).tolist() if nb else []
+        starts = [0, *ends[:-1]]
+        return tuple(tuple(members[a:b]) for a, b in zip(starts, ends))
+
     @property
     def num_blocks(self) -> int:
         """Number of blocks."""
-        return len(self.blocks)
+        return int(self.block_of.max()) + 1 if self.block_of.size else 0
 
     @property
     def num_nodes(self) -> int:
@@ -79,7 +89,8 @@ class Lumping:
     @property
     def representatives(self) -> tuple[int, ...]:
         """The smallest node of each block (the node with ``rho = 1``)."""
-        return tuple(b[0] for b in self.blocks)
+        _, first = np.unique(self.block_of, return_index=True)
+        return tuple(first.tolist())
 
     def __repr__(self) -> str:
         mode = ("proportional " if self.proportional else "") + self.direction
