@@ -295,3 +295,26 @@ def test_acasxu_wrong_reduction_gets_a_validated_counterexample() -> None:
     core = Network(acas.layers, acas.input_shape)
     core_w = Network(wrong.layers, wrong.input_shape)
     assert outputs(core, v.input) != outputs(core_w, v.input)
+
+
+# ---------------------------------------------------- NNet normalisation
+def test_normalisation_folded_when_only_one_network_has_it() -> None:
+    from nnreduce import Normalization
+
+    F = Fraction
+    nrm = Normalization(input_mean=[F(1), F(-2)], input_range=[F(2), F(4)],
+                        output_mean=[F(3)], output_range=[F(5)])
+    core = [([[1, -1], [2, 1]], [0, "1/2"], "relu"), ([[1, 3]], [1], "identity")]
+    with_nrm = Network(exact_net(core, 2).layers, (2,), nrm)
+    # the same function written without normalisation, folded by hand:
+    # x' = ((x1 - 1)/2, (x2 + 2)/4); y = 5 * core(x') + 3
+    folded = exact_net([([["1/2", "-1/4"], [1, "1/4"]], ["-1", 0], "relu"),
+                        ([[5, 15]], [8], "identity")], 2)
+    assert proofs.check_equivalence(with_nrm, folded).equivalent
+    wrong = exact_net([([["1/2", "-1/4"], [1, "1/4"]], ["-1", 0], "relu"),
+                       ([[5, 15]], [9], "identity")], 2)
+    v = proofs.check_equivalence(with_nrm, wrong)
+    assert v.verdict == "counterexample" and v.input is not None
+    # the input is in raw units here: nnreduce's evaluator applies the normalisation
+    assert outputs(with_nrm, v.input) != outputs(wrong, v.input)
+    assert outputs(with_nrm, v.input) == list(v.outputs[0])
