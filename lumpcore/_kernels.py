@@ -38,7 +38,7 @@ _S61 = np.uint64(61)
 _ONE = np.uint64(1)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _addmod(a: np.uint64, b: np.uint64) -> np.uint64:  # pragma: no cover - compiled
     s = a + b
     if s >= _P:
@@ -46,7 +46,7 @@ def _addmod(a: np.uint64, b: np.uint64) -> np.uint64:  # pragma: no cover - comp
     return s
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _mulmod(a: np.uint64, b: np.uint64) -> np.uint64:  # pragma: no cover - compiled
     # a, b < 2**61.  Split into 30/31-bit halves; 2**61 = 1 (mod P).
     au = a >> _S31
@@ -294,7 +294,7 @@ _M32 = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _mul_abs128(a: np.uint64, b: np.uint64) -> tuple[np.uint64, np.uint64]:  # pragma: no cover
     # exact 128-bit product of two values < 2**63, as (hi, lo)
     a1 = a >> _S32
@@ -311,7 +311,7 @@ def _mul_abs128(a: np.uint64, b: np.uint64) -> tuple[np.uint64, np.uint64]:  # p
     return hi, lo
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _prod_eq(x: np.int64, y: np.int64, u: np.int64, v: np.int64) -> bool:  # pragma: no cover
     # exact test x*y == u*v for int64 values of magnitude < 2**62
     s1 = (x < 0) != (y < 0)
