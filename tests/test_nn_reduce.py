@@ -432,3 +432,17 @@ def test_linear_layer_drops_linear_combinations_exactly() -> None:
     assert lr.combined == (((3,), (Fraction(1),), ((0, Fraction(2)), (2, Fraction(-3, 2)))),)
     _assert_same_function(net, red.network, rng, 6)
     assert red.certificate is not None and "combined" in red.certificate["layers"][0]
+
+
+def test_float_network_with_non_dyadic_factor_takes_the_exact_path() -> None:
+    # neuron 2 = 3 * neuron 0 with small integer float weights: rho = 1/3 is not a power of
+    # two, so the merged sums are computed in rationals (a + 3 b is an integer: no rounding)
+    w = np.array([[1.0, -2.0], [4.0, 1.0], [3.0, -6.0]])
+    net = Network((Dense(w, [1.0, 0.0, 3.0]), Activation("relu"),
+                   Dense([[2.0, 1.0, -5.0], [1.0, 1.0, 7.0]], [0.5, 0.0])), (2,))
+    red = reduce_network(net)
+    assert red.layers[0].blocks == ((0, 2), (1,)) and red.layers[0].rho[0] == (1, Fraction(1, 3))
+    assert not red.rounded and red.network.layers[2].weight.dtype == np.float64
+    # by hand: column of block {0, 2} = W(:,0) + 3 W(:,2)
+    assert red.network.layers[2].weight.tolist() == [[2.0 - 15.0, 1.0], [1.0 + 21.0, 1.0]]
+    _assert_same_function(net, red.network, np.random.default_rng(4), 5)
