@@ -104,4 +104,11 @@ def test_erratum_counterexample_by_hand(demo_json: dict) -> None:
 
 
 def test_demo_is_fast(demo_json: dict) -> None:
-    assert demo_json["seconds"] < 20
+    """A few seconds once warm (the first run in a fresh environment also compiles
+    lumpcore's numba kernels, which the fixture's run has done by now)."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()) as buf:
+        assert main(["demo", "--json"]) == 0
+    assert json.loads(buf.getvalue())["seconds"] < 15
