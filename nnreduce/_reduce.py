@@ -692,18 +692,9 @@ def _lump_layer(
         bsub = _exact_obj(bsub)
     labels_init: list[Any] = ["bias"] + [("src", j) for j in range(n_src)]
     labels_init += [("neuron", labels[v]) for v in candidates]
-    if exact and not obj and factors != "nonzero":
-        # fast path: edges straight from the float arrays (no copy of the whole layer)
-        rows, cols = np.nonzero(sub)
-        brows = np.flatnonzero(bsub)
-        src = np.concatenate([np.zeros(brows.size, dtype=np.int64), 1 + cols])
-        dst = np.concatenate([1 + n_src + brows, 1 + n_src + rows])
-        wts = np.concatenate([np.asarray(bsub, dtype=np.float64)[brows], sub[rows, cols]])
-        g = WeightedGraph.from_edges(1 + n_src + m, src, dst, wts)
-        lump = coarsest_lumping(g, initial=labels_init, direction="backward",
-                                proportional=factors != "one", arithmetic="exact")
-        return _collect(lump, candidates, n_src, np.ones(m, dtype=np.int64), None, True,
-                        flat_m, b_eff)
+    if not obj:
+        return _lump_float_arrays(sub, bsub, m, n_src, labels_init, candidates, factors, exact,
+                                  tol, flat_m, b_eff)
     # full incoming vector: column 0 = bias, then the scaled block sums
     vec = np.concatenate([bsub.reshape(m, 1), sub], axis=1) if n_src else bsub.reshape(m, 1)
     scale: np.ndarray | None = None
@@ -731,6 +722,55 @@ def _lump_layer(
         g, initial=labels_init, direction="backward", proportional=factors != "one",
         arithmetic="exact" if exact else "float", tolerance=tol,
     )
+    return _collect(lump, candidates, n_src, sign, scale, exact, flat_m, b_eff)
+
+
+def _lump_float_arrays(
+    sub: np.ndarray, bsub: np.ndarray, m: int, n_src: int, labels_init: list[Any],
+    candidates: list[int], factors: Factors, exact: bool, tol: float,
+    flat_m: np.ndarray, b_eff: np.ndarray,
+) -> tuple[list[list[int]], dict[int, Fraction | float], float]:
+    """The float-array path: edges built in place, without copies of the whole layer."""
+    bsub = np.asarray(bsub, dtype=np.float64)
+    sign = np.ones(m, dtype=np.int64)
+    if factors == "nonzero":
+        # rho may be negative: make the first non-zero coordinate (bias first) positive
+        first = np.argmax(sub != 0, axis=1) if n_src else np.zeros(m, dtype=np.int64)
+        lead = np.where(bsub != 0, bsub, sub[np.arange(m), first] if n_src else 0.0)
+        sign = np.where(lead < 0, -1, 1).astype(np.int64)
+    scale: np.ndarray | None = None
+    mult = sign.astype(np.float64)
+    if not exact and factors != "one":
+        scale = np.abs(bsub)
+        if n_src:
+            scale = np.maximum(scale, np.maximum(sub.max(axis=1), -sub.min(axis=1)))
+        scale[scale == 0] = 1.0
+        mult = mult / scale
+    flat = sub.reshape(-1)
+    idx = np.flatnonzero(flat)
+    brows = np.flatnonzero(bsub)
+    nb, nnz = brows.size, idx.size
+    # filled in place: besides idx, no temporaries of the size of the layer
+    src = np.zeros(nb + nnz, dtype=np.int64)
+    dst = np.empty(nb + nnz, dtype=np.int64)
+    wts = np.empty(nb + nnz, dtype=np.float64)
+    dst[:nb] = brows
+    if n_src:
+        np.floor_divide(idx, n_src, out=dst[nb:])
+        np.multiply(dst[nb:], n_src, out=src[nb:])
+        np.subtract(idx, src[nb:], out=src[nb:])
+        src[nb:] += 1
+    wts[:nb] = bsub[brows]
+    wts[nb:] = flat[idx]
+    del idx, flat
+    if factors == "nonzero" or scale is not None:
+        wts *= mult[dst]  # exact for signs; tolerance mode also divides by the scale
+    dst += 1 + n_src
+    g = WeightedGraph.from_edges(1 + n_src + m, src, dst, wts)
+    del src, dst, wts
+    lump = coarsest_lumping(g, initial=labels_init, direction="backward",
+                            proportional=factors != "one",
+                            arithmetic="exact" if exact else "float", tolerance=tol)
     return _collect(lump, candidates, n_src, sign, scale, exact, flat_m, b_eff)
 
 
@@ -762,18 +802,35 @@ def _collect(lump: Any, candidates: list[int], n_src: int, sign: np.ndarray,
     blocks.sort(key=lambda b: b[0])
     dev = 0.0
     if not exact:
-        full = np.concatenate([np.asarray(b_eff, dtype=np.float64).reshape(-1, 1),
-                               np.asarray(flat_m, dtype=np.float64)], axis=1)
-        # an upper bound of the exact deviation: the float difference plus a relative
-        # margin of 2^-40 that covers the roundings of the merged sums and the product
-        for b in blocks:
-            if len(b) > 1:
-                ref = full[b[0]]
-                for v in b[1:]:
-                    scaled = float(rho[v]) * full[v]
-                    bound = np.abs(scaled - ref) + 2.0**-40 * (np.abs(scaled) + np.abs(ref))
-                    dev = max(dev, float(np.max(bound)) * (1 + 2.0**-40))
+        dev = _deviation_bound(blocks, rho, np.asarray(flat_m, dtype=np.float64),
+                               np.asarray(b_eff, dtype=np.float64))
     return blocks, rho, dev
+
+
+def _deviation_bound(blocks: list[list[int]], rho: dict[int, Fraction | float],
+                     w: np.ndarray, b: np.ndarray, chunk: int = 256) -> float:
+    """Upper bound of ``max |rho(v) c_j(v) - c_j(rep)|`` over merged members ``v``.
+
+    The float difference plus a relative margin of 2^-40 that covers the
+    roundings of the merged sums and of the product.
+    """
+    pv = [v for blk in blocks for v in blk[1:]]
+    pr = [blk[0] for blk in blocks for _ in blk[1:]]
+    if not pv:
+        return 0.0
+    rv = np.array([float(rho[v]) for v in pv])
+    pv_a, pr_a = np.asarray(pv), np.asarray(pr)
+    dev = 0.0
+    for lo in range(0, len(pv), chunk):
+        sl = slice(lo, lo + chunk)
+        r = rv[sl, None]
+        for part in (b[:, None], w):
+            scaled = r * part[pv_a[sl]]
+            ref = part[pr_a[sl]]
+            bound = np.abs(scaled - ref) + 2.0**-40 * (np.abs(scaled) + np.abs(ref))
+            if bound.size:
+                dev = max(dev, float(bound.max()))
+    return dev * (1 + 2.0**-40)
 
 
 def _finish(net: Network, red_net: Network, results: list[LayerReduction], exact: bool,
