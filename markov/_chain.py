@@ -136,10 +136,11 @@ def _canonical(
                 f"{what}: state {int(rows[k])}, column {int(cols[k])}: value "
                 f"{float(vals[k])!r} is not finite; NaN and infinite entries are not allowed"
             )
-    order = np.lexsort((cols, rows))
-    rows, cols, vals = rows[order], cols[order], vals[order]
+    key = rows * max(n, 1) + cols
+    if rows.size > 1 and not bool(np.all(key[1:] > key[:-1])):  # not yet canonical
+        order = np.argsort(key, kind="stable")
+        rows, cols, vals, key = rows[order], cols[order], vals[order], key[order]
     if rows.size > 1:
-        key = rows * max(n, 1) + cols
         dup = np.flatnonzero(key[1:] == key[:-1])
         if dup.size:
             starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
@@ -513,9 +514,12 @@ class CTMC(_Chain):
             dvals[:] = [-x for x in diag.tolist()]
         else:
             dvals = -_fsum_rows(n, rows, vals)
-        idx = np.arange(n, dtype=np.int64)
-        return _canonical(n, np.concatenate((rows, idx)), np.concatenate((cols, idx)),
-                          np.concatenate((vals, dvals)), exact, "generator")
+        # rows, cols are canonical (sorted, unique): insert each diagonal entry in place
+        keep = np.flatnonzero(np.asarray([x != 0 for x in dvals.tolist()], dtype=bool)
+                              if exact else dvals != 0)
+        pos = np.searchsorted(rows * max(n, 1) + cols, keep * (max(n, 1) + 1))
+        return (np.insert(rows, pos, keep), np.insert(cols, pos, keep),
+                np.insert(vals, pos, dvals[keep]))
 
     def _validate_matrix(
         self, n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, exact: bool

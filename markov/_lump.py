@@ -7,6 +7,7 @@ only chooses the matrix, the direction and the initial partition
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Collection, Hashable
 from dataclasses import dataclass
@@ -51,8 +52,6 @@ class ChainLumping:
         ``chain`` (exact chains give exact quotients).
     block_of : numpy.ndarray of int64
         Block of every original state (blocks numbered by smallest state).
-    blocks : tuple of tuple of int
-        The blocks, each sorted.
     rho : tuple of Fraction, numpy.ndarray, or None
         Proportional kinds: the factor of every state (1 at each block's
         smallest state); ``None`` otherwise.
@@ -68,7 +67,6 @@ class ChainLumping:
     chain: CTMC | DTMC
     quotient: CTMC | DTMC
     block_of: np.ndarray
-    blocks: tuple[tuple[int, ...], ...]
     rho: tuple[Fraction, ...] | np.ndarray | None
     arithmetic: str
     engine: tuple[Lumping, ...]
@@ -77,7 +75,14 @@ class ChainLumping:
     @property
     def num_blocks(self) -> int:
         """Number of blocks (states of the quotient)."""
-        return len(self.blocks)
+        return self.quotient.n
+
+    @functools.cached_property
+    def blocks(self) -> tuple[tuple[int, ...], ...]:
+        """The blocks, each sorted, in block order (built on first use)."""
+        order = np.argsort(self.block_of, kind="stable")
+        bounds = np.cumsum(np.bincount(self.block_of, minlength=self.num_blocks))[:-1]
+        return tuple(tuple(part.tolist()) for part in np.split(order, bounds))
 
     @property
     def block_sizes(self) -> np.ndarray:
@@ -309,10 +314,10 @@ def lump(
     seconds = time.perf_counter() - t0
 
     rho = eng.rho if kind.startswith("proportional") else None
-    quotient = _quotient(chain, kind, eng.block_of, eng.blocks, rho, respected,
+    quotient = _quotient(chain, kind, eng.block_of, rho, respected,
                          kept_rewards if use_rewards else sorted(chain.rewards))
     return ChainLumping(
-        kind=kind, chain=chain, quotient=quotient, block_of=eng.block_of, blocks=eng.blocks,
+        kind=kind, chain=chain, quotient=quotient, block_of=eng.block_of,
         rho=rho, arithmetic=arithmetic, engine=tuple(runs), seconds=seconds,
     )
 
@@ -374,25 +379,27 @@ def _initial_partition(
         )
         codes: dict[Hashable, int] = {}
         return np.asarray([codes.setdefault(k, len(codes)) for k in keys], dtype=np.int64)
-    if not cols:
-        return np.zeros(n, dtype=np.int64)
-    mat = np.column_stack(cols) + 0.0  # +0.0 turns -0.0 into 0.0
-    _, inverse = np.unique(mat, axis=0, return_inverse=True)
-    return np.asarray(inverse, dtype=np.int64).reshape(n)
+    code = np.zeros(n, dtype=np.int64)
+    for col in cols:  # combine per-column codes (1-D uniques are fast)
+        _, c = np.unique(col + 0.0, return_inverse=True)  # +0.0 turns -0.0 into 0.0
+        _, code = np.unique(code * (int(c.max(initial=0)) + 1) + c.reshape(n),
+                            return_inverse=True)
+        code = code.reshape(n).astype(np.int64)
+    return code
 
 
 def _quotient(
     chain: CTMC | DTMC,
     kind: str,
     block_of: np.ndarray,
-    blocks: tuple[tuple[int, ...], ...],
     rho: tuple[Fraction, ...] | np.ndarray | None,
     respected: list[str],
     reward_names: list[str],
 ) -> CTMC | DTMC:
-    k = len(blocks)
+    k = int(block_of.max()) + 1 if block_of.size else 0
     exact = chain.exact
-    reps = np.asarray([b[0] for b in blocks], dtype=np.int64)
+    _, first = np.unique(block_of, return_index=True)  # smallest state of every block
+    reps = first.astype(np.int64)
     sizes = np.bincount(block_of, minlength=k)
     is_ctmc = isinstance(chain, CTMC)
     if kind == "bisim" and isinstance(chain, CTMC):
