@@ -236,3 +236,24 @@ def test_wide_dynamic_range_exact_vs_float() -> None:
     fl = coarsest_lumping(g, init, arithmetic="float")
     assert fl.blocks == ((0, 1), (2, 3))
     assert fl.resolution is not None and 1e-300 < fl.resolution / 2
+
+
+def test_float_grid_beyond_int64() -> None:
+    """Tolerance 1e-12 with weights 1e10: grid sums near 1e22 do not fit int64.
+    Node 3 gets 1e10 and 1e-13 (0.1 grid steps: rounds to 0), node 4 gets
+    1e10, node 5 gets 1e10 and 1e-12 (one grid step): {3, 4} | {5}."""
+    g = WeightedGraph.from_edges(
+        6, [0, 1, 0, 0, 1], [3, 3, 4, 5, 5], np.array([1e10, 1e-13, 1e10, 1e10, 1e-12])
+    )
+    init = ["s", "s", "s", "t", "t", "t"]
+    lump = coarsest_lumping(g, init, arithmetic="float", tolerance=1e-12)
+    assert lump.blocks == ((0, 1, 2), (3, 4), (5,))
+    assert coarsest_lumping(g, init).blocks == ((0, 1, 2), (3,), (4,), (5,))
+
+
+def test_tolerance_too_fine_is_an_error() -> None:
+    g = WeightedGraph.from_edges(2, [0], [1], np.array([1e300]))
+    with pytest.raises(ValueError) as info:
+        coarsest_lumping(g, arithmetic="float", tolerance=1e-300)
+    assert isinstance(info.value, LumpkitError)
+    assert "1e-300" in str(info.value)
