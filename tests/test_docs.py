@@ -54,3 +54,13 @@ def test_nav_hook_drops_missing_pages(tmp_path: Path) -> None:
     nav = [{"A": "a.md"}, {"B": "missing.md"}, {"G": [{"C": "gone.md"}]}, {"L": "https://x.org"}]
     config = mod.on_config({"nav": nav, "docs_dir": str(tmp_path)})
     assert config["nav"] == [{"A": "a.md"}, {"L": "https://x.org"}]
+    # pages that exist but are not in the nav are appended, titled by their heading
+    (tmp_path / "benchmarks-nn.md").write_text("intro\n# NN benchmarks\n")
+    (tmp_path / "notes.md").write_text("no heading")
+    nav = [{"A": "a.md"}, {"Benchmarks": [{"X": "gone.md"}]}]
+    config = mod.on_config({"nav": nav, "docs_dir": str(tmp_path)})
+    assert config["nav"] == [
+        {"A": "a.md"},
+        {"Benchmarks": [{"NN benchmarks": "benchmarks-nn.md"}]},
+        {"More": [{"Notes": "notes.md"}]},
+    ]
