@@ -27,6 +27,14 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[str]], None])
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             write(fh)
+        # mkstemp creates 0600; give the file the mode a plain open() would have
+        try:
+            mode = target.stat().st_mode & 0o777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         try:

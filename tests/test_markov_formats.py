@@ -238,6 +238,17 @@ def test_failed_write_leaves_nothing_behind(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tra"]
 
 
+def test_written_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        write_drn(paper_example_2(), tmp_path / "a.drn")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "a.drn").stat().st_mode & 0o777 == 0o644
+
+
 def test_unwritable_annotations_are_refused(tmp_path: Path) -> None:
     c = CTMC([[-1, 1], [1, -1]], labels={"has space": [0]}, initial=[0.25, 0.75])
     with pytest.raises(ModelFormatError, match="not uniform"):
