@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -10,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lumpcore import LumpkitError
-from lumpkit import _cmd_nn_reduce
+from lumpkit._cli import main
 from nnreduce import Activation, Dense, Network, evaluate, load_network, save_network
 
 ort = pytest.importorskip("onnxruntime")
@@ -21,16 +19,8 @@ DATA = Path(__file__).parent / "data" / "nn"
 
 
 def _run(argv: list[str]) -> int:
-    """Parse like ``lumpkit nn ...`` and report errors like ``lumpkit._cli.main``."""
-    parser = argparse.ArgumentParser(prog="lumpkit nn")
-    sub = parser.add_subparsers(dest="nn_command", required=True)
-    _cmd_nn_reduce.register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except LumpkitError as exc:
-        print(f"lumpkit: error: {exc}")
-        return 2
+    """Run ``lumpkit nn ARGV`` in-process through the real entry point."""
+    return main(["nn", *argv])
 
 
 def test_reduce_shipped_acasxu_onnx(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -106,9 +96,10 @@ def test_errors_are_reported_not_raised(tmp_path: Path,
     bad = tmp_path / "m.h5"
     bad.write_text("x")
     assert _run(["reduce", str(bad)]) == 2
-    assert "unknown model format" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert err.startswith("lumpkit: error:") and "unknown model format" in err
     model = tmp_path / "a.nnet"
     shutil.copy(DATA / "twin/twin_ladder-5_inp-2_layers-5_width-1_margin.nnet", model)
     assert _run(["reduce", str(model), "-o", str(tmp_path / "a.onnx")]) == 2
-    assert "same format" in capsys.readouterr().out
+    assert "same format" in capsys.readouterr().err
     assert not (tmp_path / "a.onnx").exists()
