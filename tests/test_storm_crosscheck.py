@@ -25,13 +25,18 @@ dev = pytest.importorskip("stormpy.developer")
 
 QV = Path(__file__).parent / "data" / "qvbench"
 
-CASES = [
-    ("embedded/embedded.prism", "MAX_COUNT=4"),  # 5,168 states, 435 self-loops
+_SMALL = [
     ("tandem/tandem.prism", "c=15"),
     ("cluster/cluster.prism", "N=4"),
     ("polling/polling.3.prism", ""),
     ("polling/polling.4.prism", ""),
     ("polling/polling.5.prism", ""),
+]
+CASES = [
+    # 5,168 states, 435 self-loops; exact build and rationals take ~10 s
+    pytest.param("embedded/embedded.prism", "MAX_COUNT=4", marks=pytest.mark.slow,
+                 id="embedded MAX_COUNT=4"),
+    *(pytest.param(f, c, id=f"{f.split('/')[0]} {c or f.split('/')[1]}") for f, c in _SMALL),
 ]
 
 
@@ -56,7 +61,7 @@ def storm_quotient(model: object) -> object:
     return tr.perform_bisimulation(model, [], options=opts)
 
 
-@pytest.mark.parametrize(("name", "constants"), CASES, ids=[c[0] + c[1] for c in CASES])
+@pytest.mark.parametrize(("name", "constants"), CASES)
 def test_engine_forward_equals_storm_bisimulation(name: str, constants: str) -> None:
     model = build(QV / name, constants)
     storm = storm_quotient(model)
@@ -79,6 +84,7 @@ def test_engine_forward_equals_storm_bisimulation(name: str, constants: str) -> 
     assert lump(exact_chain, "bisim", rewards=()).num_blocks == storm.nr_states
 
 
+@pytest.mark.slow
 def test_self_loops_matter_for_storm_compatibility() -> None:
     """embedded has self-loops; Storm counts them, so dropping them changes the answer."""
     model = build(QV / "embedded/embedded.prism", "MAX_COUNT=4")
@@ -95,6 +101,7 @@ def test_self_loops_matter_for_storm_compatibility() -> None:
     assert no_loops.num_blocks != storm.nr_states
 
 
+@pytest.mark.slow
 def test_state_rewards_only_partition_matches_storm() -> None:
     """THEORY's embedded figures (MAX_COUNT=4: 812 blocks of 5,168) are Storm's answer
     with NO state labels and all (state) rewards preserved; the labels other than init
