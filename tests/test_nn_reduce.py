@@ -446,3 +446,30 @@ def test_float_network_with_non_dyadic_factor_takes_the_exact_path() -> None:
     # by hand: column of block {0, 2} = W(:,0) + 3 W(:,2)
     assert red.network.layers[2].weight.tolist() == [[2.0 - 15.0, 1.0], [1.0 + 21.0, 1.0]]
     _assert_same_function(net, red.network, np.random.default_rng(4), 5)
+
+
+def test_prelu_slopes_and_batchnorm_parameters_separate_neurons() -> None:
+    from nnreduce import BatchNorm
+
+    w = np.array([[1, -1], [3, -3], [2, -2], [1, 2], [1, 2]], dtype=object)
+    w = np.vectorize(Fraction, otypes=[object])(w)
+    b = np.array([Fraction(1), Fraction(3), Fraction(2), Fraction(0), Fraction(0)], dtype=object)
+    slopes = np.array([Fraction(1, 10), Fraction(1, 10), Fraction(1, 5), Fraction(1, 2),
+                       Fraction(1, 2)], dtype=object)
+    head = Dense(np.ones((1, 5), dtype=np.float64), [0.0])
+    net = Network((Dense(w, b), Activation("prelu", slopes=slopes), head), (2,))
+    red = reduce_network(net)
+    # 1 = 3 * 0 with the same slope merges; 2 = 2 * 0 has another slope; 3 == 4 merge
+    assert red.layers[0].blocks == ((0, 1), (2,), (3, 4))
+    assert list(red.network.layers[1].slopes) == [Fraction(1, 10), Fraction(1, 5), Fraction(1, 2)]
+    _assert_same_function(net, red.network, np.random.default_rng(0), 5)
+    # batch norm after the activation: only rho = 1 and equal (scale, shift) merge
+    bn = BatchNorm(np.array([Fraction(2), Fraction(2), Fraction(2), Fraction(2), Fraction(3)],
+                            dtype=object), np.zeros(5))
+    net2 = Network((Dense(w, b), Activation("relu"), bn, head), (2,))
+    red2 = reduce_network(net2)
+    assert red2.layers[0].factors == "one" and red2.layers[0].neurons_after == 5
+    _assert_same_function(net2, red2.network, np.random.default_rng(1), 5)
+    same = BatchNorm(np.array([Fraction(2)] * 5, dtype=object), np.zeros(5))
+    red3 = reduce_network(Network((Dense(w, b), Activation("relu"), same, head), (2,)))
+    assert red3.layers[0].blocks == ((0,), (1,), (2,), (3, 4))  # identical rows, equal BN
