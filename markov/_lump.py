@@ -48,8 +48,8 @@ class ChainLumping:
     chain : CTMC or DTMC
         The original chain.
     quotient : CTMC or DTMC
-        The quotient chain; state ``b`` is block ``b``.  Same arithmetic as
-        ``chain`` (exact chains give exact quotients).
+        The quotient chain; state ``b`` is block ``b``.  Exact when the
+        chain is exact and the arithmetic is ``'exact'``, float otherwise.
     block_of : numpy.ndarray of int64
         Block of every original state (blocks numbered by smallest state).
     rho : tuple of Fraction, numpy.ndarray, or None
@@ -212,7 +212,8 @@ def lump(
     state ``s`` of ``I`` (``rho = 1`` without proportionality); ``exact``
     ``Qt(I,J) = (1/|I|) sum_{u in I, v in J} Q(u,v)``; ``proportional-exact``
     ``Qt(S',S) = (R(S)/|S'|) rho(v) sum_{u in S'} Q(u,v)`` with
-    ``R(S) = sum_{w in S} 1/rho(w)``.  Exact chains give exact quotients,
+    ``R(S) = sum_{w in S} 1/rho(w)``.  Exact chains lumped in exact
+    arithmetic give exact quotients,
     checked to be generators (stochastic matrices) exactly.  Quotient labels:
     the respected labels of each block, ``init`` on the blocks with initial
     mass.  Quotient rewards:
@@ -314,7 +315,9 @@ def lump(
     seconds = time.perf_counter() - t0
 
     rho = eng.rho if kind.startswith("proportional") else None
-    quotient = _quotient(chain, kind, eng.block_of, rho, respected,
+    # float arithmetic gives float rho: build a float quotient (exact only from exact runs)
+    base = chain.to_float() if arithmetic == "float" else chain
+    quotient = _quotient(base, kind, eng.block_of, rho, respected,
                          kept_rewards if use_rewards else sorted(chain.rewards))
     return ChainLumping(
         kind=kind, chain=chain, quotient=quotient, block_of=eng.block_of,

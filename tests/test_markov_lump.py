@@ -631,3 +631,41 @@ def test_exact_lumping_needs_the_own_block_with_the_diagonal() -> None:
             for s_block in part2 for b in part2 if b is not s_block
         )
         assert with_own == without
+
+
+def test_lift_values_reachability_is_constant_on_ordinary_blocks() -> None:
+    """For an ordinary lumping, the probability of reaching `goal` from a state depends
+    only on its block: solve it on the original and on the quotient (dense linear
+    algebra) and compare with lift_values."""
+    rates = [[0, 1, 2, 0, 1], [0, 0, 0, 3, 1], [0, 0, 0, 3, 1], [0, 0, 0, 0, 0],
+             [0, 0, 0, 0, 0]]
+    c = CTMC.from_rates(rates, labels={"goal": [3], "fail": [4]}, exact=True)
+    res = lump(c, "ordinary")
+    assert res.blocks == ((0,), (1, 2), (3,), (4,))
+
+    def reach(chain: CTMC, goal: list[int], absorbing: list[int]) -> np.ndarray:
+        q = chain.matrix.toarray()
+        n = chain.n
+        a = q.copy()
+        b = np.zeros(n)
+        for s in absorbing:
+            a[s] = 0.0
+            a[s, s] = 1.0
+            b[s] = 1.0 if s in goal else 0.0
+        return np.linalg.solve(a, b)
+
+    x = reach(c, [3], [3, 4])
+    xq = reach(res.quotient, [2], [2, 3])  # blocks 2 = {3}, 3 = {4}
+    np.testing.assert_allclose(res.lift_values(xq), x, atol=1e-12)
+    assert x[1] == pytest.approx(3 / 4) and x[0] == pytest.approx((1 * 0.75 + 2 * 0.75) / 4)
+    with pytest.raises(ValueError, match="not constant"):
+        lump(c, "exact").lift_values(np.zeros(lump(c, "exact").num_blocks))
+
+
+def test_float_arithmetic_on_exact_chain_gives_float_quotient() -> None:
+    c = paper_example_2()
+    for kind in markov.KINDS:
+        res = lump(c, kind, arithmetic="float")
+        assert not res.quotient.exact
+        np.testing.assert_allclose(res.quotient.matrix.toarray(),
+                                   lump(c, kind).quotient.matrix.toarray(), atol=1e-12)
