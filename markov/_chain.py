@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -347,13 +347,13 @@ class _Chain:
             return np.asarray([i for i, p in enumerate(self.initial.tolist()) if p > 0], np.int64)
         return np.flatnonzero(self.initial > 0).astype(np.int64)
 
-    def to_float(self) -> _Chain:
+    def to_float(self) -> Self:
         """The same chain with float64 values (a no-op for float chains)."""
         if not self.exact:
             return self
         return self._replace(exact=False)
 
-    def to_exact(self) -> _Chain:
+    def to_exact(self) -> Self:
         """The same chain with exact rationals (floats taken at their exact binary value).
 
         For a CTMC the diagonal is recomputed exactly from the off-diagonal
@@ -363,7 +363,7 @@ class _Chain:
             return self
         return self._replace(exact=True)
 
-    def _replace(self, **kw: Any) -> _Chain:
+    def _replace(self, **kw: Any) -> Self:
         raise NotImplementedError
 
     def _common_kw(self) -> dict[str, Any]:
@@ -463,7 +463,7 @@ class CTMC(_Chain):
         exact: bool | None = None,
         variables: Sequence[str] = (),
         valuations: Sequence[Sequence[Any]] | None = None,
-    ) -> CTMC:
+    ) -> Self:
         """Build a CTMC from its rate matrix ``R``.
 
         The generator is ``Q = R - diag(R 1)`` over the off-diagonal rates.
@@ -572,10 +572,10 @@ class CTMC(_Chain):
         out_f[self._src[diag]] = -self._val[diag]
         return out_f
 
-    def _replace(self, **kw: Any) -> CTMC:
+    def _replace(self, **kw: Any) -> Self:
         args = self._common_kw()
         args.update(kw)
-        return CTMC.from_rates(self.rate_edges(), **args)
+        return type(self).from_rates(self.rate_edges(), **args)
 
     def rate_edges(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
         """The rate matrix ``R`` as edges ``(n, src, dst, values)``: the off-diagonal
@@ -646,11 +646,11 @@ class DTMC(_Chain):
                 "state needs a distribution over successors (add a self-loop to absorb)"
             )
 
-    def _replace(self, **kw: Any) -> DTMC:
+    def _replace(self, **kw: Any) -> Self:
         args = self._common_kw()
         args.update(kw)
         n, src, dst, val = self.to_edges()
-        return DTMC(_Edges(n, src, dst, val), **args)
+        return type(self)(_Edges(n, src, dst, val), **args)
 
 
 class _Edges:
