@@ -36,6 +36,9 @@ def register(nsub: Any) -> None:
                    help="certificate path (default: next to OUT, OUT's stem + .certificate.json)")
     p.add_argument("--tolerance", type=float, default=0.0, metavar="T",
                    help="0 (default): exact; > 0: merge near-proportional neurons (grid T)")
+    p.add_argument("--linear-dependence", action="store_true",
+                   help="in linear (identity) hidden layers also drop neurons that are exact "
+                        "linear combinations of others (quadratic in the layer width)")
     p.add_argument("--input-shape", metavar="C,H,W",
                    help="PyTorch models whose input shape the file does not record")
     p.add_argument("--dtype", choices=["auto", "float32", "float64"], default="auto",
@@ -76,7 +79,8 @@ def _reduce(args: argparse.Namespace) -> int:
     cert = Path(args.certificate) if args.certificate else out.with_name(
         f"{out.stem}.certificate.json")
     net = load_network(model, input_shape=_parse_shape(args.input_shape))
-    red = reduce_network(net, tolerance=args.tolerance)
+    red = reduce_network(net, tolerance=args.tolerance,
+                         linear_dependence=args.linear_dependence)
     dtype = args.dtype
     if dtype == "auto":
         both = {natural_dtype(net), natural_dtype(red.network)}

@@ -103,3 +103,17 @@ def test_errors_are_reported_not_raised(tmp_path: Path,
     assert _run(["reduce", str(model), "-o", str(tmp_path / "a.onnx")]) == 2
     assert "same format" in capsys.readouterr().err
     assert not (tmp_path / "a.onnx").exists()
+
+
+def test_linear_dependence_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    w = np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 4.0]])  # row 2 = row 0 + 2 * row 1
+    net = Network((Dense(w, [1.0, 0.5, 2.0]), Activation("identity"),
+                   Dense(np.ones((1, 3)), [0.0])), (2,))
+    save_network(net, tmp_path / "lin.npz")
+    assert _run(["reduce", str(tmp_path / "lin.npz"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["neurons_after"] == 3
+    assert _run(["reduce", str(tmp_path / "lin.npz"), "--json", "--linear-dependence"]) == 0
+    assert json.loads(capsys.readouterr().out)["neurons_after"] == 2
+    x = np.random.default_rng(3).normal(size=(5, 2))
+    np.testing.assert_allclose(evaluate(load_network(tmp_path / "lin.reduced.npz"), x),
+                               evaluate(net, x), rtol=1e-12)
