@@ -34,6 +34,7 @@ from ._network import (
     Network,
     Normalization,
     Permute,
+    _output_shape,
     as_float,
 )
 
@@ -66,13 +67,10 @@ class _Builder:
         return f"{self.path}: node {k} ({node.op_type} {node.name!r})"
 
     def add(self, layer: Layer) -> None:
+        # keep the running shape (validates the layer against it as we go)
+        self.shape = _output_shape(layer, self.shape, len(self.layers))
         self.layers.append(layer)
-        # keep the running shape (validates as we go)
-        probe = Network(tuple(self.layers), self.input_shape_)
-        self.shape = probe.output_shape
         self.open_linear = isinstance(layer, Dense | Conv2d)
-
-    input_shape_: tuple[int, ...] = ()
 
 
 def read_onnx(path: str | os.PathLike[str]) -> Network:
@@ -108,7 +106,6 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
         raise ModelFormatError(f"{p}: input {inputs[0].name!r} needs a known shape, got {dims}")
     in_shape = tuple(int(d) for d in dims[1:] if d is not None)
     b = _Builder(p, in_shape)
-    b.input_shape_ = in_shape
     cur = inputs[0].name
 
     def const(name: str, k: int, node: Any) -> np.ndarray:
