@@ -485,3 +485,22 @@ def test_planted_graphs_match_naive_oracle(pg: PlantedGraph) -> None:
     for d, p in MODES:
         lump = coarsest_lumping(wg, pg.initial, direction=d, proportional=p)
         assert lump.blocks == naive_refinement(g.n, g.edges, pg.initial, d, p), (d, p)
+
+
+def test_float_rounding_is_to_the_nearest_multiple_near_ties() -> None:
+    """The documented contract: each weight goes to the *nearest* multiple of
+    the tolerance.  w = 0.8500000000000001 (= 0.85 + 1 ulp) with tolerance
+    0.1: by exact arithmetic on the binary values, |w - 9 * 0.1| =
+    1801439850948197 / 2**55 < |w - 8 * 0.1| = 225179981368525 / 2**52, so w
+    becomes 9 steps, like 0.9 does.  Nodes 1 (gets w) and 2 (gets 0.9) must
+    merge.  (The float quotient w / 0.1 rounds to exactly 8.5, and rint then
+    picks 8: a near tie decided by the division's rounding, not by distance.)"""
+    w = 0.8500000000000001
+    step = Fraction(0.1)
+    assert abs(Fraction(w) - 9 * step) == Fraction(1801439850948197, 2**55)
+    assert abs(Fraction(w) - 8 * step) == Fraction(225179981368525, 2**52)
+    assert abs(Fraction(w) - 9 * step) < abs(Fraction(w) - 8 * step)
+    assert round(Fraction(0.9) / step) == 9
+    g = WeightedGraph.from_edges(3, [0, 0], [1, 2], np.array([w, 0.9]))
+    lump = coarsest_lumping(g, arithmetic="float", tolerance=0.1)
+    assert lump.blocks == ((0,), (1, 2))
