@@ -173,3 +173,24 @@ def test_permutation_medium_random_graphs(seed: int) -> None:
             b = coarsest_lumping(h, init_h, **kw)  # type: ignore[arg-type]
             assert _relabelled_partition(a, perm.tolist()) == {frozenset(x) for x in b.blocks}
             assert a.num_blocks < n  # planted duplicates merge
+
+
+@settings(max_examples=examples(30), deadline=None)
+@given(graphs_with_initial(), st.sampled_from(["exact", "float"]))
+def test_forward_is_backward_of_the_reversed_graph(case: tuple, arithmetic: str) -> None:
+    """out_B(v) in G is in_B(v) in the reversed graph (THEORY section 1)."""
+    g, initial = case
+    floats = arithmetic == "float"
+    wg = WeightedGraph.from_edges(g.n, g.src, g.dst, g.float_weights() if floats else g.weights())
+    # the reversed graph built independently from the edge list
+    wr = WeightedGraph.from_edges(g.n, g.dst, g.src, g.float_weights() if floats else g.weights())
+    for prop in (False, True):
+        a = coarsest_lumping(wg, initial, direction="forward", proportional=prop,
+                             arithmetic=arithmetic)
+        b = coarsest_lumping(wr, initial, direction="backward", proportional=prop,
+                             arithmetic=arithmetic)
+        assert a.blocks == b.blocks
+        assert a.resolution == b.resolution
+        if prop:
+            assert a.rho is not None and b.rho is not None
+            assert list(a.rho) == list(b.rho)
