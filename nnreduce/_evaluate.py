@@ -323,6 +323,7 @@ def dense_layers(net: Network) -> list[tuple[np.ndarray, np.ndarray, Activation]
     out: list[tuple[np.ndarray, np.ndarray, Activation]] = []
     shape = net.input_shape
     idx = np.arange(math.prod(shape)).reshape(shape)
+    permuted = False
     for i, layer in enumerate(net.layers):
         in_shape = net.shapes[i]
         if isinstance(layer, Flatten):
@@ -330,6 +331,7 @@ def dense_layers(net: Network) -> list[tuple[np.ndarray, np.ndarray, Activation]
             continue
         if isinstance(layer, Permute):
             idx = np.transpose(idx, layer.perm)
+            permuted = True
             continue
         if isinstance(layer, Dense | Conv2d):
             d = layer if isinstance(layer, Dense) else _unroll_conv(layer, in_shape)
@@ -341,6 +343,7 @@ def dense_layers(net: Network) -> list[tuple[np.ndarray, np.ndarray, Activation]
                 w2[:, order] = w
                 w = w2
             out.append((w, d.bias, Activation("identity")))
+            permuted = False
             idx = np.arange(math.prod(net.shapes[i + 1])).reshape(net.shapes[i + 1])
             continue
         if isinstance(layer, Activation):
@@ -350,6 +353,11 @@ def dense_layers(net: Network) -> list[tuple[np.ndarray, np.ndarray, Activation]
                     "each dense/conv layer"
                 )
             w, b, _ = out[-1]
+            if layer.kind == "prelu" and permuted and layer.slopes is not None and (
+                    layer.slopes.shape[0] > 1):
+                raise UnsupportedLayerError(
+                    f"layer {i} (prelu): per-channel slopes after a permute have no dense view"
+                )
             if layer.kind == "prelu" and len(in_shape) == 3:
                 assert layer.slopes is not None
                 per = math.prod(in_shape[1:])

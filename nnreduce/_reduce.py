@@ -354,6 +354,23 @@ def _constant_foldable(ops: list[Layer], nxt: Layer) -> bool:
     return isinstance(nxt, Dense) or (isinstance(nxt, Conv2d) and not any(nxt.padding))
 
 
+def _check_channel_params(ops: list[Layer], shape: tuple[int, ...], first: int) -> None:
+    """Per-channel parameters (PReLU slopes, batch norm) must act on the neuron axis."""
+    for k, op in enumerate(ops):
+        per_channel = isinstance(op, BatchNorm) or (
+            isinstance(op, Activation) and op.slopes is not None and op.slopes.shape[0] > 1)
+        if not per_channel:
+            continue
+        ch = _channel_map(ops[:k], shape)
+        if ch.shape[0] != shape[0] or not np.all(
+                ch == np.arange(shape[0]).reshape((-1,) + (1,) * (ch.ndim - 1))):
+            raise UnsupportedLayerError(
+                f"layer {first + k} ({_op_kind(op)}): its per-channel parameters do not follow "
+                "the neurons of the layer before (a flatten or permute lies in between); "
+                "lumpkit cannot reduce this layer soundly"
+            )
+
+
 def _labels(ops: list[Layer], n: int) -> list[tuple[Any, ...]]:
     labels: list[list[Any]] = [[] for _ in range(n)]
     for op in ops:
@@ -527,6 +544,7 @@ def reduce_network(
 
         ops = layers[idx + 1: lin[li + 1]]
         nxt = layers[lin[li + 1]]
+        _check_channel_params(ops, net.shapes[idx + 1], idx + 1)
         factors = _factors(ops)
         flat_m = m.reshape(n_out, m.shape[1] * m.shape[2])
         if is_exact_array(flat_m):

@@ -473,3 +473,15 @@ def test_prelu_slopes_and_batchnorm_parameters_separate_neurons() -> None:
     same = BatchNorm(np.array([Fraction(2)] * 5, dtype=object), np.zeros(5))
     red3 = reduce_network(Network((Dense(w, b), Activation("relu"), same, head), (2,)))
     assert red3.layers[0].blocks == ((0,), (1,), (2,), (3, 4))  # identical rows, equal BN
+
+
+
+def test_per_feature_prelu_after_flatten_is_refused_not_mislabelled() -> None:
+    from lumpcore import UnsupportedLayerError
+
+    rng = np.random.default_rng(3)
+    net = Network((Conv2d(rng.normal(size=(2, 1, 2, 2)), np.zeros(2)), Flatten(),
+                   Activation("prelu", slopes=rng.uniform(0, 1, size=8)),
+                   Dense(rng.normal(size=(1, 8)), [0.0])), (1, 3, 3))
+    with pytest.raises(UnsupportedLayerError, match="layer 2"):
+        reduce_network(net)
