@@ -355,9 +355,9 @@ def _constant_foldable(ops: list[Layer], nxt: Layer) -> bool:
 
 
 def _check_channel_params(ops: list[Layer], shape: tuple[int, ...], first: int) -> None:
-    """Per-channel parameters (PReLU slopes, batch norm) must act on the neuron axis."""
+    """Per-channel parameters (PReLU slopes, batch norm) and pooling must act per neuron."""
     for k, op in enumerate(ops):
-        per_channel = isinstance(op, BatchNorm) or (
+        per_channel = isinstance(op, BatchNorm | MaxPool2d | AvgPool2d) or (
             isinstance(op, Activation) and op.slopes is not None and op.slopes.shape[0] > 1)
         if not per_channel:
             continue
@@ -365,8 +365,8 @@ def _check_channel_params(ops: list[Layer], shape: tuple[int, ...], first: int) 
         if ch.shape[0] != shape[0] or not np.all(
                 ch == np.arange(shape[0]).reshape((-1,) + (1,) * (ch.ndim - 1))):
             raise UnsupportedLayerError(
-                f"layer {first + k} ({_op_kind(op)}): its per-channel parameters do not follow "
-                "the neurons of the layer before (a flatten or permute lies in between); "
+                f"layer {first + k} ({_op_kind(op)}): its channel axis is not the neuron axis "
+                "of the layer before (a flatten or permute lies in between); "
                 "lumpkit cannot reduce this layer soundly"
             )
 

@@ -485,3 +485,14 @@ def test_per_feature_prelu_after_flatten_is_refused_not_mislabelled() -> None:
                    Dense(rng.normal(size=(1, 8)), [0.0])), (1, 3, 3))
     with pytest.raises(UnsupportedLayerError, match="layer 2"):
         reduce_network(net)
+
+
+def test_pooling_across_the_channel_axis_is_refused() -> None:
+    from lumpcore import UnsupportedLayerError
+
+    rng = np.random.default_rng(4)
+    net = Network((Conv2d(rng.normal(size=(4, 1, 1, 1)), np.zeros(4)), Activation("relu"),
+                   Permute((1, 2, 0)), MaxPool2d((1, 2), (1, 2)), Flatten(),
+                   Dense(rng.normal(size=(1, 8)), [0.0])), (1, 2, 2))
+    with pytest.raises(UnsupportedLayerError, match="layer 3"):
+        reduce_network(net)
