@@ -200,18 +200,28 @@ def from_stormpy(model: Any) -> CTMC | DTMC:
 
 
 def _matrix_arrays(tm: Any, n: int, exact: bool) -> tuple[np.ndarray, np.ndarray, Any]:
-    m = int(tm.nr_entries)
-    src = np.empty(m, dtype=np.int64)
-    dst = np.empty(m, dtype=np.int64)
-    vals: Any = np.empty(m, dtype=object if exact else np.float64)
-    k = 0
-    for row in range(n):
-        for e in tm.get_row(row):
-            src[k] = row
-            dst[k] = e.column
-            vals[k] = _value(e.value(), exact) if callable(e.value) else _value(e.value, exact)
-            k += 1
-    return src[:k], dst[:k], vals[:k]
+    """(src, dst, values) of a sparse stormpy matrix with one row per state.
+
+    Iterating the matrix itself is about three times faster than row by row;
+    the row lengths give the sources.
+    """
+    counts = np.fromiter((len(tm.get_row(row)) for row in range(n)), np.int64, n)
+    src = np.repeat(np.arange(n, dtype=np.int64), counts)
+    m = int(counts.sum())
+    vals: Any
+    if exact:
+        pairs = [(e.column, e.value) for e in tm]
+        dst = np.fromiter((c for c, _ in pairs), np.int64, m)
+        vals = np.empty(m, dtype=object)
+        vals[:] = [_value(v() if callable(v) else v, True) for _, v in pairs]
+    else:
+        arr = np.array([(e.column, e.value) for e in tm], dtype=np.float64).reshape(m, 2)
+        dst = arr[:, 0].astype(np.int64)
+        vals = np.ascontiguousarray(arr[:, 1])
+    if dst.shape[0] != m:  # pragma: no cover - defensive: Storm's row grouping changed
+        raise ModelFormatError("stormpy model: unexpected matrix layout (more than one row "
+                               "per state?)")
+    return src, dst, vals
 
 
 def _valuations(model: Any, n: int) -> tuple[tuple[str, ...], list[tuple[Any, ...]]] | tuple[
