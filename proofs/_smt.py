@@ -148,11 +148,13 @@ class _Encoder:
             self.shared_hits += 1
         return {atom_id: s}, Fraction(0)
 
-    def run(self, net: MLP, counts: bool) -> list[Form]:
+    def run(self, net: MLP, counts: bool, deadline: float | None = None) -> list[Form]:
         vals: list[Form] = [({i: Fraction(1)}, Fraction(0)) for i in range(net.n_inputs)]
         for layer in net.layers:
             new: list[Form] = []
             for row, b in zip(layer.weight, layer.bias, strict=True):
+                if deadline is not None and time.perf_counter() > deadline:
+                    raise SolverUnknownError("time-out while building the encoding")
                 acc: dict[int, Fraction] = {}
                 const = b
                 for w, (vc, vk) in zip(row, vals, strict=True):
@@ -567,8 +569,9 @@ def check_equivalence(
                            "sampling, both outputs recomputed in exact rational arithmetic",
                            input=tuple(x), outputs=(ya, yb), box=the_box)
     enc = _Encoder(net_a.n_inputs, the_box, share=share, use_bounds=share)
-    out_b = enc.run(net_b, counts=False)
-    out_a = enc.run(net_a, counts=True)
+    deadline = start + timeout
+    out_b = enc.run(net_b, counts=False, deadline=deadline)
+    out_a = enc.run(net_a, counts=True, deadline=deadline)
     diffs = [d for d in (_diff(fa, fb) for fa, fb in zip(out_a, out_b, strict=True))
              if d[0] or d[1]]
     query = _Query(enc, diffs, the_box, cegar)
