@@ -109,7 +109,7 @@ def worker(path: str, constants: str, repeats: int) -> dict[str, Any]:
     chain = markov.from_stormpy(model)
     convert_s = time.perf_counter() - t0
     n, m = int(model.nr_states), int(model.nr_transitions)
-    del model, prog
+    del prog
 
     ours_s, res = _best(lambda: markov.lump(chain, "bisim", rewards=()), repeats)
     engine_s = res.seconds
