@@ -130,7 +130,10 @@ class _Encoder:
         q_coeffs = {a: c / s for a, c in coeffs.items()}
         q_const = const / s
         if self.share:
-            key: Any = (act, alpha, q_const, tuple(sorted(q_coeffs.items())))
+            # hash integers, not Fractions (Fraction.__hash__ needs a modular inverse)
+            key: Any = (act, alpha.numerator, alpha.denominator, q_const.numerator,
+                        q_const.denominator,
+                        tuple((a, c.numerator, c.denominator) for a, c in sorted(q_coeffs.items())))
         else:
             key = len(self.atoms)
         atom_id = self.index.get(key)
