@@ -669,3 +669,25 @@ def test_float_arithmetic_on_exact_chain_gives_float_quotient() -> None:
         assert not res.quotient.exact
         np.testing.assert_allclose(res.quotient.matrix.toarray(),
                                    lump(c, kind).quotient.matrix.toarray(), atol=1e-12)
+
+
+@SETTINGS
+@given(data=planted_forward(proportional=False))
+def test_dtmc_ordinary_and_exact_claims_by_uniformisation(
+    data: tuple[CTMC, list[list[int]], list[F]],
+) -> None:
+    """The same claims for DTMCs: P = I + Q / Lambda (uniformisation) is ordinarily
+    (exactly) lumpable iff Q is; block masses follow the quotient step by step."""
+    chain, planted, _ = data
+    q = q_matrix(chain)
+    lam = max((-q[i][i] for i in range(chain.n)), default=F(0)) + 1
+    p = DTMC([[F(int(i == j)) + q[i][j] / lam for j in range(chain.n)] for i in range(chain.n)],
+             exact=True)
+    res = lump(p, "ordinary")
+    assert refines(planted, res.blocks)
+    assert sorted(map(list, res.blocks)) == sorted(map(list, lump(chain, "ordinary").blocks))
+    p0 = np.random.default_rng(chain.n).random(chain.n)
+    p0 /= p0.sum()
+    for k in (1, 3, 10):
+        np.testing.assert_allclose(res.aggregate(transient(p, k, p0)),
+                                   transient(res.quotient, k, res.aggregate(p0)), atol=1e-12)
