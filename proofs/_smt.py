@@ -40,7 +40,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -563,14 +563,17 @@ def check_equivalence(
     domain = (f"R^{net_a.n_inputs}" if the_box is None else "the given box") + coords
 
     method = "z3-" + ("shared" if share else "monolithic") + ("-cegar" if cegar else "")
+    sampled: Verdict | None = None
     if falsify:
         found = _falsify(net_a, net_b, the_box, min(1.0, 0.05 * timeout))
         if found is not None:
             x, ya, yb = found
-            return Verdict(False, method + "+sampling", time.perf_counter() - start,
-                           f"the networks differ at the input shown (in {domain}); found by "
-                           "sampling, both outputs recomputed in exact rational arithmetic",
-                           input=tuple(x), outputs=(ya, yb), box=the_box)
+            sampled = Verdict(False, method + "+sampling", time.perf_counter() - start,
+                              f"the networks differ at the input shown (in {domain}); found "
+                              "by sampling, both outputs recomputed in exact rational "
+                              "arithmetic", input=tuple(x), outputs=(ya, yb), box=the_box)
+            if smtlib is None and second_opinion is None:
+                return sampled
     enc = _Encoder(net_a.n_inputs, the_box, share=share, use_bounds=share)
     deadline = start + timeout
     out_b = enc.run(net_b, counts=False, deadline=deadline)
@@ -581,6 +584,12 @@ def check_equivalence(
 
     if smtlib is not None:
         _write_atomic(smtlib, query.smtlib(exact=True))
+    if sampled is not None:
+        if second_opinion is not None:
+            opinion: str | None = _second(second_opinion, query, "sat",
+                              timeout - (time.perf_counter() - start))
+            sampled = replace(sampled, second_opinion=opinion)
+        return sampled
 
     solver = z3.Solver()
     solver.add(*query.base)

@@ -318,3 +318,14 @@ def test_normalisation_folded_when_only_one_network_has_it() -> None:
     # the input is in raw units here: nnreduce's evaluator applies the normalisation
     assert outputs(with_nrm, v.input) != outputs(wrong, v.input)
     assert outputs(with_nrm, v.input) == list(v.outputs[0])
+
+
+def test_smtlib_written_and_cvc5_asked_when_sampling_finds_the_counterexample(
+        tmp_path: Path) -> None:
+    ex = proofs.linear_combination_example()
+    out = tmp_path / "q.smt2"
+    v = proofs.check_equivalence(ex.original, ex.reduced, smtlib=out, second_opinion="cvc5")
+    assert v.verdict == "counterexample" and v.second_opinion == "sat"
+    s = z3.Solver()
+    s.add(z3.parse_smt2_file(str(out)))
+    assert s.check() == z3.sat
