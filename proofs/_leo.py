@@ -67,6 +67,11 @@ class LeoResult:
         Total wall-clock time.
     guarantee : str
         What is guaranteed about the result.
+    undecided : int
+        Hidden ReLUs kept because they were not proved stable.
+    extra : dict
+        ``seen_both_signs``: how many of the undecided were observed with both
+        signs at sampled inputs (really unstable, no solver asked).
     """
 
     network: Any
@@ -99,6 +104,7 @@ class LeoResult:
             "stably_inactive": sum(len(x) for x in self.inactive),
             "stably_active": sum(len(x) for x in self.active),
             "undecided": self.undecided,
+            "seen_both_signs": self.extra.get("seen_both_signs", 0),
             "folded": self.folded,
             "layers_removed": self.layers_removed,
             "decided_by": self.decided_by,
@@ -250,6 +256,7 @@ def leo_reduce(
     milp_seconds = 0.0
     status: list[list[str]] = []  # per hidden layer: "inactive" / "active" / "unstable"
     undecided = 0
+    seen_both = 0
     # sampled pre-activations: a neuron seen with both signs is unstable (no solver needed)
     rng = np.random.default_rng(0)
     flo_box = np.array([float(a) for a in lo])
@@ -317,6 +324,8 @@ def leo_reduce(
                     break
             if verdict == "unstable":
                 undecided += 1
+                if seen_neg[j] and seen_pos[j]:
+                    seen_both += 1
             st.append(verdict)
         status.append(st)
         # sound exact post-activation bounds (float LP/MILP bounds only tighten big-M)
@@ -340,7 +349,8 @@ def leo_reduce(
     )
     return LeoResult(network, raw_box, n_before, n_after, inactive, active, folded,
                      layers_removed, decided, calls, milp_seconds,
-                     time.perf_counter() - start, guarantee, undecided)
+                     time.perf_counter() - start, guarantee, undecided,
+                     {"seen_both_signs": seen_both})
 
 
 def _extend_model(model: _Model, layer: DenseLayer, prev_vars: list[int | None], st: list[str],
