@@ -24,7 +24,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["P61", "csr_by_source", "refine_modular", "residues_of_int64", "verify_int64"]
+__all__ = [
+    "P61",
+    "csr_by_source",
+    "refine_modular",
+    "residues_of_dyadic",
+    "residues_of_int64",
+    "verify_crt",
+    "verify_int64",
+]
 
 #: The Mersenne prime 2**61 - 1 used for hashing sums.
 P61 = (1 << 61) - 1
@@ -424,12 +432,12 @@ def verify_int64(  # pragma: no cover - compiled
 
 @njit(cache=True)
 def csr_by_source(  # pragma: no cover - compiled
-    n: int, src: np.ndarray, dst: np.ndarray, res: np.ndarray, ints: np.ndarray
+    n: int, src: np.ndarray, dst: np.ndarray, res: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Counting sort of the edges by source: ``(indptr, targets, residues, ints)``.
+    """Counting sort of the edges by source: ``(indptr, targets, residues, perm)``.
 
-    Stable, so the order of edges with one source is their input order.
-    ``ints`` may be empty (object weights are not carried).
+    Stable, so the order of edges with one source is their input order;
+    ``perm[p]`` is the input index of the edge stored at position ``p``.
     """
     m = src.shape[0]
     indptr = np.zeros(n + 1, dtype=np.int64)
@@ -440,13 +448,196 @@ def csr_by_source(  # pragma: no cover - compiled
     fill = indptr[:n].copy()
     targets = np.empty(m, dtype=np.int64)
     values = np.empty(m, dtype=np.uint64)
-    carry = ints.shape[0] == m
-    out_ints = np.empty(m if carry else 0, dtype=np.int64)
+    perm = np.empty(m, dtype=np.int64)
     for e in range(m):
         p = fill[src[e]]
         fill[src[e]] = p + 1
         targets[p] = dst[e]
         values[p] = res[e]
-        if carry:
-            out_ints[p] = ints[e]
-    return indptr, targets, values, out_ints
+        perm[p] = e
+    return indptr, targets, values, perm
+
+
+@njit(cache=True)
+def residues_of_dyadic(  # pragma: no cover - compiled
+    mant: np.ndarray, shift: np.ndarray
+) -> np.ndarray:
+    """Residues mod ``P61`` of ``mant * 2**shift`` (``shift >= 0``) without big integers.
+
+    ``2**61 = 1 (mod P61)``, so ``2**shift = 2**(shift mod 61)``.
+    """
+    out = np.empty(mant.shape[0], dtype=np.uint64)
+    p = np.int64(P61)
+    for i in range(mant.shape[0]):
+        r = mant[i] % p
+        if r < 0:
+            r += p
+        out[i] = _mulmod(np.uint64(r), np.uint64(1) << np.uint64(shift[i] % 61))
+    return out
+
+
+@njit(cache=True)
+def _sign_mixed_radix(  # pragma: no cover - compiled
+    res: np.ndarray, primes: np.ndarray, cinv: np.ndarray, half_digits: np.ndarray,
+    digits: np.ndarray,
+) -> int:
+    """Sign (-1, 0, 1) of the integer with residues ``res`` in ``(-M/2, M/2)``.
+
+    Mixed-radix digits ``d`` give ``X = d0 + d1 p0 + d2 p0 p1 + ...`` in
+    ``[0, M)``; ``X`` is negative in the symmetric range iff ``X > (M-1)/2``,
+    decided by comparing digits with those of ``(M-1)/2`` from the top.
+    """
+    k = primes.shape[0]
+    zero = True
+    for i in range(k):
+        if res[i] != 0:
+            zero = False
+            break
+    if zero:
+        return 0
+    for i in range(k):
+        p = primes[i]
+        x = res[i]
+        for j in range(i):
+            x = ((x - digits[j]) % p) * cinv[j, i] % p
+        digits[i] = x
+    for i in range(k - 1, -1, -1):
+        if digits[i] > half_digits[i]:
+            return -1
+        if digits[i] < half_digits[i]:
+            return 1
+    return 1
+
+
+@njit(cache=True)
+def verify_crt(  # pragma: no cover - compiled
+    n: int,
+    indptr: np.ndarray,
+    targets: np.ndarray,
+    mant: np.ndarray,
+    shift: np.ndarray,
+    block_of: np.ndarray,
+    nblocks: int,
+    proportional: bool,
+    primes: np.ndarray,
+    pow2: np.ndarray,
+    cinv: np.ndarray,
+    half_digits: np.ndarray,
+) -> tuple[bool, np.ndarray, np.ndarray]:
+    """Exact stability check for dyadic weights ``mant * 2**shift`` by residues.
+
+    The caller chooses the primes so that their product exceeds twice the
+    largest possible magnitude of every compared quantity (sums, and in
+    proportional mode products of two sums); then equal residues modulo all
+    primes mean equal integers (Chinese remainder theorem), and signs come
+    from the mixed-radix representation.  Same structure as
+    :func:`verify_int64`.  Returns ``(ok, scale_res, rep_scale_res)``: the
+    residues of each node's scale and of its block representative's scale.
+    """
+    k = primes.shape[0]
+    sizes = np.zeros(nblocks, dtype=np.int64)
+    rep = np.full(nblocks, -1, dtype=np.int64)
+    for v in range(n):
+        c = block_of[v]
+        sizes[c] += 1
+        if rep[c] < 0:
+            rep[c] = v
+    start = np.zeros(nblocks + 1, dtype=np.int64)
+    for c in range(nblocks):
+        start[c + 1] = start[c] + sizes[c]
+    fill = start[:nblocks].copy()
+    elems = np.empty(n, dtype=np.int64)
+    for v in range(n):
+        c = block_of[v]
+        elems[fill[c]] = v
+        fill[c] += 1
+
+    acc = np.zeros((n, k), dtype=np.int64)
+    nonzero = np.zeros(n, dtype=np.bool_)
+    mark = np.zeros(n, dtype=np.bool_)
+    touched = np.empty(n, dtype=np.int64)
+    cnt = np.zeros(nblocks, dtype=np.int64)
+    scale = np.zeros((n, k), dtype=np.int64)
+    scale_sign = np.zeros(n, dtype=np.int64)
+    scale_from = np.full(n, -1, dtype=np.int64)
+    digits = np.empty(k, dtype=np.int64)
+    ok = True
+    for B in range(nblocks):
+        nt = 0
+        for i in range(start[B], start[B + 1]):
+            u = elems[i]
+            for e in range(indptr[u], indptr[u + 1]):
+                v = targets[e]
+                if not mark[v]:
+                    mark[v] = True
+                    for j in range(k):
+                        acc[v, j] = 0
+                    touched[nt] = v
+                    nt += 1
+                s = shift[e]
+                mv = mant[e]
+                for j in range(k):
+                    p = primes[j]
+                    r = mv % p
+                    if r < 0:
+                        r += p
+                    acc[v, j] = (acc[v, j] + r * pow2[j, s]) % p
+        for t in range(nt):
+            v = touched[t]
+            nz = False
+            for j in range(k):
+                if acc[v, j] != 0:
+                    nz = True
+                    break
+            nonzero[v] = nz
+            if nz:
+                cnt[block_of[v]] += 1
+                if proportional and scale_from[v] < 0:
+                    for j in range(k):
+                        scale[v, j] = acc[v, j]
+                    scale_from[v] = B
+                    scale_sign[v] = _sign_mixed_radix(
+                        acc[v], primes, cinv, half_digits, digits
+                    )
+        for t in range(nt):
+            v = touched[t]
+            if not nonzero[v]:
+                continue
+            c = block_of[v]
+            r = rep[c]
+            if cnt[c] != sizes[c]:
+                ok = False
+                continue
+            if not proportional:
+                for j in range(k):
+                    if acc[v, j] != acc[r, j]:
+                        ok = False
+                        break
+            else:
+                if scale_from[v] != scale_from[r] or scale_sign[v] != scale_sign[r]:
+                    ok = False
+                    continue
+                for j in range(k):
+                    p = primes[j]
+                    if (acc[v, j] * scale[r, j]) % p != (acc[r, j] * scale[v, j]) % p:
+                        ok = False
+                        break
+        for t in range(nt):
+            v = touched[t]
+            mark[v] = False
+            nonzero[v] = False
+            cnt[block_of[v]] = 0
+        if not ok:
+            break
+    rep_scale = np.zeros((n, k), dtype=np.int64)
+    if proportional:
+        for v in range(n):
+            if scale_from[v] < 0:
+                for j in range(k):
+                    scale[v, j] = 1
+                    rep_scale[v, j] = 1
+            else:
+                r = rep[block_of[v]]
+                for j in range(k):
+                    rep_scale[v, j] = scale[r, j]
+    return ok, scale, rep_scale

@@ -11,7 +11,15 @@ import numpy as np
 
 from ._errors import LumpkitError, VerificationError
 from ._graph import WeightedGraph
-from ._kernels import P61, csr_by_source, refine_modular, residues_of_int64, verify_int64
+from ._kernels import (
+    P61,
+    csr_by_source,
+    refine_modular,
+    residues_of_dyadic,
+    residues_of_int64,
+    verify_crt,
+    verify_int64,
+)
 from ._result import Lumping
 from ._verify import VerifyOutcome, exact_block_sums, verify_partition
 
@@ -153,26 +161,41 @@ def coarsest_lumping(
     init = _initial_labels(initial, n)
 
     g = graph if direction == "backward" else graph.reversed()
+    dyadic: _Dyadic | None = None
     if arithmetic == "exact":
-        ints = _exact_integer_weights(g)
+        exact_w = _exact_integer_weights(g)
+        if isinstance(exact_w, _Dyadic):
+            dyadic, ints = exact_w, None
+        else:
+            ints = exact_w
         resolution = None
     else:
         ints, resolution = _fixed_point_weights(g, tolerance)
 
     src, dst = g.src, g.dst
-    keep = np.asarray(ints != 0, dtype=bool)
-    if not keep.all():
-        src, dst, ints = src[keep], dst[keep], ints[keep]
-    residues = (
-        residues_of_int64(ints)
-        if ints.dtype == np.int64
-        else np.array([int(x) % P61 for x in ints.tolist()], dtype=np.uint64)
-    )
-    int64_weights = ints.dtype == np.int64
-    indptr, targets, values, csr_ints_arr = csr_by_source(
-        n, src, dst, residues, ints if int64_weights else np.zeros(0, dtype=np.int64)
-    )
-    csr_ints = csr_ints_arr if int64_weights else None
+    if dyadic is not None:
+        keep = dyadic.mant != 0
+        if not keep.all():
+            src, dst, dyadic = src[keep], dst[keep], dyadic.select(keep)
+        residues = residues_of_dyadic(dyadic.mant, dyadic.shift)
+    else:
+        assert ints is not None
+        keep = np.asarray(ints != 0, dtype=bool)
+        if not keep.all():
+            src, dst, ints = src[keep], dst[keep], ints[keep]
+        residues = (
+            residues_of_int64(ints)
+            if ints.dtype == np.int64
+            else np.array([int(x) % P61 for x in ints.tolist()], dtype=np.uint64)
+        )
+    indptr, targets, values, perm = csr_by_source(n, src, dst, residues)
+    csr_ints = None
+    if ints is not None and ints.dtype == np.int64:
+        csr_ints = np.ascontiguousarray(ints[perm])
+    crt = _CrtPlan.for_dyadic(dyadic, g.n, dst, bool(proportional)) if dyadic is not None else None
+    if dyadic is not None and crt is not None:
+        csr_mant = np.ascontiguousarray(dyadic.mant[perm])
+        csr_shift = np.ascontiguousarray(dyadic.shift[perm])
 
     labels = init
     splits = rounds = 0
@@ -189,14 +212,26 @@ def coarsest_lumping(
         )
         splits += int(s)
         rounds += int(r)
+        nb_now = int(block_of.max()) + 1 if n else 0
         if csr_ints is not None:
-            nb_now = int(block_of.max()) + 1 if n else 0
             ok, scale, rep_scale = verify_int64(
                 n, indptr, targets, csr_ints, block_of, nb_now, bool(proportional)
             )
             if ok:
                 outcome = VerifyOutcome(True, rep_scale, scale, None)
                 break
+        elif crt is not None:
+            ok, scale_res, rep_res = verify_crt(
+                n, indptr, targets, csr_mant, csr_shift, block_of, nb_now,
+                bool(proportional), crt.primes, crt.pow2, crt.cinv, crt.half_digits,
+            )
+            if ok:
+                num, den = crt.ratios(rep_res, scale_res) if proportional else (None, None)
+                outcome = VerifyOutcome(True, num, den, None)
+                break
+        if ints is None:
+            assert dyadic is not None
+            ints = dyadic.to_python_ints()
         outcome = verify_partition(n, src, dst, ints, block_of, bool(proportional))
         if outcome.ok:
             break
@@ -325,8 +360,116 @@ def _in_abs_bound(g: WeightedGraph, absw: np.ndarray) -> float:
     return float(np.bincount(g.dst, weights=absw, minlength=g.n).max())
 
 
-def _exact_integer_weights(g: WeightedGraph) -> np.ndarray:
-    """Weights times a common positive denominator, as integers (int64 when safe)."""
+class _Dyadic:
+    """Exact dyadic weights ``mant * 2**shift`` (times a common ``2**-emin``)."""
+
+    def __init__(self, mant: np.ndarray, shift: np.ndarray, bits: float) -> None:
+        self.mant = mant
+        self.shift = shift
+        #: log2 bound on every |sum| of incoming weights, in these units
+        self.bits = bits
+
+    def select(self, keep: np.ndarray) -> _Dyadic:
+        return _Dyadic(self.mant[keep], self.shift[keep], self.bits)
+
+    def to_python_ints(self) -> np.ndarray:
+        obj = np.empty(self.mant.shape[0], dtype=object)
+        obj[:] = [int(a) << int(b) for a, b in zip(self.mant.tolist(), self.shift.tolist())]
+        return obj
+
+
+def _primes_below_2_31(count: int) -> list[int]:
+    out: list[int] = []
+    x = 2**31 - 1
+    while len(out) < count:
+        if _is_prime(x):
+            out.append(x)
+        x -= 2
+    return out
+
+
+def _is_prime(x: int) -> bool:
+    if x % 3 == 0:
+        return False
+    # deterministic Miller-Rabin for 32-bit numbers
+    d, r = x - 1, 0
+    while d % 2 == 0:
+        d //= 2
+        r += 1
+    for a in (2, 7, 61):
+        y = pow(a, d, x)
+        if y in (1, x - 1):
+            continue
+        for _ in range(r - 1):
+            y = y * y % x
+            if y == x - 1:
+                break
+        else:
+            return False
+    return True
+
+
+class _CrtPlan:
+    """Primes and tables for exact residue arithmetic with a proven magnitude bound."""
+
+    def __init__(self, count: int, max_shift: int) -> None:
+        ps = _primes_below_2_31(count)
+        self.prime_list = ps
+        self.primes = np.array(ps, dtype=np.int64)
+        self.pow2 = np.array(
+            [[pow(2, s, p) for s in range(max_shift + 1)] for p in ps], dtype=np.int64
+        )
+        self.cinv = np.zeros((count, count), dtype=np.int64)
+        for j, pj in enumerate(ps):
+            for i, pi in enumerate(ps):
+                if i != j:
+                    self.cinv[j, i] = pow(pj, -1, pi)
+        modulus = math.prod(ps)
+        self.modulus = modulus
+        half = (modulus - 1) // 2
+        digits = []
+        for p in ps:
+            digits.append(half % p)
+            half //= p
+        self.half_digits = np.array(digits, dtype=np.int64)
+
+    @classmethod
+    def for_dyadic(
+        cls, dy: _Dyadic, n: int, dst: np.ndarray, proportional: bool
+    ) -> _CrtPlan | None:
+        # compared magnitudes: sums (< 2**bits) or products of two sums
+        need = (2 * dy.bits if proportional else dy.bits) + 2
+        count = max(1, math.ceil(need / 30.99))
+        if count > 64:
+            return None  # astronomically spread exponents: Python integers instead
+        return cls(count, int(dy.shift.max()) if dy.shift.size else 0)
+
+    def to_int(self, residues: np.ndarray) -> int:
+        """The integer in ``(-M/2, M/2)`` with the given residues (Garner/CRT)."""
+        x = 0
+        for r, p in zip(residues.tolist(), self.prime_list):
+            mp = self.modulus // p
+            x += r * mp * pow(mp, -1, p)
+        x %= self.modulus
+        return x - self.modulus if x > self.modulus // 2 else x
+
+    def ratios(self, rep_res: np.ndarray, scale_res: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = scale_res.shape[0]
+        num = np.ones(n, dtype=object)
+        den = np.ones(n, dtype=object)
+        differ = np.flatnonzero((rep_res != scale_res).any(axis=1))
+        for v in differ.tolist():
+            num[v] = self.to_int(rep_res[v])
+            den[v] = self.to_int(scale_res[v])
+        return num, den
+
+
+def _exact_integer_weights(g: WeightedGraph) -> np.ndarray | _Dyadic:
+    """Weights times a common positive denominator, as integers (int64 when safe).
+
+    Float weights whose integers would not fit in int64 come back as a
+    :class:`_Dyadic` (mantissa and shift), handled by residue arithmetic.
+    """
     w = g.weight
     if w.dtype == np.int64:
         ints = w
@@ -349,11 +492,14 @@ def _exact_integer_weights(g: WeightedGraph) -> np.ndarray:
             ints = np.zeros(w.shape[0], dtype=np.int64)
             ints[nz] = mm << shift
         else:
-            obj = np.zeros(w.shape[0], dtype=object)
-            obj[:] = 0
-            vals = [int(a) << int(s) for a, s in zip(mm.tolist(), shift.tolist())]
-            obj[np.flatnonzero(nz)] = vals
-            return obj
+            mant_all = np.zeros(w.shape[0], dtype=np.int64)
+            shift_all = np.zeros(w.shape[0], dtype=np.int64)
+            mant_all[nz] = mm
+            shift_all[nz] = shift
+            absum = _in_abs_bound(g, np.abs(w))
+            emin = int(ee.min())
+            bits = math.log2(absum) - emin + 2 if absum > 0 else 1.0
+            return _Dyadic(mant_all, shift_all, bits)
         return ints
     else:
         fr = w.tolist()
@@ -390,7 +536,17 @@ def _fixed_point_weights(g: WeightedGraph, tolerance: float) -> tuple[np.ndarray
     bound = _in_abs_bound(g, np.abs(wf))
     if tolerance > 0:
         resolution = tolerance
-        scaled = np.rint(wf / resolution)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            q = wf / resolution
+        scaled = np.rint(q)
+        # the float quotient may round across a half-way point: settle the
+        # near-ties in exact arithmetic (ties go to the even multiple)
+        with np.errstate(invalid="ignore"):
+            near = np.flatnonzero(np.abs(np.abs(q - np.floor(q)) - 0.5) < 1e-6)
+        if near.size:
+            step = Fraction(resolution)
+            for k in near.tolist():
+                scaled[k] = float(round(Fraction(float(wf[k])) / step))
     else:
         if bound == 0:
             return np.zeros(w.shape[0], dtype=np.int64), 1.0
