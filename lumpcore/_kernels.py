@@ -31,6 +31,7 @@ __all__ = [
     "residues_of_dyadic",
     "residues_of_int64",
     "verify_crt",
+    "verify_i128_plain",
     "verify_int64",
 ]
 
@@ -158,6 +159,10 @@ def refine_modular(  # pragma: no cover - compiled
     piece_start = np.empty(n + 1, dtype=np.int64)
     piece_end = np.empty(n + 1, dtype=np.int64)
     small_order = np.empty(32, dtype=np.int64)
+    tcount = np.zeros(cap, dtype=np.int64)
+    tfirst = np.zeros(cap, dtype=np.uint64)
+    tsame = np.zeros(cap, dtype=np.bool_)
+    tblocks = np.empty(n + 1, dtype=np.int64)
 
     splits = 0
     rounds = 0
@@ -197,7 +202,34 @@ def refine_modular(  # pragma: no cover - compiled
             tblock[k] = block_of[v]
             mark[v] = False
 
-        # 3. sort touched nodes by (block, key)
+        # 3. most touched blocks cannot split (one key on all their nodes):
+        #    keep only the nodes of blocks that may split
+        nblk = 0
+        for k in range(nt):
+            C = tblock[k]
+            if tcount[C] == 0:
+                tblocks[nblk] = C
+                nblk += 1
+                tfirst[C] = keys[k]
+                tsame[C] = True
+            elif keys[k] != tfirst[C]:
+                tsame[C] = False
+            tcount[C] += 1
+        nsel = 0
+        for k in range(nt):
+            C = tblock[k]
+            if (not tsame[C]) or (tcount[C] < bend[C] - bstart[C] and tfirst[C] != 0):
+                touched[nsel] = touched[k]
+                keys[nsel] = keys[k]
+                tblock[nsel] = C
+                nsel += 1
+        for q in range(nblk):
+            tcount[tblocks[q]] = 0
+        nt = nsel
+        if nt == 0:
+            continue
+
+        # 4. sort the remaining touched nodes by (block, key)
         if nt <= 32:
             order = small_order[:nt]
             for k in range(nt):
@@ -641,3 +673,103 @@ def verify_crt(  # pragma: no cover - compiled
                 for j in range(k):
                     rep_scale[v, j] = scale[r, j]
     return ok, scale, rep_scale
+
+
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_S64 = np.uint64(64)
+
+
+@njit(cache=True)
+def verify_i128_plain(  # pragma: no cover - compiled
+    n: int,
+    indptr: np.ndarray,
+    targets: np.ndarray,
+    mant: np.ndarray,
+    shift: np.ndarray,
+    block_of: np.ndarray,
+    nblocks: int,
+) -> bool:
+    """Exact stability check (plain mode) for dyadic weights with 128-bit sums.
+
+    Each weight is ``mant * 2**shift`` with ``|mant| < 2**53``; the caller
+    guarantees that every sum of absolute values is below ``2**126``, so
+    two's-complement 128-bit accumulation (two uint64 limbs) is exact.
+    """
+    sizes = np.zeros(nblocks, dtype=np.int64)
+    rep = np.full(nblocks, -1, dtype=np.int64)
+    for v in range(n):
+        c = block_of[v]
+        sizes[c] += 1
+        if rep[c] < 0:
+            rep[c] = v
+    start = np.zeros(nblocks + 1, dtype=np.int64)
+    for c in range(nblocks):
+        start[c + 1] = start[c] + sizes[c]
+    fill = start[:nblocks].copy()
+    elems = np.empty(n, dtype=np.int64)
+    for v in range(n):
+        c = block_of[v]
+        elems[fill[c]] = v
+        fill[c] += 1
+
+    hi = np.zeros(n, dtype=np.uint64)
+    lo = np.zeros(n, dtype=np.uint64)
+    mark = np.zeros(n, dtype=np.bool_)
+    touched = np.empty(n, dtype=np.int64)
+    cnt = np.zeros(nblocks, dtype=np.int64)
+    zero = np.uint64(0)
+    one = np.uint64(1)
+    for B in range(nblocks):
+        nt = 0
+        for i in range(start[B], start[B + 1]):
+            u = elems[i]
+            for e in range(indptr[u], indptr[u + 1]):
+                v = targets[e]
+                if not mark[v]:
+                    mark[v] = True
+                    hi[v] = zero
+                    lo[v] = zero
+                    touched[nt] = v
+                    nt += 1
+                m = mant[e]
+                a = np.uint64(-m) if m < 0 else np.uint64(m)
+                s = np.uint64(shift[e])
+                if s == 0:
+                    tlo = a
+                    thi = zero
+                elif s < _S64:
+                    tlo = a << s
+                    thi = a >> (_S64 - s)
+                else:
+                    tlo = zero
+                    thi = a << (s - _S64)
+                if m < 0:
+                    tlo = (tlo ^ _M64) + one
+                    thi = thi ^ _M64
+                    if tlo == zero:
+                        thi = thi + one
+                nlo = lo[v] + tlo
+                carry = one if nlo < tlo else zero
+                hi[v] = hi[v] + thi + carry
+                lo[v] = nlo
+        for t in range(nt):
+            v = touched[t]
+            if hi[v] != zero or lo[v] != zero:
+                cnt[block_of[v]] += 1
+        ok = True
+        for t in range(nt):
+            v = touched[t]
+            if hi[v] == zero and lo[v] == zero:
+                continue
+            c = block_of[v]
+            r = rep[c]
+            if cnt[c] != sizes[c] or hi[v] != hi[r] or lo[v] != lo[r]:
+                ok = False
+                break
+        for t in range(nt):
+            v = touched[t]
+            mark[v] = False
+            cnt[block_of[v]] = 0
+        if not ok:
+            return False
+    return True

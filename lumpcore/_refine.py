@@ -18,6 +18,7 @@ from ._kernels import (
     residues_of_dyadic,
     residues_of_int64,
     verify_crt,
+    verify_i128_plain,
     verify_int64,
 )
 from ._result import Lumping
@@ -193,7 +194,7 @@ def coarsest_lumping(
     if ints is not None and ints.dtype == np.int64:
         csr_ints = np.ascontiguousarray(ints[perm])
     crt = _CrtPlan.for_dyadic(dyadic, g.n, dst, bool(proportional)) if dyadic is not None else None
-    if dyadic is not None and crt is not None:
+    if dyadic is not None:
         csr_mant = np.ascontiguousarray(dyadic.mant[perm])
         csr_shift = np.ascontiguousarray(dyadic.shift[perm])
 
@@ -219,6 +220,12 @@ def coarsest_lumping(
             )
             if ok:
                 outcome = VerifyOutcome(True, rep_scale, scale, None)
+                break
+        elif dyadic is not None and not proportional and dyadic.bits < 125:
+            if verify_i128_plain(
+                n, indptr, targets, csr_mant, csr_shift, block_of, nb_now
+            ):
+                outcome = VerifyOutcome(True, None, None, None)
                 break
         elif crt is not None:
             ok, scale_res, rep_res = verify_crt(
