@@ -388,8 +388,8 @@ class CTMC(_Chain):
 
     Parameters
     ----------
-    generator : scipy sparse matrix, numpy array, or nested lists
-        ``Q[i, j]`` (``i != j``) is the rate from state ``i`` to ``j``
+    matrix : scipy sparse matrix, numpy array, or nested lists
+        The generator: ``Q[i, j]`` (``i != j``) is the rate from state ``i`` to ``j``
         (non-negative); every row sums to 0 (exactly for exact chains, up to a
         relative ``1e-9`` for float chains).  Nested lists or object arrays
         holding ``Fraction``/sympy numbers/``'p/q'`` strings give an exact
