@@ -21,12 +21,15 @@ linear and the subtraction argument still holds.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
 __all__ = [
     "P61",
     "csr_by_source",
+    "decompose_floats",
     "refine_modular",
     "residues_of_dyadic",
     "residues_of_int64",
@@ -773,3 +776,68 @@ def verify_i128_plain(  # pragma: no cover - compiled
         if not ok:
             return False
     return True
+
+
+@njit(cache=True)
+def decompose_floats(  # pragma: no cover - compiled
+    w: np.ndarray, dst: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, int, int, float, int]:
+    """Exact dyadic form of float64 weights: ``w[i] = mant[i] * 2**(shift[i] + emin)``.
+
+    Mantissas are odd (trailing zero bits moved into the exponent), so nice
+    numbers stay small.  Returns ``(mant, shift, emin, max_term_bits,
+    max_abs_in_sum, max_in_degree)`` where ``max_term_bits`` bounds the bit
+    length of every ``|mant| << shift`` and the last two describe the largest
+    sum of absolute weights into one node and the largest number of non-zero
+    weights into one node.
+    """
+    m = w.shape[0]
+    mant = np.zeros(m, dtype=np.int64)
+    expo = np.zeros(m, dtype=np.int64)
+    big = 1 << 40
+    emin = big
+    for i in range(m):
+        x = w[i]
+        if x == 0.0:
+            continue
+        fm, fe = math.frexp(x)
+        mm = np.int64(fm * 9007199254740992.0)  # 2**53, exact
+        e = fe - 53
+        while (mm & 0xFFFF) == 0:
+            mm >>= 16
+            e += 16
+        while (mm & 1) == 0:
+            mm >>= 1
+            e += 1
+        mant[i] = mm
+        expo[i] = e
+        if e < emin:
+            emin = e
+    absin = np.zeros(n, dtype=np.float64)
+    deg = np.zeros(n, dtype=np.int64)
+    max_bits = 0
+    for i in range(m):
+        if mant[i] == 0:
+            continue
+        s = expo[i] - emin
+        expo[i] = s
+        a = mant[i] if mant[i] > 0 else -mant[i]
+        b = 0
+        while a > 0:
+            a >>= 1
+            b += 1
+        if b + s > max_bits:
+            max_bits = b + s
+        d = dst[i]
+        absin[d] += abs(w[i])
+        deg[d] += 1
+    absmax = 0.0
+    degmax = 0
+    for v in range(n):
+        if absin[v] > absmax:
+            absmax = absin[v]
+        if deg[v] > degmax:
+            degmax = deg[v]
+    if emin == big:
+        emin = 0
+    return mant, expo, emin, max_bits, absmax, degmax

@@ -14,6 +14,7 @@ from ._graph import WeightedGraph
 from ._kernels import (
     P61,
     csr_by_source,
+    decompose_floats,
     refine_modular,
     residues_of_dyadic,
     residues_of_int64,
@@ -481,33 +482,13 @@ def _exact_integer_weights(g: WeightedGraph) -> np.ndarray | _Dyadic:
     if w.dtype == np.int64:
         ints = w
     elif w.dtype == np.float64:
-        mant, expo = np.frexp(w)
-        m = (mant * 2.0**53).astype(np.int64)
-        e = expo.astype(np.int64) - 53
-        nz = m != 0
-        if not nz.any():
+        mant, shift, emin, max_bits, absmax, degmax = decompose_floats(w, g.dst, g.n)
+        if degmax == 0:
             return np.zeros(w.shape[0], dtype=np.int64)
-        # strip trailing zero bits so that "nice" numbers stay small
-        mm = m[nz]
-        tz = _trailing_zeros(mm)
-        mm = mm >> tz
-        ee = e[nz] + tz
-        shift = ee - ee.min()
-        bits = np.floor(np.log2(np.abs(mm).astype(np.float64))) + 1 + shift
-        indeg = float(np.bincount(g.dst[nz], minlength=g.n).max())
-        if float(bits.max()) + math.log2(indeg + 1) < 60:
-            ints = np.zeros(w.shape[0], dtype=np.int64)
-            ints[nz] = mm << shift
-        else:
-            mant_all = np.zeros(w.shape[0], dtype=np.int64)
-            shift_all = np.zeros(w.shape[0], dtype=np.int64)
-            mant_all[nz] = mm
-            shift_all[nz] = shift
-            absum = _in_abs_bound(g, np.abs(w))
-            emin = int(ee.min())
-            bits = math.log2(absum) - emin + 2 if absum > 0 else 1.0
-            return _Dyadic(mant_all, shift_all, bits)
-        return ints
+        if max_bits + math.log2(degmax + 1) < 60:
+            return mant << shift
+        bits = math.log2(absmax) - emin + 2 if absmax > 0 else 1.0
+        return _Dyadic(mant, shift, bits)
     else:
         fr = w.tolist()
         denom = math.lcm(*(q.denominator for q in fr)) if fr else 1
@@ -524,12 +505,6 @@ def _exact_integer_weights(g: WeightedGraph) -> np.ndarray | _Dyadic:
     obj = np.empty(ints.shape[0], dtype=object)
     obj[:] = [int(x) for x in ints.tolist()]
     return obj
-
-
-def _trailing_zeros(x: np.ndarray) -> np.ndarray:
-    ax = np.abs(x)
-    low = ax & -ax  # lowest set bit
-    return np.round(np.log2(low.astype(np.float64))).astype(np.int64)
 
 
 def _fixed_point_weights(g: WeightedGraph, tolerance: float) -> tuple[np.ndarray, float]:
