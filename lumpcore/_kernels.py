@@ -803,12 +803,10 @@ def decompose_floats(  # pragma: no cover - compiled
         fm, fe = math.frexp(x)
         mm = np.int64(fm * 9007199254740992.0)  # 2**53, exact
         e = fe - 53
-        while (mm & 0xFFFF) == 0:
-            mm >>= 16
-            e += 16
-        while (mm & 1) == 0:
-            mm >>= 1
-            e += 1
+        # trailing zero bits: the lowest set bit is a power of two, exact in float
+        tz = math.frexp(float(mm & -mm))[1] - 1
+        mm >>= tz
+        e += tz
         mant[i] = mm
         expo[i] = e
         if e < emin:
@@ -822,10 +820,7 @@ def decompose_floats(  # pragma: no cover - compiled
         s = expo[i] - emin
         expo[i] = s
         a = mant[i] if mant[i] > 0 else -mant[i]
-        b = 0
-        while a > 0:
-            a >>= 1
-            b += 1
+        b = math.frexp(float(a))[1]  # bit length (a < 2**53 is exact in float)
         if b + s > max_bits:
             max_bits = b + s
         d = dst[i]
