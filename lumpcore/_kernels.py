@@ -379,12 +379,15 @@ def verify_int64(  # pragma: no cover - compiled
     block_of: np.ndarray,
     nblocks: int,
     proportional: bool,
-) -> tuple[bool, np.ndarray, np.ndarray]:
+) -> tuple[bool, bool, np.ndarray, np.ndarray, np.ndarray]:
     """Exact stability check in int64 arithmetic (sums must fit: caller ensures it).
 
     Every block is used as a splitter once, so the pass is linear in the
-    edges.  Returns ``(ok, scale, rep_scale)`` where, in proportional mode,
-    ``rho[v] = rep_scale[v] / scale[v]`` (both 1 for all-zero nodes).
+    edges.  Returns ``(ok, collision, scale, rep_scale, sign)`` where, in
+    proportional mode, ``rho[v] = rep_scale[v] / scale[v]`` (both 1 for
+    all-zero nodes) and ``sign`` is the sign of each node's scale.  ``ok`` is
+    false with ``collision`` false when the only defect is that some block
+    mixes scales of both signs (the hashed core cannot see signs).
     """
     sizes = np.zeros(nblocks, dtype=np.int64)
     rep = np.full(nblocks, -1, dtype=np.int64)
@@ -411,6 +414,7 @@ def verify_int64(  # pragma: no cover - compiled
     scale = np.zeros(n, dtype=np.int64)
     scale_from = np.full(n, -1, dtype=np.int64)
     ok = True
+    collision = False
     for B in range(nblocks):
         nt = 0
         for i in range(start[B], start[B + 1]):
@@ -437,23 +441,27 @@ def verify_int64(  # pragma: no cover - compiled
             r = rep[c]
             if acc[v] != 0 and cnt[c] != sizes[c]:
                 ok = False
+                collision = True
             elif acc[v] != 0:
                 ar = acc[r]  # r has a non-zero entry too (cnt == size)
                 if not proportional:
                     if acc[v] != ar:
                         ok = False
+                        collision = True
                 else:
                     if scale_from[v] != scale_from[r]:
                         ok = False
+                        collision = True
                     elif (scale[v] > 0) != (scale[r] > 0):
-                        ok = False
+                        ok = False  # the hashed core cannot see signs: split by sign
                     elif not _prod_eq(acc[v], scale[r], ar, scale[v]):
                         ok = False
+                        collision = True
         for k in range(nt):
             v = touched[k]
             mark[v] = False
             cnt[block_of[v]] = 0
-        if not ok:
+        if collision:
             break
     rep_scale = np.ones(n, dtype=np.int64)
     if proportional:
@@ -462,7 +470,8 @@ def verify_int64(  # pragma: no cover - compiled
                 scale[v] = 1
             else:
                 rep_scale[v] = scale[rep[block_of[v]]]
-    return ok, scale, rep_scale
+    sign = np.sign(scale)
+    return ok, collision, scale, rep_scale, sign
 
 
 @njit(cache=True)
@@ -558,7 +567,7 @@ def verify_crt(  # pragma: no cover - compiled
     pow2: np.ndarray,
     cinv: np.ndarray,
     half_digits: np.ndarray,
-) -> tuple[bool, np.ndarray, np.ndarray]:
+) -> tuple[bool, bool, np.ndarray, np.ndarray, np.ndarray]:
     """Exact stability check for dyadic weights ``mant * 2**shift`` by residues.
 
     The caller chooses the primes so that their product exceeds twice the
@@ -566,8 +575,9 @@ def verify_crt(  # pragma: no cover - compiled
     proportional mode products of two sums); then equal residues modulo all
     primes mean equal integers (Chinese remainder theorem), and signs come
     from the mixed-radix representation.  Same structure as
-    :func:`verify_int64`.  Returns ``(ok, scale_res, rep_scale_res)``: the
-    residues of each node's scale and of its block representative's scale.
+    :func:`verify_int64`.  Returns ``(ok, collision, scale_res, rep_scale_res,
+    sign)``: the residues of each node's scale and of its block
+    representative's scale, and the sign of each node's scale.
     """
     k = primes.shape[0]
     sizes = np.zeros(nblocks, dtype=np.int64)
@@ -597,6 +607,7 @@ def verify_crt(  # pragma: no cover - compiled
     scale_from = np.full(n, -1, dtype=np.int64)
     digits = np.empty(k, dtype=np.int64)
     ok = True
+    collision = False
     for B in range(nblocks):
         nt = 0
         for i in range(start[B], start[B + 1]):
@@ -642,27 +653,34 @@ def verify_crt(  # pragma: no cover - compiled
             r = rep[c]
             if cnt[c] != sizes[c]:
                 ok = False
+                collision = True
                 continue
             if not proportional:
                 for j in range(k):
                     if acc[v, j] != acc[r, j]:
                         ok = False
+                        collision = True
                         break
             else:
-                if scale_from[v] != scale_from[r] or scale_sign[v] != scale_sign[r]:
+                if scale_from[v] != scale_from[r]:
                     ok = False
+                    collision = True
+                    continue
+                if scale_sign[v] != scale_sign[r]:
+                    ok = False  # the hashed core cannot see signs: split by sign
                     continue
                 for j in range(k):
                     p = primes[j]
                     if (acc[v, j] * scale[r, j]) % p != (acc[r, j] * scale[v, j]) % p:
                         ok = False
+                        collision = True
                         break
         for t in range(nt):
             v = touched[t]
             mark[v] = False
             nonzero[v] = False
             cnt[block_of[v]] = 0
-        if not ok:
+        if collision:
             break
     rep_scale = np.zeros((n, k), dtype=np.int64)
     if proportional:
@@ -675,7 +693,7 @@ def verify_crt(  # pragma: no cover - compiled
                 r = rep[block_of[v]]
                 for j in range(k):
                     rep_scale[v, j] = scale[r, j]
-    return ok, scale, rep_scale
+    return ok, collision, scale, rep_scale, scale_sign
 
 
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)

@@ -216,12 +216,15 @@ def coarsest_lumping(
         rounds += int(r)
         nb_now = int(block_of.max()) + 1 if n else 0
         if csr_ints is not None:
-            ok, scale, rep_scale = verify_int64(
+            ok, collision, scale, rep_scale, sign = verify_int64(
                 n, indptr, targets, csr_ints, block_of, nb_now, bool(proportional)
             )
             if ok:
                 outcome = VerifyOutcome(True, rep_scale, scale, None)
                 break
+            if not collision:
+                labels = _canonical(block_of * 3 + (sign + 1))
+                continue
         elif dyadic is not None and not proportional and dyadic.bits < 125:
             if verify_i128_plain(
                 n, indptr, targets, csr_mant, csr_shift, block_of, nb_now
@@ -229,7 +232,7 @@ def coarsest_lumping(
                 outcome = VerifyOutcome(True, None, None, None)
                 break
         elif crt is not None:
-            ok, scale_res, rep_res = verify_crt(
+            ok, collision, scale_res, rep_res, sign = verify_crt(
                 n, indptr, targets, csr_mant, csr_shift, block_of, nb_now,
                 bool(proportional), crt.primes, crt.pow2, crt.cinv, crt.half_digits,
             )
@@ -237,6 +240,9 @@ def coarsest_lumping(
                 num, den = crt.ratios(rep_res, scale_res) if proportional else (None, None)
                 outcome = VerifyOutcome(True, num, den, None)
                 break
+            if not collision:
+                labels = _canonical(block_of * 3 + (sign + 1))
+                continue
         if ints is None:
             assert dyadic is not None
             ints = dyadic.to_python_ints()
@@ -452,24 +458,28 @@ class _CrtPlan:
             return None  # astronomically spread exponents: Python integers instead
         return cls(count, int(dy.shift.max()) if dy.shift.size else 0)
 
-    def to_int(self, residues: np.ndarray) -> int:
-        """The integer in ``(-M/2, M/2)`` with the given residues (Garner/CRT)."""
-        x = 0
-        for r, p in zip(residues.tolist(), self.prime_list):
-            mp = self.modulus // p
-            x += r * mp * pow(mp, -1, p)
-        x %= self.modulus
-        return x - self.modulus if x > self.modulus // 2 else x
-
     def ratios(self, rep_res: np.ndarray, scale_res: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(a_rep, a_v)`` per node as Python ints (1, 1 where they are equal)."""
         n = scale_res.shape[0]
         num = np.ones(n, dtype=object)
         den = np.ones(n, dtype=object)
         differ = np.flatnonzero((rep_res != scale_res).any(axis=1))
-        for v in differ.tolist():
-            num[v] = self.to_int(rep_res[v])
-            den[v] = self.to_int(scale_res[v])
+        if differ.size:
+            num[differ] = self._to_ints(rep_res[differ])
+            den[differ] = self._to_ints(scale_res[differ])
         return num, den
+
+    def _to_ints(self, residues: np.ndarray) -> np.ndarray:
+        """Integers in ``(-M/2, M/2)`` with the given residues (one row each; CRT)."""
+        m = self.modulus
+        x = np.zeros(residues.shape[0], dtype=object)
+        for j, p in enumerate(self.prime_list):
+            mp = m // p
+            x = x + residues[:, j].astype(object) * (mp * pow(mp, -1, p))
+        x = x % m
+        neg = np.asarray(x > m // 2, dtype=bool)
+        x[neg] = x[neg] - m
+        return x
 
 
 def _exact_integer_weights(g: WeightedGraph) -> np.ndarray | _Dyadic:

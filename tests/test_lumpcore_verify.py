@@ -65,7 +65,7 @@ def test_compiled_verifiers_agree_with_python(seed: int, proportional: bool) -> 
         shift = np.ascontiguousarray(w.shift[perm])
         plan = R._CrtPlan.for_dyadic(w, g.n, g.dst, proportional)
         assert plan is not None
-        ok, _, _ = verify_crt(
+        ok, _, _, _, _ = verify_crt(
             g.n, indptr, targets, mant, shift, blocks, nb, proportional,
             plan.primes, plan.pow2, plan.cinv, plan.half_digits,
         )
@@ -74,7 +74,7 @@ def test_compiled_verifiers_agree_with_python(seed: int, proportional: bool) -> 
             assert verify_i128_plain(g.n, indptr, targets, mant, shift, blocks, nb) == expected
     else:
         ints = np.ascontiguousarray(w[perm])
-        ok, _, _ = verify_int64(g.n, indptr, targets, ints, blocks, nb, proportional)
+        ok, _, _, _, _ = verify_int64(g.n, indptr, targets, ints, blocks, nb, proportional)
         assert ok == expected
 
 
