@@ -21,7 +21,11 @@ next layer.  The result equals the original **on the box only**.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -116,6 +120,25 @@ class LeoResult:
         }
 
 
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Silence C-level prints of the MILP solver (HiGHS writes some to fd 1)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # pytest capture, notebooks
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
 class _Model:
     """A growing big-M MILP over the network's first layers (float64)."""
 
@@ -159,8 +182,9 @@ class _Model:
             A = csr_array((data, (ri, ci)), shape=(len(self.rows), n))
             cons = [LinearConstraint(A, np.array(self.rlo), np.array(self.rhi))]
         integ = np.zeros(n) if relax else np.array(self.integer)
-        res = milp(c, constraints=cons, integrality=integ, bounds=Bounds(self.lb, self.ub),
-                   options={"time_limit": max(time_limit, 0.01), "disp": False})
+        with _quiet_stdout():
+            res = milp(c, constraints=cons, integrality=integ, bounds=Bounds(self.lb, self.ub),
+                       options={"time_limit": max(time_limit, 0.01), "disp": False})
         bound = getattr(res, "mip_dual_bound", None)
         if res.status == 0 and res.fun is not None:
             best = float(res.fun) if bound is None or relax else min(float(res.fun), float(bound))

@@ -347,21 +347,40 @@ def sign_possible(net: MLP, layer: int, neuron: int, box: Box, positive: bool,
             for a, c in vc.items():
                 acc[a] = acc.get(a, Fraction(0)) + w * c
     form: Form = ({a: c for a, c in acc.items() if c}, const)
-    query = _Query(enc, [form], box, cegar=False)
+    query = _Query(enc, [form], box, cegar=True)
+    start = time.perf_counter()
     solver = z3.Solver()
-    solver.set("timeout", max(1, int(timeout * 1000)))
     solver.add(*query.base)
     for a in query.cone:
         if a >= query.n_in:
-            solver.add(query.exact[a])
+            solver.add(*query.lemmas[a])
     t = query.term(form)
     solver.add(t > _num(Fraction(0)) if positive else t < _num(Fraction(0)))
-    ans = solver.check()
-    if ans == z3.sat:
-        return True
-    if ans == z3.unsat:
-        return False
-    return None
+    refined: set[int] = set()
+    while True:
+        left = timeout - (time.perf_counter() - start)
+        if left <= 0:
+            return None
+        solver.set("timeout", max(1, int(left * 1000)))
+        ans = solver.check()
+        if ans == z3.unsat:
+            return False
+        if ans != z3.sat:
+            return None
+        model = solver.model()
+        x = [_model_fraction(model, query.vars[i]) for i in range(query.n_in)]
+        truth = enc.true_values(x)
+        value = form[1] + sum((c * truth[a] for a, c in form[0].items()), Fraction(0))
+        if (value > 0) if positive else (value < 0):
+            return True
+        new = [a for a in query.cone if a >= query.n_in and a not in refined
+               and _model_fraction(model, query.vars[a]) != truth[a]]
+        if not new:
+            raise VerificationError("sign query: a model consistent with every exact ReLU "
+                                    "definition does not have the asked sign; please report")
+        for a in new:
+            solver.add(query.exact[a])
+            refined.add(a)
 
 
 class _Query:
