@@ -30,6 +30,7 @@ __all__ = [
     "P61",
     "csr_by_source",
     "decompose_floats",
+    "first_seen_labels",
     "refine_modular",
     "residues_of_dyadic",
     "residues_of_int64",
@@ -854,3 +855,18 @@ def decompose_floats(  # pragma: no cover - compiled
     if emin == big:
         emin = 0
     return mant, expo, emin, max_bits, absmax, degmax
+
+
+@njit(cache=True)
+def first_seen_labels(labels: np.ndarray, bound: int) -> np.ndarray:  # pragma: no cover
+    """Renumber non-negative labels below ``bound`` as 0, 1, ... by first occurrence."""
+    newid = np.full(bound, -1, dtype=np.int64)
+    out = np.empty(labels.shape[0], dtype=np.int64)
+    nxt = 0
+    for i in range(labels.shape[0]):
+        x = labels[i]
+        if newid[x] < 0:
+            newid[x] = nxt
+            nxt += 1
+        out[i] = newid[x]
+    return out

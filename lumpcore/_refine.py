@@ -15,6 +15,7 @@ from ._kernels import (
     P61,
     csr_by_source,
     decompose_floats,
+    first_seen_labels,
     refine_modular,
     residues_of_dyadic,
     residues_of_int64,
@@ -354,14 +355,19 @@ def _initial_labels(initial: Any, n: int) -> np.ndarray:
         raise _ArgumentError(
             f"initial must give one label per node: expected {n} labels, got {arr.shape[0]}"
         )
-    _, inv = np.unique(arr, return_inverse=True)
-    return _canonical(inv.astype(np.int64).reshape(n))
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.int64)
+    return _canonical(arr)
 
 
 def _canonical(labels: np.ndarray) -> np.ndarray:
     """Renumber labels 0.. in the order of their first (smallest) node."""
     if labels.size == 0:
         return labels.astype(np.int64)
+    if labels.dtype.kind in "iu":
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo >= 0 and hi < 4 * labels.size + 16:
+            return first_seen_labels(np.ascontiguousarray(labels, dtype=np.int64), hi + 1)
     _, first, inv = np.unique(labels, return_index=True, return_inverse=True)
     rank = np.empty(first.shape[0], dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(first.shape[0])
