@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lumpcore import ModelFormatError
+from lumpcore import LumpkitError, ModelFormatError
 
 from ._network import Network
 
@@ -13,6 +13,21 @@ __all__ = ["FORMATS", "is_torchscript", "load_network", "natural_dtype", "save_n
 
 #: File extensions lumpkit reads and writes.
 FORMATS = (".onnx", ".nnet", ".pt", ".npz")
+
+
+class MissingExtraError(LumpkitError, ImportError):
+    """A file format needs an optional dependency that is not installed."""
+
+
+def _need(module: str, extra: str, what: str) -> None:
+    """Raise a clear error naming the extra to install when ``module`` is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtraError(
+            f"{what} needs the Python package {module!r}, which is not installed: "
+            f"pip install 'lumpkit[{extra}]'"
+        )
 
 
 def _ext(path: str | os.PathLike[str]) -> str:
@@ -69,10 +84,12 @@ def load_network(path: str | os.PathLike[str], *,
 
         return read_nnet(path)
     if ext == ".onnx":
+        _need("onnx", "onnx", f"reading the ONNX model {os.fspath(path)!r}")
         from ._io_onnx import read_onnx
 
         return read_onnx(path)
     if ext == ".pt":
+        _need("torch", "torch", f"reading the PyTorch model {os.fspath(path)!r}")
         from ._io_torch import read_torch
 
         return read_torch(path, input_shape)
@@ -132,10 +149,12 @@ def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: boo
 
         write_nnet(net, path)
     elif ext == ".onnx":
+        _need("onnx", "onnx", f"writing the ONNX model {os.fspath(path)!r}")
         from ._io_onnx import write_onnx
 
         write_onnx(net, path, dtype=dtype)
     elif ext == ".pt":
+        _need("torch", "torch", f"writing the PyTorch model {os.fspath(path)!r}")
         from ._io_torch import write_torch
 
         write_torch(net, path, torchscript=torchscript, dtype=dtype)
