@@ -372,6 +372,31 @@ def _prod_eq(x: np.int64, y: np.int64, u: np.int64, v: np.int64) -> bool:  # pra
 
 
 @njit(cache=True)
+def _block_members(  # pragma: no cover - compiled
+    n: int, block_of: np.ndarray, nblocks: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per block: size, representative (smallest node), and the nodes grouped
+    contiguously (``elems[start[c]:start[c+1]]``), for the verification passes."""
+    sizes = np.zeros(nblocks, dtype=np.int64)
+    rep = np.full(nblocks, -1, dtype=np.int64)
+    for v in range(n):
+        c = block_of[v]
+        sizes[c] += 1
+        if rep[c] < 0:
+            rep[c] = v
+    start = np.zeros(nblocks + 1, dtype=np.int64)
+    for c in range(nblocks):
+        start[c + 1] = start[c] + sizes[c]
+    fill = start[:nblocks].copy()
+    elems = np.empty(n, dtype=np.int64)
+    for v in range(n):
+        c = block_of[v]
+        elems[fill[c]] = v
+        fill[c] += 1
+    return sizes, rep, start, elems
+
+
+@njit(cache=True)
 def verify_int64(  # pragma: no cover - compiled
     n: int,
     indptr: np.ndarray,
@@ -390,23 +415,7 @@ def verify_int64(  # pragma: no cover - compiled
     false with ``collision`` false when the only defect is that some block
     mixes scales of both signs (the hashed core cannot see signs).
     """
-    sizes = np.zeros(nblocks, dtype=np.int64)
-    rep = np.full(nblocks, -1, dtype=np.int64)
-    for v in range(n):
-        c = block_of[v]
-        sizes[c] += 1
-        if rep[c] < 0:
-            rep[c] = v
-    # nodes of each block, contiguous
-    start = np.zeros(nblocks + 1, dtype=np.int64)
-    for c in range(nblocks):
-        start[c + 1] = start[c] + sizes[c]
-    fill = start[:nblocks].copy()
-    elems = np.empty(n, dtype=np.int64)
-    for v in range(n):
-        c = block_of[v]
-        elems[fill[c]] = v
-        fill[c] += 1
+    sizes, rep, start, elems = _block_members(n, block_of, nblocks)
 
     acc = np.zeros(n, dtype=np.int64)
     mark = np.zeros(n, dtype=np.bool_)
@@ -581,22 +590,7 @@ def verify_crt(  # pragma: no cover - compiled
     representative's scale, and the sign of each node's scale.
     """
     k = primes.shape[0]
-    sizes = np.zeros(nblocks, dtype=np.int64)
-    rep = np.full(nblocks, -1, dtype=np.int64)
-    for v in range(n):
-        c = block_of[v]
-        sizes[c] += 1
-        if rep[c] < 0:
-            rep[c] = v
-    start = np.zeros(nblocks + 1, dtype=np.int64)
-    for c in range(nblocks):
-        start[c + 1] = start[c] + sizes[c]
-    fill = start[:nblocks].copy()
-    elems = np.empty(n, dtype=np.int64)
-    for v in range(n):
-        c = block_of[v]
-        elems[fill[c]] = v
-        fill[c] += 1
+    sizes, rep, start, elems = _block_members(n, block_of, nblocks)
 
     acc = np.zeros((n, k), dtype=np.int64)
     nonzero = np.zeros(n, dtype=np.bool_)
@@ -717,22 +711,7 @@ def verify_i128_plain(  # pragma: no cover - compiled
     guarantees that every sum of absolute values is below ``2**126``, so
     two's-complement 128-bit accumulation (two uint64 limbs) is exact.
     """
-    sizes = np.zeros(nblocks, dtype=np.int64)
-    rep = np.full(nblocks, -1, dtype=np.int64)
-    for v in range(n):
-        c = block_of[v]
-        sizes[c] += 1
-        if rep[c] < 0:
-            rep[c] = v
-    start = np.zeros(nblocks + 1, dtype=np.int64)
-    for c in range(nblocks):
-        start[c + 1] = start[c] + sizes[c]
-    fill = start[:nblocks].copy()
-    elems = np.empty(n, dtype=np.int64)
-    for v in range(n):
-        c = block_of[v]
-        elems[fill[c]] = v
-        fill[c] += 1
+    sizes, rep, start, elems = _block_members(n, block_of, nblocks)
 
     hi = np.zeros(n, dtype=np.uint64)
     lo = np.zeros(n, dtype=np.uint64)
