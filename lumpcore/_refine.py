@@ -195,7 +195,7 @@ def coarsest_lumping(
     csr_ints = None
     if ints is not None and ints.dtype == np.int64:
         csr_ints = np.ascontiguousarray(ints[perm])
-    crt = _CrtPlan.for_dyadic(dyadic, g.n, dst, bool(proportional)) if dyadic is not None else None
+    crt: _CrtPlan | None = None  # built on first use
     if dyadic is not None:
         csr_mant = np.ascontiguousarray(dyadic.mant[perm])
         csr_shift = np.ascontiguousarray(dyadic.shift[perm])
@@ -220,30 +220,28 @@ def coarsest_lumping(
             ok, collision, scale, rep_scale, sign = verify_int64(
                 n, indptr, targets, csr_ints, block_of, nb_now, bool(proportional)
             )
-            if ok:
-                outcome = VerifyOutcome(True, rep_scale, scale, None)
-                break
-            if not collision:
-                labels = _canonical(block_of * 3 + (sign + 1))
-                continue
+            num: np.ndarray | None = rep_scale
+            den: np.ndarray | None = scale
         elif dyadic is not None and not proportional and dyadic.bits < 125:
-            if verify_i128_plain(
-                n, indptr, targets, csr_mant, csr_shift, block_of, nb_now
-            ):
-                outcome = VerifyOutcome(True, None, None, None)
-                break
-        elif crt is not None:
-            ok, collision, scale_res, rep_res, sign = verify_crt(
-                n, indptr, targets, csr_mant, csr_shift, block_of, nb_now,
-                bool(proportional), crt.primes, crt.pow2, crt.cinv, crt.half_digits,
-            )
-            if ok:
-                num, den = crt.ratios(rep_res, scale_res) if proportional else (None, None)
-                outcome = VerifyOutcome(True, num, den, None)
-                break
-            if not collision:
-                labels = _canonical(block_of * 3 + (sign + 1))
-                continue
+            ok = verify_i128_plain(n, indptr, targets, csr_mant, csr_shift, block_of, nb_now)
+            collision, num, den = not ok, None, None
+        else:
+            if crt is None and dyadic is not None:
+                crt = _CrtPlan.for_dyadic(dyadic, bool(proportional))
+            if crt is None:  # Python integers only
+                ok, collision = False, True
+            else:
+                ok, collision, scale_res, rep_res, sign = verify_crt(
+                    n, indptr, targets, csr_mant, csr_shift, block_of, nb_now,
+                    bool(proportional), crt.primes, crt.pow2, crt.cinv, crt.half_digits,
+                )
+                num, den = crt.ratios(rep_res, scale_res) if ok and proportional else (None, None)
+        if ok:
+            outcome = VerifyOutcome(True, num, den, None)
+            break
+        if not collision:  # only signs were mixed: split by the sign of each node's scale
+            labels = _canonical(block_of * 3 + (sign + 1))
+            continue
         if ints is None:
             assert dyadic is not None
             ints = dyadic.to_python_ints()
@@ -454,9 +452,7 @@ class _CrtPlan:
         self.half_digits = np.array(digits, dtype=np.int64)
 
     @classmethod
-    def for_dyadic(
-        cls, dy: _Dyadic, n: int, dst: np.ndarray, proportional: bool
-    ) -> _CrtPlan | None:
+    def for_dyadic(cls, dy: _Dyadic, proportional: bool) -> _CrtPlan | None:
         # compared magnitudes: sums (< 2**bits) or products of two sums
         need = (2 * dy.bits if proportional else dy.bits) + 2
         count = max(1, math.ceil(need / 30.99))

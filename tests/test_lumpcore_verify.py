@@ -63,7 +63,7 @@ def test_compiled_verifiers_agree_with_python(seed: int, proportional: bool) -> 
     if isinstance(w, R._Dyadic):
         mant = np.ascontiguousarray(w.mant[perm])
         shift = np.ascontiguousarray(w.shift[perm])
-        plan = R._CrtPlan.for_dyadic(w, g.n, g.dst, proportional)
+        plan = R._CrtPlan.for_dyadic(w, proportional)
         assert plan is not None
         ok, _, _, _, _ = verify_crt(
             g.n, indptr, targets, mant, shift, blocks, nb, proportional,
