@@ -162,6 +162,13 @@ def coarsest_lumping(
         )
     n = graph.n
     init = _initial_labels(initial, n)
+    if getattr(graph, "_biadjacency", None) is not None and direction == "backward":
+        # a layer-shaped graph held as a dense matrix: one grouping pass (lumpcore._dense)
+        from ._dense import dense_lumping
+
+        fast = dense_lumping(graph, init, bool(proportional), arithmetic, tolerance)
+        if fast is not None:
+            return fast
 
     g = graph if direction == "backward" else graph.reversed()
     dyadic: _Dyadic | None = None
