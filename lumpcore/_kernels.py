@@ -27,10 +27,14 @@ import numpy as np
 from numba import njit
 
 __all__ = [
+    "MIX128",
     "P61",
     "csr_by_source",
+    "csr_terms_float",
+    "csr_terms_int",
     "decompose_floats",
     "first_seen_labels",
+    "refine_exact128",
     "refine_modular",
     "residues_of_dyadic",
     "residues_of_int64",
@@ -849,3 +853,411 @@ def first_seen_labels(labels: np.ndarray, bound: int) -> np.ndarray:  # pragma: 
             nxt += 1
         out[i] = newid[x]
     return out
+
+
+# ------------------------------------------------------------------------------------
+# Plain mode with exact 128-bit keys: no hashing modulo P61, no verification pass.
+#
+# Every weight is an integer (in units of a common power of two) whose 128-bit
+# two's-complement form is stored per edge; the caller guarantees that every
+# sum of absolute weights into one node is below 2**125, so every block sum is
+# exact in 128 bits.  The refinement groups nodes by these exact sums (a 64-bit
+# mix of the two limbs only orders them; equal mixes are checked limb by limb),
+# so each split is the exact one and the result is the exact coarsest stable
+# partition.  Should two different sums ever share a mix, the kernel says so
+# and the caller falls back to the hashed refinement with exact verification.
+
+#: Odd multiplier mixing the high limb into the ordering key.
+MIX128 = 0x9E3779B97F4A7C15
+
+
+@njit(cache=True)
+def _term128(mant: np.int64, s: np.int64) -> tuple[np.uint64, np.uint64]:  # pragma: no cover
+    # two's-complement 128-bit form (hi, lo) of mant * 2**s, |mant| < 2**63, s + bits < 127
+    zero = np.uint64(0)
+    a = np.uint64(-mant) if mant < 0 else np.uint64(mant)
+    su = np.uint64(s)
+    if s == 0:
+        tlo = a
+        thi = zero
+    elif s < 64:
+        tlo = a << su
+        thi = a >> (_S64 - su)
+    else:
+        tlo = zero
+        thi = a << (su - _S64)
+    if mant < 0:
+        tlo = (tlo ^ _M64) + _ONE
+        thi = thi ^ _M64
+        if tlo == zero:
+            thi = thi + _ONE
+    return thi, tlo
+
+
+@njit(cache=True)
+def csr_terms_float(  # pragma: no cover - compiled
+    n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Exact float64 weights as 128-bit integer terms in a CSR matrix by source.
+
+    ``w[e] = mant * 2**(shift + emin)`` with ``emin`` the smallest exponent of
+    a non-zero weight; the term of edge ``e`` is ``mant * 2**shift``.  Zero
+    weights are dropped.  Returns ``(indptr, targets, hi, lo, bits)`` where
+    ``bits`` bounds (log2) every sum of absolute terms into one node; the
+    terms are meaningful only when ``bits < 125`` (the caller checks).
+    One pass decomposes, one scatters (stable counting sort by source).
+    """
+    m = w.shape[0]
+    mant = np.empty(m, dtype=np.int64)
+    expo = np.empty(m, dtype=np.int64)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    absin = np.zeros(n, dtype=np.float64)
+    big = 1 << 40
+    emin = big
+    kept = 0
+    for e in range(m):
+        x = w[e]
+        if x == 0.0:
+            mant[e] = 0
+            continue
+        fm, fe = math.frexp(x)
+        mm = np.int64(fm * 9007199254740992.0)  # 2**53, exact
+        ex = fe - 53
+        tz = math.frexp(float(mm & -mm))[1] - 1
+        mm >>= tz
+        ex += tz
+        mant[e] = mm
+        expo[e] = ex
+        if ex < emin:
+            emin = ex
+        indptr[src[e] + 1] += 1
+        absin[dst[e]] += abs(x)
+        kept += 1
+    for v in range(n):
+        indptr[v + 1] += indptr[v]
+    absmax = 0.0
+    for v in range(n):
+        if absin[v] > absmax:
+            absmax = absin[v]
+    if emin == big:
+        emin = 0
+    bits = 1.0
+    if absmax > 0:
+        bits = math.log2(absmax) - emin + 2.0
+    targets = np.empty(kept, dtype=np.int64)
+    hi = np.empty(kept, dtype=np.uint64)
+    lo = np.empty(kept, dtype=np.uint64)
+    if bits >= 125.0:
+        return indptr, targets, hi, lo, bits
+    fill = indptr[:n].copy()
+    for e in range(m):
+        mm = mant[e]
+        if mm == 0:
+            continue
+        s = src[e]
+        p = fill[s]
+        fill[s] = p + 1
+        targets[p] = dst[e]
+        th, tl = _term128(mm, expo[e] - emin)
+        hi[p] = th
+        lo[p] = tl
+    return indptr, targets, hi, lo, bits
+
+
+@njit(cache=True)
+def csr_terms_int(  # pragma: no cover - compiled
+    n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """:func:`csr_terms_float` for int64 weights (the terms are the weights)."""
+    m = w.shape[0]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    absin = np.zeros(n, dtype=np.float64)
+    kept = 0
+    for e in range(m):
+        if w[e] != 0:
+            indptr[src[e] + 1] += 1
+            absin[dst[e]] += abs(float(w[e]))
+            kept += 1
+    for v in range(n):
+        indptr[v + 1] += indptr[v]
+    absmax = 0.0
+    for v in range(n):
+        if absin[v] > absmax:
+            absmax = absin[v]
+    bits = math.log2(absmax) + 2.0 if absmax > 0 else 1.0
+    targets = np.empty(kept, dtype=np.int64)
+    hi = np.empty(kept, dtype=np.uint64)
+    lo = np.empty(kept, dtype=np.uint64)
+    fill = indptr[:n].copy()
+    for e in range(m):
+        x = w[e]
+        if x == 0:
+            continue
+        s = src[e]
+        p = fill[s]
+        fill[s] = p + 1
+        targets[p] = dst[e]
+        th, tl = _term128(x, np.int64(0))
+        hi[p] = th
+        lo[p] = tl
+    return indptr, targets, hi, lo, bits
+
+
+@njit(cache=True)
+def refine_exact128(  # pragma: no cover - compiled
+    n: int,
+    indptr: np.ndarray,
+    targets: np.ndarray,
+    thi: np.ndarray,
+    tlo: np.ndarray,
+    init_block: np.ndarray,
+    num_init_blocks: int,
+    mix: np.uint64,
+) -> tuple[np.ndarray, int, int, bool]:
+    """Coarsest stable partition (plain mode) with exact 128-bit sums as keys.
+
+    Same splitter algorithm as :func:`refine_modular`; the key of a node is
+    its exact sum ``sum_{u in B} w(u, v)`` as two uint64 limbs.  Nodes are
+    ordered by ``lo + mix * hi`` (mod 2**64) within their block and every
+    group of equal order keys is checked to have equal limbs.  Returns
+    ``(block_of, splits, rounds, ok)``; ``ok`` is false only if two different
+    sums had the same order key (the partition is then not to be used).
+    """
+    cap = n + 1
+    bstart = np.zeros(cap, dtype=np.int64)
+    bend = np.zeros(cap, dtype=np.int64)
+    block_of = init_block.copy()
+    counts = np.zeros(num_init_blocks + 1, dtype=np.int64)
+    for v in range(n):
+        counts[block_of[v] + 1] += 1
+    for b in range(num_init_blocks):
+        counts[b + 1] += counts[b]
+    elems = np.empty(n, dtype=np.int64)
+    pos = np.empty(n, dtype=np.int64)
+    fill = counts[:num_init_blocks].copy()
+    for v in range(n):
+        b = block_of[v]
+        elems[fill[b]] = v
+        pos[v] = fill[b]
+        fill[b] += 1
+    for b in range(num_init_blocks):
+        bstart[b] = counts[b]
+        bend[b] = counts[b + 1]
+    nblocks = num_init_blocks
+
+    work = np.empty(cap, dtype=np.int64)
+    in_work = np.zeros(cap, dtype=np.bool_)
+    wtop = 0
+    for b in range(num_init_blocks):
+        work[wtop] = b
+        wtop += 1
+        in_work[b] = True
+
+    zero = np.uint64(0)
+    # per node, side by side (one cache line per visited edge): the sum (hi, lo),
+    # the round that last touched the node, and the node's block
+    row = np.zeros((n, 4), dtype=np.uint64)
+    for v in range(n):
+        row[v, 3] = np.uint64(block_of[v])
+    touched = np.empty(n, dtype=np.int64)
+    khi = np.empty(n, dtype=np.uint64)
+    klo = np.empty(n, dtype=np.uint64)
+    keys = np.empty(n, dtype=np.uint64)
+    tblock = np.empty(n, dtype=np.int64)
+    order = np.empty(n, dtype=np.int64)
+    piece_start = np.empty(n + 1, dtype=np.int64)
+    piece_end = np.empty(n + 1, dtype=np.int64)
+    tcount = np.zeros(cap, dtype=np.int64)
+    tfhi = np.zeros(cap, dtype=np.uint64)
+    tflo = np.zeros(cap, dtype=np.uint64)
+    tsame = np.zeros(cap, dtype=np.bool_)
+    tslot = np.full(cap, -1, dtype=np.int64)
+    tblocks = np.empty(n + 1, dtype=np.int64)
+    sstart = np.empty(n + 2, dtype=np.int64)
+    sfill = np.empty(n + 1, dtype=np.int64)
+    sblock = np.empty(n + 1, dtype=np.int64)
+
+    splits = 0
+    rounds = 0
+    while wtop > 0:
+        wtop -= 1
+        B = work[wtop]
+        in_work[B] = False
+        rounds += 1
+        stamp = np.uint64(rounds)
+
+        # 1. exact sums from the splitter (128-bit two's complement)
+        nt = 0
+        for i in range(bstart[B], bend[B]):
+            u = elems[i]
+            for e in range(indptr[u], indptr[u + 1]):
+                v = targets[e]
+                th = thi[e]
+                tl = tlo[e]
+                if row[v, 2] != stamp:
+                    row[v, 2] = stamp
+                    row[v, 0] = th
+                    row[v, 1] = tl
+                    touched[nt] = v
+                    nt += 1
+                else:
+                    nlo = row[v, 1] + tl
+                    carry = _ONE if nlo < tl else zero
+                    row[v, 0] = row[v, 0] + th + carry
+                    row[v, 1] = nlo
+        if nt == 0:
+            continue
+
+        # 2. keys; 3. drop the blocks that cannot split (one exact key on all nodes)
+        nblk = 0
+        for k in range(nt):
+            v = touched[k]
+            h = row[v, 0]
+            lw = row[v, 1]
+            khi[k] = h
+            klo[k] = lw
+            C = np.int64(row[v, 3])
+            tblock[k] = C
+            if tcount[C] == 0:
+                tblocks[nblk] = C
+                nblk += 1
+                tfhi[C] = h
+                tflo[C] = lw
+                tsame[C] = True
+            elif h != tfhi[C] or lw != tflo[C]:
+                tsame[C] = False
+            tcount[C] += 1
+        nsel = 0
+        nslot = 0
+        for k in range(nt):
+            C = tblock[k]
+            if (not tsame[C]) or (
+                tcount[C] < bend[C] - bstart[C] and (tfhi[C] != zero or tflo[C] != zero)
+            ):
+                touched[nsel] = touched[k]
+                khi[nsel] = khi[k]
+                klo[nsel] = klo[k]
+                keys[nsel] = klo[k] + mix * khi[k]
+                tblock[nsel] = C
+                if tslot[C] < 0:
+                    tslot[C] = nslot
+                    sfill[nslot] = 0
+                    sblock[nslot] = C
+                    nslot += 1
+                sfill[tslot[C]] += 1
+                nsel += 1
+        for q in range(nblk):
+            tcount[tblocks[q]] = 0
+        nt = nsel
+        if nt == 0:
+            continue
+        # 4. group the remaining nodes by block (counting sort), then order each
+        #    block's nodes by key
+        sstart[0] = 0
+        for q in range(nslot):
+            sstart[q + 1] = sstart[q] + sfill[q]
+            sfill[q] = sstart[q]
+        for k in range(nt):
+            q = tslot[tblock[k]]
+            order[sfill[q]] = k
+            sfill[q] += 1
+        for q in range(nslot):
+            a = sstart[q]
+            b = sstart[q + 1]
+            if b - a <= 16:
+                for k in range(a + 1, b):
+                    x = order[k]
+                    kx = keys[x]
+                    j = k - 1
+                    while j >= a and keys[order[j]] > kx:
+                        order[j + 1] = order[j]
+                        j -= 1
+                    order[j + 1] = x
+            else:
+                seg = order[a:b].copy()
+                idx = np.argsort(keys[seg])
+                for j in range(b - a):
+                    order[a + j] = seg[idx[j]]
+
+        for q in range(nslot):
+            C = sblock[q]
+            tslot[C] = -1
+            k = sstart[q]
+            k2 = sstart[q + 1]
+            size_c = bend[C] - bstart[C]
+            # exact check of the key groups; count the groups
+            has_zero = (k2 - k) < size_c
+            ngroups_nz = 0
+            j = k
+            while j < k2:
+                x0 = order[j]
+                kv = keys[x0]
+                h0 = khi[x0]
+                l0 = klo[x0]
+                j2 = j + 1
+                while j2 < k2 and keys[order[j2]] == kv:
+                    x = order[j2]
+                    if khi[x] != h0 or klo[x] != l0:
+                        return block_of, splits, rounds, False
+                    j2 += 1
+                if h0 == zero and l0 == zero:
+                    has_zero = True
+                elif kv == zero:
+                    return block_of, splits, rounds, False  # a non-zero sum keyed as 0
+                else:
+                    ngroups_nz += 1
+                j = j2
+            ngroups = ngroups_nz + (1 if has_zero else 0)
+            if ngroups > 1:
+                tail = bend[C]
+                npieces = 0
+                j = k
+                while j < k2:
+                    kv = keys[order[j]]
+                    if kv == zero:
+                        j += 1
+                        continue
+                    j2 = j
+                    gend = tail
+                    while j2 < k2 and keys[order[j2]] == kv:
+                        v = touched[order[j2]]
+                        tail -= 1
+                        p = pos[v]
+                        wv = elems[tail]
+                        elems[tail] = v
+                        pos[v] = tail
+                        elems[p] = wv
+                        pos[wv] = p
+                        j2 += 1
+                    piece_start[npieces] = tail
+                    piece_end[npieces] = gend
+                    npieces += 1
+                    j = j2
+                if has_zero:
+                    piece_start[npieces] = bstart[C]
+                    piece_end[npieces] = tail
+                    npieces += 1
+                largest = 0
+                for q2 in range(1, npieces):
+                    if (piece_end[q2] - piece_start[q2]) > (
+                        piece_end[largest] - piece_start[largest]
+                    ):
+                        largest = q2
+                for q2 in range(npieces):
+                    if q2 == largest:
+                        bstart[C] = piece_start[q2]
+                        bend[C] = piece_end[q2]
+                        continue
+                    bid = nblocks
+                    nblocks += 1
+                    splits += 1
+                    bstart[bid] = piece_start[q2]
+                    bend[bid] = piece_end[q2]
+                    ub = np.uint64(bid)
+                    for i in range(piece_start[q2], piece_end[q2]):
+                        block_of[elems[i]] = bid
+                        row[elems[i], 3] = ub
+                    in_work[bid] = True
+                    work[wtop] = bid
+                    wtop += 1
+    return block_of, splits, rounds, True

@@ -12,10 +12,14 @@ import numpy as np
 from ._errors import LumpkitError, VerificationError
 from ._graph import WeightedGraph
 from ._kernels import (
+    MIX128,
     P61,
     csr_by_source,
+    csr_terms_float,
+    csr_terms_int,
     decompose_floats,
     first_seen_labels,
+    refine_exact128,
     refine_modular,
     residues_of_dyadic,
     residues_of_int64,
@@ -31,6 +35,7 @@ __all__ = ["block_sums", "coarsest_lumping"]
 _DIRECTIONS = ("backward", "forward")
 _ARITHMETICS = ("exact", "float")
 _SUM_LIMIT = 2.0**60  # bound on any |sum| kept in int64
+_MIX = np.uint64(MIX128)  # ordering key of the exact 128-bit path (a test sets a weak one)
 
 
 class _ArgumentError(LumpkitError, ValueError):
@@ -171,6 +176,23 @@ def coarsest_lumping(
             return fast
 
     g = graph if direction == "backward" else graph.reversed()
+    if arithmetic == "exact" and not proportional:
+        exact128 = _plain_exact128(g, init)
+        if exact128 is not None:
+            bo128, splits128, rounds128 = exact128
+            bo128 = _canonical(bo128)
+            bo128.setflags(write=False)
+            return Lumping(
+                block_of=bo128,
+                rho=None,
+                direction=direction,  # type: ignore[arg-type]
+                proportional=False,
+                arithmetic="exact",
+                resolution=None,
+                splits=splits128,
+                rounds=rounds128,
+                verify_rounds=1,
+            )
     dyadic: _Dyadic | None = None
     if arithmetic == "exact":
         exact_w = _exact_integer_weights(g)
@@ -377,6 +399,35 @@ def _canonical(labels: np.ndarray) -> np.ndarray:
     rank = np.empty(first.shape[0], dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(first.shape[0])
     return rank[inv.reshape(-1)]
+
+
+def _plain_exact128(g: WeightedGraph, init: np.ndarray) -> tuple[np.ndarray, int, int] | None:
+    """Plain exact mode refined directly on exact 128-bit sums (no verification pass).
+
+    Applies to float64 and int64 weights whose sums of absolute values into
+    one node stay below ``2**125`` in units of the smallest power of two of
+    the weights (always for int64; for floats unless their exponents are
+    very far apart).  Returns ``None`` when it does not apply, or in the
+    (never observed) case that two different sums shared an ordering key;
+    the caller then takes the hashed path with exact verification.
+    """
+    w = g.weight
+    if w.dtype == np.float64:
+        indptr, targets, hi, lo, bits = csr_terms_float(g.n, g.src, g.dst, w)
+    elif w.dtype == np.int64:
+        indptr, targets, hi, lo, bits = csr_terms_int(g.n, g.src, g.dst, w)
+    else:
+        return None
+    if bits >= 125.0:
+        return None
+    n = g.n
+    nlab = int(init.max()) + 1 if n else 0
+    block_of, splits, rounds, ok = refine_exact128(
+        n, indptr, targets, hi, lo, init, nlab, _MIX
+    )
+    if not ok:
+        return None
+    return block_of, int(splits), int(rounds)
 
 
 def _in_abs_bound(g: WeightedGraph, absw: np.ndarray) -> float:

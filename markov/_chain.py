@@ -503,6 +503,43 @@ class CTMC(_Chain):
                     exact, variables, valuations, diagonal_given=False, loops=loops)
         return self
 
+    @classmethod
+    def _trusted_float(
+        cls,
+        n: int,
+        src: np.ndarray,
+        dst: np.ndarray,
+        val: np.ndarray,
+        *,
+        labels: dict[str, np.ndarray],
+        initial: np.ndarray,
+        rewards: dict[str, np.ndarray],
+        loops: np.ndarray | None,
+    ) -> Self:
+        """Internal: a float CTMC from arrays that are already valid and canonical.
+
+        For chains derived from a validated chain (lumping quotients): the
+        generator sorted by (row, column) without duplicates or zeros, its
+        diagonal minus the exit rate exactly as :meth:`from_rates` computes
+        it; labels sorted int64 state arrays; ``loops`` all >= 0 with a
+        non-zero entry, or ``None``.  Nothing is checked again.
+        """
+        self = cls.__new__(cls)
+        set_ = object.__setattr__
+        set_(self, "n", int(n))
+        set_(self, "exact", False)
+        set_(self, "_src", _readonly(src))
+        set_(self, "_dst", _readonly(dst))
+        set_(self, "_val", _readonly(val))
+        set_(self, "_csr", None)
+        set_(self, "labels", {k: _readonly(v) for k, v in labels.items()})
+        set_(self, "initial", _readonly(initial))
+        set_(self, "rewards", {k: _readonly(v) for k, v in rewards.items()})
+        set_(self, "variables", ())
+        set_(self, "valuations", None)
+        set_(self, "loops", None if loops is None else _readonly(loops))
+        return self
+
     def _add_diagonal(
         self, n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, exact: bool
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -580,6 +617,13 @@ class CTMC(_Chain):
     def rate_edges(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
         """The rate matrix ``R`` as edges ``(n, src, dst, values)``: the off-diagonal
         rates plus the self-loops of :attr:`loops` (Storm's transition matrix)."""
+        if not self.exact:
+            from ._kernels import rate_edges_float
+
+            loops = self.loops if self.loops is not None else np.zeros(0)
+            rs, rd, rv = rate_edges_float(self.n, self._src, self._dst, self._val, loops,
+                                          self.loops is not None)
+            return self.n, _readonly(rs), _readonly(rd), _readonly(rv)
         src, dst, val = self.off_diagonal()
         if self.loops is None:
             return self.n, src, dst, val

@@ -280,7 +280,12 @@ def lump(
         n, src, dst, val = chain.rate_edges()  # Storm's rate matrix: self-loops, no -exit
     else:
         n, src, dst, val = chain.to_edges()
-    graph = WeightedGraph.from_edges(n, src, dst, val)
+    if val.dtype == np.float64:
+        # the chain's arrays are validated (indices in range, finite values):
+        # hand them to the engine as they are, without from_edges' copies
+        graph = WeightedGraph(n, _readonly(src), _readonly(dst), _readonly(val))
+    else:
+        graph = WeightedGraph.from_edges(n, src, dst, val)
     opts: dict[str, Any] = {"arithmetic": arithmetic}
     if arithmetic == "float":
         opts["tolerance"] = tolerance
@@ -317,12 +322,70 @@ def lump(
     rho = eng.rho if kind.startswith("proportional") else None
     # float arithmetic gives float rho: build a float quotient (exact only from exact runs)
     base = chain.to_float() if arithmetic == "float" else chain
-    quotient = _quotient(base, kind, eng.block_of, rho, respected,
-                         kept_rewards if use_rewards else sorted(chain.rewards))
+    reward_names = kept_rewards if use_rewards else sorted(chain.rewards)
+    quotient: CTMC | DTMC
+    if (isinstance(base, CTMC) and not base.exact and rho is None
+            and kind in ("bisim", "ordinary", "strict")):
+        edges = (n, src, dst, val) if base is chain else None
+        quotient = _forward_quotient_float(base, kind, eng.block_of, respected, reward_names,
+                                           edges)
+    else:
+        quotient = _quotient(base, kind, eng.block_of, rho, respected, reward_names)
     return ChainLumping(
         kind=kind, chain=chain, quotient=quotient, block_of=eng.block_of,
         rho=rho, arithmetic=arithmetic, engine=tuple(runs), seconds=seconds,
     )
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    if a.flags.writeable:
+        a = a.view()
+        a.setflags(write=False)
+    return a
+
+
+def _forward_quotient_float(
+    chain: CTMC,
+    kind: str,
+    block_of: np.ndarray,
+    respected: list[str],
+    reward_names: list[str],
+    edges: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None,
+) -> CTMC:
+    """The quotient of a float CTMC under a forward lumping without ``rho``, in
+    compiled passes: ``Qt(I, J) = M(s, J)`` for the smallest state ``s`` of
+    ``I`` (``M`` = rates with self-loops for ``bisim``, else ``Q``).
+
+    Gives the same arrays, bit for bit, as :func:`_quotient` followed by
+    :meth:`CTMC.from_rates` (exit rates summed in ascending order of the
+    values); the checks of the constructor are skipped, since the quotient of
+    a valid chain under a stable partition is valid.
+    """
+    from ._kernels import forward_quotient
+
+    if edges is None:
+        edges = chain.rate_edges() if kind == "bisim" else chain.to_edges()
+    n, src, dst, val = edges
+    k = int(block_of.max()) + 1 if block_of.size else 0
+    rows, cols, vals, diag_at, svals, row_start, own, reps = forward_quotient(
+        n, src, dst, val, block_of, k
+    )
+    if row_start.size > 1:
+        vals[diag_at[diag_at >= 0]] = -np.add.reduceat(svals, row_start[:-1])
+    loops: np.ndarray | None = None
+    if kind == "bisim" and bool(np.any(own != 0)):  # own-block rates: the self-loops
+        loops = own
+    labels: dict[str, np.ndarray] = {}
+    for name in respected:
+        hit = np.zeros(k, dtype=bool)
+        hit[block_of[chain.labels[name]]] = True
+        labels[name] = np.flatnonzero(hit).astype(np.int64)
+    init_mass = np.bincount(block_of, weights=chain.initial, minlength=k).astype(np.float64)
+    labels["init"] = np.flatnonzero(init_mass > 0).astype(np.int64)
+    rewards = {name: np.ascontiguousarray(chain.rewards[name][reps], dtype=np.float64)
+               for name in reward_names}
+    return CTMC._trusted_float(k, rows, cols, vals, labels=labels, initial=init_mass,
+                               rewards=rewards, loops=loops)
 
 
 def _respected_labels(chain: CTMC | DTMC, labels: Collection[str] | None) -> list[str]:
@@ -364,10 +427,20 @@ def _initial_partition(
     n = chain.n
     cols: list[np.ndarray] = []
     exact_cols: list[list[Hashable]] = []
+    # labels: one bit each, packed into an integer code (renumbered when full)
+    bits = np.zeros(n, dtype=np.int64)
+    bound = 1  # every code is < bound
     for name in respected:
-        col = np.zeros(n, dtype=np.float64)
-        col[chain.labels[name]] = 1.0
-        cols.append(col)
+        if bound > 2**61:
+            _, inv = np.unique(bits, return_inverse=True)
+            bits = inv.reshape(n).astype(np.int64)
+            bound = int(bits.max(initial=0)) + 1
+        bits <<= 1
+        bits[chain.labels[name]] |= 1
+        bound *= 2
+    if respected:
+        cols.append(bits.astype(np.float64) if bound <= 2**53 else
+                    np.unique(bits, return_inverse=True)[1].reshape(n).astype(np.float64))
     vectors: list[np.ndarray] = [chain.rewards[k] for k in reward_names]
     if use_initial:
         vectors.append(chain.initial)
@@ -382,6 +455,8 @@ def _initial_partition(
         )
         codes: dict[Hashable, int] = {}
         return np.asarray([codes.setdefault(k, len(codes)) for k in keys], dtype=np.int64)
+    if len(cols) == 1 and respected:
+        return bits if bound <= 2**53 else cols[0].astype(np.int64)
     code = np.zeros(n, dtype=np.int64)
     for col in cols:  # combine per-column codes (1-D uniques are fast)
         _, c = np.unique(col + 0.0, return_inverse=True)  # +0.0 turns -0.0 into 0.0
