@@ -1,15 +1,324 @@
-"""Coarsest lumping of a layer-shaped graph held as a dense matrix (work in progress)."""
+"""Coarsest lumping of a layer-shaped graph held as a dense biadjacency matrix.
+
+A graph built by :meth:`WeightedGraph.from_biadjacency` has edges only from
+its row nodes (sources) to its column nodes (targets).  When every source
+starts in a block of its own that no target shares, backward refinement
+needs one step: sources receive nothing, so their blocks are stable, and a
+target's sum from a source block is its single matrix entry.  The coarsest
+stable partition therefore groups the targets of one initial label whose
+columns are equal (plain) or positive multiples of each other
+(proportional): of the exact values in exact arithmetic, of the values
+rounded to the grid ``tolerance * Z`` in float arithmetic.  This is the same
+answer the general splitter algorithm gives on the edge list (the tests
+compare both); it is computed here in two compiled passes over the matrix:
+
+1. every column is hashed through the bit patterns of the correctly rounded
+   ratios ``fl(x_k / x_p)`` to its first non-zero entry ``x_p`` (or of the
+   entries themselves in plain mode); exactly proportional columns have equal
+   ratios, hence equal hashes, so no merge can be missed;
+2. every column of a hash group is compared *exactly* with the group's first
+   member: ``x_k * y_p == y_k * x_p`` for all ``k``, the products compared
+   exactly (Dekker's two-product; a plain product when both mantissas are
+   short enough for it to be exact).  A failed comparison (a hash collision)
+   splits the group and the comparison is repeated.
+
+Inputs the exact products cannot cover (entries beyond ``2**±400``, grid
+steps beyond ``2**±800``, grid integers of ``2**50`` or more, a float grid
+chosen automatically) fall back to the general path.
+"""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
+from numba import njit, prange
 
+from ._graph import check_biadjacency_finite
 from ._result import Lumping
+
+__all__ = ["dense_lumping"]
+
+_SPLIT = 134217729.0  # 2**27 + 1, Dekker's splitter
+_LO = 2.0**-400  # exact products need every non-zero |entry| in [_LO, _HI]
+_HI = 2.0**400
+_QMAX = 2.0**50  # grid integers must stay below this
+_LOW27 = np.uint64((1 << 27) - 1)  # mantissa bits that must be zero for a plain exact product
+
+# status codes of a column
+_OK, _NONFINITE, _RANGE = 0, 1, 2
+
+
+@njit(inline="always")
+def _two_prod(a: float, b: float) -> tuple[float, float]:
+    p = a * b
+    c = _SPLIT * a
+    ah = c - (c - a)
+    al = a - ah
+    c = _SPLIT * b
+    bh = c - (c - b)
+    bl = b - bh
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, e
+
+
+@njit(inline="always")
+def _grid(x: float, step: float, inv: float) -> float:
+    """``x / step`` rounded to the nearest integer exactly (ties to even); ``inv = 1 / step``.
+
+    ``x * inv`` is within two units in the last place of ``x / step``; only
+    values that close to a half-way point are decided exactly.
+    """
+    q = x * inv
+    k = np.floor(q)
+    f = q - k
+    window = 1e-6 + abs(q) * 2.0**-50
+    if abs(f - 0.5) > window:
+        return k + 1.0 if f > 0.5 else k
+    # near a half-way point: the sign of x - (k + 1/2) * step, exactly
+    p, e = _two_prod(k + 0.5, step)
+    d = x - p  # exact (Sterbenz): x and p agree to far better than a factor 2
+    if d > e:
+        return k + 1.0
+    if d < e:
+        return k
+    return k if k % 2.0 == 0.0 else k + 1.0
+
+
+@njit(cache=True, parallel=True)
+def _hash_columns(t: np.ndarray, proportional: bool, step: float, mult: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``t`` (a target's incoming vector): hash, pivot, pivot value, status, short."""
+    n, m = t.shape
+    hashes = np.zeros(n, dtype=np.uint64)
+    pivot = np.full(n, -1, dtype=np.int64)
+    pval = np.zeros(n, dtype=np.float64)
+    status = np.zeros(n, dtype=np.int8)
+    short = np.zeros(n, dtype=np.bool_)
+    grid = step > 0.0
+    inv = 1.0 / step if grid else 0.0
+    for i in prange(n):
+        buf = np.empty(m, dtype=np.float64)
+        qbuf = np.empty(m if grid else 0, dtype=np.float64)
+        row = t[i]
+        if grid:
+            bad = 0.0
+            for k in range(m):
+                bad += row[k] * 0.0  # NaN if some entry is not finite
+            if not bad == 0.0:
+                status[i] = _NONFINITE
+                continue
+            for k in range(m):
+                qbuf[k] = _grid(row[k], step, inv)
+            vals = qbuf
+        else:
+            vals = row
+        p = -1
+        pv = 1.0
+        for k in range(m):
+            if vals[k] != 0.0:
+                p = k
+                pv = vals[k]
+                break
+        if not proportional:
+            pv = 1.0
+        # one pass: finiteness, range of the non-zero magnitudes, the ratios to the pivot
+        acc = 0.0
+        amax = 0.0
+        amin = np.inf
+        for k in range(m):
+            v = vals[k]
+            a = abs(v)
+            acc += v * 0.0
+            amax = max(amax, a)
+            amin = min(amin, a if a != 0.0 else np.inf)
+            buf[k] = v / pv + 0.0  # + 0.0 turns -0.0 into 0.0
+        if not acc == 0.0:
+            status[i] = _NONFINITE
+            continue
+        if grid:
+            if amax >= _QMAX:
+                status[i] = _RANGE
+                continue
+        elif proportional and (amax > _HI or (amax > 0.0 and amin < _LO)):
+            status[i] = _RANGE
+            continue
+        pivot[i] = p
+        pval[i] = pv if p >= 0 else 0.0
+        bits = buf.view(np.uint64)
+        vbits = vals.view(np.uint64)
+        h = np.uint64(0)
+        low = np.uint64(0)
+        for k in range(m):
+            h += bits[k] * mult[k]
+            low |= vbits[k] & _LOW27
+        hashes[i] = h ^ (h >> np.uint64(29))
+        short[i] = low == 0
+    return hashes, pivot, pval, status, short
+
+
+@njit(cache=True, parallel=True)
+def _compare_pairs(t: np.ndarray, a: np.ndarray, b: np.ndarray, pivot: np.ndarray,
+                   pval: np.ndarray, short: np.ndarray, proportional: bool, step: float
+                   ) -> np.ndarray:
+    """Whether row ``a[j]`` equals (plain) or is a positive multiple of row ``b[j]``, exactly."""
+    npairs = a.shape[0]
+    m = t.shape[1]
+    ok = np.zeros(npairs, dtype=np.bool_)
+    grid = step > 0.0
+    inv = 1.0 / step if grid else 0.0
+    for j in prange(npairs):
+        x = t[a[j]]
+        y = t[b[j]]
+        if pivot[a[j]] != pivot[b[j]]:
+            continue
+        if grid:
+            xs = np.empty(m, dtype=np.float64)
+            ys = np.empty(m, dtype=np.float64)
+            for k in range(m):
+                xs[k] = _grid(x[k], step, inv)
+                ys[k] = _grid(y[k], step, inv)
+        else:
+            xs = x
+            ys = y
+        good = True
+        if not proportional or pivot[a[j]] < 0:
+            for k in range(m):
+                good &= xs[k] == ys[k]
+        else:
+            px = pval[a[j]]
+            py = pval[b[j]]
+            if (px > 0.0) != (py > 0.0):
+                continue
+            if short[a[j]] and short[b[j]]:
+                for k in range(m):  # both mantissas <= 26 bits: the products are exact
+                    good &= xs[k] * py == ys[k] * px
+            else:
+                for k in range(m):
+                    p1, e1 = _two_prod(xs[k], py)
+                    p2, e2 = _two_prod(ys[k], px)
+                    good &= (p1 == p2) & (e1 == e2)
+        ok[j] = good
+    return ok
+
+
+_MULT_CACHE: dict[int, np.ndarray] = {}
+
+
+def _multipliers(m: int) -> np.ndarray:
+    """Fixed odd 64-bit multipliers, one per position (deterministic)."""
+    got = _MULT_CACHE.get(m)
+    if got is None:
+        rng = np.random.default_rng(0x5EED_1A4B)
+        got = rng.integers(0, 2**63, size=m, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        if len(_MULT_CACHE) > 16:
+            _MULT_CACHE.clear()
+        _MULT_CACHE[m] = got
+    return got
 
 
 def dense_lumping(graph: Any, init: np.ndarray, proportional: bool, arithmetic: str,
                   tolerance: float) -> Lumping | None:
-    """The lumping of a biadjacency graph, or ``None`` to use the general path."""
-    return None
+    """The backward lumping of a biadjacency graph, or ``None`` to use the general path.
+
+    ``init`` are the canonical initial labels (numbered by first node).
+    """
+    biadj: np.ndarray = graph._biadjacency
+    r, c = biadj.shape
+    if r and not np.array_equal(init[:r], np.arange(r)):
+        return None  # a source shares its initial block: the general algorithm decides
+    if c and r and int(init[r:].min()) < r:
+        return None
+    if arithmetic == "float":
+        if tolerance == 0 or not (2.0**-800 <= tolerance <= 2.0**800):
+            return None
+        step = float(tolerance)
+    else:
+        step = 0.0
+    t = biadj.T
+    if not t.flags.c_contiguous:
+        t = np.ascontiguousarray(t)
+    hashes, pivot, pval, status, short = _hash_columns(t, proportional, step, _multipliers(r))
+    if status.any():
+        if (status == _NONFINITE).any():
+            check_biadjacency_finite(biadj)
+        return None
+    lab = init[r:]
+    sign = np.sign(pval).astype(np.int64) if proportional else np.zeros(c, dtype=np.int64)
+    idx = np.arange(c, dtype=np.int64)
+    order = np.lexsort((idx, hashes, sign, lab))
+    so = order
+    new = np.ones(c, dtype=bool)
+    if c > 1:
+        new[1:] = ((lab[so][1:] != lab[so][:-1]) | (sign[so][1:] != sign[so][:-1])
+                   | (hashes[so][1:] != hashes[so][:-1]))
+    group = np.empty(c, dtype=np.int64)
+    group[so] = np.cumsum(new) - 1
+    verify_rounds = 1
+    # compare every member with its group's first (smallest) member; split on failure
+    pending = idx
+    while True:
+        grp = group[pending]
+        o = np.lexsort((pending, grp))
+        ps, gs = pending[o], grp[o]
+        first = np.ones(ps.size, dtype=bool)
+        first[1:] = gs[1:] != gs[:-1]
+        rep_pos = np.maximum.accumulate(np.where(first, np.arange(ps.size), 0))
+        members, reps = ps[~first], ps[rep_pos][~first]
+        if members.size == 0:
+            break
+        ok = _compare_pairs(t, members, reps, pivot, pval, short, proportional, step)
+        if ok.all():
+            break
+        verify_rounds += 1
+        failed = members[~ok]
+        fresh = int(group.max()) + 1
+        # the failed members of a group form a new candidate group of their own
+        gf = group[failed]
+        _, inv = np.unique(gf, return_inverse=True)
+        group[failed] = fresh + inv.reshape(-1)
+        pending = failed
+    # canonical numbering: sources 0..r-1, then target blocks by smallest member
+    first_member = np.full(int(group.max()) + 1 if c else 0, c, dtype=np.int64)
+    np.minimum.at(first_member, group, idx)
+    used = np.flatnonzero(first_member < c)
+    rank = np.empty(first_member.shape[0], dtype=np.int64)
+    rank[used[np.argsort(first_member[used], kind="stable")]] = np.arange(used.size)
+    block_of = np.empty(r + c, dtype=np.int64)
+    block_of[:r] = np.arange(r)
+    block_of[r:] = r + rank[group]
+    block_of.setflags(write=False)
+    rho: tuple[Fraction, ...] | np.ndarray | None = None
+    if proportional:
+        rep_of = first_member[group]
+        num = pval[rep_of]
+        den = pval
+        nonrep = np.flatnonzero((rep_of != idx) & (den != 0))
+        if arithmetic == "exact":
+            one = Fraction(1)
+            vals: list[Fraction] = [one] * (r + c)
+            for k, a, b in zip(nonrep.tolist(), num[nonrep].tolist(), den[nonrep].tolist()):
+                if a != b:
+                    na, da = a.as_integer_ratio()
+                    nb_, db = b.as_integer_ratio()
+                    vals[r + k] = Fraction(na * db, da * nb_)
+            rho = tuple(vals)
+        else:
+            arr = np.ones(r + c, dtype=np.float64)
+            arr[r + nonrep] = num[nonrep] / den[nonrep]
+            arr.setflags(write=False)
+            rho = arr
+    n_init = int(init.max()) + 1 if init.size else 0
+    nb = r + int(used.size)
+    return Lumping(
+        block_of=block_of,
+        rho=rho,
+        direction="backward",
+        proportional=proportional,
+        arithmetic=arithmetic,  # type: ignore[arg-type]
+        resolution=step if arithmetic == "float" else None,
+        splits=max(nb - n_init, 0),
+        rounds=int(r),
+        verify_rounds=verify_rounds,
+    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -36,20 +35,23 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
-@dataclass(frozen=True, eq=False)
 class WeightedGraph:
     """A finite directed graph with weighted edges (self-loops and negative weights allowed).
 
     Parallel edges are allowed and act as one edge carrying the sum of their
     weights.  Build instances with :meth:`from_edges`, :meth:`from_matrix`
-    (scipy sparse or dense) or :meth:`from_networkx`.
+    (scipy sparse or dense), :meth:`from_biadjacency` (a bipartite, layer-shaped
+    graph given as a dense matrix) or :meth:`from_networkx`.  Instances are
+    immutable.
 
     Attributes
     ----------
     n : int
         Number of nodes; nodes are ``0 .. n-1``.
     src, dst : numpy.ndarray of int64
-        Edge ``k`` goes from ``src[k]`` to ``dst[k]``.  Read-only.
+        Edge ``k`` goes from ``src[k]`` to ``dst[k]``.  Read-only.  For a
+        graph built by :meth:`from_biadjacency` they are built from the
+        matrix on first access.
     weight : numpy.ndarray
         Edge weights, read-only.  ``float64`` for float input, ``int64`` for
         integer input, or ``object`` holding :class:`fractions.Fraction` for
@@ -65,24 +67,72 @@ class WeightedGraph:
     (3, 3, 'float')
     """
 
+    __slots__ = ("_biadjacency", "_edges", "n", "nodes")
+
     n: int
-    src: np.ndarray
-    dst: np.ndarray
-    weight: np.ndarray
-    nodes: tuple[Hashable, ...] | None = field(default=None)
+    nodes: tuple[Hashable, ...] | None
+    _edges: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+    _biadjacency: np.ndarray | None
+
+    def __init__(
+        self,
+        n: int,
+        src: np.ndarray,
+        dst: np.ndarray,
+        weight: np.ndarray,
+        nodes: tuple[Hashable, ...] | None = None,
+    ) -> None:
+        # trusted internal constructor: the classmethods validate and normalise
+        object.__setattr__(self, "n", n)
+        object.__setattr__(self, "nodes", nodes)
+        object.__setattr__(self, "_edges", (src, dst, weight))
+        object.__setattr__(self, "_biadjacency", None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"WeightedGraph is immutable; cannot set {name!r}")
+
+    def __repr__(self) -> str:
+        return f"WeightedGraph(n={self.n}, num_edges={self.num_edges}, weights={self.weight_kind})"
 
     # ------------------------------------------------------------------ views
+    def _edge_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        edges = self._edges
+        if edges is None:
+            assert self._biadjacency is not None
+            edges = _edges_of_biadjacency(self._biadjacency)
+            object.__setattr__(self, "_edges", edges)
+        return edges
+
+    @property
+    def src(self) -> np.ndarray:
+        """Edge sources (int64, read-only)."""
+        return self._edge_arrays()[0]
+
+    @property
+    def dst(self) -> np.ndarray:
+        """Edge targets (int64, read-only)."""
+        return self._edge_arrays()[1]
+
+    @property
+    def weight(self) -> np.ndarray:
+        """Edge weights (read-only)."""
+        return self._edge_arrays()[2]
+
     @property
     def num_edges(self) -> int:
         """Number of stored edges (parallel edges counted separately)."""
+        if self._edges is None and self._biadjacency is not None:
+            return int(np.count_nonzero(self._biadjacency))
         return int(self.src.shape[0])
 
     @property
     def weight_kind(self) -> str:
         """``'float'``, ``'int'`` or ``'rational'``, from the weight dtype."""
-        if self.weight.dtype == np.float64:
+        dtype = self._biadjacency.dtype if self._edges is None and self._biadjacency is not None \
+            else self.weight.dtype
+        if dtype == np.float64:
             return "float"
-        if self.weight.dtype == np.int64:
+        if dtype == np.int64:
             return "int"
         return "rational"
 
@@ -182,6 +232,66 @@ class WeightedGraph:
         return cls.from_edges(int(arr.shape[0]), rows, cols, arr[rows, cols])
 
     @classmethod
+    def from_biadjacency(cls, matrix: npt.ArrayLike) -> WeightedGraph:
+        """Build a bipartite graph from its biadjacency matrix (a layer of weights).
+
+        For a matrix of shape ``(r, c)`` the graph has ``r + c`` nodes: the
+        rows are nodes ``0 .. r-1`` and the columns nodes ``r .. r+c-1``;
+        entry ``(i, j)`` is the weight of the edge ``i -> r + j`` (zero: no
+        edge).  This is the layout of :func:`networkx.bipartite.from_biadjacency_matrix`.
+
+        A float64 matrix is kept as it is (no copy, no edge list): when
+        every row node starts in a block of its own, :func:`coarsest_lumping`
+        then lumps the column nodes (backward) in one compiled pass over the
+        matrix.  Pass ``W.T`` of a C-ordered ``(targets, sources)`` weight
+        array to make that pass read contiguous memory.  Non-finite entries are
+        reported when the graph is first used.
+
+        Parameters
+        ----------
+        matrix : array_like, 2-D
+            Floats, ints, or exact numbers (exact input is stored as edges).
+
+        Raises
+        ------
+        ValueError
+            If the matrix is not 2-D, or (exact or integer input) holds a
+            NaN or infinite value.
+
+        Examples
+        --------
+        >>> g = WeightedGraph.from_biadjacency([[1.0, 2.0, 0.0], [0.0, 4.0, 0.0]])
+        >>> g.n, g.num_edges
+        (5, 3)
+        >>> g.src.tolist(), g.dst.tolist(), g.weight.tolist()
+        ([0, 0, 1], [2, 3, 3], [1.0, 2.0, 4.0])
+        """
+        exact = _has_exact(matrix)
+        arr = np.asarray(matrix, dtype=object if exact else None)
+        if arr.ndim != 2:
+            raise _GraphInputError(
+                f"a biadjacency matrix must be 2-D (rows = sources, columns = targets), "
+                f"got shape {arr.shape}"
+            )
+        r, c = (int(x) for x in arr.shape)
+        if arr.dtype != np.float64 or arr.dtype.kind == "b":
+            if arr.dtype.kind == "b":
+                raise _GraphTypeError("weights must be numbers, not booleans")
+            if arr.dtype == object:
+                rows, cols = np.nonzero(
+                    np.vectorize(lambda x: to_rational(x) != 0, otypes=[bool])(arr)
+                ) if arr.size else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+            else:
+                rows, cols = np.nonzero(arr)
+            return cls.from_edges(r + c, rows, r + cols, arr[rows, cols])
+        g = cls.__new__(cls)
+        object.__setattr__(g, "n", r + c)
+        object.__setattr__(g, "nodes", None)
+        object.__setattr__(g, "_edges", None)
+        object.__setattr__(g, "_biadjacency", arr)
+        return g
+
+    @classmethod
     def from_networkx(
         cls, graph: Any, weight: str = "weight", nodelist: Sequence[Hashable] | None = None
     ) -> WeightedGraph:
@@ -224,6 +334,16 @@ class WeightedGraph:
             w.append(data[weight])
         g = cls.from_edges(len(order), src, dst, w)
         return cls(g.n, g.src, g.dst, g.weight, tuple(order))
+
+
+def _edges_of_biadjacency(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    check_biadjacency_finite(arr)
+    rows, cols = np.nonzero(arr)
+    w = _as_weight_array(arr[rows, cols])
+    r = arr.shape[0]
+    src = np.ascontiguousarray(rows, dtype=np.int64)
+    dst = np.ascontiguousarray(cols, dtype=np.int64) + r
+    return _readonly(src), _readonly(dst), _readonly(w)
 
 
 def _has_exact(values: Any) -> bool:
@@ -290,3 +410,14 @@ def _as_weight_array(weight: Iterable[Any]) -> np.ndarray:
     if arr.size and not math.isfinite(float(np.abs(arr).max())):
         raise _GraphInputError("weights overflow float64")
     return arr
+
+
+def check_biadjacency_finite(arr: np.ndarray) -> None:
+    """Raise a ValueError naming the first NaN or infinite entry of a float matrix."""
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        i, j = (int(x) for x in bad[0])
+        raise _GraphInputError(
+            f"biadjacency matrix entry ({i}, {j}) = {float(arr[i, j])!r} is not finite; "
+            "NaN and infinite weights are not allowed"
+        )
