@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -58,6 +58,19 @@ def is_exact_array(a: np.ndarray) -> bool:
 def _readonly(a: np.ndarray) -> np.ndarray:
     a.setflags(write=False)
     return a
+
+
+_L = TypeVar("_L")
+
+
+def trusted_layer(cls: type[_L], **fields: Any) -> _L:
+    """A layer built from arrays lumpkit computed itself (float64, finite): no copy, no checks."""
+    obj = object.__new__(cls)
+    for name, value in fields.items():
+        if isinstance(value, np.ndarray):
+            value = _readonly(value)
+        object.__setattr__(obj, name, value)
+    return obj
 
 
 def _to_exact_array(a: Any, what: str) -> np.ndarray:

@@ -31,6 +31,7 @@ from lumpcore import (
 
 from ._atomic import atomic_write_text
 from ._hash import network_sha256
+from ._kernels import deviation_bound, merge_columns, normalise_rows, runs, take_rows
 from ._network import (
     Activation,
     AvgPool2d,
@@ -44,6 +45,7 @@ from ._network import (
     Permute,
     _output_shape,
     is_exact_array,
+    trusted_layer,
 )
 
 __all__ = ["LayerReduction", "Reduction", "reduce_network", "save_certificate"]
@@ -247,6 +249,10 @@ def _exact_obj(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def _frac(x: Fraction | float) -> Fraction:
+    return x if type(x) is Fraction else Fraction(x)
+
+
 def _pow2(q: Fraction) -> bool:
     n, d = abs(q.numerator), q.denominator
     return q > 0 and (n & (n - 1)) == 0 and (d & (d - 1)) == 0
@@ -372,6 +378,9 @@ def _check_channel_params(ops: list[Layer], shape: tuple[int, ...], first: int) 
 
 
 def _labels(ops: list[Layer], n: int) -> list[tuple[Any, ...]]:
+    if not any(isinstance(op, BatchNorm) or (isinstance(op, Activation) and op.kind == "prelu")
+               for op in ops):
+        return [()] * n
     labels: list[list[Any]] = [[] for _ in range(n)]
     for op in ops:
         if isinstance(op, Activation) and op.kind == "prelu":
@@ -504,14 +513,18 @@ def reduce_network(
     for li, idx in enumerate(lin):
         layer = layers[idx]
         assert isinstance(layer, Dense | Conv2d)
-        # grouped weights Wr (out, C_in, P)
+        # grouped weights Wr (out, C_in, P): a view, except below a flatten that reorders
+        plain_cols = li == 0 or prev_cols is None or (
+            prev_cols.shape[1] == 1
+            and np.array_equal(prev_cols[:, 0], np.arange(prev_cols.shape[0])))
         if isinstance(layer, Conv2d):
             o, c, kh, kw = layer.weight.shape
             wr = layer.weight.reshape(o, c, kh * kw)
-        elif li == 0 or prev_cols is None:
+        elif plain_cols:
             wr = layer.weight[:, :, None]
         else:
-            wr = layer.weight[:, prev_cols]
+            assert prev_cols is not None
+            wr = _LazyGrouped(layer.weight, prev_cols)  # type: ignore[assignment]
         bias = layer.bias
         # fold removed constants of the previous layer into the bias (exactly)
         b_eff: np.ndarray = bias
@@ -526,10 +539,23 @@ def reduce_network(
                 bf, changed = _to_float(b_obj)
                 if not changed:
                     b_eff = bf
-        m = _merge(wr, prev_blocks, np.asarray(prev_rho, dtype=object) if exact
-                   else [float(r) for r in prev_rho], exact)
-        if prev_combined:
-            m = _fold_combined(wr, m, prev_blocks, prev_combined, prev_rho, exact_net)
+        fast = None
+        if not prev_combined and not exact_net and not is_exact_array(b_eff):
+            fast = _fast_merge(layer, plain_cols, prev_cols, b_eff, prev_blocks, prev_rho,
+                               exact)
+        mb: np.ndarray | None = None
+        fast_zero: np.ndarray | None = None
+        if fast is not None:
+            mb, fast_zero = fast
+            p_width = wr.shape[2]
+            m = mb[:, 1:].reshape(mb.shape[0], len(prev_blocks), p_width)
+        else:
+            if isinstance(wr, _LazyGrouped):
+                wr = wr.materialise()
+            m = _merge(wr, prev_blocks, np.asarray(prev_rho, dtype=object) if exact
+                       else [float(r) for r in prev_rho], exact)
+            if prev_combined:
+                m = _fold_combined(wr, m, prev_blocks, prev_combined, prev_rho, exact_net)
         if not exact and any(len(blk) > 1 for blk in prev_blocks):
             rounded = True  # tolerance mode merges in float64 arithmetic
         n_out = m.shape[0]
@@ -547,7 +573,9 @@ def reduce_network(
         _check_channel_params(ops, net.shapes[idx + 1], idx + 1)
         factors = _factors(ops)
         flat_m = m.reshape(n_out, m.shape[1] * m.shape[2])
-        if is_exact_array(flat_m):
+        if fast_zero is not None:
+            zero_rows = fast_zero
+        elif is_exact_array(flat_m):
             zero_rows = np.array([all(x == 0 for x in row) for row in flat_m], dtype=bool)
         else:
             zero_rows = ~np.any(flat_m != 0, axis=1)
@@ -562,13 +590,21 @@ def reduce_network(
                     continue
             candidates.append(v)
         labels = _labels(ops, n_out)
-        blocks, rho, dev = _lump_layer(flat_m, b_eff, candidates, labels, factors, exact, tol)
+        if mb is not None:
+            blocks, rho, dev = _lump_layer_dense(mb, flat_m, b_eff, candidates, labels, factors,
+                                                 exact, tol)
+        else:
+            blocks, rho, dev = _lump_layer(flat_m, b_eff, candidates, labels, factors, exact,
+                                           tol)
         max_dev = max(max_dev, dev)
         combined: list[tuple[list[int], list[tuple[int, Fraction]]]] = []
         if linear_dependence and exact and factors == "nonzero" and len(blocks) > 1:
             blocks, combined = _dependent_blocks(flat_m, b_eff, blocks)
         reps = [b[0] for b in blocks]
-        rebuilt, ch = _rebuild(layer, m, b_eff, reps, exact_net, new_cols)
+        if mb is not None:
+            rebuilt, ch = _rebuild_fast(layer, mb, b_eff, reps, new_cols), False
+        else:
+            rebuilt, ch = _rebuild(layer, m, b_eff, reps, exact_net, new_cols)
         rounded = rounded or ch
         new_layers[idx] = rebuilt
         for j in range(idx + 1, lin[li + 1]):
@@ -579,9 +615,9 @@ def reduce_network(
             post_ops=tuple(_op_kind(op) for op in ops), factors=factors,
             neurons_before=n_out, neurons_after=len(blocks),
             blocks=tuple(tuple(b) for b in blocks),
-            rho=tuple(tuple(Fraction(rho[v]) for v in b) for b in blocks),
+            rho=tuple(tuple(_frac(rho[v]) for v in b) for b in blocks),
             removed=tuple(removed),
-            combined=tuple((tuple(cb), tuple(Fraction(rho[v]) for v in cb), tuple(co))
+            combined=tuple((tuple(cb), tuple(_frac(rho[v]) for v in cb), tuple(co))
                            for cb, co in combined),
         ))
         # grouping of the next layer's inputs, in the original and the reduced shapes
@@ -606,12 +642,132 @@ def reduce_network(
         prev_rho = [Fraction(1)] * n_out
         for b in blocks + [cb for cb, _ in combined]:
             for v in b:
-                prev_rho[v] = Fraction(rho[v])
+                prev_rho[v] = _frac(rho[v])
         prev_removed = removed
         prev_combined = combined
 
     red_net = Network(tuple(new_layers), net.input_shape, net.normalization)
     return _finish(net, red_net, results, exact, tol, max_dev, rounded, t0, certify)
+
+
+class _LazyGrouped:
+    """``weight[:, cols]`` (shape ``(out, C, P)``), copied only when all of it is needed."""
+
+    def __init__(self, weight: np.ndarray, cols: np.ndarray) -> None:
+        self.weight, self.cols = weight, cols
+        self.shape = (weight.shape[0], cols.shape[0], cols.shape[1])
+
+    def __getitem__(self, key: tuple[Any, int, Any]) -> np.ndarray:
+        rows, j, rest = key
+        return self.weight[rows, self.cols[j]][:, rest]
+
+    def materialise(self) -> np.ndarray:
+        return self.weight[:, self.cols]
+
+
+def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray | None,
+                b_eff: np.ndarray, blocks: list[list[int]], rho: list[Fraction], exact: bool
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The merged layer with its bias as column 0, in one compiled pass over float weights.
+
+    Returns ``(mb, zero_rows)`` with ``mb[:, 1:]`` the merged tensor of
+    :func:`_merge` flattened, or ``None`` when this pass does not apply (exact
+    mode with a factor that is not a power of two, or an inexact sum): the
+    caller then uses :func:`_merge`.
+    """
+    n_ch = len(rho)
+    inv = np.ones(n_ch, dtype=np.float64)
+    for u, r in enumerate(rho):
+        if r != 1:
+            if exact and not _pow2(r):
+                return None
+            inv[u] = r.denominator / r.numerator  # exact for powers of two
+    block_of = np.full(n_ch, -1, dtype=np.int64)
+    for k, b in enumerate(blocks):
+        block_of[b] = k
+    w = layer.weight
+    if isinstance(layer, Conv2d):
+        o, c, kh, kw = w.shape
+        p = kh * kw
+        w2 = w.reshape(o, c * p)
+        pos = np.arange(c * p)
+        ch, pp = pos // p, pos % p
+    elif plain_cols:
+        w2, p = w, 1
+        ch, pp = np.arange(w.shape[1]), np.zeros(w.shape[1], dtype=np.int64)
+    else:
+        assert prev_cols is not None
+        w2, p = w, prev_cols.shape[1]
+        ch = np.empty(w.shape[1], dtype=np.int64)
+        pp = np.empty(w.shape[1], dtype=np.int64)
+        ch[prev_cols] = np.arange(prev_cols.shape[0])[:, None]
+        pp[prev_cols] = np.arange(p)[None, :]
+    kb = block_of[ch]
+    dest = np.where(kb >= 0, kb * p + pp, -1).astype(np.int64)
+    scale = inv[ch]
+    width = len(blocks) * p
+    # the first input feeding each merged column, then the others (added exactly)
+    live = np.flatnonzero(dest >= 0)
+    order = live[np.argsort(dest[live], kind="stable")]
+    d_sorted = dest[order]
+    is_first = np.ones(order.size, dtype=bool)
+    is_first[1:] = d_sorted[1:] != d_sorted[:-1]
+    first_src = order[is_first]
+    rest_src = order[~is_first]
+    w2 = np.ascontiguousarray(w2)
+    mb = np.empty((w2.shape[0], 1 + width), dtype=np.float64)
+    rest_dst = dest[rest_src]
+    zero, ok = merge_columns(
+        w2, np.asarray(b_eff, dtype=np.float64), runs(first_src, np.arange(width)),
+        scale[first_src], runs(rest_src, np.arange(rest_src.size)), rest_dst, scale[rest_src],
+        exact, mb)
+    if not ok:
+        return None
+    return mb, zero
+
+
+def _lump_layer_dense(
+    mb: np.ndarray,
+    flat_m: np.ndarray,
+    b_eff: np.ndarray,
+    candidates: list[int],
+    labels: list[tuple[Any, ...]],
+    factors: Factors,
+    exact: bool,
+    tol: float,
+) -> tuple[list[list[int]], dict[int, Fraction | float], float]:
+    """:func:`_lump_layer` for the float matrix ``mb`` (bias = column 0), as a dense graph."""
+    n_src = mb.shape[1] - 1
+    m = len(candidates)
+    if m == 0:
+        return [], {}, 0.0
+    vec = mb if m == mb.shape[0] else mb[np.asarray(candidates, dtype=np.int64)]
+    sign = np.ones(m, dtype=np.int64)
+    if factors == "nonzero":
+        # rho may be negative: make the first non-zero coordinate (bias first) positive
+        nz = vec != 0
+        first = np.argmax(nz, axis=1)
+        sign = np.where(vec[np.arange(m), first] < 0, -1, 1).astype(np.int64)
+    scale: np.ndarray | None = None
+    if not exact and factors != "one":
+        normed = np.empty(vec.shape, dtype=np.float64)
+        scale = normalise_rows(vec, sign.astype(np.float64), normed)
+        vec = normed
+    elif factors == "nonzero" and (sign < 0).any():
+        vec = vec * sign[:, None].astype(np.float64)
+    # initial labels: every source alone; the neurons by their per-neuron parameters
+    init = np.empty(1 + n_src + m, dtype=np.int64)
+    init[: 1 + n_src] = np.arange(1 + n_src)
+    if all(not lab for lab in labels):
+        init[1 + n_src:] = 1 + n_src
+    else:
+        index: dict[tuple[Any, ...], int] = {}
+        init[1 + n_src:] = [1 + n_src + index.setdefault(labels[v], len(index))
+                            for v in candidates]
+    g = WeightedGraph.from_biadjacency(vec.T)
+    lump = coarsest_lumping(g, init, direction="backward", proportional=factors != "one",
+                            arithmetic="exact" if exact else "float", tolerance=tol)
+    return _collect(lump, candidates, n_src, sign, scale, exact, flat_m, b_eff, mb)
 
 
 def _dependent_blocks(
@@ -659,6 +815,24 @@ def _fold_combined(wr: np.ndarray, m: np.ndarray, blocks: list[list[int]],
         if not changed:
             return f
     return out
+
+
+def _rebuild_fast(layer: Dense | Conv2d, mb: np.ndarray, b_eff: np.ndarray, rows: list[int],
+                  new_cols: np.ndarray | None) -> Layer:
+    """:func:`_rebuild` for the float matrix ``mb`` of :func:`_fast_merge` (finite, checked)."""
+    wq = np.empty((len(rows), mb.shape[1] - 1), dtype=np.float64)
+    take_rows(mb, np.asarray(rows, dtype=np.int64), 1, wq)
+    bq = np.ascontiguousarray(np.asarray(b_eff, dtype=np.float64)[rows])
+    if isinstance(layer, Conv2d):
+        kh, kw = layer.weight.shape[2:]
+        return trusted_layer(Conv2d, weight=wq.reshape(wq.shape[0], -1, kh, kw), bias=bq,
+                             stride=layer.stride, padding=layer.padding)
+    if new_cols is not None and not (new_cols.shape[1] == 1 and np.array_equal(
+            new_cols[:, 0], np.arange(new_cols.shape[0]))):
+        w = np.empty((wq.shape[0], new_cols.size), dtype=np.float64)
+        w[:, new_cols] = wq.reshape(wq.shape[0], new_cols.shape[0], new_cols.shape[1])
+        wq = w
+    return trusted_layer(Dense, weight=wq, bias=bq)
 
 
 def _rebuild(layer: Dense | Conv2d, m: np.ndarray, b_eff: np.ndarray, rows: list[int],
@@ -793,35 +967,47 @@ def _lump_float_arrays(
 
 
 def _collect(lump: Any, candidates: list[int], n_src: int, sign: np.ndarray,
-             scale: np.ndarray | None, exact: bool, flat_m: np.ndarray, b_eff: np.ndarray
+             scale: np.ndarray | None, exact: bool, flat_m: np.ndarray, b_eff: np.ndarray,
+             mb: np.ndarray | None = None
              ) -> tuple[list[list[int]], dict[int, Fraction | float], float]:
     """Blocks and factors of the neurons from lumpcore's answer (undoing sign/scale)."""
-    blocks: list[list[int]] = []
-    rho: dict[int, Fraction | float] = {}
     lrho = lump.rho
-    for blk in lump.blocks:
-        if blk[0] < 1 + n_src:
-            continue
-        local = [u - 1 - n_src for u in blk]
-        members = [candidates[k] for k in local]
-        blocks.append(members)
-        r0 = local[0]
-        for k in local:
-            if lrho is None:
-                r: Fraction | float = Fraction(1)
-            elif exact:
-                r = Fraction(lrho[1 + n_src + k]) * int(sign[k]) * int(sign[r0])
-            else:
-                rf = float(lrho[1 + n_src + k])
-                assert scale is not None
-                r = Fraction(rf * float(scale[r0]) / float(scale[k])) * int(sign[k]) * int(
-                    sign[r0])
-            rho[candidates[k]] = r
+    tb = np.asarray(lump.block_of[1 + n_src:])
+    order = np.argsort(tb, kind="stable")
+    cuts = np.flatnonzero(np.diff(tb[order])) + 1
+    local_blocks = [part.tolist() for part in np.split(order, cuts)] if order.size else []
+    cand = np.asarray(candidates, dtype=np.int64)
+    rep_local = np.empty(tb.shape[0], dtype=np.int64)
+    for part in local_blocks:
+        rep_local[part] = part[0]
+    one = Fraction(1)
+    flip = (sign != sign[rep_local]).tolist()
+    if lrho is None:
+        vals: list[Fraction] = [one] * tb.shape[0]
+    elif exact:
+        vals = list(lrho[1 + n_src:])
+    else:
+        assert scale is not None
+        rf = np.asarray(lrho[1 + n_src:], dtype=np.float64) * scale[rep_local] / scale
+        is_rep = rep_local == np.arange(tb.shape[0])
+        vals = [one if r else Fraction(x) for x, r in zip(rf.tolist(), is_rep.tolist())]
+    rho: dict[int, Fraction | float] = {}
+    for k, (v, f) in enumerate(zip(cand.tolist(), flip)):
+        rho[v] = -vals[k] if f else vals[k]
+    blocks = [cand[part].tolist() for part in local_blocks]
     blocks.sort(key=lambda b: b[0])
     dev = 0.0
     if not exact:
-        dev = _deviation_bound(blocks, rho, np.asarray(flat_m, dtype=np.float64),
-                               np.asarray(b_eff, dtype=np.float64))
+        if mb is not None:
+            pv = [v for blk in blocks for v in blk[1:]]
+            pr = [blk[0] for blk in blocks for _ in blk[1:]]
+            dev = deviation_bound(mb, np.asarray(pv, dtype=np.int64),
+                                  np.asarray(pr, dtype=np.int64),
+                                  np.array([float(rho[v]) for v in pv], dtype=np.float64))
+            dev *= 1 + 2.0**-40
+        else:
+            dev = _deviation_bound(blocks, rho, np.asarray(flat_m, dtype=np.float64),
+                                   np.asarray(b_eff, dtype=np.float64))
     return blocks, rho, dev
 
 

@@ -1,0 +1,190 @@
+"""The compiled float path of ``reduce_network`` against the general path and exact evaluation.
+
+Float networks take a compiled path (one pass building the layer's graph,
+then lumpcore's dense biadjacency path).  Oracles:
+* the general path of the same reduction (forced by disabling the compiled
+  merge): same blocks, factors, removed neurons and reduced weights;
+* exact rational evaluation of the original and the reduced network on
+  random inputs of both signs (exact mode);
+* the planted neuron count (known by construction).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import nnreduce._reduce as red_mod
+from nnreduce import (
+    Activation,
+    Conv2d,
+    Dense,
+    Flatten,
+    MaxPool2d,
+    Network,
+    evaluate_exact,
+    reduce_network,
+)
+
+ACTS = ["relu", "leaky_relu", "identity", "tanh"]
+
+
+def _act(kind: str) -> Activation:
+    return Activation(kind, alpha=Fraction(1, 8)) if kind == "leaky_relu" else Activation(kind)
+
+
+def _planted_mlp(rng: np.random.Generator, sizes: list[int], kinds: list[str], dup: int,
+                 pow2: bool) -> tuple[Network, list[int]]:
+    """An MLP whose hidden layers get ``dup`` extra neurons each, multiples of existing ones."""
+    layers: list[Any] = []
+    planted_sizes = []
+    prev_map: list[tuple[int, float]] = [(j, 1.0) for j in range(sizes[0])]
+    for k in range(len(sizes) - 1):
+        base = rng.standard_normal((sizes[k + 1], sizes[k])).astype(np.float32).astype(np.float64)
+        bias = rng.standard_normal(sizes[k + 1]).astype(np.float32).astype(np.float64)
+        hidden = k < len(sizes) - 2
+        # columns: a copy with factor f gets base / 4, its original base * (1 - sum f / 4),
+        # so that the merged column sum_u w(u) * f(u) is base again (all exact dyadics)
+        w_cols = np.zeros((sizes[k + 1], len(prev_map)))
+        for c, (orig, _f) in enumerate(prev_map):
+            if c < sizes[k]:
+                rest = sum(g for o, g in prev_map[sizes[k]:] if o == orig)
+                w_cols[:, c] = base[:, orig] * (1.0 - rest / 4.0)
+            else:
+                w_cols[:, c] = base[:, orig] * 0.25
+        rows = [(i, 1.0) for i in range(sizes[k + 1])]
+        if hidden:
+            kind = kinds[k]
+            for _ in range(dup):
+                i = int(rng.integers(0, sizes[k + 1]))
+                if kind == "tanh":
+                    f = 1.0
+                elif pow2:
+                    f = float(2.0 ** int(rng.integers(-2, 3)))
+                else:
+                    f = float(rng.choice([3.0, 0.75, 1.5]))
+                if kind == "identity" and rng.random() < 0.5:
+                    f = -f
+                rows.append((i, f))
+        w = np.stack([w_cols[i] * f for i, f in rows])
+        b = np.array([bias[i] * f for i, f in rows])
+        layers.append(Dense(w, b))
+        if hidden:
+            layers.append(_act(kinds[k]))
+            planted_sizes.append(sizes[k + 1])
+        prev_map = rows
+    return Network(tuple(layers), (sizes[0],)), planted_sizes
+
+
+def _general(monkeypatch: pytest.MonkeyPatch, net: Network, **kw: Any) -> Any:
+    with monkeypatch.context() as mp:
+        mp.setattr(red_mod, "_fast_merge", lambda *a, **k: None)
+        return reduce_network(net, **kw)
+
+
+def _same_reduction(a: Any, b: Any, exact: bool) -> None:
+    assert [lr.blocks for lr in a.layers] == [lr.blocks for lr in b.layers]
+    assert [lr.removed for lr in a.layers] == [lr.removed for lr in b.layers]
+    if exact:
+        assert [lr.rho for lr in a.layers] == [lr.rho for lr in b.layers]
+    else:
+        for la, lb in zip(a.layers, b.layers, strict=True):
+            for ra, rb in zip(la.rho, lb.rho, strict=True):
+                assert np.allclose([float(x) for x in ra], [float(x) for x in rb], rtol=1e-12)
+    for la, lb in zip(a.network.layers, b.network.layers, strict=True):
+        assert type(la) is type(lb)
+        if isinstance(la, Dense | Conv2d):
+            assert la.weight.shape == lb.weight.shape
+            if exact:
+                assert np.array_equal(la.weight, lb.weight) and np.array_equal(la.bias, lb.bias)
+            else:
+                assert np.allclose(la.weight, lb.weight, rtol=1e-12, atol=1e-300)
+                assert np.allclose(la.bias, lb.bias, rtol=1e-12, atol=1e-300)
+
+
+def _same_function(a: Network, b: Network, rng: np.random.Generator, n: int = 4) -> None:
+    size = int(np.prod(a.input_shape))
+    for _ in range(n):
+        x = [Fraction(int(v), int(d)) for v, d in
+             zip(rng.integers(-9, 10, size=size), rng.integers(1, 5, size=size), strict=True)]
+        xa = np.array(x, dtype=object).reshape(a.input_shape)
+        assert evaluate_exact(a, xa).tolist() == evaluate_exact(b, xa).tolist()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**31), depth=st.integers(1, 3), dup=st.integers(0, 4),
+       pow2=st.booleans(), data=st.data())
+def test_compiled_path_equals_general_path(monkeypatch: pytest.MonkeyPatch, seed: int,
+                                           depth: int, dup: int, pow2: bool,
+                                           data: st.DataObject) -> None:
+    rng = np.random.default_rng(seed)
+    sizes = [int(rng.integers(1, 5))] + [int(rng.integers(1, 6)) for _ in range(depth)] + [2]
+    kinds = [data.draw(st.sampled_from(ACTS)) for _ in range(depth)]
+    net, planted_sizes = _planted_mlp(rng, sizes, kinds, dup, pow2)
+    calls = []
+    real = red_mod.merge_columns
+
+    def spy(*a: Any) -> Any:
+        calls.append(1)
+        return real(*a)
+
+    monkeypatch.setattr(red_mod, "merge_columns", spy)
+    fast = reduce_network(net)
+    assert calls, "the compiled path was not used"
+    _same_reduction(fast, _general(monkeypatch, net), exact=True)
+    # never more neurons than before planting; equal function, exactly
+    assert all(lr.neurons_after <= s for lr, s in zip(fast.layers, planted_sizes, strict=True))
+    if not fast.rounded:  # a float64 network holds the exact Def. 7 weights
+        _same_function(net, fast.network, rng)
+    tol = reduce_network(net, tolerance=1e-9)
+    _same_reduction(tol, _general(monkeypatch, net, tolerance=1e-9), exact=False)
+
+
+def test_power_of_two_plants_recover_the_original_count_on_the_compiled_path() -> None:
+    rng = np.random.default_rng(3)
+    net, planted = _planted_mlp(rng, [6, 12, 10, 9, 3], ["relu", "leaky_relu", "relu"], 8,
+                                True)
+    red = reduce_network(net)
+    assert [lr.neurons_after for lr in red.layers] == planted
+    _same_function(net, red.network, rng, 6)
+    assert red.network.layers[0].weight.dtype == np.float64 and not red.rounded
+
+
+def test_conv_flatten_dense_on_the_compiled_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    f = rng.standard_normal((3, 2, 3, 3)).astype(np.float32).astype(np.float64)
+    b = rng.standard_normal(3).astype(np.float32).astype(np.float64)
+    w1 = np.concatenate([f, 2.0 * f[:1], 0.5 * f[2:]])  # channels 3 = 2*0, 4 = 0.5*2
+    b1 = np.concatenate([b, 2.0 * b[:1], 0.5 * b[2:]])
+    n_flat = 5 * 3 * 3
+    w2 = rng.standard_normal((4, n_flat)).astype(np.float32).astype(np.float64)
+    w2 = np.concatenate([w2, 4.0 * w2[1:2]])  # dense neuron 4 = 4 * neuron 1
+    b2 = rng.standard_normal(4).astype(np.float32).astype(np.float64)
+    b2 = np.concatenate([b2, 4.0 * b2[1:2]])
+    net = Network((Conv2d(w1, b1), Activation("relu"), MaxPool2d((2, 2), (2, 2)), Flatten(),
+                   Dense(w2, b2), Activation("relu"),
+                   Dense(rng.standard_normal((2, 5)).astype(np.float32).astype(np.float64),
+                         np.zeros(2))), (2, 8, 8))
+    fast = reduce_network(net)
+    assert [lr.neurons_after for lr in fast.layers] == [3, 4] and not fast.rounded
+    _same_reduction(fast, _general(monkeypatch, net), exact=True)
+    _same_function(net, fast.network, rng, 2)
+    _same_reduction(reduce_network(net, tolerance=1e-9),
+                    _general(monkeypatch, net, tolerance=1e-9), exact=False)
+
+
+def test_inexact_merge_falls_back_to_exact_arithmetic() -> None:
+    """A merged column whose float sum is not exact takes the rational path (and stays exact)."""
+    w1 = np.array([[1.0], [2.0]])  # neuron 1 = 2 * neuron 0
+    w2 = np.array([[1.0, 2.0**-60]])  # 1 + 2**-60 / 2 is not a float64
+    net = Network((Dense(w1, [0.0, 0.0]), Activation("relu"), Dense(w2, [0.0])), (1,))
+    red = reduce_network(net)
+    assert red.layers[0].blocks == ((0, 1),)
+    assert red.network.layers[2].weight[0, 0] == float(1 + Fraction(1, 2**61))
+    assert red.rounded  # the exact merged weight 1 + 2**-61 had to be rounded
