@@ -10,16 +10,20 @@ evaluator for the conv net) measured in the same run, the reduction time in
 exact mode and in tolerance mode, their ratios, and peak memory (growth of
 the process peak RSS during each reduction, and the process peak RSS).
 
-Usage: ``python benchmarks/nn_reduce.py [--width 4096] [--conv-channels 64] [--repeat 1]``.
+Usage: ``python benchmarks/nn_reduce.py [--width 4096] [--conv-channels 64] [--repeat 3]
+[--write docs/benchmarks-nn-table.md]``.
 Run at full size at most once or twice on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import resource
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -112,68 +116,132 @@ def _best(fn: Callable[[], Any], repeat: int) -> float:
     return best
 
 
-def _measure(net: Network, **kw: Any) -> tuple[float, int, Any]:
-    """Time one reduction (no tracing overhead) and report the growth of the process peak RSS.
+def _status_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
-    tracemalloc is not used: it slows lumpcore's Python-level exact checks by a
-    large factor.  The RSS growth is a lower bound of the reduction's own peak
-    when an earlier step already reached a higher peak.
+
+def _reset_peak() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux ``clear_refs`` 5); False where unsupported."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _measure(net: Network, **kw: Any) -> tuple[float, float, int, Any]:
+    """Time one reduction (wall and CPU) and measure its peak extra resident memory.
+
+    On Linux the kernel's peak-RSS mark is reset before the call, so the peak
+    growth is ``VmHWM`` after minus ``VmRSS`` before: the true peak of the
+    reduction's own allocations (numpy and numba alike).  Elsewhere the growth
+    of ``ru_maxrss`` is reported, a lower bound.
     """
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    gc.collect()
+    exact_peak = _reset_peak()
+    before = (_status_kib("VmRSS") if exact_peak else None)
+    before_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
+    c = time.process_time()
     red = reduce_network(net, **kw)
+    cpu = time.process_time() - c
     sec = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return sec, after - before, red
+    peak = _status_kib("VmHWM") if exact_peak else None
+    if before is not None and peak is not None:
+        growth = (peak - before) * 1024
+    else:
+        growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_max) * 1024
+    return sec, cpu, growth, red
 
 
-def bench(name: str, net: Network, forward: Callable[[], Any], repeat: int) -> None:
+def bench(name: str, net: Network, forward: Callable[[], Any], repeat: int
+          ) -> list[dict[str, Any]]:
+    """Print and return one row per mode: times, ratio to the forward pass, peak memory.
+
+    The forward pass (best of 5) is timed right before every reduction, so
+    each ratio compares two measurements taken under the same machine load;
+    the run with the smallest ratio of ``repeat`` runs is kept.
+    """
     forward()
-    fwd = _best(forward, 5)
     w_bytes32 = net.num_params * 4
     w_bytes64 = net.num_params * 8
     print(f"== {name}: {net.num_params / 1e6:.1f} M parameters "
           f"({w_bytes32 / 2**20:.0f} MiB as float32, {w_bytes64 / 2**20:.0f} MiB as float64)")
-    print(f"   numpy forward pass, batch 1: {fwd * 1e3:.2f} ms")
+    rows: list[dict[str, Any]] = []
     for label, kw, target in (("exact", {"certify": False}, 10),
                               ("exact + certificate", {}, None),
                               ("tolerance 1e-6", {"tolerance": 1e-6, "certify": False}, 3)):
-        secs = []
+        runs = []
         for _ in range(repeat):
-            sec, peak, red = _measure(net, **kw)
-            secs.append(sec)
-        sec = min(secs)
-        ratio = sec / fwd
+            fwd = _best(forward, 5)
+            sec, cpu, peak, red = _measure(net, **kw)
+            runs.append((sec / fwd, fwd, sec, cpu, peak, red))
+        ratio, fwd, sec, cpu, peak, red = min(runs, key=lambda r: r[0])
         after = [lr.neurons_after for lr in red.layers]
         before = [lr.neurons_before for lr in red.layers]
-        verdict = "" if target is None else (
-            f" (target <= {target}x: {'met' if ratio <= target else 'MISSED'})")
-        print(f"   {label:<20} {sec:8.3f} s = {ratio:8.1f} x forward{verdict}; "
-              f"peak RSS growth {peak / 2**20:.0f} MiB = {peak / w_bytes32:.2f} x float32 "
-              f"weights; neurons {before} -> {after}")
+        verdict = "" if target is None else ("met" if ratio <= target else "MISSED")
+        print(f"   {label:<20} {sec:8.3f} s (CPU {cpu:.3f} s); forward {fwd * 1e3:.2f} ms; "
+              f"{ratio:7.1f} x forward"
+              + (f" (target <= {target}x: {verdict})" if target else "")
+              + f"; peak extra memory {peak / 2**20:.0f} MiB = {peak / w_bytes32:.2f} x "
+              f"float32 weights; neurons {before} -> {after}")
+        rows.append({"network": name, "mode": label, "seconds": sec, "cpu": cpu,
+                     "forward_ms": fwd * 1e3, "ratio": ratio, "target": target,
+                     "verdict": verdict, "peak_mib": peak / 2**20,
+                     "peak_x": peak / w_bytes32, "params": net.num_params,
+                     "neurons": f"{sum(before)} -> {sum(after)}"})
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"   process max RSS so far: {rss / 2**20:.0f} MiB "
           f"(network itself: {w_bytes64 / 2**20:.0f} MiB as float64)")
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    out = ["| network | mode | reduction s (CPU s) | forward ms | ratio | target | "
+           "peak extra MiB (x float32 weights) | hidden neurons |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        target = f"<= {r['target']}x: {r['verdict']}" if r["target"] else "-"
+        out.append(f"| {r['network']} | {r['mode']} | {r['seconds']:.3f} ({r['cpu']:.3f}) | "
+                   f"{r['forward_ms']:.2f} | {r['ratio']:.1f} | {target} | "
+                   f"{r['peak_mib']:.0f} ({r['peak_x']:.2f}) | {r['neurons']} |")
+    return "\n".join(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--width", type=int, default=4096)
     ap.add_argument("--conv-channels", type=int, default=64)
-    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--write", type=Path, help="also write the table (markdown) to this file")
     args = ap.parse_args()
-    # warm up (compiles lumpcore's kernels) so that the timings below are of the work only
+    # warm up (compiles the kernels) so that the timings below are of the work only
     for warm in (dense_net(64, n_in=16, depth=2), conv_net(4)):
         reduce_network(warm)
         reduce_network(warm, tolerance=1e-6)
     t = time.perf_counter()
     net = dense_net(args.width)
     print(f"built dense network in {time.perf_counter() - t:.1f} s")
-    bench(f"dense 784-4x{args.width}-10 ReLU", net, _forward_dense(net), args.repeat)
+    rows = bench(f"dense 784-4x{args.width}-10 ReLU", net, _forward_dense(net), args.repeat)
     del net
     cnet = conv_net(args.conv_channels)
-    bench(f"conv 3x32x32, 2x{args.conv_channels} channels + dense 512", cnet,
-          _forward_conv(cnet), args.repeat)
+    rows += bench(f"conv 3x32x32, 2x{args.conv_channels} channels + dense 512", cnet,
+                  _forward_conv(cnet), args.repeat)
+    text = table(rows)
+    print()
+    print(text)
+    if args.write:
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        args.write.write_text(
+            f"<!-- generated by benchmarks/nn_reduce.py on {stamp}, load {load:.1f} -->\n"
+            + text + "\n")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ edge weights, and ask for the coarsest backward (proportional) lumping.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -683,8 +684,11 @@ def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray |
                 return None
             inv[u] = r.denominator / r.numerator  # exact for powers of two
     block_of = np.full(n_ch, -1, dtype=np.int64)
-    for k, b in enumerate(blocks):
-        block_of[b] = k
+    if blocks:
+        sizes = np.fromiter((len(b) for b in blocks), dtype=np.int64, count=len(blocks))
+        flat = np.fromiter(itertools.chain.from_iterable(blocks), dtype=np.int64,
+                           count=int(sizes.sum()))
+        block_of[flat] = np.repeat(np.arange(len(blocks)), sizes)
     w = layer.weight
     if isinstance(layer, Conv2d):
         o, c, kh, kw = w.shape
@@ -974,12 +978,14 @@ def _collect(lump: Any, candidates: list[int], n_src: int, sign: np.ndarray,
     lrho = lump.rho
     tb = np.asarray(lump.block_of[1 + n_src:])
     order = np.argsort(tb, kind="stable")
-    cuts = np.flatnonzero(np.diff(tb[order])) + 1
-    local_blocks = [part.tolist() for part in np.split(order, cuts)] if order.size else []
+    tbs = tb[order]
+    starts = np.flatnonzero(np.r_[True, tbs[1:] != tbs[:-1]]) if order.size else order
+    bounds = np.r_[starts, order.size].tolist()
+    order_l = order.tolist()
+    local_blocks = [order_l[a:b] for a, b in itertools.pairwise(bounds)]
     cand = np.asarray(candidates, dtype=np.int64)
     rep_local = np.empty(tb.shape[0], dtype=np.int64)
-    for part in local_blocks:
-        rep_local[part] = part[0]
+    rep_local[order] = np.repeat(order[starts], np.diff(bounds)) if order.size else order
     one = Fraction(1)
     flip = (sign != sign[rep_local]).tolist()
     if lrho is None:
@@ -994,7 +1000,8 @@ def _collect(lump: Any, candidates: list[int], n_src: int, sign: np.ndarray,
     rho: dict[int, Fraction | float] = {}
     for k, (v, f) in enumerate(zip(cand.tolist(), flip)):
         rho[v] = -vals[k] if f else vals[k]
-    blocks = [cand[part].tolist() for part in local_blocks]
+    cand_l = cand.tolist()
+    blocks = [[cand_l[k] for k in part] for part in local_blocks]
     blocks.sort(key=lambda b: b[0])
     dev = 0.0
     if not exact:
