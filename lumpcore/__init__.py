@@ -4,7 +4,8 @@ Public API
 ----------
 WeightedGraph
     A weighted directed graph (self-loops, negative weights, parallel edges
-    allowed), built from edge arrays, scipy/numpy matrices or networkx.
+    allowed), built from edge arrays, scipy/numpy matrices, networkx, or a
+    dense biadjacency matrix (a layer of weights, lumped in one compiled pass).
 coarsest_lumping
     The coarsest partition refining an initial one that is stable for
     backward (incoming) or forward (outgoing) block sums, plain or
