@@ -78,10 +78,11 @@ def conv_net(channels: int, seed: int = 1) -> Network:
     )
 
 
-def _forward_dense(net: Network) -> Callable[[], Any]:
-    ws = [(lyr.weight.astype(np.float32), lyr.bias.astype(np.float32))
+def _forward_dense(net: Network, dtype: type = np.float32) -> Callable[[], Any]:
+    """Matrix-vector products over the weights as ``dtype`` (float64: the stored arrays)."""
+    ws = [(lyr.weight.astype(dtype, copy=False), lyr.bias.astype(dtype, copy=False))
           for lyr in net.layers if isinstance(lyr, Dense)]
-    x0 = np.ones(net.input_shape[0], dtype=np.float32)
+    x0 = np.ones(net.input_shape[0], dtype=dtype)
 
     def run() -> Any:
         x = x0
@@ -94,12 +95,12 @@ def _forward_dense(net: Network) -> Callable[[], Any]:
     return run
 
 
-def _forward_conv(net: Network) -> Callable[[], Any]:
-    """nnreduce's own numpy evaluator (sliding windows + tensordot), float32 weights."""
+def _forward_conv(net: Network, dtype: type = np.float32) -> Callable[[], Any]:
+    """nnreduce's own numpy evaluator (sliding windows + tensordot)."""
     from nnreduce import as_float, evaluate
 
-    net32 = as_float(net)
-    x = np.ones((1, *net.input_shape), dtype=np.float32)
+    net32 = as_float(net) if dtype is np.float32 else net
+    x = np.ones((1, *net.input_shape), dtype=dtype)
 
     def run() -> Any:
         return evaluate(net32, x)
@@ -160,8 +161,8 @@ def _measure(net: Network, **kw: Any) -> tuple[float, float, int, Any]:
     return sec, cpu, growth, red
 
 
-def bench(name: str, net: Network, forward: Callable[[], Any], repeat: int
-          ) -> list[dict[str, Any]]:
+def bench(name: str, net: Network, forward: Callable[[], Any], forward64: Callable[[], Any],
+          repeat: int) -> list[dict[str, Any]]:
     """Print and return one row per mode: times, ratio to the forward pass, peak memory.
 
     The forward pass (best of 5) is timed right before every reduction, so
@@ -169,6 +170,7 @@ def bench(name: str, net: Network, forward: Callable[[], Any], repeat: int
     the run with the smallest ratio of ``repeat`` runs is kept.
     """
     forward()
+    forward64()
     w_bytes32 = net.num_params * 4
     w_bytes64 = net.num_params * 8
     print(f"== {name}: {net.num_params / 1e6:.1f} M parameters "
@@ -180,19 +182,22 @@ def bench(name: str, net: Network, forward: Callable[[], Any], repeat: int
         runs = []
         for _ in range(repeat):
             fwd = _best(forward, 5)
+            fwd64 = _best(forward64, 5)
             sec, cpu, peak, red = _measure(net, **kw)
-            runs.append((sec / fwd, fwd, sec, cpu, peak, red))
-        ratio, fwd, sec, cpu, peak, red = min(runs, key=lambda r: r[0])
+            runs.append((sec / fwd, fwd, fwd64, sec, cpu, peak, red))
+        ratio, fwd, fwd64, sec, cpu, peak, red = min(runs, key=lambda r: r[0])
         after = [lr.neurons_after for lr in red.layers]
         before = [lr.neurons_before for lr in red.layers]
         verdict = "" if target is None else ("met" if ratio <= target else "MISSED")
-        print(f"   {label:<20} {sec:8.3f} s (CPU {cpu:.3f} s); forward {fwd * 1e3:.2f} ms; "
-              f"{ratio:7.1f} x forward"
+        print(f"   {label:<20} {sec:8.3f} s (CPU {cpu:.3f} s); forward {fwd * 1e3:.2f} ms "
+              f"(float64: {fwd64 * 1e3:.2f} ms); {ratio:7.1f} x forward "
+              f"({sec / fwd64:.1f} x the float64 pass)"
               + (f" (target <= {target}x: {verdict})" if target else "")
               + f"; peak extra memory {peak / 2**20:.0f} MiB = {peak / w_bytes32:.2f} x "
               f"float32 weights; neurons {before} -> {after}")
         rows.append({"network": name, "mode": label, "seconds": sec, "cpu": cpu,
-                     "forward_ms": fwd * 1e3, "ratio": ratio, "target": target,
+                     "forward_ms": fwd * 1e3, "ratio": ratio, "forward64_ms": fwd64 * 1e3,
+                     "ratio64": sec / fwd64, "target": target,
                      "verdict": verdict, "peak_mib": peak / 2**20,
                      "peak_x": peak / w_bytes32, "params": net.num_params,
                      "neurons": f"{sum(before)} -> {sum(after)}"})
@@ -203,13 +208,15 @@ def bench(name: str, net: Network, forward: Callable[[], Any], repeat: int
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    out = ["| network | mode | reduction s (CPU s) | forward ms | ratio | target | "
+    out = ["| network | mode | reduction s (CPU s) | forward ms, float32 (float64) | "
+           "ratio to float32 pass (to float64 pass) | target | "
            "peak extra MiB (x float32 weights) | hidden neurons |",
            "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         target = f"<= {r['target']}x: {r['verdict']}" if r["target"] else "-"
         out.append(f"| {r['network']} | {r['mode']} | {r['seconds']:.3f} ({r['cpu']:.3f}) | "
-                   f"{r['forward_ms']:.2f} | {r['ratio']:.1f} | {target} | "
+                   f"{r['forward_ms']:.2f} ({r['forward64_ms']:.2f}) | {r['ratio']:.1f} "
+                   f"({r['ratio64']:.1f}) | {target} | "
                    f"{r['peak_mib']:.0f} ({r['peak_x']:.2f}) | {r['neurons']} |")
     return "\n".join(out)
 
@@ -228,11 +235,12 @@ def main() -> None:
     t = time.perf_counter()
     net = dense_net(args.width)
     print(f"built dense network in {time.perf_counter() - t:.1f} s")
-    rows = bench(f"dense 784-4x{args.width}-10 ReLU", net, _forward_dense(net), args.repeat)
+    rows = bench(f"dense 784-4x{args.width}-10 ReLU", net, _forward_dense(net),
+                 _forward_dense(net, np.float64), args.repeat)
     del net
     cnet = conv_net(args.conv_channels)
     rows += bench(f"conv 3x32x32, 2x{args.conv_channels} channels + dense 512", cnet,
-                  _forward_conv(cnet), args.repeat)
+                  _forward_conv(cnet), _forward_conv(cnet, np.float64), args.repeat)
     text = table(rows)
     print()
     print(text)
