@@ -29,9 +29,12 @@ chosen automatically) fall back to the general path.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from typing import Any
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -203,6 +206,23 @@ def _compare_pairs(t: np.ndarray, a: np.ndarray, b: np.ndarray, pivot: np.ndarra
     return ok
 
 
+_PARALLEL_MIN = 1 << 18  # fewer entries than this: one thread (a parallel launch costs more)
+
+
+@contextmanager
+def _threads_for(entries: int) -> Iterator[None]:
+    """Run the compiled passes on one thread for small matrices, on all threads otherwise."""
+    if entries >= _PARALLEL_MIN:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
 _MULT_CACHE: dict[int, np.ndarray] = {}
 
 
@@ -239,7 +259,9 @@ def dense_lumping(graph: Any, init: np.ndarray, proportional: bool, arithmetic: 
     t = biadj.T
     if not t.flags.c_contiguous:
         t = np.ascontiguousarray(t)
-    hashes, pivot, pval, status, short = _hash_columns(t, proportional, step, _multipliers(r))
+    with _threads_for(t.size):
+        hashes, pivot, pval, status, short = _hash_columns(t, proportional, step,
+                                                           _multipliers(r))
     if status.any():
         if (status == _NONFINITE).any():
             check_biadjacency_finite(biadj)
@@ -268,7 +290,8 @@ def dense_lumping(graph: Any, init: np.ndarray, proportional: bool, arithmetic: 
         members, reps = ps[~first], ps[rep_pos][~first]
         if members.size == 0:
             break
-        ok = _compare_pairs(t, members, reps, pivot, pval, short, proportional, step)
+        with _threads_for(members.size * r):
+            ok = _compare_pairs(t, members, reps, pivot, pval, short, proportional, step)
         if ok.all():
             break
         verify_rounds += 1

@@ -32,7 +32,14 @@ from lumpcore import (
 
 from ._atomic import atomic_write_text
 from ._hash import network_sha256
-from ._kernels import deviation_bound, merge_columns, normalise_rows, runs, take_rows
+from ._kernels import (
+    deviation_bound,
+    merge_columns,
+    normalise_rows,
+    runs,
+    take_rows,
+    threads_for,
+)
 from ._network import (
     Activation,
     AvgPool2d,
@@ -721,10 +728,11 @@ def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray |
     w2 = np.ascontiguousarray(w2)
     mb = np.empty((w2.shape[0], 1 + width), dtype=np.float64)
     rest_dst = dest[rest_src]
-    zero, ok = merge_columns(
-        w2, np.asarray(b_eff, dtype=np.float64), runs(first_src, np.arange(width)),
-        scale[first_src], runs(rest_src, np.arange(rest_src.size)), rest_dst, scale[rest_src],
-        exact, mb)
+    with threads_for(w2.size):
+        zero, ok = merge_columns(
+            w2, np.asarray(b_eff, dtype=np.float64), runs(first_src, np.arange(width)),
+            scale[first_src], runs(rest_src, np.arange(rest_src.size)), rest_dst,
+            scale[rest_src], exact, mb)
     if not ok:
         return None
     return mb, zero
@@ -755,7 +763,8 @@ def _lump_layer_dense(
     scale: np.ndarray | None = None
     if not exact and factors != "one":
         normed = np.empty(vec.shape, dtype=np.float64)
-        scale = normalise_rows(vec, sign.astype(np.float64), normed)
+        with threads_for(vec.size):
+            scale = normalise_rows(vec, sign.astype(np.float64), normed)
         vec = normed
     elif factors == "nonzero" and (sign < 0).any():
         vec = vec * sign[:, None].astype(np.float64)
@@ -825,7 +834,8 @@ def _rebuild_fast(layer: Dense | Conv2d, mb: np.ndarray, b_eff: np.ndarray, rows
                   new_cols: np.ndarray | None) -> Layer:
     """:func:`_rebuild` for the float matrix ``mb`` of :func:`_fast_merge` (finite, checked)."""
     wq = np.empty((len(rows), mb.shape[1] - 1), dtype=np.float64)
-    take_rows(mb, np.asarray(rows, dtype=np.int64), 1, wq)
+    with threads_for(wq.size):
+        take_rows(mb, np.asarray(rows, dtype=np.int64), 1, wq)
     bq = np.ascontiguousarray(np.asarray(b_eff, dtype=np.float64)[rows])
     if isinstance(layer, Conv2d):
         kh, kw = layer.weight.shape[2:]
@@ -1008,9 +1018,10 @@ def _collect(lump: Any, candidates: list[int], n_src: int, sign: np.ndarray,
         if mb is not None:
             pv = [v for blk in blocks for v in blk[1:]]
             pr = [blk[0] for blk in blocks for _ in blk[1:]]
-            dev = deviation_bound(mb, np.asarray(pv, dtype=np.int64),
-                                  np.asarray(pr, dtype=np.int64),
-                                  np.array([float(rho[v]) for v in pv], dtype=np.float64))
+            with threads_for(len(pv) * mb.shape[1]):
+                dev = deviation_bound(mb, np.asarray(pv, dtype=np.int64),
+                                      np.asarray(pr, dtype=np.int64),
+                                      np.array([float(rho[v]) for v in pv], dtype=np.float64))
             dev *= 1 + 2.0**-40
         else:
             dev = _deviation_bound(blocks, rho, np.asarray(flat_m, dtype=np.float64),

@@ -220,3 +220,17 @@ def test_from_biadjacency_layout_and_input_forms() -> None:
     with pytest.raises(AttributeError, match="immutable"):
         g.n = 3  # type: ignore[misc]
     assert g.reversed().src.tolist() == g.dst.tolist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(k=st.integers(-2**40, 2**40), ulps=st.integers(-3, 3),
+       step=st.sampled_from([0.1, 0.25, 1e-3, 1e-6, 3.0, 2.0**-30, 0.7]))
+def test_grid_rounding_is_exact_near_half_way_points(k: int, ulps: int, step: float) -> None:
+    """``_grid`` equals Python's exact round(x / step) (ties to even), also a few ulps off a tie."""
+    x = (k + 0.5) * step
+    for _ in range(abs(ulps)):
+        x = float(np.nextafter(x, np.inf if ulps > 0 else -np.inf))
+    if abs(x / step) >= 2.0**50:
+        return
+    want = round(Fraction(x) / Fraction(step))
+    assert dense._grid(x, step, 1.0 / step) == want
