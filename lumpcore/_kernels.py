@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 __all__ = [
     "MIX128",
@@ -895,43 +896,57 @@ def _term128(mant: np.int64, s: np.int64) -> tuple[np.uint64, np.uint64]:  # pra
 
 
 @njit(cache=True)
+def _split_float(b: np.int64) -> tuple[np.int64, np.int64]:  # pragma: no cover - compiled
+    # float64 with bits b (not +-0): odd signed mantissa and exponent, x = mant * 2**ex
+    ebits = (b >> 52) & 0x7FF
+    mm = b & 0xFFFFFFFFFFFFF
+    ex = np.int64(-1074)
+    if ebits != 0:
+        mm |= np.int64(1) << 52
+        ex = ebits - 1075
+    tz = np.int64(trailing_zeros(mm))  # type: ignore[call-arg]
+    mm >>= tz
+    ex += tz
+    if b < 0:
+        mm = -mm
+    return mm, ex
+
+
+@njit(cache=True)
 def csr_terms_float(  # pragma: no cover - compiled
-    n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    n: int, src: np.ndarray, dst: np.ndarray, wbits: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Exact float64 weights as 128-bit integer terms in a CSR matrix by source.
 
+    ``wbits`` are the weights' bits (``w.view(np.int64)``).  Each weight is
     ``w[e] = mant * 2**(shift + emin)`` with ``emin`` the smallest exponent of
     a non-zero weight; the term of edge ``e`` is ``mant * 2**shift``.  Zero
-    weights are dropped.  Returns ``(indptr, targets, hi, lo, bits)`` where
-    ``bits`` bounds (log2) every sum of absolute terms into one node; the
-    terms are meaningful only when ``bits < 125`` (the caller checks).
-    One pass decomposes, one scatters (stable counting sort by source).
+    weights are dropped.  Returns ``(indptr, edges, total, bits)``: ``edges[p]
+    = (target, hi, lo)`` (one record per stored edge, the term's two
+    two's-complement limbs), ``total[v] = (hi, lo)`` the exact sum of the
+    terms into ``v``, and ``bits`` a bound (log2) on every sum of absolute
+    terms into one node; terms and totals are meaningful only when
+    ``bits < 125`` (the caller checks).  One pass finds the exponent range,
+    one scatters (stable counting sort by source) and sums the totals (in
+    input order: sequential when the input is sorted by target, as a chain's
+    rate matrix read backwards is).
     """
-    m = w.shape[0]
-    mant = np.empty(m, dtype=np.int64)
-    expo = np.empty(m, dtype=np.int64)
+    m = wbits.shape[0]
+    w = wbits.view(np.float64)
     indptr = np.zeros(n + 1, dtype=np.int64)
     absin = np.zeros(n, dtype=np.float64)
-    big = 1 << 40
+    big = np.int64(1) << 40
     emin = big
     kept = 0
     for e in range(m):
-        x = w[e]
-        if x == 0.0:
-            mant[e] = 0
+        b = wbits[e]
+        if (b << 1) == 0:
             continue
-        fm, fe = math.frexp(x)
-        mm = np.int64(fm * 9007199254740992.0)  # 2**53, exact
-        ex = fe - 53
-        tz = math.frexp(float(mm & -mm))[1] - 1
-        mm >>= tz
-        ex += tz
-        mant[e] = mm
-        expo[e] = ex
+        mm, ex = _split_float(b)
         if ex < emin:
             emin = ex
         indptr[src[e] + 1] += 1
-        absin[dst[e]] += abs(x)
+        absin[dst[e]] += abs(w[e])
         kept += 1
     for v in range(n):
         indptr[v + 1] += indptr[v]
@@ -940,34 +955,38 @@ def csr_terms_float(  # pragma: no cover - compiled
         if absin[v] > absmax:
             absmax = absin[v]
     if emin == big:
-        emin = 0
+        emin = np.int64(0)
     bits = 1.0
     if absmax > 0:
         bits = math.log2(absmax) - emin + 2.0
-    targets = np.empty(kept, dtype=np.int64)
-    hi = np.empty(kept, dtype=np.uint64)
-    lo = np.empty(kept, dtype=np.uint64)
+    edges = np.empty((kept, 3), dtype=np.uint64)
+    total = np.zeros((n, 2), dtype=np.uint64)
     if bits >= 125.0:
-        return indptr, targets, hi, lo, bits
+        return indptr, edges, total, bits
     fill = indptr[:n].copy()
     for e in range(m):
-        mm = mant[e]
-        if mm == 0:
+        b = wbits[e]
+        if (b << 1) == 0:
             continue
+        mm, ex = _split_float(b)
         s = src[e]
         p = fill[s]
         fill[s] = p + 1
-        targets[p] = dst[e]
-        th, tl = _term128(mm, expo[e] - emin)
-        hi[p] = th
-        lo[p] = tl
-    return indptr, targets, hi, lo, bits
+        d = dst[e]
+        th, tl = _term128(mm, ex - emin)
+        edges[p, 0] = np.uint64(d)
+        edges[p, 1] = th
+        edges[p, 2] = tl
+        nlo = total[d, 1] + tl
+        total[d, 0] = total[d, 0] + th + np.uint64(nlo < tl)
+        total[d, 1] = nlo
+    return indptr, edges, total, bits
 
 
 @njit(cache=True)
 def csr_terms_int(  # pragma: no cover - compiled
     n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """:func:`csr_terms_float` for int64 weights (the terms are the weights)."""
     m = w.shape[0]
     indptr = np.zeros(n + 1, dtype=np.int64)
@@ -985,9 +1004,8 @@ def csr_terms_int(  # pragma: no cover - compiled
         if absin[v] > absmax:
             absmax = absin[v]
     bits = math.log2(absmax) + 2.0 if absmax > 0 else 1.0
-    targets = np.empty(kept, dtype=np.int64)
-    hi = np.empty(kept, dtype=np.uint64)
-    lo = np.empty(kept, dtype=np.uint64)
+    edges = np.empty((kept, 3), dtype=np.uint64)
+    total = np.zeros((n, 2), dtype=np.uint64)
     fill = indptr[:n].copy()
     for e in range(m):
         x = w[e]
@@ -996,20 +1014,23 @@ def csr_terms_int(  # pragma: no cover - compiled
         s = src[e]
         p = fill[s]
         fill[s] = p + 1
-        targets[p] = dst[e]
+        d = dst[e]
         th, tl = _term128(x, np.int64(0))
-        hi[p] = th
-        lo[p] = tl
-    return indptr, targets, hi, lo, bits
+        edges[p, 0] = np.uint64(d)
+        edges[p, 1] = th
+        edges[p, 2] = tl
+        nlo = total[d, 1] + tl
+        total[d, 0] = total[d, 0] + th + np.uint64(nlo < tl)
+        total[d, 1] = nlo
+    return indptr, edges, total, bits
 
 
 @njit(cache=True)
 def refine_exact128(  # pragma: no cover - compiled
     n: int,
     indptr: np.ndarray,
-    targets: np.ndarray,
-    thi: np.ndarray,
-    tlo: np.ndarray,
+    edges: np.ndarray,
+    total: np.ndarray,
     init_block: np.ndarray,
     num_init_blocks: int,
     mix: np.uint64,
@@ -1017,15 +1038,35 @@ def refine_exact128(  # pragma: no cover - compiled
     """Coarsest stable partition (plain mode) with exact 128-bit sums as keys.
 
     Same splitter algorithm as :func:`refine_modular`; the key of a node is
-    its exact sum ``sum_{u in B} w(u, v)`` as two uint64 limbs.  Nodes are
+    its exact sum ``sum_{u in B} w(u, v)`` as two uint64 limbs (``edges`` and
+    ``total`` as returned by :func:`csr_terms_float`).  Nodes are
     ordered by ``lo + mix * hi`` (mod 2**64) within their block and every
-    group of equal order keys is checked to have equal limbs.  Returns
-    ``(block_of, splits, rounds, ok)``; ``ok`` is false only if two different
-    sums had the same order key (the partition is then not to be used).
+    group of equal order keys is checked to have equal limbs.
+
+    The first splitter is the set of all nodes, whose sums are the given
+    ``total`` (no edge visits); the worklist then holds every initial block
+    but the largest.  This is sound by the subtraction argument: stability
+    with respect to all nodes and to every other block gives stability with
+    respect to the largest one.
+
+    Returns ``(block_of, splits, rounds, ok)``; ``ok`` is false only if two
+    different sums had the same order key (the partition is then not to be
+    used).
     """
     cap = n + 1
-    bstart = np.zeros(cap, dtype=np.int64)
-    bend = np.zeros(cap, dtype=np.int64)
+    # per block, side by side (one cache line per block looked up): range in
+    # `elems`, and the scratch of one splitter round (touched count, first key,
+    # whether all keys equal it, slot), and whether the block is on the worklist
+    binfo = np.zeros((cap, 8), dtype=np.int64)
+    bstart = binfo[:, 0]
+    bend = binfo[:, 1]
+    tcount = binfo[:, 2]
+    tfhi = binfo[:, 3]  # (the limbs' bits as int64)
+    tflo = binfo[:, 4]
+    tsame = binfo[:, 5]
+    tslot = binfo[:, 6]
+    in_work = binfo[:, 7]
+    tslot[:] = -1
     block_of = init_block.copy()
     counts = np.zeros(num_init_blocks + 1, dtype=np.int64)
     for v in range(n):
@@ -1046,12 +1087,16 @@ def refine_exact128(  # pragma: no cover - compiled
     nblocks = num_init_blocks
 
     work = np.empty(cap, dtype=np.int64)
-    in_work = np.zeros(cap, dtype=np.bool_)
     wtop = 0
+    largest0 = 0
     for b in range(num_init_blocks):
-        work[wtop] = b
-        wtop += 1
-        in_work[b] = True
+        if counts[b + 1] - counts[b] > counts[largest0 + 1] - counts[largest0]:
+            largest0 = b
+    for b in range(num_init_blocks):
+        if b != largest0:
+            work[wtop] = b
+            wtop += 1
+            in_work[b] = 1
 
     zero = np.uint64(0)
     # per node, side by side (one cache line per visited edge): the sum (hi, lo),
@@ -1067,11 +1112,6 @@ def refine_exact128(  # pragma: no cover - compiled
     order = np.empty(n, dtype=np.int64)
     piece_start = np.empty(n + 1, dtype=np.int64)
     piece_end = np.empty(n + 1, dtype=np.int64)
-    tcount = np.zeros(cap, dtype=np.int64)
-    tfhi = np.zeros(cap, dtype=np.uint64)
-    tflo = np.zeros(cap, dtype=np.uint64)
-    tsame = np.zeros(cap, dtype=np.bool_)
-    tslot = np.full(cap, -1, dtype=np.int64)
     tblocks = np.empty(n + 1, dtype=np.int64)
     sstart = np.empty(n + 2, dtype=np.int64)
     sfill = np.empty(n + 1, dtype=np.int64)
@@ -1079,32 +1119,40 @@ def refine_exact128(  # pragma: no cover - compiled
 
     splits = 0
     rounds = 0
-    while wtop > 0:
-        wtop -= 1
-        B = work[wtop]
-        in_work[B] = False
+    first = n > 0
+    while first or wtop > 0:
         rounds += 1
         stamp = np.uint64(rounds)
-
-        # 1. exact sums from the splitter (128-bit two's complement)
         nt = 0
-        for i in range(bstart[B], bend[B]):
-            u = elems[i]
-            for e in range(indptr[u], indptr[u + 1]):
-                v = targets[e]
-                th = thi[e]
-                tl = tlo[e]
-                if row[v, 2] != stamp:
-                    row[v, 2] = stamp
-                    row[v, 0] = th
-                    row[v, 1] = tl
+        if first:  # the splitter of all nodes: the sums are the totals
+            first = False
+            for v in range(n):
+                if total[v, 0] != zero or total[v, 1] != zero:
+                    row[v, 0] = total[v, 0]
+                    row[v, 1] = total[v, 1]
                     touched[nt] = v
                     nt += 1
-                else:
-                    nlo = row[v, 1] + tl
-                    carry = _ONE if nlo < tl else zero
-                    row[v, 0] = row[v, 0] + th + carry
-                    row[v, 1] = nlo
+            B = -1
+        else:
+            wtop -= 1
+            B = work[wtop]
+            in_work[B] = 0
+
+        # 1. exact sums from the splitter (128-bit two's complement)
+        for i in range(bstart[B] if B >= 0 else 0, bend[B] if B >= 0 else 0):
+            u = elems[i]
+            for e in range(indptr[u], indptr[u + 1]):
+                v = int(edges[e, 0])
+                th = edges[e, 1]
+                tl = edges[e, 2]
+                # branch-free (no branch waits for the cache miss on row[v]):
+                # the sums are zero between rounds; a node is listed once
+                touched[nt] = v
+                nt += int(row[v, 2] != stamp)
+                row[v, 2] = stamp
+                nlo = row[v, 1] + tl
+                row[v, 0] = row[v, 0] + th + np.uint64(nlo < tl)
+                row[v, 1] = nlo
         if nt == 0:
             continue
 
@@ -1114,25 +1162,29 @@ def refine_exact128(  # pragma: no cover - compiled
             v = touched[k]
             h = row[v, 0]
             lw = row[v, 1]
+            row[v, 0] = zero
+            row[v, 1] = zero
             khi[k] = h
             klo[k] = lw
             C = np.int64(row[v, 3])
             tblock[k] = C
+            hs = np.int64(h)
+            ls = np.int64(lw)
             if tcount[C] == 0:
                 tblocks[nblk] = C
                 nblk += 1
-                tfhi[C] = h
-                tflo[C] = lw
-                tsame[C] = True
-            elif h != tfhi[C] or lw != tflo[C]:
-                tsame[C] = False
+                tfhi[C] = hs
+                tflo[C] = ls
+                tsame[C] = 1
+            elif hs != tfhi[C] or ls != tflo[C]:
+                tsame[C] = 0
             tcount[C] += 1
         nsel = 0
         nslot = 0
         for k in range(nt):
             C = tblock[k]
-            if (not tsame[C]) or (
-                tcount[C] < bend[C] - bstart[C] and (tfhi[C] != zero or tflo[C] != zero)
+            if tsame[C] == 0 or (
+                tcount[C] < bend[C] - bstart[C] and (tfhi[C] != 0 or tflo[C] != 0)
             ):
                 touched[nsel] = touched[k]
                 khi[nsel] = khi[k]
@@ -1257,7 +1309,7 @@ def refine_exact128(  # pragma: no cover - compiled
                     for i in range(piece_start[q2], piece_end[q2]):
                         block_of[elems[i]] = bid
                         row[elems[i], 3] = ub
-                    in_work[bid] = True
+                    in_work[bid] = 1
                     work[wtop] = bid
                     wtop += 1
     return block_of, splits, rounds, True

@@ -413,9 +413,11 @@ def _plain_exact128(g: WeightedGraph, init: np.ndarray) -> tuple[np.ndarray, int
     """
     w = g.weight
     if w.dtype == np.float64:
-        indptr, targets, hi, lo, bits = csr_terms_float(g.n, g.src, g.dst, w)
+        indptr, edges, total, bits = csr_terms_float(
+            g.n, g.src, g.dst, np.ascontiguousarray(w).view(np.int64)
+        )
     elif w.dtype == np.int64:
-        indptr, targets, hi, lo, bits = csr_terms_int(g.n, g.src, g.dst, w)
+        indptr, edges, total, bits = csr_terms_int(g.n, g.src, g.dst, w)
     else:
         return None
     if bits >= 125.0:
@@ -423,7 +425,7 @@ def _plain_exact128(g: WeightedGraph, init: np.ndarray) -> tuple[np.ndarray, int
     n = g.n
     nlab = int(init.max()) + 1 if n else 0
     block_of, splits, rounds, ok = refine_exact128(
-        n, indptr, targets, hi, lo, init, nlab, _MIX
+        n, indptr, edges, total, init, nlab, _MIX
     )
     if not ok:
         return None

@@ -27,6 +27,8 @@ from lumpcore._kernels import MIX128, csr_terms_float, csr_terms_int, refine_exa
 #: float weights whose exact sums span well over 64 bits (0.1 has a 55-bit
 #: odd mantissa at 2**-56; 2**40 and 3e15 sit far above it)
 WIDE = [0.1, 0.2, 0.3, 1 / 3, 2.0**40, 3e15, 1.0, 0.5, -0.1, -(2.0**40), 7.0, 1e-3]
+#: subnormal and signed-zero weights (the bit-level decomposition's corner cases)
+TINY = [5e-324, 1e-310, 3e-320, -1e-315, 2.5e-308, 0.0, -0.0, 2.2250738585072014e-308]
 
 
 def _oracle(n: int, src: list[int], dst: list[int], w: list[float] | list[int],
@@ -37,12 +39,13 @@ def _oracle(n: int, src: list[int], dst: list[int], w: list[float] | list[int],
 
 @st.composite
 def wide_graphs(draw: st.DrawFn) -> tuple[int, list[int], list[int], list[float], list[int]]:
-    """Graphs with planted twins (so merges happen) and wide float weights."""
+    """Graphs with planted twins (so merges happen) and wide (or tiny) float weights."""
     n = draw(st.integers(2, 9))
     m = draw(st.integers(0, 3 * n))
     src = draw(st.lists(st.integers(0, n - 1), min_size=m, max_size=m))
     dst = draw(st.lists(st.integers(0, n - 1), min_size=m, max_size=m))
-    w = draw(st.lists(st.sampled_from(WIDE), min_size=m, max_size=m))
+    pool = draw(st.sampled_from([WIDE, TINY]))
+    w = draw(st.lists(st.sampled_from(pool), min_size=m, max_size=m))
     # twin of node 0: node n-1 gets copies of 0's incoming and outgoing edges
     extra = [(s, n - 1 if d == 0 else d, x) for s, d, x in zip(src, dst, w, strict=True) if d == 0]
     extra += [(n - 1, d, x) for s, d, x in zip(src, dst, w, strict=True) if s == 0]
@@ -69,14 +72,18 @@ def test_wide_float_weights_match_naive_oracle(
 def test_wide_weights_take_the_128_bit_path_and_need_more_than_64_bits() -> None:
     """0.1 + 2**40 in units of 0.1's lowest bit needs about 98 bits."""
     w = np.array([0.1, 2.0**40, 0.1, 2.0**40 + 0.25], dtype=np.float64)
-    indptr, targets, hi, lo, bits = csr_terms_float(3, np.array([0, 0, 1, 1]),
-                                                    np.array([1, 1, 2, 2]), w)
+    indptr, edges, total, bits = csr_terms_float(3, np.array([0, 0, 1, 1]),
+                                                 np.array([1, 1, 2, 2]), w.view(np.int64))
+    targets, hi, lo = edges[:, 0], edges[:, 1], edges[:, 2]
     assert 64 < bits < 125
     assert hi.any()  # some term really uses the high limb
-    total = [(int(h) << 64 | int(x)) for h, x in zip(hi.tolist(), lo.tolist(), strict=True)]
+    terms = [(int(h) << 64 | int(x)) for h, x in zip(hi.tolist(), lo.tolist(), strict=True)]
     unit = Fraction(0.1) / (Fraction(0.1).numerator)  # 2**emin (0.1's lowest bit)
-    assert [Fraction(t) * unit for t in total] == [Fraction(x) for x in w.tolist()]
+    assert [Fraction(t) * unit for t in terms] == [Fraction(x) for x in w.tolist()]
     assert indptr.tolist() == [0, 2, 4, 4] and targets.tolist() == [1, 1, 2, 2]
+    # exact totals into every node
+    sums = [(int(h) << 64 | int(x)) * unit for h, x in total.tolist()]
+    assert sums == [0, Fraction(0.1) + 2**40, Fraction(0.1) + Fraction(2.0**40 + 0.25)]
 
 
 @pytest.mark.parametrize("k", [1, 3, 7])
@@ -112,13 +119,12 @@ def _hi_only_graph(extra_low: int) -> WeightedGraph:
 @pytest.mark.parametrize("extra_low", [0, 1])
 def test_forced_mix_collision_is_detected_by_the_kernel(extra_low: int) -> None:
     g = _hi_only_graph(extra_low)
-    indptr, targets, hi, lo, _bits = csr_terms_float(g.n, g.src, g.dst, g.weight)
+    indptr, edges, total, _bits = csr_terms_float(g.n, g.src, g.dst, g.weight.view(np.int64))
     init = np.array([0, 1, 1], dtype=np.int64)
     # mix 0 orders by the low limb only: the two sums collide (or look like 0)
-    _, _, _, ok = refine_exact128(g.n, indptr, targets, hi, lo, init, 2, np.uint64(0))
+    _, _, _, ok = refine_exact128(g.n, indptr, edges, total, init, 2, np.uint64(0))
     assert not ok
-    block_of, _, _, ok = refine_exact128(g.n, indptr, targets, hi, lo, init, 2,
-                                         np.uint64(MIX128))
+    block_of, _, _, ok = refine_exact128(g.n, indptr, edges, total, init, 2, np.uint64(MIX128))
     assert ok and block_of[1] != block_of[2]
 
 
@@ -136,14 +142,34 @@ def test_forced_mix_collision_falls_back_to_the_verified_path(
 
 def test_int_terms_are_the_weights() -> None:
     w = np.array([-(2**62), 5, 0, 2**62 - 1], dtype=np.int64)
-    indptr, targets, hi, lo, _bits = csr_terms_int(2, np.array([1, 0, 0, 1]),
-                                                  np.array([0, 1, 1, 1]), w)
+    indptr, edges, total, _bits = csr_terms_int(2, np.array([1, 0, 0, 1]),
+                                                np.array([0, 1, 1, 1]), w)
+    targets, hi, lo = edges[:, 0], edges[:, 1], edges[:, 2]
     vals = [(int(h) << 64 | int(x)) for h, x in zip(hi.tolist(), lo.tolist(), strict=True)]
     signed = [v - 2**128 if v >= 2**127 else v for v in vals]
     # CSR by source, input order within a source, the zero weight dropped
     assert indptr.tolist() == [0, 1, 3]
     assert signed == [5, -(2**62), 2**62 - 1]
     assert targets.tolist() == [1, 0, 1]
+    tot = [(int(h) << 64 | int(x)) for h, x in total.tolist()]
+    assert [t - 2**128 if t >= 2**127 else t for t in tot] == [-(2**62), 5 + 2**62 - 1]
+
+
+def test_subnormal_terms_are_exact() -> None:
+    w = np.array(TINY, dtype=np.float64)
+    k = len(TINY)
+    indptr, edges, total, bits = csr_terms_float(1, np.zeros(k, np.int64), np.zeros(k, np.int64),
+                                                 w.view(np.int64))
+    assert bits < 125
+    nz = [Fraction(x) for x in TINY if x != 0]
+    assert indptr.tolist() == [0, len(nz)]  # both zeros dropped
+    unit = Fraction(2) ** -1074  # the smallest subnormal's exponent
+    terms = [(int(h) << 64 | int(x)) for _, h, x in edges.tolist()]
+    signed = [t - 2**128 if t >= 2**127 else t for t in terms]
+    assert [t * unit for t in signed] == nz
+    (h, x), = total.tolist()
+    tot = int(h) << 64 | int(x)
+    assert (tot - 2**128 if tot >= 2**127 else tot) * unit == sum(nz)
 
 
 def test_spread_beyond_128_bits_uses_the_verified_path() -> None:
@@ -152,7 +178,7 @@ def test_spread_beyond_128_bits_uses_the_verified_path() -> None:
     w = [1e300, 1e-300, 1e300, 2e-300, 1.0, 1.0]
     src, dst = [0, 0, 0, 0, 1, 2], [1, 1, 2, 2, 3, 4]
     g = WeightedGraph.from_edges(5, src, dst, np.array(w))
-    _, _, _, _, bits = csr_terms_float(g.n, g.src, g.dst, g.weight)
+    bits = csr_terms_float(g.n, g.src, g.dst, g.weight.view(np.int64))[-1]
     assert bits >= 125
     lump = coarsest_lumping(g, [0, 1, 1, 2, 2])
     assert lump.blocks == _oracle(5, src, dst, w, [0, 1, 1, 2, 2], "backward")
