@@ -14,8 +14,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["deviation_bound", "merge_columns", "normalise_rows", "runs", "take_rows",
-           "threads_for"]
+__all__ = ["deviation_bound", "merge_columns", "runs", "take_rows", "threads_for"]
 
 _PARALLEL_MIN = 1 << 18  # fewer entries than this: one thread (a parallel launch costs more)
 
@@ -39,8 +38,9 @@ _TINY = 2.2250738585072014e-308  # smallest normal float64
 @njit(cache=True, parallel=True)
 def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
                   first_scale: np.ndarray, rest_runs: np.ndarray, rest_dst: np.ndarray,
-                  rest_scale: np.ndarray, exact: bool, out: np.ndarray
-                  ) -> tuple[np.ndarray, bool]:
+                  rest_scale: np.ndarray, exact: bool, out: np.ndarray,
+                  normed: np.ndarray, signed: bool
+                  ) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray]:
     """Fill ``out`` (rows of ``w``, ``1 + width`` columns) with the scaled column sums.
 
     ``out[i, 0] = bias[i]``; ``out[i, 1 + c] = w[i, src(c)] * first_scale[c]``
@@ -52,11 +52,19 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
     weights (bias excluded) are all zero, and whether every entry is finite
     and, when ``exact``, every product and sum was exact (the scales are
     powers of two; Knuth's TwoSum error is checked to be zero).
+
+    When ``normed`` has rows, it receives each row of ``out`` times its
+    ``sign`` over its largest absolute entry (1 for an all-zero row); ``sign``
+    is the sign of the row's first non-zero entry when ``signed``, else 1.
+    Also returns those scales and signs.
     """
     n = w.shape[0]
     width = out.shape[1] - 1
     zero = np.zeros(n, dtype=np.bool_)
     bad = np.zeros(n, dtype=np.bool_)
+    scales = np.ones(n, dtype=np.float64)
+    signs = np.ones(n, dtype=np.float64)
+    normalise = normed.shape[0] > 0
     for i in prange(n):
         o = out[i]
         row = w[i]
@@ -93,7 +101,25 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
             finite &= abs(o[k]) < np.inf
         zero[i] = allzero
         bad[i] = inexact or not finite
-    return zero, not bad.any()
+        sg = 1.0
+        if signed:
+            for k in range(1 + width):
+                if o[k] != 0.0:
+                    sg = 1.0 if o[k] > 0.0 else -1.0
+                    break
+        signs[i] = sg
+        if normalise:
+            big = 0.0
+            for k in range(1 + width):
+                big = max(big, abs(o[k]))
+            if big == 0.0:
+                big = 1.0
+            scales[i] = big
+            mult = sg / big
+            nrow = normed[i]
+            for k in range(1 + width):
+                nrow[k] = o[k] * mult
+    return zero, not bad.any(), scales, signs
 
 
 def runs(src: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -109,28 +135,6 @@ def runs(src: np.ndarray, pos: np.ndarray) -> np.ndarray:
     lengths = np.diff(np.append(starts, src.size))
     return np.ascontiguousarray(np.stack([src[starts], pos[starts], lengths], axis=1),
                                 dtype=np.int64)
-
-
-@njit(cache=True, parallel=True)
-def normalise_rows(mb: np.ndarray, sign: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out`` = each row times ``sign`` over its largest absolute entry; return those entries.
-
-    All-zero rows get the scale 1.
-    """
-    n, m = mb.shape
-    scale = np.ones(n, dtype=np.float64)
-    for i in prange(n):
-        row = mb[i]
-        s = 0.0
-        for k in range(m):
-            s = max(s, abs(row[k]))
-        if s == 0.0:
-            s = 1.0
-        scale[i] = s
-        mult = sign[i] / s
-        for k in range(m):
-            out[i, k] = row[k] * mult
-    return scale
 
 
 @njit(cache=True, parallel=True)

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -35,7 +35,6 @@ from ._hash import network_sha256
 from ._kernels import (
     deviation_bound,
     merge_columns,
-    normalise_rows,
     runs,
     take_rows,
     threads_for,
@@ -547,14 +546,15 @@ def reduce_network(
                 bf, changed = _to_float(b_obj)
                 if not changed:
                     b_eff = bf
-        fast = None
+        fast: _Merged | None = None
         if not prev_combined and not exact_net and not is_exact_array(b_eff):
+            upcoming = None if li == len(lin) - 1 else _factors(layers[idx + 1: lin[li + 1]])
             fast = _fast_merge(layer, plain_cols, prev_cols, b_eff, prev_blocks, prev_rho,
-                               exact)
+                               exact, upcoming)
         mb: np.ndarray | None = None
         fast_zero: np.ndarray | None = None
         if fast is not None:
-            mb, fast_zero = fast
+            mb, fast_zero = fast.mb, fast.zero
             p_width = wr.shape[2]
             m = mb[:, 1:].reshape(mb.shape[0], len(prev_blocks), p_width)
         else:
@@ -598,9 +598,9 @@ def reduce_network(
                     continue
             candidates.append(v)
         labels = _labels(ops, n_out)
-        if mb is not None:
-            blocks, rho, dev = _lump_layer_dense(mb, flat_m, b_eff, candidates, labels, factors,
-                                                 exact, tol)
+        if fast is not None:
+            blocks, rho, dev = _lump_layer_dense(fast, flat_m, b_eff, candidates, labels,
+                                                 factors, exact, tol)
         else:
             blocks, rho, dev = _lump_layer(flat_m, b_eff, candidates, labels, factors, exact,
                                            tol)
@@ -673,15 +673,26 @@ class _LazyGrouped:
         return self.weight[:, self.cols]
 
 
+class _Merged(NamedTuple):
+    """The output of :func:`_fast_merge`."""
+
+    mb: np.ndarray  # merged layer, bias in column 0
+    zero: np.ndarray  # rows whose weights (bias excluded) are all zero
+    normed: np.ndarray | None  # tolerance mode: rows times sign over their largest |entry|
+    scale: np.ndarray | None  # those largest |entries| (1 for all-zero rows)
+    sign: np.ndarray  # +-1 per row (first non-zero entry's sign for linear layers)
+
+
 def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray | None,
-                b_eff: np.ndarray, blocks: list[list[int]], rho: list[Fraction], exact: bool
-                ) -> tuple[np.ndarray, np.ndarray] | None:
+                b_eff: np.ndarray, blocks: list[list[int]], rho: list[Fraction], exact: bool,
+                factors: Factors | None) -> _Merged | None:
     """The merged layer with its bias as column 0, in one compiled pass over float weights.
 
-    Returns ``(mb, zero_rows)`` with ``mb[:, 1:]`` the merged tensor of
-    :func:`_merge` flattened, or ``None`` when this pass does not apply (exact
-    mode with a factor that is not a power of two, or an inexact sum): the
-    caller then uses :func:`_merge`.
+    ``mb[:, 1:]`` is the merged tensor of :func:`_merge` flattened.  Returns
+    ``None`` when this pass does not apply (exact mode with a factor that is
+    not a power of two, an inexact sum, an overflow): the caller then uses
+    :func:`_merge`.  ``factors`` (``None`` for the output layer) says how
+    the rows will be lumped: tolerance mode normalises them in the same pass.
     """
     n_ch = len(rho)
     inv = np.ones(n_ch, dtype=np.float64)
@@ -727,19 +738,22 @@ def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray |
     rest_src = order[~is_first]
     w2 = np.ascontiguousarray(w2)
     mb = np.empty((w2.shape[0], 1 + width), dtype=np.float64)
+    normalise = not exact and factors is not None and factors != "one"
+    normed = np.empty(mb.shape if normalise else (0, 0), dtype=np.float64)
     rest_dst = dest[rest_src]
     with threads_for(w2.size):
-        zero, ok = merge_columns(
+        zero, ok, row_scale, row_sign = merge_columns(
             w2, np.asarray(b_eff, dtype=np.float64), runs(first_src, np.arange(width)),
             scale[first_src], runs(rest_src, np.arange(rest_src.size)), rest_dst,
-            scale[rest_src], exact, mb)
+            scale[rest_src], exact, mb, normed, factors == "nonzero")
     if not ok:
         return None
-    return mb, zero
+    return _Merged(mb, zero, normed if normalise else None, row_scale if normalise else None,
+                   row_sign.astype(np.int64))
 
 
 def _lump_layer_dense(
-    mb: np.ndarray,
+    merged: _Merged,
     flat_m: np.ndarray,
     b_eff: np.ndarray,
     candidates: list[int],
@@ -749,25 +763,23 @@ def _lump_layer_dense(
     tol: float,
 ) -> tuple[list[list[int]], dict[int, Fraction | float], float]:
     """:func:`_lump_layer` for the float matrix ``mb`` (bias = column 0), as a dense graph."""
+    mb = merged.mb
     n_src = mb.shape[1] - 1
     m = len(candidates)
     if m == 0:
         return [], {}, 0.0
-    vec = mb if m == mb.shape[0] else mb[np.asarray(candidates, dtype=np.int64)]
-    sign = np.ones(m, dtype=np.int64)
-    if factors == "nonzero":
-        # rho may be negative: make the first non-zero coordinate (bias first) positive
-        nz = vec != 0
-        first = np.argmax(nz, axis=1)
-        sign = np.where(vec[np.arange(m), first] < 0, -1, 1).astype(np.int64)
+    subset = None if m == mb.shape[0] else np.asarray(candidates, dtype=np.int64)
+    # rho may be negative for linear layers: the first non-zero coordinate is made positive
+    sign = merged.sign if subset is None else merged.sign[subset]
     scale: np.ndarray | None = None
-    if not exact and factors != "one":
-        normed = np.empty(vec.shape, dtype=np.float64)
-        with threads_for(vec.size):
-            scale = normalise_rows(vec, sign.astype(np.float64), normed)
-        vec = normed
-    elif factors == "nonzero" and (sign < 0).any():
-        vec = vec * sign[:, None].astype(np.float64)
+    if merged.normed is not None:
+        assert merged.scale is not None
+        vec = merged.normed if subset is None else merged.normed[subset]
+        scale = merged.scale if subset is None else merged.scale[subset]
+    else:
+        vec = mb if subset is None else mb[subset]
+        if factors == "nonzero" and (sign < 0).any():
+            vec = vec * sign[:, None].astype(np.float64)
     # initial labels: every source alone; the neurons by their per-neuron parameters
     init = np.empty(1 + n_src + m, dtype=np.int64)
     init[: 1 + n_src] = np.arange(1 + n_src)
