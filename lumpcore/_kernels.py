@@ -914,11 +914,16 @@ def _split_float(b: np.int64) -> tuple[np.int64, np.int64]:  # pragma: no cover 
 
 @njit(cache=True)
 def csr_terms_float(  # pragma: no cover - compiled
-    n: int, src: np.ndarray, dst: np.ndarray, wbits: np.ndarray
+    n: int, src: np.ndarray, dst: np.ndarray, wbits: np.ndarray, edges: np.ndarray,
+    total: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Exact float64 weights as 128-bit integer terms in a CSR matrix by source.
 
-    ``wbits`` are the weights' bits (``w.view(np.int64)``).  Each weight is
+    ``wbits`` are the weights' bits (``w.view(np.int64)``).  The caller
+    allocates the large outputs with numpy (which puts them on huge pages;
+    numba's own allocations fault page by page, which costs as much as the
+    pass): ``edges`` uint64 of shape ``(len(wbits), 3)``, ``total`` zero
+    uint64 of shape ``(n, 2)``.  Each weight is
     ``w[e] = mant * 2**(shift + emin)`` with ``emin`` the smallest exponent of
     a non-zero weight; the term of edge ``e`` is ``mant * 2**shift``.  Zero
     weights are dropped.  Returns ``(indptr, edges, total, bits)``: ``edges[p]
@@ -959,8 +964,7 @@ def csr_terms_float(  # pragma: no cover - compiled
     bits = 1.0
     if absmax > 0:
         bits = math.log2(absmax) - emin + 2.0
-    edges = np.empty((kept, 3), dtype=np.uint64)
-    total = np.zeros((n, 2), dtype=np.uint64)
+    edges = edges[:kept]
     if bits >= 125.0:
         return indptr, edges, total, bits
     fill = indptr[:n].copy()
@@ -985,7 +989,8 @@ def csr_terms_float(  # pragma: no cover - compiled
 
 @njit(cache=True)
 def csr_terms_int(  # pragma: no cover - compiled
-    n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray
+    n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, edges: np.ndarray,
+    total: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """:func:`csr_terms_float` for int64 weights (the terms are the weights)."""
     m = w.shape[0]
@@ -1004,8 +1009,7 @@ def csr_terms_int(  # pragma: no cover - compiled
         if absin[v] > absmax:
             absmax = absin[v]
     bits = math.log2(absmax) + 2.0 if absmax > 0 else 1.0
-    edges = np.empty((kept, 3), dtype=np.uint64)
-    total = np.zeros((n, 2), dtype=np.uint64)
+    edges = edges[:kept]
     fill = indptr[:n].copy()
     for e in range(m):
         x = w[e]

@@ -412,14 +412,17 @@ def _plain_exact128(g: WeightedGraph, init: np.ndarray) -> tuple[np.ndarray, int
     the caller then takes the hashed path with exact verification.
     """
     w = g.weight
+    if w.dtype not in (np.float64, np.int64):
+        return None
+    # large outputs allocated by numpy (on huge pages; see csr_terms_float)
+    out = np.empty((w.shape[0], 3), dtype=np.uint64)
+    tot = np.zeros((g.n, 2), dtype=np.uint64)
     if w.dtype == np.float64:
         indptr, edges, total, bits = csr_terms_float(
-            g.n, g.src, g.dst, np.ascontiguousarray(w).view(np.int64)
+            g.n, g.src, g.dst, np.ascontiguousarray(w).view(np.int64), out, tot
         )
-    elif w.dtype == np.int64:
-        indptr, edges, total, bits = csr_terms_int(g.n, g.src, g.dst, w)
     else:
-        return None
+        indptr, edges, total, bits = csr_terms_int(g.n, g.src, g.dst, w, out, tot)
     if bits >= 125.0:
         return None
     n = g.n

@@ -621,9 +621,13 @@ class CTMC(_Chain):
             from ._kernels import rate_edges_float
 
             loops = self.loops if self.loops is not None else np.zeros(0)
-            rs, rd, rv = rate_edges_float(self.n, self._src, self._dst, self._val, loops,
-                                          self.loops is not None)
-            return self.n, _readonly(rs), _readonly(rd), _readonly(rv)
+            size = self._src.shape[0] + int(np.count_nonzero(loops))
+            rs = np.empty(size, dtype=np.int64)  # numpy: huge pages (see the kernel)
+            rd = np.empty(size, dtype=np.int64)
+            rv = np.empty(size, dtype=np.float64)
+            p = rate_edges_float(self.n, self._src, self._dst, self._val, loops,
+                                 self.loops is not None, rs, rd, rv)
+            return self.n, _readonly(rs[:p]), _readonly(rd[:p]), _readonly(rv[:p])
         src, dst, val = self.off_diagonal()
         if self.loops is None:
             return self.n, src, dst, val

@@ -16,20 +16,16 @@ __all__ = ["forward_quotient", "rate_edges_float"]
 @njit(cache=True)
 def rate_edges_float(  # pragma: no cover - compiled
     n: int, src: np.ndarray, dst: np.ndarray, val: np.ndarray, loops: np.ndarray,
-    has_loops: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    has_loops: bool, rs: np.ndarray, rd: np.ndarray, rv: np.ndarray,
+) -> int:
     """Storm's rate matrix from a canonical generator: the off-diagonal entries
-    plus the non-zero self-loops, sorted by (row, column), in one pass."""
+    plus the non-zero self-loops, sorted by (row, column), in one pass.
+
+    Written to ``rs, rd, rv`` (allocated by the caller with numpy, which puts
+    large arrays on huge pages; numba's own allocations fault page by page,
+    which costs as much as the pass); returns the number of entries.
+    """
     m = src.shape[0]
-    extra = 0
-    if has_loops:
-        for i in range(n):
-            if loops[i] != 0.0:
-                extra += 1
-    size = m + extra
-    rs = np.empty(size, dtype=np.int64)
-    rd = np.empty(size, dtype=np.int64)
-    rv = np.empty(size, dtype=np.float64)
     p = 0
     e = 0
     for i in range(n):
@@ -52,12 +48,13 @@ def rate_edges_float(  # pragma: no cover - compiled
             rv[p] = val[e]
             p += 1
             e += 1
-    return rs[:p], rd[:p], rv[:p]
+    return p
 
 
 @njit(cache=True)
 def forward_quotient(  # pragma: no cover - compiled
     n: int, src: np.ndarray, dst: np.ndarray, val: np.ndarray, block_of: np.ndarray, k: int,
+    rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, svals: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
            np.ndarray]:
     """Rows of a forward quotient: ``Qt(I, J) = sum_{v in J} M(s, v)`` for the
@@ -71,7 +68,9 @@ def forward_quotient(  # pragma: no cover - compiled
     if none); the off-diagonal values of every such row in ascending order
     (``sorted_vals``; row ``q`` of those rows starts at ``row_start[q]``, for
     exit rates summed like ``_fsum_rows``); ``own[I] = Qt(I, I)`` (0 if
-    absent); and the representatives.
+    absent); and the representatives.  ``rows, cols, vals, svals`` are
+    work arrays of length at least ``len(src) + k`` from the caller (numpy:
+    huge pages); the returned arrays are views of them.
     """
     m = src.shape[0]
     indptr = np.zeros(n + 1, dtype=np.int64)
@@ -84,58 +83,56 @@ def forward_quotient(  # pragma: no cover - compiled
         b = block_of[v]
         if reps[b] < 0:
             reps[b] = v
-    total = 0
-    for b in range(k):
-        s = reps[b]
-        total += indptr[s + 1] - indptr[s] + 1
-    rows = np.empty(total, dtype=np.int64)
-    cols = np.empty(total, dtype=np.int64)
-    vals = np.empty(total, dtype=np.float64)
-    svals = np.empty(total, dtype=np.float64)
     row_start = np.empty(k + 1, dtype=np.int64)
     diag_at = np.full(k, -1, dtype=np.int64)
     own = np.zeros(k, dtype=np.float64)
-    slot = np.full(k, -1, dtype=np.int64)
-    js = np.empty(k if k < 64 else 64, dtype=np.int64)
-    acc = np.zeros(k, dtype=np.float64)
+    cap = 64
+    bj = np.empty(cap, dtype=np.int64)
+    bv = np.empty(cap, dtype=np.float64)
     p = 0
     sp = 0
     nrows = 0
     for b in range(k):
         s = reps[b]
-        nj = 0
-        for e in range(indptr[s], indptr[s + 1]):
-            j = block_of[dst[e]]
-            if slot[j] < 0:
-                slot[j] = nj
-                if nj == js.shape[0]:
-                    grown = np.empty(2 * nj, dtype=np.int64)
-                    grown[:nj] = js[:nj]
-                    js = grown
-                js[nj] = j
-                nj += 1
-                acc[j] = 0.0 + val[e]
-            else:
-                acc[j] = acc[j] + val[e]
-        # columns in increasing order (rows are short: insertion sort)
-        for a in range(1, nj):
-            x = js[a]
-            c = a - 1
-            while c >= 0 and js[c] > x:
-                js[c + 1] = js[c]
-                c -= 1
-            js[c + 1] = x
-        noff = 0
-        for a in range(nj):
-            if js[a] != b:
-                noff += 1
-        placed = noff == 0
+        lo = indptr[s]
+        d = indptr[s + 1] - lo
+        if d > cap:
+            cap = 2 * d
+            bj = np.empty(cap, dtype=np.int64)
+            bv = np.empty(cap, dtype=np.float64)
+        # the row's (target block, value) pairs, stably sorted by block
+        if d <= 32:
+            for t in range(d):
+                j = block_of[dst[lo + t]]
+                x = val[lo + t]
+                c = t - 1
+                while c >= 0 and bj[c] > j:
+                    bj[c + 1] = bj[c]
+                    bv[c + 1] = bv[c]
+                    c -= 1
+                bj[c + 1] = j
+                bv[c + 1] = x
+        else:
+            jj = np.empty(d, dtype=np.int64)
+            for t in range(d):
+                jj[t] = block_of[dst[lo + t]]
+            order = np.argsort(jj, kind="mergesort")
+            for t in range(d):
+                bj[t] = jj[order[t]]
+                bv[t] = val[lo + order[t]]
+        # sum each run in edge order; emit by increasing column
+        placed = False
         start = sp
-        for a in range(nj):
-            j = js[a]
-            slot[j] = -1
+        t = 0
+        while t < d:
+            j = bj[t]
+            acc = 0.0 + bv[t]
+            t += 1
+            while t < d and bj[t] == j:
+                acc = acc + bv[t]
+                t += 1
             if j == b:
-                own[b] = acc[j]
+                own[b] = acc
                 continue
             if not placed and j > b:
                 rows[p] = b
@@ -146,23 +143,22 @@ def forward_quotient(  # pragma: no cover - compiled
                 placed = True
             rows[p] = b
             cols[p] = j
-            vals[p] = acc[j]
+            vals[p] = acc
             p += 1
             # ascending insertion into this row's sorted values
-            x = acc[j]
             c = sp - 1
-            while c >= start and svals[c] > x:
+            while c >= start and svals[c] > acc:
                 svals[c + 1] = svals[c]
                 c -= 1
-            svals[c + 1] = x
+            svals[c + 1] = acc
             sp += 1
-        if not placed:
-            rows[p] = b
-            cols[p] = b
-            vals[p] = 0.0
-            diag_at[b] = p
-            p += 1
-        if noff > 0:
+        if sp > start:
+            if not placed:
+                rows[p] = b
+                cols[p] = b
+                vals[p] = 0.0
+                diag_at[b] = p
+                p += 1
             row_start[nrows] = start
             nrows += 1
     row_start[nrows] = sp

@@ -367,9 +367,13 @@ def _forward_quotient_float(
         edges = chain.rate_edges() if kind == "bisim" else chain.to_edges()
     n, src, dst, val = edges
     k = int(block_of.max()) + 1 if block_of.size else 0
+    size = src.shape[0] + k  # work arrays from numpy (huge pages; see the kernel)
     rows, cols, vals, diag_at, svals, row_start, own, reps = forward_quotient(
-        n, src, dst, val, block_of, k
+        n, src, dst, val, block_of, k, np.empty(size, dtype=np.int64),
+        np.empty(size, dtype=np.int64), np.empty(size), np.empty(size),
     )
+    if 4 * rows.shape[0] < size:  # much smaller than the work arrays: do not keep those
+        rows, cols, vals = rows.copy(), cols.copy(), vals.copy()
     if row_start.size > 1:
         vals[diag_at[diag_at >= 0]] = -np.add.reduceat(svals, row_start[:-1])
     loops: np.ndarray | None = None

@@ -31,6 +31,13 @@ WIDE = [0.1, 0.2, 0.3, 1 / 3, 2.0**40, 3e15, 1.0, 0.5, -0.1, -(2.0**40), 7.0, 1e
 TINY = [5e-324, 1e-310, 3e-320, -1e-315, 2.5e-308, 0.0, -0.0, 2.2250738585072014e-308]
 
 
+def _float_terms(n: int, src: np.ndarray, dst: np.ndarray,
+                 w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    w = np.asarray(w, dtype=np.float64)
+    return csr_terms_float(n, np.asarray(src), np.asarray(dst), w.view(np.int64),
+                           np.empty((w.shape[0], 3), np.uint64), np.zeros((n, 2), np.uint64))
+
+
 def _oracle(n: int, src: list[int], dst: list[int], w: list[float] | list[int],
             init: list[int], direction: str) -> tuple[tuple[int, ...], ...]:
     edges = [(s, d, Fraction(x)) for s, d, x in zip(src, dst, w, strict=True)]
@@ -72,8 +79,8 @@ def test_wide_float_weights_match_naive_oracle(
 def test_wide_weights_take_the_128_bit_path_and_need_more_than_64_bits() -> None:
     """0.1 + 2**40 in units of 0.1's lowest bit needs about 98 bits."""
     w = np.array([0.1, 2.0**40, 0.1, 2.0**40 + 0.25], dtype=np.float64)
-    indptr, edges, total, bits = csr_terms_float(3, np.array([0, 0, 1, 1]),
-                                                 np.array([1, 1, 2, 2]), w.view(np.int64))
+    indptr, edges, total, bits = _float_terms(3, np.array([0, 0, 1, 1]),
+                                              np.array([1, 1, 2, 2]), w)
     targets, hi, lo = edges[:, 0], edges[:, 1], edges[:, 2]
     assert 64 < bits < 125
     assert hi.any()  # some term really uses the high limb
@@ -119,7 +126,7 @@ def _hi_only_graph(extra_low: int) -> WeightedGraph:
 @pytest.mark.parametrize("extra_low", [0, 1])
 def test_forced_mix_collision_is_detected_by_the_kernel(extra_low: int) -> None:
     g = _hi_only_graph(extra_low)
-    indptr, edges, total, _bits = csr_terms_float(g.n, g.src, g.dst, g.weight.view(np.int64))
+    indptr, edges, total, _bits = _float_terms(g.n, g.src, g.dst, g.weight)
     init = np.array([0, 1, 1], dtype=np.int64)
     # mix 0 orders by the low limb only: the two sums collide (or look like 0)
     _, _, _, ok = refine_exact128(g.n, indptr, edges, total, init, 2, np.uint64(0))
@@ -143,7 +150,9 @@ def test_forced_mix_collision_falls_back_to_the_verified_path(
 def test_int_terms_are_the_weights() -> None:
     w = np.array([-(2**62), 5, 0, 2**62 - 1], dtype=np.int64)
     indptr, edges, total, _bits = csr_terms_int(2, np.array([1, 0, 0, 1]),
-                                                np.array([0, 1, 1, 1]), w)
+                                                np.array([0, 1, 1, 1]), w,
+                                                np.empty((4, 3), np.uint64),
+                                                np.zeros((2, 2), np.uint64))
     targets, hi, lo = edges[:, 0], edges[:, 1], edges[:, 2]
     vals = [(int(h) << 64 | int(x)) for h, x in zip(hi.tolist(), lo.tolist(), strict=True)]
     signed = [v - 2**128 if v >= 2**127 else v for v in vals]
@@ -158,8 +167,7 @@ def test_int_terms_are_the_weights() -> None:
 def test_subnormal_terms_are_exact() -> None:
     w = np.array(TINY, dtype=np.float64)
     k = len(TINY)
-    indptr, edges, total, bits = csr_terms_float(1, np.zeros(k, np.int64), np.zeros(k, np.int64),
-                                                 w.view(np.int64))
+    indptr, edges, total, bits = _float_terms(1, np.zeros(k, np.int64), np.zeros(k, np.int64), w)
     assert bits < 125
     nz = [Fraction(x) for x in TINY if x != 0]
     assert indptr.tolist() == [0, len(nz)]  # both zeros dropped
@@ -178,7 +186,7 @@ def test_spread_beyond_128_bits_uses_the_verified_path() -> None:
     w = [1e300, 1e-300, 1e300, 2e-300, 1.0, 1.0]
     src, dst = [0, 0, 0, 0, 1, 2], [1, 1, 2, 2, 3, 4]
     g = WeightedGraph.from_edges(5, src, dst, np.array(w))
-    bits = csr_terms_float(g.n, g.src, g.dst, g.weight.view(np.int64))[-1]
+    bits = _float_terms(g.n, g.src, g.dst, g.weight)[-1]
     assert bits >= 125
     lump = coarsest_lumping(g, [0, 1, 1, 2, 2])
     assert lump.blocks == _oracle(5, src, dst, w, [0, 1, 1, 2, 2], "backward")
