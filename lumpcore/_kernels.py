@@ -1038,6 +1038,10 @@ def refine_exact128(  # pragma: no cover - compiled
     init_block: np.ndarray,
     num_init_blocks: int,
     mix: np.uint64,
+    ws: np.ndarray,
+    uws: np.ndarray,
+    binfo: np.ndarray,
+    row: np.ndarray,
 ) -> tuple[np.ndarray, int, int, bool]:
     """Coarsest stable partition (plain mode) with exact 128-bit sums as keys.
 
@@ -1053,15 +1057,19 @@ def refine_exact128(  # pragma: no cover - compiled
     with respect to all nodes and to every other block gives stability with
     respect to the largest one.
 
+    The work arrays come from the caller, allocated by numpy (on huge pages;
+    numba's own allocations fault page by page, which costs a good part of
+    the refinement): ``ws`` int64 of shape ``(13, n + 2)``, ``uws`` uint64
+    of shape ``(3, n + 1)``, ``binfo`` zero int64 of shape ``(n + 1, 8)`` and
+    ``row`` zero uint64 of shape ``(n, 4)``.  ``block_of`` is a view of ``ws``.
+
     Returns ``(block_of, splits, rounds, ok)``; ``ok`` is false only if two
     different sums had the same order key (the partition is then not to be
     used).
     """
-    cap = n + 1
     # per block, side by side (one cache line per block looked up): range in
     # `elems`, and the scratch of one splitter round (touched count, first key,
     # whether all keys equal it, slot), and whether the block is on the worklist
-    binfo = np.zeros((cap, 8), dtype=np.int64)
     bstart = binfo[:, 0]
     bend = binfo[:, 1]
     tcount = binfo[:, 2]
@@ -1071,14 +1079,15 @@ def refine_exact128(  # pragma: no cover - compiled
     tslot = binfo[:, 6]
     in_work = binfo[:, 7]
     tslot[:] = -1
-    block_of = init_block.copy()
+    block_of = ws[0, :n]
+    block_of[:] = init_block
     counts = np.zeros(num_init_blocks + 1, dtype=np.int64)
     for v in range(n):
         counts[block_of[v] + 1] += 1
     for b in range(num_init_blocks):
         counts[b + 1] += counts[b]
-    elems = np.empty(n, dtype=np.int64)
-    pos = np.empty(n, dtype=np.int64)
+    elems = ws[1, :n]
+    pos = ws[2, :n]
     fill = counts[:num_init_blocks].copy()
     for v in range(n):
         b = block_of[v]
@@ -1090,7 +1099,7 @@ def refine_exact128(  # pragma: no cover - compiled
         bend[b] = counts[b + 1]
     nblocks = num_init_blocks
 
-    work = np.empty(cap, dtype=np.int64)
+    work = ws[3]
     wtop = 0
     largest0 = 0
     for b in range(num_init_blocks):
@@ -1105,21 +1114,20 @@ def refine_exact128(  # pragma: no cover - compiled
     zero = np.uint64(0)
     # per node, side by side (one cache line per visited edge): the sum (hi, lo),
     # the round that last touched the node, and the node's block
-    row = np.zeros((n, 4), dtype=np.uint64)
     for v in range(n):
         row[v, 3] = np.uint64(block_of[v])
-    touched = np.empty(n, dtype=np.int64)
-    khi = np.empty(n, dtype=np.uint64)
-    klo = np.empty(n, dtype=np.uint64)
-    keys = np.empty(n, dtype=np.uint64)
-    tblock = np.empty(n, dtype=np.int64)
-    order = np.empty(n, dtype=np.int64)
-    piece_start = np.empty(n + 1, dtype=np.int64)
-    piece_end = np.empty(n + 1, dtype=np.int64)
-    tblocks = np.empty(n + 1, dtype=np.int64)
-    sstart = np.empty(n + 2, dtype=np.int64)
-    sfill = np.empty(n + 1, dtype=np.int64)
-    sblock = np.empty(n + 1, dtype=np.int64)
+    touched = ws[4]
+    tblock = ws[5]
+    order = ws[6]
+    piece_start = ws[7]
+    piece_end = ws[8]
+    tblocks = ws[9]
+    sstart = ws[10]
+    sfill = ws[11]
+    sblock = ws[12]
+    khi = uws[0]
+    klo = uws[1]
+    keys = uws[2]
 
     splits = 0
     rounds = 0

@@ -427,12 +427,15 @@ def _plain_exact128(g: WeightedGraph, init: np.ndarray) -> tuple[np.ndarray, int
         return None
     n = g.n
     nlab = int(init.max()) + 1 if n else 0
+    # work arrays allocated by numpy (huge pages; see refine_exact128)
     block_of, splits, rounds, ok = refine_exact128(
-        n, indptr, edges, total, init, nlab, _MIX
+        n, indptr, edges, total, init, nlab, _MIX,
+        np.empty((13, n + 2), dtype=np.int64), np.empty((3, n + 1), dtype=np.uint64),
+        np.zeros((n + 1, 8), dtype=np.int64), np.zeros((n, 4), dtype=np.uint64),
     )
     if not ok:
         return None
-    return block_of, int(splits), int(rounds)
+    return block_of.copy(), int(splits), int(rounds)
 
 
 def _in_abs_bound(g: WeightedGraph, absw: np.ndarray) -> float:

@@ -38,6 +38,11 @@ def _float_terms(n: int, src: np.ndarray, dst: np.ndarray,
                            np.empty((w.shape[0], 3), np.uint64), np.zeros((n, 2), np.uint64))
 
 
+def _work(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return (np.empty((13, n + 2), np.int64), np.empty((3, n + 1), np.uint64),
+            np.zeros((n + 1, 8), np.int64), np.zeros((n, 4), np.uint64))
+
+
 def _oracle(n: int, src: list[int], dst: list[int], w: list[float] | list[int],
             init: list[int], direction: str) -> tuple[tuple[int, ...], ...]:
     edges = [(s, d, Fraction(x)) for s, d, x in zip(src, dst, w, strict=True)]
@@ -129,9 +134,10 @@ def test_forced_mix_collision_is_detected_by_the_kernel(extra_low: int) -> None:
     indptr, edges, total, _bits = _float_terms(g.n, g.src, g.dst, g.weight)
     init = np.array([0, 1, 1], dtype=np.int64)
     # mix 0 orders by the low limb only: the two sums collide (or look like 0)
-    _, _, _, ok = refine_exact128(g.n, indptr, edges, total, init, 2, np.uint64(0))
+    _, _, _, ok = refine_exact128(g.n, indptr, edges, total, init, 2, np.uint64(0), *_work(g.n))
     assert not ok
-    block_of, _, _, ok = refine_exact128(g.n, indptr, edges, total, init, 2, np.uint64(MIX128))
+    block_of, _, _, ok = refine_exact128(g.n, indptr, edges, total, init, 2, np.uint64(MIX128),
+                                         *_work(g.n))
     assert ok and block_of[1] != block_of[2]
 
 
