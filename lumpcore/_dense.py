@@ -52,6 +52,14 @@ _LOW27 = np.uint64((1 << 27) - 1)  # mantissa bits that must be zero for a plain
 # status codes of a column
 _OK, _NONFINITE, _RANGE = 0, 1, 2
 
+# bit patterns of |x| (ordered like the values) for the range tests
+_ABS = np.int64(0x7FFFFFFFFFFFFFFF)
+_MAXI = np.int64(0x7FFFFFFFFFFFFFFF)
+_INF_BITS = np.int64(0x7FF0000000000000)
+_HI_BITS = np.int64(np.array([_HI]).view(np.int64)[0])
+_LO_BITS = np.int64(np.array([_LO]).view(np.int64)[0])
+_QMAX_BITS = np.int64(np.array([_QMAX]).view(np.int64)[0])
+
 
 @njit(inline="always")
 def _two_prod(a: float, b: float) -> tuple[float, float]:
@@ -89,6 +97,41 @@ def _grid(x: float, step: float, inv: float) -> float:
     return k if k % 2.0 == 0.0 else k + 1.0
 
 
+# Row helpers.  Their loops are written so that LLVM vectorises them: the only
+# reductions are integer min/max, integer wrapping sums and boolean or (a float
+# reduction would need reassociation, which the exact checks must not get).
+@njit(cache=True, inline="always")
+def _grid_row(dst: np.ndarray, src: np.ndarray, step: float, inv: float) -> None:
+    """``dst[k]`` = ``src[k] / step`` rounded to the nearest integer exactly (ties to even)."""
+    near = False
+    for k in range(src.shape[0]):
+        q = src[k] * inv
+        fl = np.floor(q)
+        f = q - fl
+        near |= abs(f - 0.5) <= 1e-6 + abs(q) * 2.0**-50
+        dst[k] = fl + 1.0 if f > 0.5 else fl
+    if near:  # rare: settle the entries close to a half-way point exactly
+        for k in range(src.shape[0]):
+            dst[k] = _grid(src[k], step, inv)
+
+
+@njit(cache=True, inline="always")
+def _abs_bits_range(x: np.ndarray) -> tuple[np.int64, np.int64]:
+    """Largest and smallest non-zero bit pattern of ``|x[k]|`` (ordered like the values).
+
+    Infinities and NaNs have the largest patterns; an all-zero ``x`` gives
+    ``(0, 2**63 - 1)``.
+    """
+    bits = x.view(np.int64)
+    top = np.int64(0)
+    bottom = _MAXI
+    for k in range(bits.shape[0]):
+        b = bits[k] & _ABS
+        top = max(top, b)
+        bottom = min(bottom, b if b != 0 else _MAXI)
+    return top, bottom
+
+
 @njit(cache=True, parallel=True)
 def _hash_columns(t: np.ndarray, proportional: bool, step: float, mult: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -105,18 +148,22 @@ def _hash_columns(t: np.ndarray, proportional: bool, step: float, mult: np.ndarr
         buf = np.empty(m, dtype=np.float64)
         qbuf = np.empty(m if grid else 0, dtype=np.float64)
         row = t[i]
+        top, bottom = _abs_bits_range(row)
+        if top >= _INF_BITS:
+            status[i] = _NONFINITE
+            continue
         if grid:
-            bad = 0.0
-            for k in range(m):
-                bad += row[k] * 0.0  # NaN if some entry is not finite
-            if not bad == 0.0:
-                status[i] = _NONFINITE
-                continue
-            for k in range(m):
-                qbuf[k] = _grid(row[k], step, inv)
+            _grid_row(qbuf, row, step, inv)
             vals = qbuf
+            top, bottom = _abs_bits_range(qbuf)
+            if top >= _QMAX_BITS:
+                status[i] = _RANGE
+                continue
         else:
             vals = row
+            if proportional and top != 0 and (top > _HI_BITS or bottom < _LO_BITS):
+                status[i] = _RANGE
+                continue
         p = -1
         pv = 1.0
         for k in range(m):
@@ -126,27 +173,8 @@ def _hash_columns(t: np.ndarray, proportional: bool, step: float, mult: np.ndarr
                 break
         if not proportional:
             pv = 1.0
-        # one pass: finiteness, range of the non-zero magnitudes, the ratios to the pivot
-        acc = 0.0
-        amax = 0.0
-        amin = np.inf
         for k in range(m):
-            v = vals[k]
-            a = abs(v)
-            acc += v * 0.0
-            amax = max(amax, a)
-            amin = min(amin, a if a != 0.0 else np.inf)
-            buf[k] = v / pv + 0.0  # + 0.0 turns -0.0 into 0.0
-        if not acc == 0.0:
-            status[i] = _NONFINITE
-            continue
-        if grid:
-            if amax >= _QMAX:
-                status[i] = _RANGE
-                continue
-        elif proportional and (amax > _HI or (amax > 0.0 and amin < _LO)):
-            status[i] = _RANGE
-            continue
+            buf[k] = vals[k] / pv + 0.0  # + 0.0 turns -0.0 into 0.0
         pivot[i] = p
         pval[i] = pv if p >= 0 else 0.0
         bits = buf.view(np.uint64)
@@ -179,31 +207,51 @@ def _compare_pairs(t: np.ndarray, a: np.ndarray, b: np.ndarray, pivot: np.ndarra
         if grid:
             xs = np.empty(m, dtype=np.float64)
             ys = np.empty(m, dtype=np.float64)
-            for k in range(m):
-                xs[k] = _grid(x[k], step, inv)
-                ys[k] = _grid(y[k], step, inv)
+            _grid_row(xs, x, step, inv)
+            _grid_row(ys, y, step, inv)
         else:
             xs = x
             ys = y
-        good = True
         if not proportional or pivot[a[j]] < 0:
-            for k in range(m):
-                good &= xs[k] == ys[k]
+            ok[j] = _equal(xs, ys)
+            continue
+        px = pval[a[j]]
+        py = pval[b[j]]
+        if (px > 0.0) != (py > 0.0):
+            continue
+        if short[a[j]] and short[b[j]]:
+            ok[j] = _cross_equal_short(xs, ys, px, py)
         else:
-            px = pval[a[j]]
-            py = pval[b[j]]
-            if (px > 0.0) != (py > 0.0):
-                continue
-            if short[a[j]] and short[b[j]]:
-                for k in range(m):  # both mantissas <= 26 bits: the products are exact
-                    good &= xs[k] * py == ys[k] * px
-            else:
-                for k in range(m):
-                    p1, e1 = _two_prod(xs[k], py)
-                    p2, e2 = _two_prod(ys[k], px)
-                    good &= (p1 == p2) & (e1 == e2)
-        ok[j] = good
+            ok[j] = _cross_equal(xs, ys, px, py)
     return ok
+
+
+@njit(cache=True, inline="always")
+def _equal(x: np.ndarray, y: np.ndarray) -> bool:
+    good = True
+    for k in range(x.shape[0]):
+        good &= x[k] == y[k]
+    return good
+
+
+@njit(cache=True, inline="always")
+def _cross_equal_short(x: np.ndarray, y: np.ndarray, px: float, py: float) -> bool:
+    """``x * py == y * px`` entrywise, for mantissas of at most 26 bits (exact products)."""
+    good = True
+    for k in range(x.shape[0]):
+        good &= x[k] * py == y[k] * px
+    return good
+
+
+@njit(cache=True, inline="always")
+def _cross_equal(x: np.ndarray, y: np.ndarray, px: float, py: float) -> bool:
+    """``x * py == y * px`` entrywise, the products compared exactly (two-product)."""
+    good = True
+    for k in range(x.shape[0]):
+        p1, e1 = _two_prod(x[k], py)
+        p2, e2 = _two_prod(y[k], px)
+        good &= (p1 == p2) & (e1 == e2)
+    return good
 
 
 _PARALLEL_MIN = 1 << 18  # fewer entries than this: one thread (a parallel launch costs more)

@@ -32,31 +32,74 @@ def threads_for(entries: int) -> Iterator[None]:
     finally:
         numba.set_num_threads(before)
 
-_TINY = 2.2250738585072014e-308  # smallest normal float64
+_ABS = np.int64(0x7FFFFFFFFFFFFFFF)  # all bits but the sign
+_INF_BITS = np.int64(0x7FF0000000000000)  # bit pattern of inf; NaNs lie above
+
+
+# The helpers below work on slices so that LLVM vectorises their loops; their
+# reductions are integer max or boolean or (a float reduction would need
+# reassociation, which would also break the TwoSum check).
+@njit(cache=True, inline="always")
+def _scale_into(dst: np.ndarray, src: np.ndarray, scale: np.ndarray, inv: np.ndarray) -> bool:
+    """``dst = src * scale``; True if a product was inexact (it does not scale back)."""
+    inexact = False
+    for t in range(dst.shape[0]):
+        v = src[t]
+        x = v * scale[t]
+        inexact |= x * inv[t] != v
+        dst[t] = x
+    return inexact
+
+
+@njit(cache=True, inline="always")
+def _add_scaled_into(dst: np.ndarray, src: np.ndarray, scale: np.ndarray,
+                     inv: np.ndarray) -> bool:
+    """``dst += src * scale``; True if a product or a sum was inexact (TwoSum error)."""
+    inexact = False
+    for t in range(dst.shape[0]):
+        v = src[t]
+        x = v * scale[t]
+        a = dst[t]
+        s = a + x
+        bb = s - a
+        inexact |= (x * inv[t] != v) | ((a - (s - bb)) + (x - bb) != 0.0)
+        dst[t] = s
+    return inexact
+
+
+@njit(cache=True, inline="always")
+def _abs_bits_max(x: np.ndarray) -> np.int64:
+    """Largest bit pattern of ``|x[k]|`` (ordered like the values; inf and NaN on top)."""
+    bits = x.view(np.int64)
+    top = np.int64(0)
+    for k in range(bits.shape[0]):
+        top = max(top, bits[k] & _ABS)
+    return top
 
 
 @njit(cache=True, parallel=True)
 def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
-                  first_scale: np.ndarray, rest_runs: np.ndarray, rest_dst: np.ndarray,
-                  rest_scale: np.ndarray, exact: bool, out: np.ndarray,
+                  first_scale: np.ndarray, first_inv: np.ndarray, rest_runs: np.ndarray,
+                  rest_scale: np.ndarray, rest_inv: np.ndarray, exact: bool, out: np.ndarray,
                   normed: np.ndarray, signed: bool
                   ) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray]:
     """Fill ``out`` (rows of ``w``, ``1 + width`` columns) with the scaled column sums.
 
     ``out[i, 0] = bias[i]``; ``out[i, 1 + c] = w[i, src(c)] * first_scale[c]``
     for the first input ``src(c)`` of merged column ``c``, plus
-    ``w[i, f] * rest_scale[k]`` for every further input ``f`` (the ``k``-th,
-    going to ``rest_dst[k]``).  Both lists come as runs ``(src, pos, len)``
-    of consecutive inputs: ``first_runs`` with ``pos`` the merged column,
-    ``rest_runs`` with ``pos`` the index ``k``.  Returns whether each row's
-    weights (bias excluded) are all zero, and whether every entry is finite
-    and, when ``exact``, every product and sum was exact (the scales are
-    powers of two; Knuth's TwoSum error is checked to be zero).
+    ``w[i, f] * rest_scale[k]`` for every further input ``f`` (the ``k``-th).
+    Inputs come in runs, consecutive in input and merged column:
+    ``first_runs`` rows ``(src, column, length)``, ``rest_runs`` rows
+    ``(src, column, length, k)``.  ``*_inv`` are the reciprocals of the
+    scales.  Returns whether each row's weights (bias excluded) are all zero,
+    whether every entry is finite and, when ``exact``, every product and sum
+    was exact (the scales are powers of two: a product is exact iff it
+    scales back to the weight; sums by Knuth's TwoSum error), and each row's
+    largest absolute entry and sign (below).
 
     When ``normed`` has rows, it receives each row of ``out`` times its
     ``sign`` over its largest absolute entry (1 for an all-zero row); ``sign``
     is the sign of the row's first non-zero entry when ``signed``, else 1.
-    Also returns those scales and signs.
     """
     n = w.shape[0]
     width = out.shape[1] - 1
@@ -71,36 +114,20 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
         o[0] = bias[i]
         inexact = False
         for r in range(first_runs.shape[0]):
-            s0 = first_runs[r, 0]
-            c0 = first_runs[r, 1]
-            for t in range(first_runs[r, 2]):
-                v = row[s0 + t]
-                x = v * first_scale[c0 + t]
-                inexact |= (v != 0.0) & (abs(x) < _TINY)
-                o[1 + c0 + t] = x
-        if not exact:
-            inexact = False
+            s0, c0, ln = first_runs[r, 0], first_runs[r, 1], first_runs[r, 2]
+            inexact |= _scale_into(o[1 + c0:1 + c0 + ln], row[s0:s0 + ln],
+                                   first_scale[c0:c0 + ln], first_inv[c0:c0 + ln])
         for r in range(rest_runs.shape[0]):
-            s0 = rest_runs[r, 0]
-            k0 = rest_runs[r, 1]
-            for t in range(rest_runs[r, 2]):
-                v = row[s0 + t]
-                x = v * rest_scale[k0 + t]
-                d = 1 + rest_dst[k0 + t]
-                a = o[d]
-                s = a + x
-                bb = s - a
-                if exact:
-                    inexact |= ((v != 0.0) & (abs(x) < _TINY)) | (
-                        (a - (s - bb)) + (x - bb) != 0.0)
-                o[d] = s
-        allzero = True
-        finite = abs(o[0]) < np.inf
-        for k in range(1, 1 + width):
-            allzero &= o[k] == 0.0
-            finite &= abs(o[k]) < np.inf
-        zero[i] = allzero
-        bad[i] = inexact or not finite
+            s0, c0, ln, k0 = rest_runs[r, 0], rest_runs[r, 1], rest_runs[r, 2], rest_runs[r, 3]
+            inexact |= _add_scaled_into(o[1 + c0:1 + c0 + ln], row[s0:s0 + ln],
+                                        rest_scale[k0:k0 + ln], rest_inv[k0:k0 + ln])
+        top = _abs_bits_max(o[1:])
+        zero[i] = top == 0
+        top = max(top, _abs_bits_max(o[:1]))
+        bad[i] = top >= _INF_BITS or (exact and inexact)
+        cell = np.empty(1, dtype=np.int64)
+        cell[0] = top
+        big = cell.view(np.float64)[0]
         sg = 1.0
         if signed:
             for k in range(1 + width):
@@ -108,13 +135,10 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
                     sg = 1.0 if o[k] > 0.0 else -1.0
                     break
         signs[i] = sg
+        if big == 0.0:
+            big = 1.0
+        scales[i] = big
         if normalise:
-            big = 0.0
-            for k in range(1 + width):
-                big = max(big, abs(o[k]))
-            if big == 0.0:
-                big = 1.0
-            scales[i] = big
             mult = sg / big
             nrow = normed[i]
             for k in range(1 + width):
@@ -123,17 +147,18 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
 
 
 def runs(src: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Split parallel index arrays into maximal runs ``(src, pos, length)``.
+    """Split parallel index arrays into maximal runs ``(src, pos, length, start)``.
 
-    Within a run both ``src`` and ``pos`` go up by one at each step.
+    Within a run both ``src`` and ``pos`` go up by one at each step;
+    ``start`` is the index of the run's first element in the arrays.
     """
     if src.size == 0:
-        return np.zeros((0, 3), dtype=np.int64)
+        return np.zeros((0, 4), dtype=np.int64)
     brk = np.ones(src.size, dtype=bool)
     brk[1:] = (np.diff(src) != 1) | (np.diff(pos) != 1)
     starts = np.flatnonzero(brk)
     lengths = np.diff(np.append(starts, src.size))
-    return np.ascontiguousarray(np.stack([src[starts], pos[starts], lengths], axis=1),
+    return np.ascontiguousarray(np.stack([src[starts], pos[starts], lengths, starts], axis=1),
                                 dtype=np.int64)
 
 
@@ -160,10 +185,12 @@ def deviation_bound(mb: np.ndarray, members: np.ndarray, reps: np.ndarray,
         x = mb[members[j]]
         y = mb[reps[j]]
         r = rho[j]
-        dev = 0.0
+        buf = np.empty(m, dtype=np.float64)
         for k in range(m):
             scaled = r * x[k]
             ref = y[k]
-            dev = max(dev, abs(scaled - ref) + 2.0**-40 * (abs(scaled) + abs(ref)))
-        best[j] = dev
+            buf[k] = abs(scaled - ref) + 2.0**-40 * (abs(scaled) + abs(ref))
+        cell = np.empty(1, dtype=np.int64)
+        cell[0] = _abs_bits_max(buf)  # the largest (non-negative) entry, by its bits
+        best[j] = cell.view(np.float64)[0]
     return best.max() if n else 0.0

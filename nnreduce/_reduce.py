@@ -517,6 +517,7 @@ def reduce_network(
     prev_cols: np.ndarray | None = None  # grouping of this layer's dense inputs (original)
     new_cols: np.ndarray | None = None  # the same grouping in the reduced shapes
 
+    work = _Workspace()  # the merged layer of the compiled path; valid for one iteration
     for li, idx in enumerate(lin):
         layer = layers[idx]
         assert isinstance(layer, Dense | Conv2d)
@@ -550,7 +551,7 @@ def reduce_network(
         if not prev_combined and not exact_net and not is_exact_array(b_eff):
             upcoming = None if li == len(lin) - 1 else _factors(layers[idx + 1: lin[li + 1]])
             fast = _fast_merge(layer, plain_cols, prev_cols, b_eff, prev_blocks, prev_rho,
-                               exact, upcoming)
+                               exact, upcoming, work)
         mb: np.ndarray | None = None
         fast_zero: np.ndarray | None = None
         if fast is not None:
@@ -683,9 +684,22 @@ class _Merged(NamedTuple):
     sign: np.ndarray  # +-1 per row (first non-zero entry's sign for linear layers)
 
 
+class _Workspace:
+    """Two float64 buffers reused from layer to layer (fresh pages cost page faults)."""
+
+    def __init__(self) -> None:
+        self.buffers: list[np.ndarray] = [np.empty(0), np.empty(0)]
+
+    def get(self, which: int, shape: tuple[int, int]) -> np.ndarray:
+        size = shape[0] * shape[1]
+        if self.buffers[which].size < size:
+            self.buffers[which] = np.empty(size, dtype=np.float64)
+        return self.buffers[which][:size].reshape(shape)
+
+
 def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray | None,
                 b_eff: np.ndarray, blocks: list[list[int]], rho: list[Fraction], exact: bool,
-                factors: Factors | None) -> _Merged | None:
+                factors: Factors | None, work: _Workspace) -> _Merged | None:
     """The merged layer with its bias as column 0, in one compiled pass over float weights.
 
     ``mb[:, 1:]`` is the merged tensor of :func:`_merge` flattened.  Returns
@@ -696,11 +710,13 @@ def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray |
     """
     n_ch = len(rho)
     inv = np.ones(n_ch, dtype=np.float64)
+    fwd = np.ones(n_ch, dtype=np.float64)
     for u, r in enumerate(rho):
         if r != 1:
             if exact and not _pow2(r):
                 return None
             inv[u] = r.denominator / r.numerator  # exact for powers of two
+            fwd[u] = r.numerator / r.denominator
     block_of = np.full(n_ch, -1, dtype=np.int64)
     if blocks:
         sizes = np.fromiter((len(b) for b in blocks), dtype=np.int64, count=len(blocks))
@@ -727,6 +743,7 @@ def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray |
     kb = block_of[ch]
     dest = np.where(kb >= 0, kb * p + pp, -1).astype(np.int64)
     scale = inv[ch]
+    inv_scale = fwd[ch]  # the scale's reciprocal: products are checked by scaling back
     width = len(blocks) * p
     # the first input feeding each merged column, then the others (added exactly)
     live = np.flatnonzero(dest >= 0)
@@ -737,15 +754,15 @@ def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray |
     first_src = order[is_first]
     rest_src = order[~is_first]
     w2 = np.ascontiguousarray(w2)
-    mb = np.empty((w2.shape[0], 1 + width), dtype=np.float64)
+    mb = work.get(0, (w2.shape[0], 1 + width))
     normalise = not exact and factors is not None and factors != "one"
-    normed = np.empty(mb.shape if normalise else (0, 0), dtype=np.float64)
+    normed = work.get(1, mb.shape if normalise else (0, 0))
     rest_dst = dest[rest_src]
     with threads_for(w2.size):
         zero, ok, row_scale, row_sign = merge_columns(
             w2, np.asarray(b_eff, dtype=np.float64), runs(first_src, np.arange(width)),
-            scale[first_src], runs(rest_src, np.arange(rest_src.size)), rest_dst,
-            scale[rest_src], exact, mb, normed, factors == "nonzero")
+            scale[first_src], inv_scale[first_src], runs(rest_src, rest_dst),
+            scale[rest_src], inv_scale[rest_src], exact, mb, normed, factors == "nonzero")
     if not ok:
         return None
     return _Merged(mb, zero, normed if normalise else None, row_scale if normalise else None,
