@@ -1030,6 +1030,57 @@ def csr_terms_int(  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def _group_equal_keys(  # pragma: no cover - compiled
+    order: np.ndarray, a: int, b: int, keys: np.ndarray, gid: np.ndarray, gcount: np.ndarray,
+    gfirst: np.ndarray, tmp: np.ndarray,
+) -> None:
+    """Reorder ``order[a:b]`` so that entries with equal ``keys[order[.]]`` are
+    contiguous (groups in order of first appearance): an open-addressing hash
+    table of the distinct keys (grown as needed), then a counting sort.
+    ``gid, gcount, gfirst, tmp`` are scratch of length at least ``b - a + 1``."""
+    size = 1024
+    tk = np.empty(size, dtype=np.uint64)
+    tg = np.full(size, -1, dtype=np.int64)
+    ng = 0
+    for t in range(a, b):
+        x = keys[order[t]]
+        if 2 * (ng + 1) > size:  # grow and re-insert the distinct keys
+            size *= 4
+            tk = np.empty(size, dtype=np.uint64)
+            tg = np.full(size, -1, dtype=np.int64)
+            for g in range(ng):
+                y = keys[order[gfirst[g]]]
+                h = np.int64((y * np.uint64(MIX128)) >> np.uint64(20)) & (size - 1)
+                while tg[h] >= 0:
+                    h = (h + 1) & (size - 1)
+                tk[h] = y
+                tg[h] = g
+        h = np.int64((x * np.uint64(MIX128)) >> np.uint64(20)) & (size - 1)
+        while tg[h] >= 0 and tk[h] != x:
+            h = (h + 1) & (size - 1)
+        if tg[h] < 0:
+            tk[h] = x
+            tg[h] = ng
+            gfirst[ng] = t
+            gcount[ng] = 0
+            ng += 1
+        g = tg[h]
+        gid[t - a] = g
+        gcount[g] += 1
+    acc = 0
+    for g in range(ng):
+        c = gcount[g]
+        gcount[g] = acc
+        acc += c
+    for t in range(a, b):
+        g = gid[t - a]
+        tmp[gcount[g]] = order[t]
+        gcount[g] += 1
+    for t in range(b - a):
+        order[a + t] = tmp[t]
+
+
+@njit(cache=True)
 def refine_exact128(  # pragma: no cover - compiled
     n: int,
     indptr: np.ndarray,
@@ -1059,7 +1110,7 @@ def refine_exact128(  # pragma: no cover - compiled
 
     The work arrays come from the caller, allocated by numpy (on huge pages;
     numba's own allocations fault page by page, which costs a good part of
-    the refinement): ``ws`` int64 of shape ``(13, n + 2)``, ``uws`` uint64
+    the refinement): ``ws`` int64 of shape ``(17, n + 2)``, ``uws`` uint64
     of shape ``(3, n + 1)``, ``binfo`` zero int64 of shape ``(n + 1, 8)`` and
     ``row`` zero uint64 of shape ``(n, 4)``.  ``block_of`` is a view of ``ws``.
 
@@ -1237,11 +1288,13 @@ def refine_exact128(  # pragma: no cover - compiled
                         order[j + 1] = order[j]
                         j -= 1
                     order[j + 1] = x
-            else:
+            elif b - a <= 256:
                 seg = order[a:b].copy()
                 idx = np.argsort(keys[seg])
                 for j in range(b - a):
                     order[a + j] = seg[idx[j]]
+            else:  # equal keys only need to be contiguous: group by hashing
+                _group_equal_keys(order, a, b, keys, ws[13], ws[14], ws[15], ws[16])
 
         for q in range(nslot):
             C = sblock[q]

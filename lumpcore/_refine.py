@@ -430,7 +430,7 @@ def _plain_exact128(g: WeightedGraph, init: np.ndarray) -> tuple[np.ndarray, int
     # work arrays allocated by numpy (huge pages; see refine_exact128)
     block_of, splits, rounds, ok = refine_exact128(
         n, indptr, edges, total, init, nlab, _MIX,
-        np.empty((13, n + 2), dtype=np.int64), np.empty((3, n + 1), dtype=np.uint64),
+        np.empty((17, n + 2), dtype=np.int64), np.empty((3, n + 1), dtype=np.uint64),
         np.zeros((n + 1, 8), dtype=np.int64), np.zeros((n, 4), dtype=np.uint64),
     )
     if not ok:

@@ -39,7 +39,7 @@ def _float_terms(n: int, src: np.ndarray, dst: np.ndarray,
 
 
 def _work(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    return (np.empty((13, n + 2), np.int64), np.empty((3, n + 1), np.uint64),
+    return (np.empty((17, n + 2), np.int64), np.empty((3, n + 1), np.uint64),
             np.zeros((n + 1, 8), np.int64), np.zeros((n, 4), np.uint64))
 
 
@@ -197,3 +197,32 @@ def test_spread_beyond_128_bits_uses_the_verified_path() -> None:
     lump = coarsest_lumping(g, [0, 1, 1, 2, 2])
     assert lump.blocks == _oracle(5, src, dst, w, [0, 1, 1, 2, 2], "backward")
     assert lump.blocks == ((0,), (1,), (2,), (3,), (4,))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_large_blocks_grouped_by_hashing_match_naive_oracle(seed: int) -> None:
+    """Blocks of more than 256 nodes with many equal sums are grouped by a hash
+    table of the keys (not sorted); 700 nodes in one initial block, weights
+    from a small pool (many ties), plus a copy of the graph (so every node has
+    a twin): the result must equal the naive exact-rational refinement."""
+    rng = np.random.default_rng(seed)
+    half = 350
+    pool = [0.1, 0.2, 0.3, 1.0, 2.0**40, 1 / 3]
+    src: list[int] = []
+    dst: list[int] = []
+    w: list[float] = []
+    for _ in range(3 * half):
+        u, v = int(rng.integers(0, half)), int(rng.integers(0, half))
+        x = pool[int(rng.integers(0, len(pool)))]
+        for off in (0, half):  # the same edge in both copies
+            src.append(u + off)
+            dst.append(v + off)
+            w.append(x)
+    n = 2 * half
+    init = [0] * n
+    for direction in ("backward", "forward"):
+        g = WeightedGraph.from_edges(n, src, dst, np.array(w))
+        lump = coarsest_lumping(g, init, direction=direction)
+        want = _oracle(n, src, dst, w, init, direction)
+        assert lump.blocks == want
+        assert all(len(b) >= 2 for b in want)  # the twins
