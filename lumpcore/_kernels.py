@@ -870,6 +870,7 @@ def first_seen_labels(labels: np.ndarray, bound: int) -> np.ndarray:  # pragma: 
 
 #: Odd multiplier mixing the high limb into the ordering key.
 MIX128 = 0x9E3779B97F4A7C15
+_ALONE = np.uint64(1) << np.uint64(63)  # flag on a node's block id: the block is a singleton
 
 
 @njit(cache=True)
@@ -1164,9 +1165,11 @@ def refine_exact128(  # pragma: no cover - compiled
 
     zero = np.uint64(0)
     # per node, side by side (one cache line per visited edge): the sum (hi, lo),
-    # the round that last touched the node, and the node's block
+    # the round that last touched the node, and the node's block (with the flag
+    # _ALONE while that block is a singleton)
     for v in range(n):
-        row[v, 3] = np.uint64(block_of[v])
+        b = block_of[v]
+        row[v, 3] = np.uint64(b) | (_ALONE if counts[b + 1] - counts[b] == 1 else zero)
     touched = ws[4]
     tblock = ws[5]
     order = ws[6]
@@ -1220,16 +1223,25 @@ def refine_exact128(  # pragma: no cover - compiled
             continue
 
         # 2. keys; 3. drop the blocks that cannot split (one exact key on all nodes)
+        #    (singleton blocks cannot split: their nodes are dropped at once,
+        #    without looking up the block)
         nblk = 0
-        for k in range(nt):
-            v = touched[k]
+        nkeep = 0
+        for k0 in range(nt):
+            v = touched[k0]
             h = row[v, 0]
             lw = row[v, 1]
             row[v, 0] = zero
             row[v, 1] = zero
+            bv = row[v, 3]
+            if bv & _ALONE:
+                continue
+            k = nkeep
+            nkeep += 1
+            touched[k] = v
             khi[k] = h
             klo[k] = lw
-            C = np.int64(row[v, 3])
+            C = np.int64(bv)
             tblock[k] = C
             hs = np.int64(h)
             ls = np.int64(lw)
@@ -1242,6 +1254,7 @@ def refine_exact128(  # pragma: no cover - compiled
             elif hs != tfhi[C] or ls != tflo[C]:
                 tsame[C] = 0
             tcount[C] += 1
+        nt = nkeep
         nsel = 0
         nslot = 0
         for k in range(nt):
@@ -1364,6 +1377,8 @@ def refine_exact128(  # pragma: no cover - compiled
                     if q2 == largest:
                         bstart[C] = piece_start[q2]
                         bend[C] = piece_end[q2]
+                        if piece_end[q2] - piece_start[q2] == 1:
+                            row[elems[piece_start[q2]], 3] = np.uint64(C) | _ALONE
                         continue
                     bid = nblocks
                     nblocks += 1
@@ -1371,6 +1386,8 @@ def refine_exact128(  # pragma: no cover - compiled
                     bstart[bid] = piece_start[q2]
                     bend[bid] = piece_end[q2]
                     ub = np.uint64(bid)
+                    if piece_end[q2] - piece_start[q2] == 1:
+                        ub |= _ALONE
                     for i in range(piece_start[q2], piece_end[q2]):
                         block_of[elems[i]] = bid
                         row[elems[i], 3] = ub
