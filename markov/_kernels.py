@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["forward_quotient", "rate_edges_float"]
+__all__ = ["forward_quotient", "rate_edges_float", "sorted_offdiagonal_rows"]
 
 
 @njit(cache=True)
@@ -163,3 +163,38 @@ def forward_quotient(  # pragma: no cover - compiled
             nrows += 1
     row_start[nrows] = sp
     return (rows[:p], cols[:p], vals[:p], diag_at, svals[:sp], row_start[:nrows + 1], own, reps)
+
+
+@njit(cache=True)
+def sorted_offdiagonal_rows(  # pragma: no cover - compiled
+    n: int, src: np.ndarray, dst: np.ndarray, val: np.ndarray, svals: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The off-diagonal values of every row (edges sorted by row) in ascending
+    order, into ``svals`` (from the caller, numpy-allocated); returns the rows
+    that have such values and where each starts in ``svals`` (one more entry
+    at the end)."""
+    m = src.shape[0]
+    rows_with = np.empty(n, dtype=np.int64)
+    starts = np.empty(n + 1, dtype=np.int64)
+    nr = 0
+    sp = 0
+    e = 0
+    while e < m:
+        r = src[e]
+        start = sp
+        while e < m and src[e] == r:
+            if dst[e] != r:
+                x = val[e]
+                c = sp - 1
+                while c >= start and svals[c] > x:
+                    svals[c + 1] = svals[c]
+                    c -= 1
+                svals[c + 1] = x
+                sp += 1
+            e += 1
+        if sp > start:
+            rows_with[nr] = r
+            starts[nr] = start
+            nr += 1
+    starts[nr] = sp
+    return rows_with[:nr], starts[:nr + 1]

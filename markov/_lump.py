@@ -367,6 +367,10 @@ def _forward_quotient_float(
         edges = chain.rate_edges() if kind == "bisim" else chain.to_edges()
     n, src, dst, val = edges
     k = int(block_of.max()) + 1 if block_of.size else 0
+    if k == n:
+        same = _discrete_quotient(chain, kind, respected, reward_names, edges)
+        if same is not None:
+            return same
     size = src.shape[0] + k  # work arrays from numpy (huge pages; see the kernel)
     rows, cols, vals, diag_at, svals, row_start, own, reps = forward_quotient(
         n, src, dst, val, block_of, k, np.empty(size, dtype=np.int64),
@@ -389,6 +393,37 @@ def _forward_quotient_float(
     rewards = {name: np.ascontiguousarray(chain.rewards[name][reps], dtype=np.float64)
                for name in reward_names}
     return CTMC._trusted_float(k, rows, cols, vals, labels=labels, initial=init_mass,
+                               rewards=rewards, loops=loops)
+
+
+def _discrete_quotient(
+    chain: CTMC,
+    kind: str,
+    respected: list[str],
+    reward_names: list[str],
+    edges: tuple[int, np.ndarray, np.ndarray, np.ndarray],
+) -> CTMC | None:
+    """The quotient by the partition into singletons (numbered as the states):
+    the chain's own arrays, when its stored exit rates are the ones
+    :meth:`CTMC.from_rates` computes for its rates (else ``None``: build it)."""
+    from ._kernels import sorted_offdiagonal_rows
+
+    n, src, dst, val = edges
+    svals = np.empty(src.shape[0])  # numpy: huge pages (see the kernels)
+    rows_with, starts = sorted_offdiagonal_rows(n, src, dst, val, svals)
+    exits = np.add.reduceat(svals, starts[:-1]) if rows_with.size else np.zeros(0)
+    qs, qd, qv = chain._src, chain._dst, chain._val
+    diag = np.flatnonzero(qs == qd)
+    if not (np.array_equal(qs[diag], rows_with) and np.array_equal(qv[diag], -exits)):
+        return None
+    loops = None
+    if kind == "bisim" and chain.loops is not None:
+        loops = np.ascontiguousarray(chain.loops, dtype=np.float64)
+    labels = {name: chain.labels[name] for name in respected}
+    initial = np.ascontiguousarray(chain.initial, dtype=np.float64)
+    labels["init"] = np.flatnonzero(initial > 0).astype(np.int64)
+    rewards = {name: chain.rewards[name] for name in reward_names}
+    return CTMC._trusted_float(n, qs, qd, qv, labels=labels, initial=initial,
                                rewards=rewards, loops=loops)
 
 
