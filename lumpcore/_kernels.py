@@ -1094,6 +1094,7 @@ def refine_exact128(  # pragma: no cover - compiled
     uws: np.ndarray,
     binfo: np.ndarray,
     row: np.ndarray,
+    elems: np.ndarray,
 ) -> tuple[np.ndarray, int, int, bool]:
     """Coarsest stable partition (plain mode) with exact 128-bit sums as keys.
 
@@ -1112,8 +1113,11 @@ def refine_exact128(  # pragma: no cover - compiled
     The work arrays come from the caller, allocated by numpy (on huge pages;
     numba's own allocations fault page by page, which costs a good part of
     the refinement): ``ws`` int64 of shape ``(17, n + 2)``, ``uws`` uint64
-    of shape ``(3, n + 1)``, ``binfo`` zero int64 of shape ``(n + 1, 8)`` and
-    ``row`` zero uint64 of shape ``(n, 4)``.  ``block_of`` is a view of ``ws``.
+    of shape ``(3, n + 1)``, ``binfo`` zero int64 of shape ``(n + 1, 8)``,
+    ``row`` zero uint64 of shape ``(n, 4)`` and ``elems`` int64 of shape
+    ``(n, 3)`` (the nodes grouped by block, each with its range of edges, so
+    that a splitter's edges are found without a lookup in ``indptr``).
+    ``block_of`` is a view of ``ws``.
 
     Returns ``(block_of, splits, rounds, ok)``; ``ok`` is false only if two
     different sums had the same order key (the partition is then not to be
@@ -1138,12 +1142,13 @@ def refine_exact128(  # pragma: no cover - compiled
         counts[block_of[v] + 1] += 1
     for b in range(num_init_blocks):
         counts[b + 1] += counts[b]
-    elems = ws[1, :n]
     pos = ws[2, :n]
     fill = counts[:num_init_blocks].copy()
     for v in range(n):
         b = block_of[v]
-        elems[fill[b]] = v
+        elems[fill[b], 0] = v
+        elems[fill[b], 1] = indptr[v]
+        elems[fill[b], 2] = indptr[v + 1]
         pos[v] = fill[b]
         fill[b] += 1
     for b in range(num_init_blocks):
@@ -1206,8 +1211,7 @@ def refine_exact128(  # pragma: no cover - compiled
 
         # 1. exact sums from the splitter (128-bit two's complement)
         for i in range(bstart[B] if B >= 0 else 0, bend[B] if B >= 0 else 0):
-            u = elems[i]
-            for e in range(indptr[u], indptr[u + 1]):
+            for e in range(elems[i, 1], elems[i, 2]):
                 v = int(edges[e, 0])
                 th = edges[e, 1]
                 tl = edges[e, 2]
@@ -1353,10 +1357,16 @@ def refine_exact128(  # pragma: no cover - compiled
                         v = touched[order[j2]]
                         tail -= 1
                         p = pos[v]
-                        wv = elems[tail]
-                        elems[tail] = v
+                        wv = elems[tail, 0]
+                        w1 = elems[tail, 1]
+                        w2 = elems[tail, 2]
+                        elems[tail, 0] = v
+                        elems[tail, 1] = elems[p, 1]
+                        elems[tail, 2] = elems[p, 2]
                         pos[v] = tail
-                        elems[p] = wv
+                        elems[p, 0] = wv
+                        elems[p, 1] = w1
+                        elems[p, 2] = w2
                         pos[wv] = p
                         j2 += 1
                     piece_start[npieces] = tail
@@ -1378,7 +1388,7 @@ def refine_exact128(  # pragma: no cover - compiled
                         bstart[C] = piece_start[q2]
                         bend[C] = piece_end[q2]
                         if piece_end[q2] - piece_start[q2] == 1:
-                            row[elems[piece_start[q2]], 3] = np.uint64(C) | _ALONE
+                            row[elems[piece_start[q2], 0], 3] = np.uint64(C) | _ALONE
                         continue
                     bid = nblocks
                     nblocks += 1
@@ -1389,8 +1399,8 @@ def refine_exact128(  # pragma: no cover - compiled
                     if piece_end[q2] - piece_start[q2] == 1:
                         ub |= _ALONE
                     for i in range(piece_start[q2], piece_end[q2]):
-                        block_of[elems[i]] = bid
-                        row[elems[i], 3] = ub
+                        block_of[elems[i, 0]] = bid
+                        row[elems[i, 0], 3] = ub
                     in_work[bid] = 1
                     work[wtop] = bid
                     wtop += 1

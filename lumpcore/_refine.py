@@ -432,6 +432,7 @@ def _plain_exact128(g: WeightedGraph, init: np.ndarray) -> tuple[np.ndarray, int
         n, indptr, edges, total, init, nlab, _MIX,
         np.empty((17, n + 2), dtype=np.int64), np.empty((3, n + 1), dtype=np.uint64),
         np.zeros((n + 1, 8), dtype=np.int64), np.zeros((n, 4), dtype=np.uint64),
+        np.empty((n, 3), dtype=np.int64),
     )
     if not ok:
         return None

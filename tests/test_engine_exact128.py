@@ -38,9 +38,10 @@ def _float_terms(n: int, src: np.ndarray, dst: np.ndarray,
                            np.empty((w.shape[0], 3), np.uint64), np.zeros((n, 2), np.uint64))
 
 
-def _work(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _work(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return (np.empty((17, n + 2), np.int64), np.empty((3, n + 1), np.uint64),
-            np.zeros((n + 1, 8), np.int64), np.zeros((n, 4), np.uint64))
+            np.zeros((n + 1, 8), np.int64), np.zeros((n, 4), np.uint64),
+            np.empty((n, 3), np.int64))
 
 
 def _oracle(n: int, src: list[int], dst: list[int], w: list[float] | list[int],
