@@ -115,12 +115,16 @@ def coarsest_lumping(
 
     Notes
     -----
-    The compiled core hashes sums modulo the prime ``2**61 - 1`` and runs
-    the splitter algorithm of Valmari and Franceschinis in ``O(m log n)``
-    (every piece of a split block but the largest becomes a splitter).  The
-    result is then verified in exact integer arithmetic in one linear pass;
-    a hash collision (never observed in practice) or a sign mismatch in
-    proportional mode is repaired by splitting exactly and refining again.
+    The compiled core runs the splitter algorithm of Valmari and
+    Franceschinis in ``O(m log n)`` (every piece of a split block but the
+    largest becomes a splitter).  In plain exact mode with float or integer
+    weights whose sums fit in 128 bits (in units of the smallest power of
+    two among the weights) it compares the exact sums themselves, so every
+    split is exact and no verification pass is needed.  Otherwise it hashes
+    sums modulo the prime ``2**61 - 1`` and verifies the result in exact
+    integer arithmetic in one linear pass; a hash collision (never observed
+    in practice) or a sign mismatch in proportional mode is repaired by
+    splitting exactly and refining again.
 
     References
     ----------

@@ -54,7 +54,8 @@ class Lumping:
         Number of splitter blocks processed by the compiled core.
     verify_rounds : int
         Number of exact verification passes (1 unless a hash collision had
-        to be repaired or a sign split was needed).
+        to be repaired or a sign split was needed; also 1 when the
+        refinement compared exact 128-bit sums and needed no separate pass).
     """
 
     block_of: np.ndarray

@@ -357,9 +357,10 @@ def _forward_quotient_float(
     ``I`` (``M`` = rates with self-loops for ``bisim``, else ``Q``).
 
     Gives the same arrays, bit for bit, as :func:`_quotient` followed by
-    :meth:`CTMC.from_rates` (exit rates summed in ascending order of the
-    values); the checks of the constructor are skipped, since the quotient of
-    a valid chain under a stable partition is valid.
+    :meth:`CTMC.from_rates` (exit rates summed as ``_fsum_rows`` sums them:
+    each row's values in ascending order, by ``numpy.add.reduceat``); the
+    checks of the constructor are skipped, since the quotient of a valid
+    chain under a stable partition is valid.
     """
     from ._kernels import forward_quotient
 
