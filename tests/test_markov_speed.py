@@ -122,3 +122,29 @@ def test_label_partition_is_the_partition_by_label_sets(n: int, nlab: int, seed:
     for u in range(n):
         for v in range(n):
             assert (code[u] == code[v]) == (sets[u] == sets[v])
+
+
+def test_discrete_quotient_recomputes_exit_rates_that_differ() -> None:
+    """With every state alone, the quotient reuses the chain's arrays only when
+    its stored exit rates are the ones from_rates computes.  Here state 0
+    stores 1 + 2**-52 (within the row-sum tolerance) where from_rates
+    computes the sum of 1.0, 1e-16, 1e-16: the quotient must carry the
+    latter, as the generic construction does."""
+    rates = [[0, 1.0, 1e-16, 1e-16], [0, 0, 2.0, 0], [0, 0, 0, 3.0], [4.0, 0, 0, 0]]
+    want_exit = CTMC.from_rates(rates).exit_rates()[0]
+    stored = want_exit + 2.0**-52
+    q = [[-stored, 1.0, 1e-16, 1e-16], [0.0, -2.0, 2.0, 0.0], [0.0, 0.0, -3.0, 3.0],
+         [4.0, 0.0, 0.0, -4.0]]
+    chain = CTMC(q, labels={"a": [0], "b": [1], "c": [2]})
+    assert chain.exit_rates()[0] == stored != want_exit
+    for kind in ("bisim", "ordinary"):
+        res = lump(chain, kind)
+        assert res.num_blocks == 4
+        assert res.quotient.exit_rates()[0] == want_exit
+        want = _quotient(chain, kind, res.block_of, None, ["a", "b", "c"], [])
+        assert isinstance(want, CTMC) and isinstance(res.quotient, CTMC)
+        _same_chain(res.quotient, want)
+    # a chain built from its rates: the quotient is the chain's own arrays
+    rated = CTMC.from_rates(rates, labels={"a": [0], "b": [1], "c": [2]})
+    res = lump(rated, "bisim")
+    assert res.num_blocks == 4 and res.quotient._val is rated._val
