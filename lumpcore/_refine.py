@@ -603,21 +603,40 @@ def _fixed_point_weights(g: WeightedGraph, tolerance: float) -> tuple[np.ndarray
         resolution = tolerance
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             q = wf / resolution
-        scaled = np.rint(q)
-        # the float quotient may round across a half-way point: settle the
-        # near-ties in exact arithmetic (ties go to the even multiple)
-        with np.errstate(invalid="ignore"):
-            near = np.flatnonzero(np.abs(np.abs(q - np.floor(q)) - 0.5) < 1e-6)
+            scaled = np.rint(q)
+            # settle in exact arithmetic (ties to the even multiple) every entry whose
+            # float quotient lies near a half-way point (rational weights: their float
+            # value is itself rounded), or is too large for exact float integers
+            unsure = (np.abs(np.abs(q - np.floor(q)) - 0.5) <= 1e-6 + np.abs(q) * 2.0**-50) | ~(
+                np.abs(q) < 2.0**50)
+        near = np.flatnonzero(unsure)
         if near.size:
             step = Fraction(resolution)
-            for k in near.tolist():
-                scaled[k] = float(round(Fraction(float(wf[k])) / step))
+            exact = [round((w[k] if w.dtype == object else Fraction(float(wf[k]))) / step)
+                     for k in near.tolist()]
+            if any(abs(v) >= 2**53 for v in exact):  # beyond float integers: Python ints
+                obj = np.empty(scaled.shape[0], dtype=object)
+                obj[:] = [int(x) for x in np.where(unsure, 0.0, scaled).tolist()]
+                obj[near] = exact
+                return obj, resolution
+            scaled[near] = exact
     else:
         if bound == 0:
             return np.zeros(w.shape[0], dtype=np.int64), 1.0
         f = 59 - math.ceil(math.log2(bound))
         resolution = math.ldexp(1.0, -f)
-        scaled = np.rint(np.ldexp(wf, f))
+        if w.dtype == object:  # round the rationals themselves, not their float values
+            grid = Fraction(2) ** f
+            ints = [round(x * grid) for x in w.tolist()]
+            if any(abs(v) >= 2**53 for v in ints):
+                big = np.empty(len(ints), dtype=object)
+                big[:] = ints
+                if _in_abs_bound(g, np.array([abs(float(v)) for v in ints])) < _SUM_LIMIT / 2:
+                    return np.array(ints, dtype=np.int64), resolution
+                return big, resolution
+            scaled = np.array(ints, dtype=np.float64)
+        else:
+            scaled = np.rint(np.ldexp(wf, f))
     if not np.all(np.isfinite(scaled)):
         raise _ArgumentError(f"tolerance={tolerance!r} is too small for weights of this size")
     if _in_abs_bound(g, np.abs(scaled)) < _SUM_LIMIT:

@@ -234,3 +234,38 @@ def test_grid_rounding_is_exact_near_half_way_points(k: int, ulps: int, step: fl
         return
     want = round(Fraction(x) / Fraction(step))
     assert dense._grid(x, step, 1.0 / step) == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(k=st.integers(-2**52, 2**52), d1=st.integers(-4, 4), d2=st.integers(-4, 4),
+       step=st.sampled_from([0.1, 0.3, 1e-3, 0.7]))
+def test_general_path_rounds_to_the_grid_exactly(k: int, d1: int, d2: int, step: float) -> None:
+    """Float mode merges two weights iff their *exact* roundings to the grid agree."""
+    base = (k + 0.5) * step
+    x1 = base
+    for _ in range(abs(d1)):
+        x1 = float(np.nextafter(x1, np.inf if d1 > 0 else -np.inf))
+    x2 = float(np.nextafter(base, np.inf)) if d2 == 0 else base
+    for _ in range(abs(d2)):
+        x2 = float(np.nextafter(x2, np.inf if d2 > 0 else -np.inf))
+    g = WeightedGraph.from_edges(3, [0, 0], [1, 2], [x1, x2])
+    got = coarsest_lumping(g, [0, 1, 1], arithmetic="float", tolerance=step)
+    same = round(Fraction(x1) / Fraction(step)) == round(Fraction(x2) / Fraction(step))
+    assert (got.block_of[1] == got.block_of[2]) == same
+
+
+def test_float_mode_rounds_rational_weights_themselves() -> None:
+    """A rational weight on a half-way point rounds to even, whatever its float value does."""
+    third = Fraction(1, 3)
+    # 1/20 / (1/10) = 1/2 exactly -> 0 (even); float(1/20) / 0.1 is not exactly 1/2
+    g = WeightedGraph.from_edges(3, [0, 0], [1, 2], [Fraction(1, 20), third * 0])
+    got = coarsest_lumping(g, [0, 1, 1], arithmetic="float", tolerance=0.1)
+    want = round(Fraction(1, 20) / Fraction(0.1)) == 0
+    assert (got.block_of[1] == got.block_of[2]) == want
+    # automatic grid: rationals rounded exactly to 2**-f
+    h = WeightedGraph.from_edges(3, [0, 0], [1, 2], [third, Fraction(1, 3) + Fraction(1, 2**80)])
+    lump = coarsest_lumping(h, [0, 1, 1], arithmetic="float")
+    assert lump.resolution is not None
+    step = Fraction(lump.resolution)
+    same = round(third / step) == round((third + Fraction(1, 2**80)) / step)
+    assert (lump.block_of[1] == lump.block_of[2]) == same
