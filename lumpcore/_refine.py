@@ -609,6 +609,9 @@ def _fixed_point_weights(g: WeightedGraph, tolerance: float) -> tuple[np.ndarray
             # value is itself rounded), or is too large for exact float integers
             unsure = (np.abs(np.abs(q - np.floor(q)) - 0.5) <= 1e-6 + np.abs(q) * 2.0**-50) | ~(
                 np.abs(q) < 2.0**50)
+        if not np.all(np.isfinite(q)):
+            raise _ArgumentError(
+                f"tolerance={tolerance!r} is too small for weights of this size")
         near = np.flatnonzero(unsure)
         if near.size:
             step = Fraction(resolution)
