@@ -29,17 +29,15 @@ chosen automatically) fall back to the general path.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from fractions import Fraction
 from typing import Any
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 from ._graph import check_biadjacency_finite
 from ._result import Lumping
+from ._threads import threads_for
 
 __all__ = ["dense_lumping"]
 
@@ -254,23 +252,6 @@ def _cross_equal(x: np.ndarray, y: np.ndarray, px: float, py: float) -> bool:
     return good
 
 
-_PARALLEL_MIN = 1 << 18  # fewer entries than this: one thread (a parallel launch costs more)
-
-
-@contextmanager
-def _threads_for(entries: int) -> Iterator[None]:
-    """Run the compiled passes on one thread for small matrices, on all threads otherwise."""
-    if entries >= _PARALLEL_MIN:
-        yield
-        return
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
-
-
 _MULT_CACHE: dict[int, np.ndarray] = {}
 
 
@@ -307,7 +288,7 @@ def dense_lumping(graph: Any, init: np.ndarray, proportional: bool, arithmetic: 
     t = biadj.T
     if not t.flags.c_contiguous:
         t = np.ascontiguousarray(t)
-    with _threads_for(t.size):
+    with threads_for(t.size):
         hashes, pivot, pval, status, short = _hash_columns(t, proportional, step,
                                                            _multipliers(r))
     if status.any():
@@ -338,7 +319,7 @@ def dense_lumping(graph: Any, init: np.ndarray, proportional: bool, arithmetic: 
         members, reps = ps[~first], ps[rep_pos][~first]
         if members.size == 0:
             break
-        with _threads_for(members.size * r):
+        with threads_for(members.size * r):
             ok = _compare_pairs(t, members, reps, pivot, pval, short, proportional, step)
         if ok.all():
             break

@@ -7,30 +7,10 @@ lumpcore's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-import numba
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["deviation_bound", "merge_columns", "runs", "take_rows", "threads_for"]
-
-_PARALLEL_MIN = 1 << 18  # fewer entries than this: one thread (a parallel launch costs more)
-
-
-@contextmanager
-def threads_for(entries: int) -> Iterator[None]:
-    """Run the compiled passes on one thread for small layers, on all threads otherwise."""
-    if entries >= _PARALLEL_MIN:
-        yield
-        return
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
+__all__ = ["deviation_bound", "merge_columns", "runs", "take_rows"]
 
 _ABS = np.int64(0x7FFFFFFFFFFFFFFF)  # all bits but the sign
 _INF_BITS = np.int64(0x7FF0000000000000)  # bit pattern of inf; NaNs lie above

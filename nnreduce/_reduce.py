@@ -29,6 +29,7 @@ from lumpcore import (
     rational_to_str,
     to_rational,
 )
+from lumpcore._threads import threads_for  # lumpcore's thread policy for compiled passes
 
 from ._atomic import atomic_write_text
 from ._hash import network_sha256
@@ -37,7 +38,6 @@ from ._kernels import (
     merge_columns,
     runs,
     take_rows,
-    threads_for,
 )
 from ._network import (
     Activation,
