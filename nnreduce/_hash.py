@@ -34,8 +34,9 @@ def _arr(a: np.ndarray | None) -> dict[str, Any] | None:
         text = ",".join(rational_to_str(x) for x in a.reshape(-1))
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         return {"dtype": "rational", "shape": list(a.shape), "sha256": digest}
-    data = np.ascontiguousarray(a, dtype="<f8").tobytes()
-    return {"dtype": "float64", "shape": list(a.shape), "sha256": hashlib.sha256(data).hexdigest()}
+    data = np.ascontiguousarray(a, dtype="<f8")  # no copy when already little-endian float64
+    digest = hashlib.sha256(data.reshape(-1).view(np.uint8)).hexdigest()
+    return {"dtype": "float64", "shape": list(a.shape), "sha256": digest}
 
 
 def _layer(layer: Layer) -> dict[str, Any]:
