@@ -274,6 +274,8 @@ class WeightedGraph:
                 f"got shape {arr.shape}"
             )
         r, c = (int(x) for x in arr.shape)
+        if arr.dtype in (np.float16, np.float32):
+            arr = arr.astype(np.float64)  # exact: every such value is a float64
         if arr.dtype != np.float64 or arr.dtype.kind == "b":
             if arr.dtype.kind == "b":
                 raise _GraphTypeError("weights must be numbers, not booleans")

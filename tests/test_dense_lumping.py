@@ -217,6 +217,15 @@ def test_from_biadjacency_layout_and_input_forms() -> None:
     assert i.weight_kind == "int" and i.dst.tolist() == [2, 3]
     with pytest.raises(ValueError, match="2-D"):
         WeightedGraph.from_biadjacency([1.0, 2.0])
+    f32 = WeightedGraph.from_biadjacency(np.array([[0.1, 0.2]], dtype=np.float32))
+    assert f32._edges is None and f32.weight.tolist() == [float(np.float32(0.1)),
+                                                          float(np.float32(0.2))]
+    for shape in ((0, 0), (0, 3), (3, 0)):
+        e = WeightedGraph.from_biadjacency(np.zeros(shape))
+        lump = coarsest_lumping(e, np.r_[np.arange(shape[0]), np.full(shape[1], shape[0])]
+                                .astype(np.int64), proportional=True)
+        assert lump.num_nodes == sum(shape)
+        assert lump.num_blocks == shape[0] + (1 if shape[1] else 0)
     with pytest.raises(AttributeError, match="immutable"):
         g.n = 3  # type: ignore[misc]
     assert g.reversed().src.tolist() == g.dst.tolist()
