@@ -330,7 +330,14 @@ def lump(
         quotient = _forward_quotient_float(base, kind, eng.block_of, respected, reward_names,
                                            edges)
     else:
-        quotient = _quotient(base, kind, eng.block_of, rho, respected, reward_names)
+        same = None
+        if isinstance(base, CTMC) and not base.exact and eng.num_blocks == n:
+            # every block a single state (rho = 1): the quotient is the chain itself
+            same = _discrete_quotient(base, kind, respected, reward_names,
+                                      (n, src, dst, val) if base is chain else
+                                      (base.rate_edges() if kind == "bisim" else base.to_edges()))
+        quotient = same if same is not None else _quotient(
+            base, kind, eng.block_of, rho, respected, reward_names)
     return ChainLumping(
         kind=kind, chain=chain, quotient=quotient, block_of=eng.block_of,
         rho=rho, arithmetic=arithmetic, engine=tuple(runs), seconds=seconds,
@@ -412,7 +419,9 @@ def _discrete_quotient(
     n, src, dst, val = edges
     svals = np.empty(src.shape[0])  # numpy: huge pages (see the kernels)
     rows_with, starts = sorted_offdiagonal_rows(n, src, dst, val, svals)
-    exits = np.add.reduceat(svals, starts[:-1]) if rows_with.size else np.zeros(0)
+    # reduceat's last segment runs to the end of its input: cut svals where the values end
+    filled = svals[: int(starts[rows_with.size])] if rows_with.size else svals[:0]
+    exits = np.add.reduceat(filled, starts[: rows_with.size]) if rows_with.size else np.zeros(0)
     qs, qd, qv = chain._src, chain._dst, chain._val
     diag = np.flatnonzero(qs == qd)
     if not (np.array_equal(qs[diag], rows_with) and np.array_equal(qv[diag], -exits)):
