@@ -35,7 +35,7 @@ def _arr(a: np.ndarray | None) -> dict[str, Any] | None:
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         return {"dtype": "rational", "shape": list(a.shape), "sha256": digest}
     data = np.ascontiguousarray(a, dtype="<f8")  # no copy when already little-endian float64
-    digest = hashlib.sha256(data.reshape(-1).view(np.uint8)).hexdigest()
+    digest = hashlib.sha256(data.reshape(-1).view(np.uint8).data).hexdigest()
     return {"dtype": "float64", "shape": list(a.shape), "sha256": digest}
 
 
