@@ -126,6 +126,12 @@ def coarsest_lumping(
     in practice) or a sign mismatch in proportional mode is repaired by
     splitting exactly and refining again.
 
+    A graph built by :meth:`WeightedGraph.from_biadjacency` whose row nodes
+    each start in a block of their own (a layer of weights) needs a single
+    step in backward mode; it is done in two compiled passes over the matrix
+    (a hash of the correctly rounded ratios of every column, then an exact
+    comparison of the columns that share a hash) with the same result.
+
     References
     ----------
     .. [1] A. Valmari, G. Franceschinis, "Simple O(m log n) time Markov chain
