@@ -265,14 +265,6 @@ def _pow2(q: Fraction) -> bool:
     return q > 0 and (n & (n - 1)) == 0 and (d & (d - 1)) == 0
 
 
-def _two_sum_exact(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, bool]:
-    """``a + b`` in float64 and whether it is exact (Knuth's TwoSum error is zero)."""
-    s = a + b
-    bb = s - a
-    err = (a - (s - bb)) + (b - bb)
-    return s, bool(np.all(err == 0)) and bool(np.all(np.isfinite(s)))
-
-
 def _merge(wr: np.ndarray, blocks: list[list[int]], rho: Any,
            exact: bool) -> np.ndarray:
     """Merged tensor ``M[:, K, :] = sum_{u in blocks[K]} Wr[:, u, :] / rho(u)``.
@@ -294,45 +286,18 @@ def _merge(wr: np.ndarray, blocks: list[list[int]], rho: Any,
                 acc = acc + wr[:, u, :] * (1 / Fraction(rho[u]))
             out[:, k, :] = acc
         return out
-    # float weights: scale every input channel once, then add the members of all blocks
-    # rank by rank (vectorised over blocks); in exact mode every step is checked exact
+    # float weights: the compiled pass of _merged_columns (exactness checked in exact mode)
     n_ch = wr.shape[1]
-    inv = np.ones(n_ch, dtype=np.float64)
-    for b in blocks:
-        for u in b:
-            r = Fraction(rho[u]) if exact else rho[u]
-            if r != 1:
-                if exact and not _pow2(r):
-                    return _merge(_exact_obj(wr), blocks, [Fraction(x) for x in rho], True)
-                inv[u] = float(1 / r)
-    scaled_ch = np.flatnonzero(inv != 1.0)
-    members = [b[0] for b in blocks]
-    acc = wr[:, members, :] * inv[members][None, :, None]
-    if exact and scaled_ch.size:
-        src = wr[:, members, :]
-        tiny = np.finfo(np.float64).tiny
-        if not (np.array_equal(acc != 0, src != 0) and np.all((acc == 0) | (np.abs(acc) >= tiny))
-                and np.all(np.isfinite(acc))):
-            return _merge(_exact_obj(wr), blocks, [Fraction(x) for x in rho], True)
-    max_size = max((len(b) for b in blocks), default=0)
-    for rank in range(1, max_size):
-        targets = [k for k, b in enumerate(blocks) if len(b) > rank]
-        chans = [blocks[k][rank] for k in targets]
-        term = wr[:, chans, :] * inv[chans][None, :, None]
+    pos = np.arange(n_ch * p)
+    merged = _merged_columns(wr.reshape(n_out, n_ch * p), pos // p, pos % p, p,
+                             np.zeros(n_out), blocks, [_frac(r) for r in rho], exact, None,
+                             _Workspace())
+    if merged is None:
         if exact:
-            src = wr[:, chans, :]
-            tiny = np.finfo(np.float64).tiny
-            if not (np.array_equal(term != 0, src != 0)
-                    and np.all((term == 0) | (np.abs(term) >= tiny))):
-                return _merge(_exact_obj(wr), blocks, [Fraction(x) for x in rho], True)
-            total, ok = _two_sum_exact(acc[:, targets, :], term)
-            if not ok:
-                return _merge(_exact_obj(wr), blocks, [Fraction(x) for x in rho], True)
-        else:
-            total = acc[:, targets, :] + term
-        acc[:, targets, :] = total
-    return acc
-
+            return _merge(_exact_obj(wr), blocks, [Fraction(x) for x in rho], True)
+        raise _ReductionInputError(  # pragma: no cover - float sums of finite weights
+            "a merged weight overflows float64; reduce in exact mode (tolerance=0)")
+    return merged.mb[:, 1:].reshape(n_out, len(blocks), p)
 
 
 def _post_value(ops: list[Layer], b: Fraction, channel: int) -> Fraction | None:
@@ -548,7 +513,8 @@ def reduce_network(
                 if not changed:
                     b_eff = bf
         fast: _Merged | None = None
-        if not prev_combined and not exact_net and not is_exact_array(b_eff):
+        attempted = not prev_combined and not exact_net and not is_exact_array(b_eff)
+        if attempted:
             upcoming = None if li == len(lin) - 1 else _factors(layers[idx + 1: lin[li + 1]])
             fast = _fast_merge(layer, plain_cols, prev_cols, b_eff, prev_blocks, prev_rho,
                                exact, upcoming, work)
@@ -561,8 +527,9 @@ def reduce_network(
         else:
             if isinstance(wr, _LazyGrouped):
                 wr = wr.materialise()
-            m = _merge(wr, prev_blocks, np.asarray(prev_rho, dtype=object) if exact
-                       else [float(r) for r in prev_rho], exact)
+            if attempted and exact:  # the compiled pass could not be exact: rationals
+                wr = _exact_obj(wr)
+            m = _merge(wr, prev_blocks, prev_rho, exact)
             if prev_combined:
                 m = _fold_combined(wr, m, prev_blocks, prev_combined, prev_rho, exact_net)
         if not exact and any(len(blk) > 1 for blk in prev_blocks):
@@ -708,21 +675,6 @@ def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray |
     :func:`_merge`.  ``factors`` (``None`` for the output layer) says how
     the rows will be lumped: tolerance mode normalises them in the same pass.
     """
-    n_ch = len(rho)
-    inv = np.ones(n_ch, dtype=np.float64)
-    fwd = np.ones(n_ch, dtype=np.float64)
-    for u, r in enumerate(rho):
-        if r != 1:
-            if exact and not _pow2(r):
-                return None
-            inv[u] = r.denominator / r.numerator  # exact for powers of two
-            fwd[u] = r.numerator / r.denominator
-    block_of = np.full(n_ch, -1, dtype=np.int64)
-    if blocks:
-        sizes = np.fromiter((len(b) for b in blocks), dtype=np.int64, count=len(blocks))
-        flat = np.fromiter(itertools.chain.from_iterable(blocks), dtype=np.int64,
-                           count=int(sizes.sum()))
-        block_of[flat] = np.repeat(np.arange(len(blocks)), sizes)
     w = layer.weight
     if isinstance(layer, Conv2d):
         o, c, kh, kw = w.shape
@@ -740,6 +692,30 @@ def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray |
         pp = np.empty(w.shape[1], dtype=np.int64)
         ch[prev_cols] = np.arange(prev_cols.shape[0])[:, None]
         pp[prev_cols] = np.arange(p)[None, :]
+    return _merged_columns(w2, ch, pp, p, np.asarray(b_eff, dtype=np.float64), blocks, rho,
+                           exact, factors, work)
+
+
+def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias: np.ndarray,
+                    blocks: list[list[int]], rho: list[Fraction], exact: bool,
+                    factors: Factors | None, work: _Workspace) -> _Merged | None:
+    """The compiled pass of :func:`_fast_merge`: column ``f`` of ``w2`` belongs to
+    channel ``ch[f]`` at position ``pp[f]`` (of ``p``); ``None`` when it does not apply."""
+    n_ch = len(rho)
+    inv = np.ones(n_ch, dtype=np.float64)
+    fwd = np.ones(n_ch, dtype=np.float64)
+    for u, r in enumerate(rho):
+        if r != 1:
+            if exact and not _pow2(r):
+                return None
+            inv[u] = r.denominator / r.numerator  # exact for powers of two
+            fwd[u] = r.numerator / r.denominator
+    block_of = np.full(n_ch, -1, dtype=np.int64)
+    if blocks:
+        sizes = np.fromiter((len(b) for b in blocks), dtype=np.int64, count=len(blocks))
+        flat = np.fromiter(itertools.chain.from_iterable(blocks), dtype=np.int64,
+                           count=int(sizes.sum()))
+        block_of[flat] = np.repeat(np.arange(len(blocks)), sizes)
     kb = block_of[ch]
     dest = np.where(kb >= 0, kb * p + pp, -1).astype(np.int64)
     scale = inv[ch]
@@ -760,7 +736,7 @@ def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray |
     rest_dst = dest[rest_src]
     with threads_for(w2.size):
         zero, ok, row_scale, row_sign = merge_columns(
-            w2, np.asarray(b_eff, dtype=np.float64), runs(first_src, np.arange(width)),
+            w2, bias, runs(first_src, np.arange(width)),
             scale[first_src], inv_scale[first_src], runs(rest_src, rest_dst),
             scale[rest_src], inv_scale[rest_src], exact, mb, normed, factors == "nonzero")
     if not ok:
