@@ -903,9 +903,14 @@ def _lump_layer(
         bsub = _exact_obj(bsub)
     labels_init: list[Any] = ["bias"] + [("src", j) for j in range(n_src)]
     labels_init += [("neuron", labels[v]) for v in candidates]
-    if not obj:
-        return _lump_float_arrays(sub, bsub, m, n_src, labels_init, candidates, factors, exact,
-                                  tol, flat_m, b_eff)
+    if not obj:  # float arrays: lumpcore's dense path, as for the compiled merge
+        merged = _merged_columns(
+            np.ascontiguousarray(flat_m, dtype=np.float64), np.arange(n_src),
+            np.zeros(n_src, dtype=np.int64), 1, np.asarray(b_eff, dtype=np.float64),
+            [[j] for j in range(n_src)], [Fraction(1)] * n_src, exact, factors, _Workspace())
+        if merged is not None:  # None only for non-finite entries (not in a valid network)
+            return _lump_layer_dense(merged, flat_m, b_eff, candidates, labels, factors,
+                                     exact, tol)
     # full incoming vector: column 0 = bias, then the scaled block sums
     vec = np.concatenate([bsub.reshape(m, 1), sub], axis=1) if n_src else bsub.reshape(m, 1)
     scale: np.ndarray | None = None
@@ -933,55 +938,6 @@ def _lump_layer(
         g, initial=labels_init, direction="backward", proportional=factors != "one",
         arithmetic="exact" if exact else "float", tolerance=tol,
     )
-    return _collect(lump, candidates, n_src, sign, scale, exact, flat_m, b_eff)
-
-
-def _lump_float_arrays(
-    sub: np.ndarray, bsub: np.ndarray, m: int, n_src: int, labels_init: list[Any],
-    candidates: list[int], factors: Factors, exact: bool, tol: float,
-    flat_m: np.ndarray, b_eff: np.ndarray,
-) -> tuple[list[list[int]], dict[int, Fraction | float], float]:
-    """The float-array path: edges built in place, without copies of the whole layer."""
-    bsub = np.asarray(bsub, dtype=np.float64)
-    sign = np.ones(m, dtype=np.int64)
-    if factors == "nonzero":
-        # rho may be negative: make the first non-zero coordinate (bias first) positive
-        first = np.argmax(sub != 0, axis=1) if n_src else np.zeros(m, dtype=np.int64)
-        lead = np.where(bsub != 0, bsub, sub[np.arange(m), first] if n_src else 0.0)
-        sign = np.where(lead < 0, -1, 1).astype(np.int64)
-    scale: np.ndarray | None = None
-    mult = sign.astype(np.float64)
-    if not exact and factors != "one":
-        scale = np.abs(bsub)
-        if n_src:
-            scale = np.maximum(scale, np.maximum(sub.max(axis=1), -sub.min(axis=1)))
-        scale[scale == 0] = 1.0
-        mult = mult / scale
-    flat = sub.reshape(-1)
-    idx = np.flatnonzero(flat)
-    brows = np.flatnonzero(bsub)
-    nb, nnz = brows.size, idx.size
-    # filled in place: besides idx, no temporaries of the size of the layer
-    src = np.zeros(nb + nnz, dtype=np.int64)
-    dst = np.empty(nb + nnz, dtype=np.int64)
-    wts = np.empty(nb + nnz, dtype=np.float64)
-    dst[:nb] = brows
-    if n_src:
-        np.floor_divide(idx, n_src, out=dst[nb:])
-        np.multiply(dst[nb:], n_src, out=src[nb:])
-        np.subtract(idx, src[nb:], out=src[nb:])
-        src[nb:] += 1
-    wts[:nb] = bsub[brows]
-    wts[nb:] = flat[idx]
-    del idx, flat
-    if factors == "nonzero" or scale is not None:
-        wts *= mult[dst]  # exact for signs; tolerance mode also divides by the scale
-    dst += 1 + n_src
-    g = WeightedGraph.from_edges(1 + n_src + m, src, dst, wts)
-    del src, dst, wts
-    lump = coarsest_lumping(g, initial=labels_init, direction="backward",
-                            proportional=factors != "one",
-                            arithmetic="exact" if exact else "float", tolerance=tol)
     return _collect(lump, candidates, n_src, sign, scale, exact, flat_m, b_eff)
 
 
