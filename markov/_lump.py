@@ -323,21 +323,22 @@ def lump(
     # float arithmetic gives float rho: build a float quotient (exact only from exact runs)
     base = chain.to_float() if arithmetic == "float" else chain
     reward_names = kept_rewards if use_rewards else sorted(chain.rewards)
-    quotient: CTMC | DTMC
-    if (isinstance(base, CTMC) and not base.exact and rho is None
-            and kind in ("bisim", "ordinary", "strict")):
-        edges = (n, src, dst, val) if base is chain else None
-        quotient = _forward_quotient_float(base, kind, eng.block_of, respected, reward_names,
-                                           edges)
-    else:
-        same = None
-        if isinstance(base, CTMC) and not base.exact and eng.num_blocks == n:
-            # every block a single state (rho = 1): the quotient is the chain itself
-            same = _discrete_quotient(base, kind, respected, reward_names,
-                                      (n, src, dst, val) if base is chain else
-                                      (base.rate_edges() if kind == "bisim" else base.to_edges()))
-        quotient = same if same is not None else _quotient(
-            base, kind, eng.block_of, rho, respected, reward_names)
+    float_ctmc = isinstance(base, CTMC) and not base.exact
+    edges = (n, src, dst, val) if base is chain else None
+    quotient: CTMC | DTMC | None = None
+    if float_ctmc and eng.num_blocks == n:
+        # every state alone (rho = 1): the quotient is the chain itself, when its
+        # stored exit rates are the ones the construction would compute
+        assert isinstance(base, CTMC)
+        quotient = _discrete_quotient(base, kind, respected, reward_names, edges or (
+            base.rate_edges() if kind == "bisim" else base.to_edges()))
+    if quotient is None:
+        if float_ctmc and rho is None and kind in ("bisim", "ordinary", "strict"):
+            assert isinstance(base, CTMC)
+            quotient = _forward_quotient_float(base, kind, eng.block_of, respected,
+                                               reward_names, edges)
+        else:
+            quotient = _quotient(base, kind, eng.block_of, rho, respected, reward_names)
     return ChainLumping(
         kind=kind, chain=chain, quotient=quotient, block_of=eng.block_of,
         rho=rho, arithmetic=arithmetic, engine=tuple(runs), seconds=seconds,
@@ -375,10 +376,6 @@ def _forward_quotient_float(
         edges = chain.rate_edges() if kind == "bisim" else chain.to_edges()
     n, src, dst, val = edges
     k = int(block_of.max()) + 1 if block_of.size else 0
-    if k == n:
-        same = _discrete_quotient(chain, kind, respected, reward_names, edges)
-        if same is not None:
-            return same
     size = src.shape[0] + k  # work arrays from numpy (huge pages; see the kernel)
     rows, cols, vals, diag_at, svals, row_start, own, reps = forward_quotient(
         n, src, dst, val, block_of, k, np.empty(size, dtype=np.int64),
