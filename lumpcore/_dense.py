@@ -267,6 +267,32 @@ def _multipliers(m: int) -> np.ndarray:
     return got
 
 
+def _exact_ratios(r: int, c: int, nonrep: np.ndarray, num: np.ndarray, den: np.ndarray
+                  ) -> tuple[Fraction, ...]:
+    """``rho`` of ``r + c`` nodes: 1, except ``num[k] / den[k]`` (exact) at ``r + nonrep[k]``.
+
+    A ratio of two floats with the same significand is a power of two, so its
+    float quotient is exact; those share one ``Fraction`` per value.  The
+    others are built from the floats' exact integer ratios.
+    """
+    one = Fraction(1)
+    vals: list[Fraction] = [one] * (r + c)
+    mn, en = np.frexp(num)
+    md, ed = np.frexp(den)
+    pow2 = (mn == md) & (np.abs(en.astype(np.int64) - ed) < 1000)
+    fast = np.flatnonzero(pow2)
+    q = (num[fast] / den[fast]).tolist()
+    cache = {x: Fraction(x) for x in set(q)}
+    for k, x in zip((r + nonrep[fast]).tolist(), q):
+        vals[k] = cache[x]
+    slow = np.flatnonzero(~pow2)
+    for k, a, b in zip(nonrep[slow].tolist(), num[slow].tolist(), den[slow].tolist()):
+        na, da = a.as_integer_ratio()
+        nb_, db = b.as_integer_ratio()
+        vals[r + k] = Fraction(na * db, da * nb_)
+    return tuple(vals)
+
+
 def dense_lumping(graph: Any, init: np.ndarray, proportional: bool, arithmetic: str,
                   tolerance: float) -> Lumping | None:
     """The backward lumping of a biadjacency graph, or ``None`` to use the general path.
@@ -342,20 +368,21 @@ def dense_lumping(graph: Any, init: np.ndarray, proportional: bool, arithmetic: 
     block_of[r:] = r + rank[group]
     block_of.setflags(write=False)
     rho: tuple[Fraction, ...] | np.ndarray | None = None
+    rho_ratio: tuple[np.ndarray, np.ndarray] | None = None
     if proportional:
         rep_of = first_member[group]
         num = pval[rep_of]
         den = pval
         nonrep = np.flatnonzero((rep_of != idx) & (den != 0))
         if arithmetic == "exact":
-            one = Fraction(1)
-            vals: list[Fraction] = [one] * (r + c)
-            for k, a, b in zip(nonrep.tolist(), num[nonrep].tolist(), den[nonrep].tolist()):
-                if a != b:
-                    na, da = a.as_integer_ratio()
-                    nb_, db = b.as_integer_ratio()
-                    vals[r + k] = Fraction(na * db, da * nb_)
-            rho = tuple(vals)
+            rho = _exact_ratios(r, c, nonrep, num[nonrep], den[nonrep])
+            ratio_num = np.ones(r + c, dtype=np.float64)
+            ratio_den = np.ones(r + c, dtype=np.float64)
+            ratio_num[r + nonrep] = num[nonrep]
+            ratio_den[r + nonrep] = den[nonrep]
+            ratio_num.setflags(write=False)
+            ratio_den.setflags(write=False)
+            rho_ratio = (ratio_num, ratio_den)
         else:
             arr = np.ones(r + c, dtype=np.float64)
             arr[r + nonrep] = num[nonrep] / den[nonrep]
@@ -373,4 +400,5 @@ def dense_lumping(graph: Any, init: np.ndarray, proportional: bool, arithmetic: 
         splits=max(nb - n_init, 0),
         rounds=int(r),
         verify_rounds=verify_rounds,
+        rho_ratio=rho_ratio,
     )

@@ -56,6 +56,12 @@ class Lumping:
         Number of exact verification passes (1 unless a hash collision had
         to be repaired or a sign split was needed; also 1 when the
         refinement compared exact 128-bit sums and needed no separate pass).
+    rho_ratio : tuple of two numpy.ndarray of float64, or None
+        Exact proportional lumpings of a float biadjacency graph (see
+        :meth:`WeightedGraph.from_biadjacency`) only: arrays ``(num, den)``
+        with ``rho[v] == Fraction(num[v]) / Fraction(den[v])`` exactly, for
+        callers that want the factors of many nodes without building
+        ``Fraction`` objects.  ``None`` otherwise.  Read-only.
     """
 
     block_of: np.ndarray
@@ -67,6 +73,7 @@ class Lumping:
     splits: int
     rounds: int
     verify_rounds: int
+    rho_ratio: tuple[np.ndarray, np.ndarray] | None = None
 
     @cached_property
     def blocks(self) -> tuple[tuple[int, ...], ...]:

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -265,7 +266,7 @@ def _pow2(q: Fraction) -> bool:
     return q > 0 and (n & (n - 1)) == 0 and (d & (d - 1)) == 0
 
 
-def _merge(wr: np.ndarray, blocks: list[list[int]], rho: Any,
+def _merge(wr: np.ndarray, blocks: Sequence[Sequence[int]], rho: Any,
            exact: bool) -> np.ndarray:
     """Merged tensor ``M[:, K, :] = sum_{u in blocks[K]} Wr[:, u, :] / rho(u)``.
 
@@ -289,9 +290,9 @@ def _merge(wr: np.ndarray, blocks: list[list[int]], rho: Any,
     # float weights: the compiled pass of _merged_columns (exactness checked in exact mode)
     n_ch = wr.shape[1]
     pos = np.arange(n_ch * p)
+    chans = _Channels.of(n_ch, blocks, [_frac(r) for r in rho])
     merged = _merged_columns(wr.reshape(n_out, n_ch * p), pos // p, pos % p, p,
-                             np.zeros(n_out), blocks, [_frac(r) for r in rho], exact, None,
-                             _Workspace())
+                             np.zeros(n_out), chans, exact, None, _Workspace())
     if merged is None:
         if exact:
             return _merge(_exact_obj(wr), blocks, [Fraction(x) for x in rho], True)
@@ -475,8 +476,7 @@ def reduce_network(
     first = layers[lin[0]]
     assert isinstance(first, Dense | Conv2d)
     n_in = first.weight.shape[1]
-    prev_blocks: list[list[int]] = [[c] for c in range(n_in)]
-    prev_rho: list[Fraction] = [Fraction(1)] * n_in
+    prev = _Channels.singletons(n_in)
     prev_removed: list[tuple[int, Fraction]] = []
     prev_combined: list[tuple[list[int], list[tuple[int, Fraction]]]] = []
     prev_cols: np.ndarray | None = None  # grouping of this layer's dense inputs (original)
@@ -516,23 +516,24 @@ def reduce_network(
         attempted = not prev_combined and not exact_net and not is_exact_array(b_eff)
         if attempted:
             upcoming = None if li == len(lin) - 1 else _factors(layers[idx + 1: lin[li + 1]])
-            fast = _fast_merge(layer, plain_cols, prev_cols, b_eff, prev_blocks, prev_rho,
-                               exact, upcoming, work)
+            fast = _fast_merge(layer, plain_cols, prev_cols, b_eff, prev, exact, upcoming,
+                               work)
         mb: np.ndarray | None = None
         fast_zero: np.ndarray | None = None
         if fast is not None:
             mb, fast_zero = fast.mb, fast.zero
             p_width = wr.shape[2]
-            m = mb[:, 1:].reshape(mb.shape[0], len(prev_blocks), p_width)
+            m = mb[:, 1:].reshape(mb.shape[0], len(prev.blocks), p_width)
         else:
             if isinstance(wr, _LazyGrouped):
                 wr = wr.materialise()
             if attempted and exact:  # the compiled pass could not be exact: rationals
                 wr = _exact_obj(wr)
-            m = _merge(wr, prev_blocks, prev_rho, exact)
+            prev_rho = prev.rho_list()
+            m = _merge(wr, prev.blocks, prev_rho, exact)
             if prev_combined:
-                m = _fold_combined(wr, m, prev_blocks, prev_combined, prev_rho, exact_net)
-        if not exact and any(len(blk) > 1 for blk in prev_blocks):
+                m = _fold_combined(wr, m, prev.blocks, prev_combined, prev_rho, exact_net)
+        if not exact and any(len(blk) > 1 for blk in prev.blocks):
             rounded = True  # tolerance mode merges in float64 arithmetic
         n_out = m.shape[0]
         is_output = li == len(lin) - 1
@@ -556,26 +557,27 @@ def reduce_network(
         else:
             zero_rows = ~np.any(flat_m != 0, axis=1)
         removed: list[tuple[int, Fraction]] = []
-        candidates: list[int] = []
-        foldable = _constant_foldable(ops, nxt)
-        for v in range(n_out):
-            if zero_rows[v] and factors != "one":
+        keep = np.ones(n_out, dtype=bool)
+        if factors != "one":
+            foldable = _constant_foldable(ops, nxt)
+            for v in np.flatnonzero(zero_rows).tolist():
                 val = _post_value(ops, to_rational(b_eff[v]), v)
                 if val is not None and (val == 0 or foldable):
                     removed.append((v, val))
-                    continue
-            candidates.append(v)
+                    keep[v] = False
+        candidates = np.flatnonzero(keep)
         labels = _labels(ops, n_out)
         if fast is not None:
-            blocks, rho, dev = _lump_layer_dense(fast, flat_m, b_eff, candidates, labels,
-                                                 factors, exact, tol)
+            lumped = _lump_layer_dense(fast, flat_m, b_eff, candidates, labels, factors,
+                                       exact, tol)
         else:
-            blocks, rho, dev = _lump_layer(flat_m, b_eff, candidates, labels, factors, exact,
-                                           tol)
-        max_dev = max(max_dev, dev)
+            lumped = _lump_layer(flat_m, b_eff, candidates, labels, factors, exact, tol)
+        max_dev = max(max_dev, lumped.dev)
         combined: list[tuple[list[int], list[tuple[int, Fraction]]]] = []
-        if linear_dependence and exact and factors == "nonzero" and len(blocks) > 1:
-            blocks, combined = _dependent_blocks(flat_m, b_eff, blocks)
+        if linear_dependence and exact and factors == "nonzero" and len(lumped.blocks) > 1:
+            kept, combined = _dependent_blocks(flat_m, b_eff, lumped.blocks)
+            lumped = lumped.restricted(kept)
+        blocks = lumped.blocks
         reps = [b[0] for b in blocks]
         if mb is not None:
             rebuilt, ch = _rebuild_fast(layer, mb, b_eff, reps, new_cols), False
@@ -590,10 +592,10 @@ def reduce_network(
             layer=idx, reduced_layer=idx, kind=kind,
             post_ops=tuple(_op_kind(op) for op in ops), factors=factors,
             neurons_before=n_out, neurons_after=len(blocks),
-            blocks=tuple(tuple(b) for b in blocks),
-            rho=tuple(tuple(_frac(rho[v]) for v in b) for b in blocks),
+            blocks=blocks,
+            rho=lumped.rho,
             removed=tuple(removed),
-            combined=tuple((tuple(cb), tuple(_frac(rho[v]) for v in cb), tuple(co))
+            combined=tuple((tuple(cb), tuple(lumped.factor(v) for v in cb), tuple(co))
                            for cb, co in combined),
         ))
         # grouping of the next layer's inputs, in the original and the reduced shapes
@@ -614,11 +616,9 @@ def reduce_network(
                 )
             prev_cols = None
             new_cols = None
-        prev_blocks = [list(b) for b in blocks]
-        prev_rho = [Fraction(1)] * n_out
-        for b in blocks + [cb for cb, _ in combined]:
-            for v in b:
-                prev_rho[v] = _frac(rho[v])
+        prev = _Channels(blocks, lumped.block_of, lumped.rho_f, lumped.pow2,
+                         [*zip(blocks, lumped.rho),
+                          *((cb, [lumped.factor(v) for v in cb]) for cb, _ in combined)])
         prev_removed = removed
         prev_combined = combined
 
@@ -651,6 +651,75 @@ class _Merged(NamedTuple):
     sign: np.ndarray  # +-1 per row (first non-zero entry's sign for linear layers)
 
 
+class _Channels(NamedTuple):
+    """The previous layer's channels as the next layer's merge sees them."""
+
+    blocks: Sequence[Sequence[int]]  # kept blocks in order, first member = representative
+    block_of: np.ndarray  # channel -> index of its kept block, -1 (removed, combined)
+    rho_f: np.ndarray  # float64 value of every channel's factor (1 for removed ones)
+    pow2: bool  # every factor is a positive power of two, so rho_f is exact
+    groups: Sequence[tuple[Sequence[int], Sequence[Fraction]]]  # (members, factors) != 1
+
+    @staticmethod
+    def singletons(n: int) -> _Channels:
+        """``n`` channels, each a block of its own with factor 1."""
+        return _Channels(tuple((c,) for c in range(n)), np.arange(n, dtype=np.int64),
+                         np.ones(n, dtype=np.float64), True, ())
+
+    @staticmethod
+    def of(n: int, blocks: Sequence[Sequence[int]], rho: Sequence[Fraction]) -> _Channels:
+        """From a block list and a factor per channel."""
+        block_of = np.full(n, -1, dtype=np.int64)
+        for k, b in enumerate(blocks):
+            block_of[list(b)] = k
+        rho_f = np.array([float(r) for r in rho], dtype=np.float64).reshape(n)
+        return _Channels(blocks, block_of, rho_f, all(r == 1 or _pow2(r) for r in rho),
+                         [(range(n), rho)])
+
+    def rho_list(self) -> list[Fraction]:
+        """The exact factor of every channel."""
+        out = [Fraction(1)] * self.block_of.shape[0]
+        for members, factors in self.groups:
+            for v, r in zip(members, factors, strict=True):
+                out[v] = r
+        return out
+
+
+class _Lumped:
+    """One layer's lumping: blocks and factors as the public tuples and as arrays."""
+
+    def __init__(self, blocks: tuple[tuple[int, ...], ...],
+                 rho: tuple[tuple[Fraction, ...], ...], block_of: np.ndarray,
+                 rho_f: np.ndarray, pow2: bool, dev: float) -> None:
+        self.blocks = blocks  # first member = representative, in order of it
+        self.rho = rho  # exact factor of every block member
+        self.block_of = block_of  # neuron -> block index, -1 when not lumped
+        self.rho_f = rho_f  # float64 factor per neuron (exact when pow2), 1 when not lumped
+        self.pow2 = pow2  # every factor is a positive power of two
+        self.dev = dev  # tolerance mode: bound of the accepted deviation
+        self._factor: dict[int, Fraction] | None = None
+
+    def factor(self, v: int) -> Fraction:
+        """The exact factor of neuron ``v``."""
+        if self._factor is None:
+            self._factor = {u: r for b, rs in zip(self.blocks, self.rho, strict=True)
+                            for u, r in zip(b, rs, strict=True)}
+        return self._factor[v]
+
+    def restricted(self, kept: Sequence[Sequence[int]]) -> _Lumped:
+        """The same lumping with only the blocks ``kept`` (others are combined away)."""
+        self.factor(0 if not self.blocks else self.blocks[0][0])
+        index = {b[0]: k for k, b in enumerate(self.blocks)}
+        kept_t = tuple(tuple(b) for b in kept)
+        block_of = np.full_like(self.block_of, -1)
+        for k, b in enumerate(kept_t):
+            block_of[list(b)] = k
+        out = _Lumped(kept_t, tuple(self.rho[index[b[0]]] for b in kept_t), block_of,
+                      self.rho_f, self.pow2, self.dev)
+        out._factor = self._factor  # combined blocks keep their factors
+        return out
+
+
 class _Workspace:
     """Two float64 buffers reused from layer to layer (fresh pages cost page faults)."""
 
@@ -665,7 +734,7 @@ class _Workspace:
 
 
 def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray | None,
-                b_eff: np.ndarray, blocks: list[list[int]], rho: list[Fraction], exact: bool,
+                b_eff: np.ndarray, prev: _Channels, exact: bool,
                 factors: Factors | None, work: _Workspace) -> _Merged | None:
     """The merged layer with its bias as column 0, in one compiled pass over float weights.
 
@@ -692,35 +761,24 @@ def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray |
         pp = np.empty(w.shape[1], dtype=np.int64)
         ch[prev_cols] = np.arange(prev_cols.shape[0])[:, None]
         pp[prev_cols] = np.arange(p)[None, :]
-    return _merged_columns(w2, ch, pp, p, np.asarray(b_eff, dtype=np.float64), blocks, rho,
-                           exact, factors, work)
+    return _merged_columns(w2, ch, pp, p, np.asarray(b_eff, dtype=np.float64), prev, exact,
+                           factors, work)
 
 
 def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias: np.ndarray,
-                    blocks: list[list[int]], rho: list[Fraction], exact: bool,
-                    factors: Factors | None, work: _Workspace) -> _Merged | None:
+                    prev: _Channels, exact: bool, factors: Factors | None,
+                    work: _Workspace) -> _Merged | None:
     """The compiled pass of :func:`_fast_merge`: column ``f`` of ``w2`` belongs to
     channel ``ch[f]`` at position ``pp[f]`` (of ``p``); ``None`` when it does not apply."""
-    n_ch = len(rho)
-    inv = np.ones(n_ch, dtype=np.float64)
-    fwd = np.ones(n_ch, dtype=np.float64)
-    for u, r in enumerate(rho):
-        if r != 1:
-            if exact and not _pow2(r):
-                return None
-            inv[u] = r.denominator / r.numerator  # exact for powers of two
-            fwd[u] = r.numerator / r.denominator
-    block_of = np.full(n_ch, -1, dtype=np.int64)
-    if blocks:
-        sizes = np.fromiter((len(b) for b in blocks), dtype=np.int64, count=len(blocks))
-        flat = np.fromiter(itertools.chain.from_iterable(blocks), dtype=np.int64,
-                           count=int(sizes.sum()))
-        block_of[flat] = np.repeat(np.arange(len(blocks)), sizes)
-    kb = block_of[ch]
+    if exact and not prev.pow2:
+        return None  # 1 / rho is not an exact float
+    # tolerance mode: rho came from floats, so 1.0 / rho_f is the rounded 1 / rho
+    inv = 1.0 / prev.rho_f
+    kb = prev.block_of[ch]
     dest = np.where(kb >= 0, kb * p + pp, -1).astype(np.int64)
     scale = inv[ch]
-    inv_scale = fwd[ch]  # the scale's reciprocal: products are checked by scaling back
-    width = len(blocks) * p
+    inv_scale = prev.rho_f[ch]  # the scale's reciprocal: products are checked by scaling back
+    width = len(prev.blocks) * p
     # the first input feeding each merged column, then the others (added exactly)
     live = np.flatnonzero(dest >= 0)
     order = live[np.argsort(dest[live], kind="stable")]
@@ -749,19 +807,19 @@ def _lump_layer_dense(
     merged: _Merged,
     flat_m: np.ndarray,
     b_eff: np.ndarray,
-    candidates: list[int],
+    candidates: np.ndarray,
     labels: list[tuple[Any, ...]],
     factors: Factors,
     exact: bool,
     tol: float,
-) -> tuple[list[list[int]], dict[int, Fraction | float], float]:
+) -> _Lumped:
     """:func:`_lump_layer` for the float matrix ``mb`` (bias = column 0), as a dense graph."""
     mb = merged.mb
     n_src = mb.shape[1] - 1
-    m = len(candidates)
+    m = candidates.shape[0]
     if m == 0:
-        return [], {}, 0.0
-    subset = None if m == mb.shape[0] else np.asarray(candidates, dtype=np.int64)
+        return _nothing_lumped(mb.shape[0])
+    subset = None if m == mb.shape[0] else candidates
     # rho may be negative for linear layers: the first non-zero coordinate is made positive
     sign = merged.sign if subset is None else merged.sign[subset]
     scale: np.ndarray | None = None
@@ -781,15 +839,16 @@ def _lump_layer_dense(
     else:
         index: dict[tuple[Any, ...], int] = {}
         init[1 + n_src:] = [1 + n_src + index.setdefault(labels[v], len(index))
-                            for v in candidates]
+                            for v in candidates.tolist()]
     g = WeightedGraph.from_biadjacency(vec.T)
     lump = coarsest_lumping(g, init, direction="backward", proportional=factors != "one",
                             arithmetic="exact" if exact else "float", tolerance=tol)
-    return _collect(lump, candidates, n_src, sign, scale, exact, flat_m, b_eff, mb)
+    return _collect(lump, candidates, mb.shape[0], n_src, sign, scale, exact, flat_m, b_eff,
+                    mb)
 
 
 def _dependent_blocks(
-    flat_m: np.ndarray, b_eff: np.ndarray, blocks: list[list[int]]
+    flat_m: np.ndarray, b_eff: np.ndarray, blocks: Sequence[Sequence[int]]
 ) -> tuple[list[list[int]], list[tuple[list[int], list[tuple[int, Fraction]]]]]:
     """Split blocks into kept ones and ones whose representative vector depends linearly
     on earlier kept representatives (exact Gaussian elimination)."""
@@ -810,14 +869,14 @@ def _dependent_blocks(
         if pivot is None:
             # 0 = c(r) - sum_k (-expr[k]) c(k)  ->  c(r) = sum_k -expr[k] c(k)
             coeffs = [(k, -c) for k, c in sorted(expr.items()) if k != r and c != 0]
-            combined.append((b, coeffs))
+            combined.append((list(b), coeffs))
         else:
             basis.append((x, pivot, expr))
-            kept.append(b)
+            kept.append(list(b))
     return kept, combined
 
 
-def _fold_combined(wr: np.ndarray, m: np.ndarray, blocks: list[list[int]],
+def _fold_combined(wr: np.ndarray, m: np.ndarray, blocks: Sequence[Sequence[int]],
                    combined: list[tuple[list[int], list[tuple[int, Fraction]]]],
                    rho: list[Fraction], exact_net: bool) -> np.ndarray:
     """Add the merged columns of combined blocks to their kept blocks (exactly)."""
@@ -881,33 +940,32 @@ def _rebuild(layer: Dense | Conv2d, m: np.ndarray, b_eff: np.ndarray, rows: list
 def _lump_layer(
     flat_m: np.ndarray,
     b_eff: np.ndarray,
-    candidates: list[int],
+    candidates: np.ndarray,
     labels: list[tuple[Any, ...]],
     factors: Factors,
     exact: bool,
     tol: float,
-) -> tuple[list[list[int]], dict[int, Fraction | float], float]:
+) -> _Lumped:
     """Coarsest lumping of the candidate neurons of one layer via lumpcore."""
     n_src = flat_m.shape[1]
-    m = len(candidates)
+    m = candidates.shape[0]
     if m == 0:
-        return [], {}, 0.0
+        return _nothing_lumped(flat_m.shape[0])
     if m == flat_m.shape[0]:
         sub, bsub = flat_m, b_eff
     else:
-        cand = np.asarray(candidates, dtype=np.int64)
-        sub, bsub = flat_m[cand], b_eff[cand]
+        sub, bsub = flat_m[candidates], b_eff[candidates]
     obj = is_exact_array(sub) or is_exact_array(bsub)
     if obj:
         sub = _exact_obj(sub)
         bsub = _exact_obj(bsub)
     labels_init: list[Any] = ["bias"] + [("src", j) for j in range(n_src)]
-    labels_init += [("neuron", labels[v]) for v in candidates]
+    labels_init += [("neuron", labels[v]) for v in candidates.tolist()]
     if not obj:  # float arrays: lumpcore's dense path, as for the compiled merge
         merged = _merged_columns(
             np.ascontiguousarray(flat_m, dtype=np.float64), np.arange(n_src),
             np.zeros(n_src, dtype=np.int64), 1, np.asarray(b_eff, dtype=np.float64),
-            [[j] for j in range(n_src)], [Fraction(1)] * n_src, exact, factors, _Workspace())
+            _Channels.singletons(n_src), exact, factors, _Workspace())
         if merged is not None:  # None only for non-finite entries (not in a valid network)
             return _lump_layer_dense(merged, flat_m, b_eff, candidates, labels, factors,
                                      exact, tol)
@@ -938,78 +996,106 @@ def _lump_layer(
         g, initial=labels_init, direction="backward", proportional=factors != "one",
         arithmetic="exact" if exact else "float", tolerance=tol,
     )
-    return _collect(lump, candidates, n_src, sign, scale, exact, flat_m, b_eff)
+    return _collect(lump, candidates, flat_m.shape[0], n_src, sign, scale, exact, flat_m,
+                    b_eff)
 
 
-def _collect(lump: Any, candidates: list[int], n_src: int, sign: np.ndarray,
+def _nothing_lumped(n: int) -> _Lumped:
+    return _Lumped((), (), np.full(n, -1, dtype=np.int64), np.ones(n, dtype=np.float64), True,
+                   0.0)
+
+
+def _collect(lump: Any, cand: np.ndarray, n_out: int, n_src: int, sign: np.ndarray,
              scale: np.ndarray | None, exact: bool, flat_m: np.ndarray, b_eff: np.ndarray,
-             mb: np.ndarray | None = None
-             ) -> tuple[list[list[int]], dict[int, Fraction | float], float]:
-    """Blocks and factors of the neurons from lumpcore's answer (undoing sign/scale)."""
-    lrho = lump.rho
+             mb: np.ndarray | None = None) -> _Lumped:
+    """Blocks and factors of the neurons from lumpcore's answer (undoing sign/scale).
+
+    ``cand`` (increasing) are the lumped neurons of a layer of ``n_out``.
+    """
+    m = cand.shape[0]
     tb = np.asarray(lump.block_of[1 + n_src:])
-    order = np.argsort(tb, kind="stable")
-    tbs = tb[order]
-    starts = np.flatnonzero(np.r_[True, tbs[1:] != tbs[:-1]]) if order.size else order
-    bounds = np.r_[starts, order.size].tolist()
-    order_l = order.tolist()
-    local_blocks = [order_l[a:b] for a, b in itertools.pairwise(bounds)]
-    cand = np.asarray(candidates, dtype=np.int64)
-    rep_local = np.empty(tb.shape[0], dtype=np.int64)
-    rep_local[order] = np.repeat(order[starts], np.diff(bounds)) if order.size else order
+    # blocks in the order of their smallest member (the representative)
+    _, first, inv = np.unique(tb, return_index=True, return_inverse=True)
+    nb = first.shape[0]
+    rank = np.empty(nb, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(nb)
+    local = rank[inv.reshape(-1)]
+    rep_local = np.sort(first)[local]
+    order = np.argsort(local, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(local, minlength=nb))].tolist()
+    is_rep = rep_local == np.arange(m)
+    flip = sign != sign[rep_local]
     one = Fraction(1)
-    flip = (sign != sign[rep_local]).tolist()
+    fr: list[Fraction] | None  # exact factor per candidate (None: all 1)
+    lrho = lump.rho
     if lrho is None:
-        vals: list[Fraction] = [one] * tb.shape[0]
+        fr, rf, pow2 = None, np.ones(m, dtype=np.float64), True
+    elif exact and lump.rho_ratio is not None:
+        num, den = (a[1 + n_src:] for a in lump.rho_ratio)
+        rf = num / den
+        mn, en = np.frexp(num)
+        md, ed = np.frexp(den)
+        pow2 = bool(np.all((mn == md) & (np.abs(en.astype(np.int64) - ed) < 1000)))
+        fr = list(lrho[1 + n_src:])
     elif exact:
-        vals = list(lrho[1 + n_src:])
+        fr = list(lrho[1 + n_src:])
+        rf = np.array([float(x) for x in fr], dtype=np.float64)
+        pow2 = all(x == 1 or _pow2(x) for x in fr)
     else:
         assert scale is not None
         rf = np.asarray(lrho[1 + n_src:], dtype=np.float64) * scale[rep_local] / scale
-        is_rep = rep_local == np.arange(tb.shape[0])
-        vals = [one if r else Fraction(x) for x, r in zip(rf.tolist(), is_rep.tolist())]
-    rho: dict[int, Fraction | float] = {}
-    for k, (v, f) in enumerate(zip(cand.tolist(), flip)):
-        rho[v] = -vals[k] if f else vals[k]
-    cand_l = cand.tolist()
-    blocks = [[cand_l[k] for k in part] for part in local_blocks]
-    blocks.sort(key=lambda b: b[0])
+        rf[is_rep] = 1.0
+        cache = {x: Fraction(x) for x in set(rf.tolist())}
+        fr = [cache[x] for x in rf.tolist()]
+        pow2 = False  # not needed: tolerance mode merges in float arithmetic
+    if flip.any():
+        rf = np.where(flip, -rf, rf)
+        if fr is not None:
+            fr = [-x if f else x for x, f in zip(fr, flip.tolist(), strict=True)]
+        pow2 = False
+    members = cand[order].tolist()
+    pairs = list(itertools.pairwise(bounds))
+    blocks = tuple(tuple(members[a:b]) for a, b in pairs)
+    if fr is None:
+        rho = tuple((one,) * (b - a) for a, b in pairs)
+    else:
+        fs = [fr[k] for k in order.tolist()]
+        rho = tuple(tuple(fs[a:b]) for a, b in pairs)
+    block_of = np.full(n_out, -1, dtype=np.int64)
+    block_of[cand] = local
+    rho_f = np.ones(n_out, dtype=np.float64)
+    rho_f[cand] = rf
     dev = 0.0
     if not exact:
+        nonrep = np.flatnonzero(~is_rep)
+        pv, pr, rv = cand[nonrep], cand[rep_local[nonrep]], rf[nonrep]
         if mb is not None:
-            pv = [v for blk in blocks for v in blk[1:]]
-            pr = [blk[0] for blk in blocks for _ in blk[1:]]
-            with threads_for(len(pv) * mb.shape[1]):
-                dev = deviation_bound(mb, np.asarray(pv, dtype=np.int64),
-                                      np.asarray(pr, dtype=np.int64),
-                                      np.array([float(rho[v]) for v in pv], dtype=np.float64))
+            with threads_for(pv.shape[0] * mb.shape[1]):
+                dev = deviation_bound(mb, pv, pr, rv)
             dev *= 1 + 2.0**-40
         else:
-            dev = _deviation_bound(blocks, rho, np.asarray(flat_m, dtype=np.float64),
+            dev = _deviation_bound(pv, pr, rv, np.asarray(flat_m, dtype=np.float64),
                                    np.asarray(b_eff, dtype=np.float64))
-    return blocks, rho, dev
+    return _Lumped(blocks, rho, block_of, rho_f, pow2, dev)
 
 
-def _deviation_bound(blocks: list[list[int]], rho: dict[int, Fraction | float],
-                     w: np.ndarray, b: np.ndarray, chunk: int = 256) -> float:
+def _deviation_bound(pv: np.ndarray, pr: np.ndarray, rv: np.ndarray, w: np.ndarray,
+                     b: np.ndarray, chunk: int = 256) -> float:
     """Upper bound of ``max |rho(v) c_j(v) - c_j(rep)|`` over merged members ``v``.
 
-    The float difference plus a relative margin of 2^-40 that covers the
-    roundings of the merged sums and of the product.
+    ``pv[k]`` is merged into ``pr[k]`` with factor ``rv[k]``.  The float
+    difference plus a relative margin of 2^-40 that covers the roundings of
+    the merged sums and of the product.
     """
-    pv = [v for blk in blocks for v in blk[1:]]
-    pr = [blk[0] for blk in blocks for _ in blk[1:]]
-    if not pv:
+    if not pv.size:
         return 0.0
-    rv = np.array([float(rho[v]) for v in pv])
-    pv_a, pr_a = np.asarray(pv), np.asarray(pr)
     dev = 0.0
-    for lo in range(0, len(pv), chunk):
+    for lo in range(0, pv.shape[0], chunk):
         sl = slice(lo, lo + chunk)
         r = rv[sl, None]
         for part in (b[:, None], w):
-            scaled = r * part[pv_a[sl]]
-            ref = part[pr_a[sl]]
+            scaled = r * part[pv[sl]]
+            ref = part[pr[sl]]
             bound = np.abs(scaled - ref) + 2.0**-40 * (np.abs(scaled) + np.abs(ref))
             if bound.size:
                 dev = max(dev, float(bound.max()))

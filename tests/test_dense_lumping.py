@@ -132,10 +132,16 @@ def test_dense_path_matches_the_definition_and_the_general_path(
         if arithmetic == "exact":
             assert got.rho == ref.rho
             assert list(got.rho) == rho  # the oracle's factors (smallest node of a block: 1)
+            # the same factors as exact ratios of two floats, without Fraction objects
+            assert got.rho_ratio is not None
+            num, den = got.rho_ratio
+            assert [Fraction(a) / Fraction(b) for a, b in zip(num, den, strict=True)] == rho
         else:
             assert np.array_equal(got.rho, ref.rho)
     else:
         assert got.rho is None
+    if not (proportional and arithmetic == "exact"):
+        assert got.rho_ratio is None
     assert got.resolution == ref.resolution
 
 
