@@ -31,6 +31,9 @@ _KINKED = {"relu", "leaky_relu", "prelu", "maxpool2d"}
 _LINEAR = {"identity", "avgpool2d", "flatten", "permute"}
 _ONE = Fraction(1)
 _ZERO = Fraction(0)
+#: tolerance mode: a merged weight computed in float64 is within this much of the
+#: exact value, relative to the sum of the absolute values of its terms
+_MERGE_REL = Fraction(1, 2**40)
 
 
 class _Violation(Exception):
@@ -366,6 +369,9 @@ class _Checker:
                 if factors == "one" and cur.removed:
                     raise _Violation("no removal under factors 'one'", {"layer": lin[i]}, {})
             rounded_any |= self._layer(i, lin, rlin, prev, cur, ops, mode, dev)
+        if mode == "tolerance" and not exact_red and any(
+                len(b) > 1 for p in parts for b in p.blocks):
+            rounded_any = True  # merged in float64 arithmetic: flagged whether or not exact
         flag = cert["reduced"].get("rounded")
         if flag is not None and bool(flag) != rounded_any:
             raise _Violation("reduced.rounded flag", {}, {"certificate": flag,
@@ -444,6 +450,14 @@ class _Checker:
                 acc = term if acc is None else acc + term
             return np.asarray(acc, dtype=object)
 
+        def m_abs(rows: np.ndarray, K: int) -> np.ndarray:
+            """Exact sum of the absolute terms of M[rows, K, :] (len(rows), P)."""
+            acc: Any = None
+            for u, r in zip(blocks[K], rho[K], strict=True):
+                term = abs(_exact(Wr[rows, u, :]) * (1 / r))
+                acc = term if acc is None else acc + term
+            return np.asarray(acc, dtype=object)
+
         def m_fast(rows: np.ndarray, K: int) -> np.ndarray | None:
             """M[rows, K, :] in float64 when provably exact (else None)."""
             acc: np.ndarray | None = None
@@ -492,12 +506,18 @@ class _Checker:
                 if not np.any(bad):
                     continue
             exact_vals = m_exact(rep_rows, K)
+            # tolerance mode: merged in float64 arithmetic, within 2^-40 of the terms' size
+            bound = (m_abs(rep_rows, K) * _MERGE_REL if mode == "tolerance" and not exact_store
+                     else None)
             for r in range(exact_vals.shape[0]):
                 for p in range(exact_vals.shape[1]):
                     e = exact_vals[r, p]
                     g = got[r, p]
                     if exact_store:
                         ok = _fr(g) == e
+                    elif bound is not None:
+                        ok = abs(_fr(g) - e) <= bound[r, p]
+                        rounded |= ok and _fr(g) != e
                     else:
                         ok = float(g) == float(e)
                         rounded |= ok and Fraction(float(g)) != e

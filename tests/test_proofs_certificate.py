@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_nn_reduce_fast import ACTS, _planted_mlp
 
 import proofs
 from lumpcore import CertificateError
@@ -250,3 +251,42 @@ def test_malformed_certificates_raise() -> None:
         proofs.check_certificate(net, sound, bad)
     with pytest.raises(CertificateError, match="JSON"):
         proofs.check_certificate(net, sound, "{not json")
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31), pow2=st.booleans(),
+       tol=st.sampled_from([1e-9, 1e-6, 1e-3]))
+def test_tolerance_mode_certificates_are_valid(seed: int, pow2: bool, tol: float) -> None:
+    """Tolerance mode merges in float64 arithmetic: the checker accepts the
+    documented rounding (2^-40 of the terms' size) and the ``rounded`` rule."""
+    rng = np.random.default_rng(seed)
+    depth = 1 + seed % 3
+    sizes = [int(rng.integers(1, 5))] + [int(rng.integers(1, 6)) for _ in range(depth)] + [2]
+    kinds = [ACTS[int(rng.integers(0, len(ACTS)))] for _ in range(depth)]
+    net, _ = _planted_mlp(rng, sizes, kinds, 4, pow2)
+    red = reduce_network(net, tolerance=tol)
+    got = proofs.check_certificate(net, red.network, red.certificate)
+    assert got.valid, (got.condition, got.location, got.values)
+    merged = any(len(b) > 1 for lr in red.layers for b in lr.blocks)
+    assert red.rounded == merged
+
+
+def test_tolerance_mode_weight_beyond_the_rounding_bound_is_rejected() -> None:
+    w1 = np.array([[1.0, 2.0], [3.0, 6.0], [1.0, -1.0]])  # neuron 1 = 3 * neuron 0
+    net = Network((Dense(w1, [0.5, 1.5, 0.0]), Activation("relu"),
+                   Dense([[0.1, 0.7, 1.0]], [0.0])), (2,))
+    red = reduce_network(net, tolerance=1e-6)
+    assert red.layers[0].blocks[0] == (0, 1)
+    assert proofs.check_certificate(net, red.network, red.certificate).valid
+    out = red.network.layers[2]
+    w = out.weight.copy()
+    w[0, 0] = np.nextafter(np.nextafter(w[0, 0], np.inf), np.inf)  # 2 ulps: within the bound
+    near = Network((*red.network.layers[:2], Dense(w, out.bias)), (2,))
+    cert = copy.deepcopy(red.certificate)
+    cert["reduced"]["sha256"] = network_sha256(near)
+    assert proofs.check_certificate(net, near, cert).valid
+    w[0, 0] *= 1 + 2.0**-30  # far beyond 2^-40 of the terms
+    far = Network((*red.network.layers[:2], Dense(w, out.bias)), (2,))
+    cert["reduced"]["sha256"] = network_sha256(far)
+    got = proofs.check_certificate(net, far, cert)
+    assert not got.valid and got.condition == "reduced weight"
