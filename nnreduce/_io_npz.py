@@ -4,8 +4,9 @@ Keys: ``__lumpkit__`` holds a JSON description
 ``{"format": "lumpkit-nn-npz", "version": 1, "input_shape": [...],
 "layers": [{"type": ..., hyper-parameters...}, ...], "normalization": bool}``;
 arrays are stored under ``layer{i}.{name}`` (``weight``, ``bias``, ``scale``,
-``shift``, ``slopes``) and ``norm.{name}``.  Float arrays are float64;
-exact arrays are unicode arrays of rational strings.
+``shift``, ``slopes``) and ``norm.{name}``.  Float arrays are float32 or
+float64 (as the network holds them); exact arrays are unicode arrays of
+rational strings.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ __all__ = ["read_npz", "write_npz"]
 def _enc(a: np.ndarray) -> np.ndarray:
     if is_exact_array(a):
         return np.array([rational_to_str(x) for x in a.reshape(-1)], dtype=str).reshape(a.shape)
-    return np.asarray(a, dtype=np.float64)
+    return np.asarray(a, dtype=np.float32 if a.dtype == np.float32 else np.float64)
 
 
 def _dec(a: np.ndarray, what: str) -> np.ndarray:
@@ -56,7 +57,8 @@ def _dec(a: np.ndarray, what: str) -> np.ndarray:
         return out
     if a.dtype.kind not in "fiu":
         raise ModelFormatError(f"{what}: unexpected dtype {a.dtype}")
-    return np.asarray(a, dtype=np.float64)
+    return np.asarray(a, dtype=np.float32 if a.dtype in (np.float32, np.float16)
+                      else np.float64)
 
 
 def write_npz(net: Network, path: str | os.PathLike[str]) -> None:

@@ -36,6 +36,7 @@ from ._network import (
     Permute,
     _output_shape,
     as_float,
+    narrowed_to_float32,
 )
 
 __all__ = ["read_onnx", "write_onnx"]
@@ -76,6 +77,9 @@ class _Builder:
 def read_onnx(path: str | os.PathLike[str]) -> Network:
     """Read an ONNX model (a chain of the supported operators) as a :class:`Network`.
 
+    The weights keep their exact values: a float32 model is held as float32
+    (except values that batch-norm folding made, which are float64).
+
     Raises
     ------
     UnsupportedLayerError
@@ -92,10 +96,14 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
     except Exception as exc:  # onnx raises DecodeError and others
         raise ModelFormatError(f"{p}: not a readable ONNX model ({exc})") from None
     g = model.graph
-    consts: dict[str, np.ndarray] = {
-        i.name: numpy_helper.to_array(i).astype(np.float64) if numpy_helper.to_array(i).dtype.kind
-        == "f" else numpy_helper.to_array(i) for i in g.initializer
-    }
+    consts: dict[str, np.ndarray] = {}
+    wide = False  # whether the model has a float tensor wider than float32
+    for init in g.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype.kind == "f":
+            wide |= arr.dtype.itemsize > 4
+            arr = arr.astype(np.float64)
+        consts[init.name] = arr
     inputs = [i for i in g.input if i.name not in consts]
     if len(inputs) != 1 or len(g.output) != 1:
         raise UnsupportedLayerError(
@@ -123,7 +131,10 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
             if t is None:
                 raise UnsupportedLayerError(f"{b.where(k, node)}: only tensor constants")
             arr = numpy_helper.to_array(t)
-            consts[node.output[0]] = arr.astype(np.float64) if arr.dtype.kind == "f" else arr
+            if arr.dtype.kind == "f":
+                wide |= arr.dtype.itemsize > 4
+                arr = arr.astype(np.float64)
+            consts[node.output[0]] = arr
             continue
         data_inputs = [i for i in node.input if i and i not in consts]
         if not data_inputs:
@@ -281,7 +292,9 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
             output_range=b.norm.get("output_range", np.ones(n_out)),
             input_min=b.norm.get("input_min"), input_max=b.norm.get("input_max"),
         )
-    return Network(tuple(b.layers), in_shape, nrm)
+    net = Network(tuple(b.layers), in_shape, nrm)
+    # a float32 model is held as float32 (folded values that are not float32 stay float64)
+    return net if wide else narrowed_to_float32(net)
 
 
 def _set_norm(b: _Builder, key: str, c: np.ndarray, k: int, node: Any) -> None:

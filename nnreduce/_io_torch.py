@@ -31,6 +31,7 @@ from ._network import (
     MaxPool2d,
     Network,
     as_float,
+    narrowed_to_float32,
 )
 
 __all__ = ["from_torch", "read_torch", "to_torch", "write_torch"]
@@ -78,7 +79,9 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
     Returns
     -------
     Network
-        float64 weights (exactly the module's float32/float64 values).
+        Exactly the module's values: float32 arrays for a float32 model
+        (float64 where batch-norm folding made a value that is not a
+        float32), float64 arrays otherwise.
 
     Raises
     ------
@@ -180,7 +183,11 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
                 "cannot infer the input shape of this PyTorch model; pass input_shape "
                 "(CLI: --input-shape C,H,W)"
             )
-    return Network(tuple(layers), tuple(input_shape))
+    net = Network(tuple(layers), tuple(input_shape))
+    tensors = [*module.parameters(), *module.buffers()]
+    if all(not t.is_floating_point() or t.element_size() <= 4 for t in tensors):
+        net = narrowed_to_float32(net)  # a float32 model is held as float32
+    return net
 
 
 def read_torch(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None = None

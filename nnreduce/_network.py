@@ -7,8 +7,12 @@ Conventions
 * ``Dense.weight`` has shape ``(out, in)``; the layer computes ``W x + b``.
 * ``Conv2d.weight`` has shape ``(out_channels, in_channels, kh, kw)``;
   ``padding`` is ``(top, left, bottom, right)`` zero padding.
-* Weights are ``float64`` arrays or ``object`` arrays of
-  :class:`fractions.Fraction` (exact).  Both are validated once here.
+* Weights are float arrays or ``object`` arrays of
+  :class:`fractions.Fraction` (exact), validated once here.  Float arrays
+  are ``float32`` when given as ``float32`` (or ``float16``, widened
+  exactly): a float32 model is held at its own size; any other numeric
+  input becomes ``float64``.  Every float is taken at its exact binary
+  value; lumpkit computes in float64 (or exactly) whatever the storage.
 * Input/output normalisation (NNet) is kept as metadata
   (:class:`Normalization`) applied by the evaluators, never merged into a
   layer: a reduction copies it unchanged.
@@ -64,7 +68,7 @@ _L = TypeVar("_L")
 
 
 def trusted_layer(cls: type[_L], **fields: Any) -> _L:
-    """A layer built from arrays lumpkit computed itself (float64, finite): no copy, no checks."""
+    """A layer built from arrays lumpkit computed itself (float, finite): no copy, no checks."""
     obj = object.__new__(cls)
     for name, value in fields.items():
         if isinstance(value, np.ndarray):
@@ -89,20 +93,22 @@ def _to_exact_array(a: Any, what: str) -> np.ndarray:
 
 
 def _weight_array(a: Any, what: str, ndim: int) -> np.ndarray:
-    """Validate a weight array: float64 (finite) or object array of Fractions."""
+    """Validate a weight array: float32/float64 (finite) or object array of Fractions."""
     if isinstance(a, np.ndarray) and a.dtype == object:
         arr = _to_exact_array(a, what)
     elif isinstance(a, list | tuple) and _has_exact(a):
         arr = _to_exact_array(a, what)
     else:
+        narrow = isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float16)
         try:
-            arr = np.array(a, dtype=np.float64)
+            arr = np.array(a, dtype=np.float32 if narrow else np.float64)
         except (TypeError, ValueError) as exc:
             raise ModelFormatError(f"{what}: not a numeric array ({exc})") from None
         if arr.size and not np.all(np.isfinite(arr)):
             k = int(np.flatnonzero(~np.isfinite(arr.reshape(-1)))[0])
             raise ModelFormatError(
-                f"{what}: entry {k} is {arr.reshape(-1)[k]!r}; NaN/inf weights are not allowed"
+                f"{what}: entry {k} is {float(arr.reshape(-1)[k])!r}; "
+                "NaN/inf weights are not allowed"
             )
     if arr.ndim != ndim:
         raise ModelFormatError(f"{what}: expected a {ndim}-D array, got shape {arr.shape}")
@@ -548,6 +554,20 @@ def _float(a: np.ndarray) -> np.ndarray:
     if not is_exact_array(a):
         return a
     return np.array([float(x) for x in a.reshape(-1)], dtype=np.float64).reshape(a.shape)
+
+
+def _narrow(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.float64 and np.array_equal(a.astype(np.float32), a):
+        return a.astype(np.float32)
+    return a
+
+
+def narrowed_to_float32(net: Network) -> Network:
+    """The same network with every float64 parameter array whose values are all
+    float32 values stored as float32 (for importers of float32 models: folded
+    or otherwise computed arrays keep their float64 values)."""
+    return Network(tuple(_map_arrays(lyr, _narrow) for lyr in net.layers), net.input_shape,
+                   net.normalization)
 
 
 def as_exact(net: Network) -> Network:

@@ -580,7 +580,8 @@ def reduce_network(
         blocks = lumped.blocks
         reps = [b[0] for b in blocks]
         if mb is not None:
-            rebuilt, ch = _rebuild_fast(layer, mb, b_eff, reps, new_cols), False
+            assert fast is not None
+            rebuilt, ch = _rebuild_fast(layer, fast, b_eff, reps, new_cols), False
         else:
             rebuilt, ch = _rebuild(layer, m, b_eff, reps, exact_net, new_cols)
         rounded = rounded or ch
@@ -649,6 +650,7 @@ class _Merged(NamedTuple):
     normed: np.ndarray | None  # tolerance mode: rows times sign over their largest |entry|
     scale: np.ndarray | None  # those largest |entries| (1 for all-zero rows)
     sign: np.ndarray  # +-1 per row (first non-zero entry's sign for linear layers)
+    dtype: np.dtype[Any]  # float32 when every weight is one of a float32 layer's own
 
 
 class _Channels(NamedTuple):
@@ -799,8 +801,10 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
             scale[rest_src], inv_scale[rest_src], exact, mb, normed, factors == "nonzero")
     if not ok:
         return None
+    # every merged column one input column times 1: the weights are the layer's own
+    own = rest_src.size == 0 and bool(np.all(scale[first_src] == 1.0))
     return _Merged(mb, zero, normed if normalise else None, row_scale if normalise else None,
-                   row_sign.astype(np.int64))
+                   row_sign.astype(np.int64), w2.dtype if own else np.dtype(np.float64))
 
 
 def _lump_layer_dense(
@@ -894,20 +898,25 @@ def _fold_combined(wr: np.ndarray, m: np.ndarray, blocks: Sequence[Sequence[int]
     return out
 
 
-def _rebuild_fast(layer: Dense | Conv2d, mb: np.ndarray, b_eff: np.ndarray, rows: list[int],
+def _rebuild_fast(layer: Dense | Conv2d, merged: _Merged, b_eff: np.ndarray, rows: list[int],
                   new_cols: np.ndarray | None) -> Layer:
-    """:func:`_rebuild` for the float matrix ``mb`` of :func:`_fast_merge` (finite, checked)."""
-    wq = np.empty((len(rows), mb.shape[1] - 1), dtype=np.float64)
+    """:func:`_rebuild` for the float matrix of :func:`_fast_merge` (finite, checked).
+
+    Float32 layers whose weights were not merged stay float32 (the values
+    are their own); merged sums are float64.
+    """
+    mb = merged.mb
+    wq = np.empty((len(rows), mb.shape[1] - 1), dtype=merged.dtype)
     with threads_for(wq.size):
         take_rows(mb, np.asarray(rows, dtype=np.int64), 1, wq)
-    bq = np.ascontiguousarray(np.asarray(b_eff, dtype=np.float64)[rows])
+    bq = np.ascontiguousarray(np.asarray(b_eff)[rows])
     if isinstance(layer, Conv2d):
         kh, kw = layer.weight.shape[2:]
         return trusted_layer(Conv2d, weight=wq.reshape(wq.shape[0], -1, kh, kw), bias=bq,
                              stride=layer.stride, padding=layer.padding)
     if new_cols is not None and not (new_cols.shape[1] == 1 and np.array_equal(
             new_cols[:, 0], np.arange(new_cols.shape[0]))):
-        w = np.empty((wq.shape[0], new_cols.size), dtype=np.float64)
+        w = np.empty((wq.shape[0], new_cols.size), dtype=wq.dtype)
         w[:, new_cols] = wq.reshape(wq.shape[0], new_cols.shape[0], new_cols.shape[1])
         wq = w
     return trusted_layer(Dense, weight=wq, bias=bq)
