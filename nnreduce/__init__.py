@@ -3,7 +3,7 @@
 Public API
 ----------
 Network, Dense, Conv2d, MaxPool2d, AvgPool2d, Flatten, Permute, BatchNorm, Activation, Normalization
-    The network model (frozen; float64 or exact rational weights).
+    The network model (frozen; float32/float64 or exact rational weights).
 as_exact, as_float
     Convert every parameter to exact rationals / float64.
 evaluate, evaluate_exact

@@ -127,7 +127,9 @@ class Reduction:
     Attributes
     ----------
     network : Network
-        The reduced network (exact rationals if the original had any, else float64).
+        The reduced network: exact rationals if the original had any, else
+        floats (float32 for a float32 layer whose weights were not merged,
+        float64 for merged sums).
     original : Network
     layers : tuple of LayerReduction
         One entry per hidden linear layer.
