@@ -3,45 +3,17 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from lumpcore import ModelFormatError, rational_to_str, to_rational
+from lumpcore._atomic import atomic_write_str as atomic_write  # the shared atomic writer
 
 __all__ = ["FileLines", "atomic_write", "fmt_number", "parse_number"]
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[str]], None]) -> None:
-    """Write a text file via a temporary file in the same directory and ``os.replace``.
-
-    On any error the temporary file is removed and ``path`` is untouched.
-    """
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            write(fh)
-        # mkstemp creates 0600; give the file the mode a plain open() would have
-        try:
-            mode = target.stat().st_mode & 0o777
-        except FileNotFoundError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def fmt_number(x: Any) -> str:

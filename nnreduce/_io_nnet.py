@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from lumpcore import ModelFormatError, UnsupportedLayerError
+from lumpcore._atomic import atomic_write_text
 
-from ._atomic import atomic_write_text
 from ._network import Activation, Dense, Network, Normalization, as_float
 
 __all__ = ["read_nnet", "write_nnet"]

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from lumpcore import ModelFormatError, UnsupportedLayerError, to_rational
+from lumpcore._atomic import atomic_write_bytes as atomic_write
 
-from ._atomic import atomic_write
 from ._network import (
     Activation,
     AvgPool2d,

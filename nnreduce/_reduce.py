@@ -30,9 +30,9 @@ from lumpcore import (
     rational_to_str,
     to_rational,
 )
+from lumpcore._atomic import atomic_write_text
 from lumpcore._threads import threads_for  # lumpcore's thread policy for compiled passes
 
-from ._atomic import atomic_write_text
 from ._hash import network_sha256
 from ._kernels import (
     deviation_bound,

@@ -37,7 +37,6 @@ re-evaluation of both networks.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -54,6 +53,7 @@ from lumpcore import (
     rational_to_str,
     to_rational,
 )
+from lumpcore._atomic import atomic_write_text
 
 from ._mlp import MLP, as_mlp, evaluate_exact, fold_normalization
 from ._verdict import Verdict
@@ -473,20 +473,6 @@ def _model_fraction(model: z3.ModelRef, var: z3.ArithRef) -> Fraction:
     return Fraction(int(num), int(den))
 
 
-def _write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _cvc5_answer(text: str, timeout: float) -> str:
     try:
         import cvc5
@@ -602,7 +588,7 @@ def check_equivalence(
     query = _Query(enc, diffs, the_box, cegar)
 
     if smtlib is not None:
-        _write_atomic(smtlib, query.smtlib(exact=True))
+        atomic_write_text(smtlib, query.smtlib(exact=True))
     if sampled is not None:
         if second_opinion is not None:
             opinion: str | None = _second(second_opinion, query, "sat",

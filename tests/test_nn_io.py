@@ -236,3 +236,32 @@ def test_to_torch_refuses_nothing_it_can_express() -> None:
     with torch.no_grad():
         np.testing.assert_allclose(seq(torch.tensor(x)).numpy(), evaluate(net, x), rtol=1e-9,
                                    atol=1e-12)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".nnet", ".onnx", ".pt", ".json"])
+def test_written_files_get_the_usual_permissions(tmp_path: Path, suffix: str) -> None:
+    """Atomic writes go through a 0600 temporary file; the result must not stay 0600."""
+    import os
+
+    from nnreduce import save_certificate
+
+    net = Network((Dense([[1.0, 2.0], [2.0, 4.0]], [0.0, 0.0]), Activation("relu"),
+                   Dense([[1.0, 1.0]], [0.0])), (2,))
+    path = tmp_path / f"m{suffix}"
+
+    def write() -> None:
+        if suffix == ".json":
+            save_certificate(reduce_network(net), path)
+        else:
+            save_network(net, path)
+
+    umask = os.umask(0o022)
+    try:
+        write()
+        assert path.stat().st_mode & 0o777 == 0o644
+        path.chmod(0o640)  # an existing file keeps its mode
+        write()
+        assert path.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(umask)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left

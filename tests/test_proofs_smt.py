@@ -8,6 +8,7 @@ rational inputs.
 
 from __future__ import annotations
 
+import os
 import random
 from fractions import Fraction
 from pathlib import Path
@@ -143,6 +144,9 @@ def test_smtlib_export_is_decided_the_same_by_z3_and_cvc5(tmp_path: Path) -> Non
     v = proofs.check_equivalence(ex.original, ex.reduced, smtlib=out, second_opinion="cvc5",
                                  falsify=False)
     assert v.second_opinion == "sat"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temporary file's 0600
     s = z3.Solver()
     s.add(z3.parse_smt2_file(str(out)))
     assert s.check() == z3.sat
