@@ -30,8 +30,16 @@ def read_nnet(path: str | os.PathLike[str]) -> Network:
     range) becomes the network's :class:`Normalization`.
     """
     p = str(path)
-    with open(p, encoding="utf-8") as fh:
-        raw = fh.read().splitlines()
+    with open(p, "rb") as fh:
+        data = fh.read()
+    try:
+        raw = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ModelFormatError(
+            f"{p}:{line}: byte {exc.start} (0x{data[exc.start]:02x}) is not text; "
+            "an .nnet file is UTF-8/ASCII text"
+        ) from None
     lines = [(k + 1, ln) for k, ln in enumerate(raw) if ln.strip() and not ln.startswith("//")]
     pos = 0
 

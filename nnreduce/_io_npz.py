@@ -14,12 +14,19 @@ from __future__ import annotations
 import io
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lumpcore import ModelFormatError, UnsupportedLayerError, rational_to_str, to_rational
+from lumpcore import (
+    LumpkitError,
+    ModelFormatError,
+    UnsupportedLayerError,
+    rational_to_str,
+    to_rational,
+)
 from lumpcore._atomic import atomic_write_bytes as atomic_write
 
 from ._network import (
@@ -122,55 +129,67 @@ def read_npz(path: str | os.PathLike[str]) -> Network:
     p = str(path)
     try:
         z = np.load(p, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ModelFormatError(f"{p}: not a readable .npz file ({exc})") from None
-    with z:
-        if "__lumpkit__" not in z.files:
-            raise ModelFormatError(f"{p}: no '__lumpkit__' entry; not written by lumpkit")
-        try:
-            meta = json.loads(str(z["__lumpkit__"]))
-        except json.JSONDecodeError as exc:
-            raise ModelFormatError(f"{p}: bad '__lumpkit__' entry ({exc})") from None
-        if meta.get("format") != "lumpkit-nn-npz" or meta.get("version") != 1:
-            raise ModelFormatError(f"{p}: unknown format/version {meta.get('format')!r}")
+    try:
+        with z:
+            return _read_npz(p, z)
+    except LumpkitError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError,
+            zipfile.BadZipFile) as exc:  # a damaged archive or description
+        raise ModelFormatError(
+            f"{p}: damaged or malformed lumpkit .npz ({type(exc).__name__}: {exc})"
+        ) from None
 
-        def arr(key: str) -> np.ndarray:
-            if key not in z.files:
-                raise ModelFormatError(f"{p}: missing array {key!r}")
-            return _dec(z[key], f"{p}:{key}")
 
-        layers: list[Layer] = []
-        for i, spec in enumerate(meta["layers"]):
-            t = spec.get("type")
-            if t == "dense":
-                layers.append(Dense(arr(f"layer{i}.weight"), arr(f"layer{i}.bias")))
-            elif t == "conv2d":
-                layers.append(Conv2d(arr(f"layer{i}.weight"), arr(f"layer{i}.bias"),
-                                     tuple(spec["stride"]), tuple(spec["padding"])))
-            elif t == "maxpool2d":
-                layers.append(MaxPool2d(tuple(spec["kernel"]), tuple(spec["stride"]),
-                                        tuple(spec["padding"])))
-            elif t == "avgpool2d":
-                layers.append(AvgPool2d(tuple(spec["kernel"]), tuple(spec["stride"]),
-                                        tuple(spec["padding"]), bool(spec["count_include_pad"])))
-            elif t == "flatten":
-                layers.append(Flatten())
-            elif t == "permute":
-                layers.append(Permute(tuple(spec["perm"])))
-            elif t == "batchnorm":
-                layers.append(BatchNorm(arr(f"layer{i}.scale"), arr(f"layer{i}.shift")))
-            elif t == "activation":
-                kind = spec["kind"]
-                layers.append(Activation(
-                    kind, alpha=None if spec.get("alpha") is None else to_rational(spec["alpha"]),
-                    slopes=arr(f"layer{i}.slopes") if kind == "prelu" else None))
-            else:
-                raise UnsupportedLayerError(f"{p}: layer {i} has unknown type {t!r}")
-        nrm = None
-        if meta.get("normalization"):
-            def opt(key: str) -> np.ndarray | None:
-                return arr(f"norm.{key}") if f"norm.{key}" in z.files else None
-            nrm = Normalization(arr("norm.input_mean"), arr("norm.input_range"),
-                                arr("norm.output_mean"), arr("norm.output_range"),
-                                opt("input_min"), opt("input_max"))
+def _read_npz(p: str, z: Any) -> Network:
+    if "__lumpkit__" not in z.files:
+        raise ModelFormatError(f"{p}: no '__lumpkit__' entry; not written by lumpkit")
+    try:
+        meta = json.loads(str(z["__lumpkit__"]))
+    except json.JSONDecodeError as exc:
+        raise ModelFormatError(f"{p}: bad '__lumpkit__' entry ({exc})") from None
+    if meta.get("format") != "lumpkit-nn-npz" or meta.get("version") != 1:
+        raise ModelFormatError(f"{p}: unknown format/version {meta.get('format')!r}")
+
+    def arr(key: str) -> np.ndarray:
+        if key not in z.files:
+            raise ModelFormatError(f"{p}: missing array {key!r}")
+        return _dec(z[key], f"{p}:{key}")
+
+    layers: list[Layer] = []
+    for i, spec in enumerate(meta["layers"]):
+        t = spec.get("type")
+        if t == "dense":
+            layers.append(Dense(arr(f"layer{i}.weight"), arr(f"layer{i}.bias")))
+        elif t == "conv2d":
+            layers.append(Conv2d(arr(f"layer{i}.weight"), arr(f"layer{i}.bias"),
+                                 tuple(spec["stride"]), tuple(spec["padding"])))
+        elif t == "maxpool2d":
+            layers.append(MaxPool2d(tuple(spec["kernel"]), tuple(spec["stride"]),
+                                    tuple(spec["padding"])))
+        elif t == "avgpool2d":
+            layers.append(AvgPool2d(tuple(spec["kernel"]), tuple(spec["stride"]),
+                                    tuple(spec["padding"]), bool(spec["count_include_pad"])))
+        elif t == "flatten":
+            layers.append(Flatten())
+        elif t == "permute":
+            layers.append(Permute(tuple(spec["perm"])))
+        elif t == "batchnorm":
+            layers.append(BatchNorm(arr(f"layer{i}.scale"), arr(f"layer{i}.shift")))
+        elif t == "activation":
+            kind = spec["kind"]
+            layers.append(Activation(
+                kind, alpha=None if spec.get("alpha") is None else to_rational(spec["alpha"]),
+                slopes=arr(f"layer{i}.slopes") if kind == "prelu" else None))
+        else:
+            raise UnsupportedLayerError(f"{p}: layer {i} has unknown type {t!r}")
+    nrm = None
+    if meta.get("normalization"):
+        def opt(key: str) -> np.ndarray | None:
+            return arr(f"norm.{key}") if f"norm.{key}" in z.files else None
+        nrm = Normalization(arr("norm.input_mean"), arr("norm.input_range"),
+                            arr("norm.output_mean"), arr("norm.output_range"),
+                            opt("input_min"), opt("input_max"))
     return Network(tuple(layers), tuple(meta["input_shape"]), nrm)

@@ -265,3 +265,31 @@ def test_written_files_get_the_usual_permissions(tmp_path: Path, suffix: str) ->
     finally:
         os.umask(umask)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".nnet", ".onnx", ".pt"])
+def test_damaged_files_give_a_format_error_naming_the_file(tmp_path: Path, suffix: str) -> None:
+    """Truncated files and flipped bytes: a clean error (or a model), never a traceback
+    from inside zipfile, protobuf or the text decoder."""
+    from lumpcore import LumpkitError
+
+    rng = np.random.default_rng(5)
+    net = Network((Dense(rng.normal(size=(4, 3)), rng.normal(size=4)), Activation("relu"),
+                   Dense(rng.normal(size=(2, 4)), [0.0, 0.0])), (3,))
+    good = tmp_path / f"good{suffix}"
+    save_network(net, good)
+    data = good.read_bytes()
+    variants = [data[: len(data) // 2], data[:-7], b"", b"\xff\xfe" + data[2:]]
+    for k in range(8):
+        b = bytearray(data)
+        for pos in rng.integers(0, len(b), size=4):
+            b[int(pos)] = int(rng.integers(0, 256))
+        variants.append(bytes(b))
+    for k, v in enumerate(variants):
+        path = tmp_path / f"bad{k}{suffix}"
+        path.write_bytes(v)
+        try:
+            load_network(path)
+        except LumpkitError as exc:
+            assert isinstance(exc, ValueError | TypeError)
+            assert f"bad{k}{suffix}" in str(exc)
