@@ -82,8 +82,15 @@ class FileLines:
                 self.lineno += 1
                 yield line.rstrip("\r\n")
         except UnicodeDecodeError as exc:
+            # the text layer decodes blocks ahead of the lines: find the line in the bytes
+            data = self.path.read_bytes()
+            try:
+                data.decode("utf-8")
+                line = self.lineno + 1
+            except UnicodeDecodeError as whole:
+                line = data.count(b"\n", 0, whole.start) + 1
             raise ModelFormatError(
-                f"{self.path}, line {self.lineno + 1}: not UTF-8 text ({exc.reason})"
+                f"{self.path}, line {line}: not UTF-8 text ({exc.reason})"
             ) from None
 
     def error(self, reason: str) -> ModelFormatError:

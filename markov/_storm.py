@@ -13,6 +13,7 @@ import numpy as np
 from lumpcore import LumpkitError, ModelFormatError
 
 from ._chain import CTMC, DTMC, ChainError, _Edges
+from ._fileio import FileLines
 
 __all__ = ["from_stormpy", "read_prism"]
 
@@ -104,6 +105,9 @@ def read_prism(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such model file")
+    with FileLines(path) as lines:  # stormpy's parsers fail on bytes that are not UTF-8
+        for _ in lines:
+            pass
     dev = stormpy.developer
     old_level = dev.get_log_level()
     # Storm logs warnings to stdout, which would corrupt --json output: quiet it while building.
@@ -138,7 +142,7 @@ def read_prism(
             opts.set_build_state_valuations()
         builder = stormpy.build_model[stormpy.Rational] if exact else stormpy.build_model
         model = builder(model_desc, options=opts)
-    except (RuntimeError, stormpy.exceptions.StormError) as exc:
+    except (RuntimeError, UnicodeDecodeError, stormpy.exceptions.StormError) as exc:
         msg = str(exc).strip().splitlines()
         raise ModelFormatError(
             f"{path}: stormpy could not build the model: {msg[-1] if msg else exc}"

@@ -276,3 +276,15 @@ def test_public_names() -> None:
     assert markov.__all__ == sorted(markov.__all__)
     for name in markov.__all__:
         assert getattr(markov, name).__doc__
+
+
+@pytest.mark.parametrize("suffix", [".prism", ".jani"])
+def test_model_files_that_are_not_text_are_named_with_the_line(tmp_path: Path,
+                                                               suffix: str) -> None:
+    src = Path(__file__).parent / "data" / "markov" / f"twoqueues{suffix}"
+    lines = src.read_bytes().split(b"\n")
+    lines[2] = lines[2] + b" \xf0\x82"  # an invalid UTF-8 sequence on line 3
+    bad = tmp_path / f"bad{suffix}"
+    bad.write_bytes(b"\n".join(lines))
+    with pytest.raises(ModelFormatError, match=rf"bad\{suffix}, line 3: not UTF-8"):
+        markov.read_model(bad, constants={"N": 3})

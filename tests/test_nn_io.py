@@ -280,7 +280,7 @@ def test_damaged_files_give_a_format_error_naming_the_file(tmp_path: Path, suffi
     save_network(net, good)
     data = good.read_bytes()
     variants = [data[: len(data) // 2], data[:-7], b"", b"\xff\xfe" + data[2:]]
-    for k in range(8):
+    for _ in range(8):
         b = bytearray(data)
         for pos in rng.integers(0, len(b), size=4):
             b[int(pos)] = int(rng.integers(0, 256))
