@@ -86,11 +86,11 @@ class FileLines:
             data = self.path.read_bytes()
             try:
                 data.decode("utf-8")
-                line = self.lineno + 1
+                bad = self.lineno + 1
             except UnicodeDecodeError as whole:
-                line = data.count(b"\n", 0, whole.start) + 1
+                bad = data.count(b"\n", 0, whole.start) + 1
             raise ModelFormatError(
-                f"{self.path}, line {line}: not UTF-8 text ({exc.reason})"
+                f"{self.path}, line {bad}: not UTF-8 text ({exc.reason})"
             ) from None
 
     def error(self, reason: str) -> ModelFormatError:
