@@ -53,6 +53,8 @@ class _Part:
     blocks: list[list[int]]
     rho: list[list[Fraction]]
     removed: dict[int, Fraction]
+    # blocks dropped as linear combinations: (members, factors, [(rep, a), ...])
+    combined: list[tuple[list[int], list[Fraction], list[tuple[int, Fraction]]]]
 
 
 def _fr(x: Any) -> Fraction:
@@ -179,13 +181,39 @@ def _parse_layer(entry: Any, k: int) -> tuple[dict[str, Any], _Part]:
         blocks.append([_int(v, f"{where} block {K}") for v in blk])
         rho.append([_num(r, f"{where} rho of block {K}") for r in rh])
     removed: dict[int, Fraction] = {}
-    for item in entry.get("removed", []) or []:
+    removed_raw = entry.get("removed") or []
+    if not isinstance(removed_raw, list):
+        raise CertificateError(f"{where}: 'removed' must be a list, got {removed_raw!r}")
+    for item in removed_raw:
         if not isinstance(item, dict) or "neuron" not in item or "value" not in item:
             raise CertificateError(f"{where}: removed entries need 'neuron' and 'value'")
         removed[_int(item["neuron"], f"{where} removed neuron")] = _num(
             item["value"], f"{where} removed value")
+    combined: list[tuple[list[int], list[Fraction], list[tuple[int, Fraction]]]] = []
+    combined_raw = entry.get("combined") or []
+    if not isinstance(combined_raw, list):
+        raise CertificateError(f"{where}: 'combined' must be a list, got {combined_raw!r}")
+    for j, item in enumerate(combined_raw):
+        if not isinstance(item, dict) or not all(k in item for k in
+                                                 ("block", "rho", "coefficients")):
+            raise CertificateError(
+                f"{where}: combined entry {j} needs 'block', 'rho' and 'coefficients'")
+        blk, rh, co = item["block"], item["rho"], item["coefficients"]
+        if not isinstance(blk, list) or not isinstance(rh, list) or len(blk) != len(rh) \
+                or not blk or not isinstance(co, list):
+            raise CertificateError(f"{where}: combined entry {j}: 'block' and 'rho' must be "
+                                   "non-empty lists of equal length, 'coefficients' a list")
+        coeffs: list[tuple[int, Fraction]] = []
+        for c in co:
+            if not isinstance(c, list) or len(c) != 2:
+                raise CertificateError(
+                    f"{where}: combined entry {j}: a coefficient is [representative, 'a']")
+            coeffs.append((_int(c[0], f"{where} combined {j} representative"),
+                           _num(c[1], f"{where} combined {j} coefficient")))
+        combined.append(([_int(v, f"{where} combined {j}") for v in blk],
+                         [_num(r, f"{where} combined {j} rho") for r in rh], coeffs))
     n = _int(entry["neurons_before"], f"{where} neurons_before")
-    return entry, _Part(n, blocks, rho, removed)
+    return entry, _Part(n, blocks, rho, removed, combined)
 
 
 def _op_kind(op: Any) -> str:
@@ -368,6 +396,9 @@ class _Checker:
                                      {"certificate": entries[i]["factors"], "post-ops": factors})
                 if factors == "one" and cur.removed:
                     raise _Violation("no removal under factors 'one'", {"layer": lin[i]}, {})
+                if cur.combined and (factors != "nonzero" or mode != "exact"):
+                    raise _Violation("combined blocks only on linear layers in exact mode",
+                                     {"layer": lin[i]}, {"factors": factors, "mode": mode})
             rounded_any |= self._layer(i, lin, rlin, prev, cur, ops, mode, dev)
         if mode == "tolerance" and not exact_red and any(
                 len(b) > 1 for p in parts for b in p.blocks):
@@ -397,6 +428,20 @@ class _Checker:
                     raise _Violation("partition", {"layer": layer, "neuron": v},
                                      {"problem": "repeated or out of range"})
                 seen[v] = "block"
+        reps = {blk[0] for blk in part.blocks}
+        for j, (blk, rh, co) in enumerate(part.combined):
+            if blk != sorted(blk) or rh[0] != 1:
+                raise _Violation("combined block sorted, first factor 1",
+                                 {"layer": layer, "combined": j}, {"block": blk})
+            for v in blk:
+                if v in seen or not 0 <= v < part.n:
+                    raise _Violation("partition", {"layer": layer, "neuron": v},
+                                     {"problem": "combined neuron repeated or out of range"})
+                seen[v] = "combined"
+            for r, _a in co:
+                if r not in reps:
+                    raise _Violation("combined coefficient names a kept representative",
+                                     {"layer": layer, "combined": j}, {"representative": r})
         for v in part.removed:
             if v in seen or not 0 <= v < part.n:
                 raise _Violation("partition", {"layer": layer, "neuron": v},
@@ -429,9 +474,18 @@ class _Checker:
             if prev.n != Wr.shape[1]:
                 raise _Violation("neurons of the previous layer", {"layer": where},
                                  {"certificate": prev.n, "network": Wr.shape[1]})
-        plain = [K for K, blk in enumerate(blocks) if len(blk) == 1 and rho[K][0] == 1]
+        # 4.1 step 3: a kept block K receives a * (merged column) of every combined block
+        # whose coefficients name its representative
+        extra: dict[int, list[tuple[list[int], list[Fraction], Fraction]]] = {}
+        if prev is not None and prev.combined:
+            index = {blk[0]: K for K, blk in enumerate(blocks)}
+            for cb, cr, co in prev.combined:
+                for r, a in co:
+                    extra.setdefault(index[r], []).append((cb, cr, a))
+        plain = [K for K, blk in enumerate(blocks)
+                 if len(blk) == 1 and rho[K][0] == 1 and K not in extra]
         plain_cols = np.array([blocks[K][0] for K in plain], dtype=np.int64)
-        merged = [K for K, blk in enumerate(blocks) if not (len(blk) == 1 and rho[K][0] == 1)]
+        merged = [K for K in range(len(blocks)) if K not in set(plain)]
 
         # exact b_eff for every row
         bias = _exact(layer.bias)
@@ -448,6 +502,9 @@ class _Checker:
             for u, r in zip(blocks[K], rho[K], strict=True):
                 term = _exact(Wr[rows, u, :]) * (1 / r)
                 acc = term if acc is None else acc + term
+            for cb, cr, a in extra.get(K, ()):
+                for u, r in zip(cb, cr, strict=True):
+                    acc = acc + _exact(Wr[rows, u, :]) * (a / r)
             return np.asarray(acc, dtype=object)
 
         def m_abs(rows: np.ndarray, K: int) -> np.ndarray:
@@ -456,10 +513,15 @@ class _Checker:
             for u, r in zip(blocks[K], rho[K], strict=True):
                 term = abs(_exact(Wr[rows, u, :]) * (1 / r))
                 acc = term if acc is None else acc + term
+            for cb, cr, a in extra.get(K, ()):
+                for u, r in zip(cb, cr, strict=True):
+                    acc = acc + abs(_exact(Wr[rows, u, :]) * (a / r))
             return np.asarray(acc, dtype=object)
 
         def m_fast(rows: np.ndarray, K: int) -> np.ndarray | None:
             """M[rows, K, :] in float64 when provably exact (else None)."""
+            if K in extra:
+                return None  # combined columns added: checked in exact arithmetic
             acc: np.ndarray | None = None
             for u, r in zip(blocks[K], rho[K], strict=True):
                 term = _scale_exact(Wr[rows, u, :], 1 / r)
@@ -478,6 +540,8 @@ class _Checker:
             rep_rows = np.arange(n_out, dtype=np.int64)
         # derived reduced weights (4.3)
         Wr_red = _grouped(red, rlin, i)
+        if not blocks and Wr_red.shape[:2] == (len(rep_rows), 0):
+            Wr_red = Wr_red.reshape(len(rep_rows), 0, Wr.shape[2])  # no inputs: any P
         if Wr_red.shape != (len(rep_rows), len(blocks), Wr.shape[2]):
             raise _Violation("reduced layer shape", {"layer": where},
                              {"reduced": Wr_red.shape,
@@ -563,8 +627,11 @@ class _Checker:
             if isinstance(op, Activation) and op.kind == "prelu" and op.slopes is not None \
                     and op.slopes.shape[0] > 1:
                 slopes = op.slopes
-        members: list[tuple[int, int, int, Fraction]] = []
-        for K, (blk, rh) in enumerate(zip(cur.blocks, cur.rho, strict=True)):
+        members: list[tuple[Any, int, int, Fraction]] = []
+        labelled: list[tuple[Any, list[int], list[Fraction]]] = [
+            (K, blk, rh) for K, (blk, rh) in enumerate(zip(cur.blocks, cur.rho, strict=True))]
+        labelled += [(f"combined {j}", cb, cr) for j, (cb, cr, _) in enumerate(cur.combined)]
+        for K, blk, rh in labelled:
             r = blk[0]
             for v, rv in zip(blk, rh, strict=True):
                 if (factors == "positive" and rv <= 0) or (factors == "nonzero" and rv == 0) \
@@ -578,7 +645,7 @@ class _Checker:
                 if v != r:
                     members.append((K, v, r, rv))
 
-        def fail(K: int, v: int, r: int, coord: Any, lhs: Fraction, rhs: Fraction) -> None:
+        def fail(K: Any, v: int, r: int, coord: Any, lhs: Fraction, rhs: Fraction) -> None:
             raise _Violation("scaled lumping condition rho(v)*c(v) = c(r)"
                              + (" within max_weight_deviation" if mode == "tolerance" else ""),
                              {"layer": where, "block": K, "neuron": v, "representative": r,
@@ -641,6 +708,31 @@ class _Checker:
                         if differ(rv * mv[m_local, p], mr[m_local, p]):
                             fail(K, v, r, {"block": Kp, "position": p}, rv * mv[m_local, p],
                                  mr[m_local, p])
+        # combined blocks: c(t) = sum a * c(rep), exactly (4.2)
+        for j, (cb, _, co) in enumerate(cur.combined):
+            t = cb[0]
+            reps = np.array([r for r, _ in co], dtype=np.int64)
+            coeffs = [a for _, a in co]
+            parts: list[tuple[Any, Any, np.ndarray]] = [
+                ("bias", None, np.array([[b_eff[t]], *[[b_eff[r]] for r in reps]],
+                                        dtype=object))]
+            if plain:
+                rows = np.concatenate([[t], reps]).astype(np.int64)
+                parts.append(("plain", None, _exact(Wr[rows][:, plain_cols, :]).reshape(
+                    len(rows), -1)))
+            for Kp in merged:
+                rows = np.concatenate([[t], reps]).astype(np.int64)
+                parts.append(("block", Kp, m_exact(rows, Kp).reshape(len(rows), -1)))
+            for what, Kp, vals in parts:
+                for q in range(vals.shape[1]):
+                    lhs = vals[0, q]
+                    rhs = sum((a * vals[1 + m, q] for m, a in enumerate(coeffs)), _ZERO)
+                    if lhs != rhs:
+                        raise _Violation(
+                            "combined block c(t) = sum a * c(rep)",
+                            {"layer": where, "combined": j, "neuron": t,
+                             "coordinate": what if Kp is None else {"block": Kp, "index": q}},
+                            {"c(t)": lhs, "sum a * c(rep)": rhs})
         # removed neurons: zero merged weights, value = post-ops(b_eff)
         if cur.removed:
             rows = np.array(sorted(cur.removed), dtype=np.int64)

@@ -290,3 +290,47 @@ def test_tolerance_mode_weight_beyond_the_rounding_bound_is_rejected() -> None:
     cert["reduced"]["sha256"] = network_sha256(far)
     got = proofs.check_certificate(net, far, cert)
     assert not got.valid and got.condition == "reduced weight"
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31))
+def test_linear_dependence_certificates_are_checked(seed: int) -> None:
+    """``combined`` blocks (linear layers, ``linear_dependence=True``): the checker
+    re-derives c(t) = sum a * c(rep) and the columns they add to the next layer."""
+    rng = np.random.default_rng(seed)
+    n_in, base = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    w = rng.integers(-4, 5, size=(base, n_in)).astype(np.float64)
+    b = rng.integers(-4, 5, size=base).astype(np.float64)
+    rows, bias = list(w), list(b)
+    for _ in range(int(rng.integers(1, 4))):  # combinations, and a multiple of one of them
+        a = rng.integers(-2, 3, size=base).astype(np.float64)
+        rows.append(a @ w)
+        bias.append(float(a @ b))
+        if rng.random() < 0.5:
+            rows.append(2.0 * rows[-1])
+            bias.append(2.0 * bias[-1])
+    w1 = np.array(rows)
+    n1 = w1.shape[0]
+    net = Network((Dense(w1, bias), Activation("identity"),
+                   Dense(rng.integers(-3, 4, size=(2, n1)).astype(np.float64), [0.0, 1.0]),
+                   Activation("relu"), Dense([[1.0, -1.0]], [0.0])), (n_in,))
+    red = reduce_network(net, linear_dependence=True)
+    got = proofs.check_certificate(net, red.network, red.certificate)
+    assert got.valid, (got.condition, got.location, got.values)
+    x = np.array([Fraction(int(v), 3) for v in rng.integers(-9, 10, size=n_in)], dtype=object)
+    got_out, want_out = evaluate_exact(red.network, x), evaluate_exact(net, x)
+    if red.rounded:  # coefficients like 4/5: the float64 reduced weights are rounded
+        assert np.allclose(got_out.astype(float), want_out.astype(float), rtol=1e-9, atol=1e-9)
+    else:
+        assert got_out.tolist() == want_out.tolist()
+    entries = [e for e in red.certificate["layers"] if e.get("combined")]
+    if entries:
+        bad = copy.deepcopy(red.certificate)
+        co = next(e for e in bad["layers"] if e.get("combined"))["combined"][0]["coefficients"]
+        co[0][1] = str(Fraction(co[0][1]) + 1)
+        assert not proofs.check_certificate(net, red.network, bad).valid
+        gone = copy.deepcopy(red.certificate)
+        for e in gone["layers"]:
+            e.pop("combined", None)
+        res = proofs.check_certificate(net, red.network, gone)
+        assert not res.valid and res.condition == "partition"
