@@ -26,6 +26,8 @@ from ._network import (
 
 __all__ = ["network_sha256"]
 
+_BLOCK = 1 << 20  # entries converted at a time when hashing float32 storage
+
 
 def _arr(a: np.ndarray | None) -> dict[str, Any] | None:
     if a is None:
@@ -34,9 +36,14 @@ def _arr(a: np.ndarray | None) -> dict[str, Any] | None:
         text = ",".join(rational_to_str(x) for x in a.reshape(-1))
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         return {"dtype": "rational", "shape": list(a.shape), "sha256": digest}
-    data = np.ascontiguousarray(a, dtype="<f8")  # no copy when already little-endian float64
-    digest = hashlib.sha256(data.reshape(-1).view(np.uint8).data).hexdigest()
-    return {"dtype": "float64", "shape": list(a.shape), "sha256": digest}
+    h = hashlib.sha256()
+    if a.dtype == np.dtype("<f8") and a.flags.c_contiguous:
+        h.update(a.reshape(-1).view(np.uint8).data)  # the buffer itself, no copy
+    else:  # float32 storage: hash its float64 values, a block at a time
+        flat = a.reshape(-1)
+        for lo in range(0, flat.shape[0], _BLOCK):
+            h.update(np.ascontiguousarray(flat[lo:lo + _BLOCK], dtype="<f8").view(np.uint8).data)
+    return {"dtype": "float64", "shape": list(a.shape), "sha256": h.hexdigest()}
 
 
 def _layer(layer: Layer) -> dict[str, Any]:

@@ -170,3 +170,16 @@ def test_torch_models_keep_their_precision_and_folding_stays_exact() -> None:
     with torch.no_grad():
         want = conv.double()(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(evaluate(net, x), want, rtol=1e-6, atol=1e-6)
+
+
+def test_hash_of_float32_storage_is_blockwise_the_float64_hash(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import nnreduce._hash as hash_mod
+
+    rng = np.random.default_rng(4)
+    net32 = Network((Dense(rng.standard_normal((13, 11)).astype(np.float32),
+                           rng.standard_normal(13).astype(np.float32)),), (11,))
+    want = network_sha256(_cast(net32, np.float64))
+    for block in (1, 7, 143, 1 << 20):  # block boundaries inside, at and beyond the array
+        monkeypatch.setattr(hash_mod, "_BLOCK", block)
+        assert network_sha256(net32) == want
