@@ -176,8 +176,9 @@ def bench(name: str, net: Network, forward: Callable[[], Any], forward64: Callab
 
     The forward pass (best of 5) is timed right before every reduction, so
     each ratio compares two measurements taken under the same machine load;
-    the run with the smallest ratio of ``repeat`` runs is kept.  The first
-    call of each mode is timed apart and reported as well: it pays for the
+    the run with the smallest ratio of ``repeat`` runs is kept, after two
+    untimed warm-up runs of every mode.  The first call of each mode is
+    timed apart (before the warm-up) and reported as well: it pays for the
     process's first touches of fresh memory, which on a virtual machine can
     cost more than the reduction's own work.
     """
@@ -188,11 +189,17 @@ def bench(name: str, net: Network, forward: Callable[[], Any], forward64: Callab
     print(f"== {name}: {net.num_params / 1e6:.1f} M parameters "
           f"({w_bytes32 / 2**20:.0f} MiB as float32, {w_bytes64 / 2**20:.0f} MiB as float64)")
     rows: list[dict[str, Any]] = []
-    for label, kw, target in (("exact", {"certify": False}, 10),
-                              ("exact + certificate", {}, None),
-                              ("tolerance 1e-6", {"tolerance": 1e-6, "certify": False}, 3)):
+    modes: list[tuple[str, dict[str, Any], int | None]] = [
+        ("exact", {"certify": False}, 10), ("exact + certificate", {}, None),
+        ("tolerance 1e-6", {"tolerance": 1e-6, "certify": False}, 3)]
+    firsts = []
+    for _, kw, _ in modes:  # first calls: the process's first touches of fresh memory
         time.sleep(0.5)
-        first = _measure(net, **kw)[0]
+        firsts.append(_measure(net, **kw)[0])
+    for _ in range(2):  # warm up every mode before the timed runs
+        for _, kw, _ in modes:
+            reduce_network(net, **kw)
+    for (label, kw, target), first in zip(modes, firsts, strict=True):
         runs = []
         for _ in range(repeat):
             fwd = _best(forward, 5)
