@@ -703,16 +703,19 @@ class _Lumped:
         self.dev = dev  # tolerance mode: bound of the accepted deviation
         self._factor: dict[int, Fraction] | None = None
 
-    def factor(self, v: int) -> Fraction:
-        """The exact factor of neuron ``v``."""
+    def _factors(self) -> dict[int, Fraction]:
         if self._factor is None:
             self._factor = {u: r for b, rs in zip(self.blocks, self.rho, strict=True)
                             for u, r in zip(b, rs, strict=True)}
-        return self._factor[v]
+        return self._factor
+
+    def factor(self, v: int) -> Fraction:
+        """The exact factor of neuron ``v``."""
+        return self._factors()[v]
 
     def restricted(self, kept: Sequence[Sequence[int]]) -> _Lumped:
         """The same lumping with only the blocks ``kept`` (others are combined away)."""
-        self.factor(0 if not self.blocks else self.blocks[0][0])
+        factors = self._factors()
         index = {b[0]: k for k, b in enumerate(self.blocks)}
         kept_t = tuple(tuple(b) for b in kept)
         block_of = np.full_like(self.block_of, -1)
@@ -720,7 +723,7 @@ class _Lumped:
             block_of[list(b)] = k
         out = _Lumped(kept_t, tuple(self.rho[index[b[0]]] for b in kept_t), block_of,
                       self.rho_f, self.pow2, self.dev)
-        out._factor = self._factor  # combined blocks keep their factors
+        out._factor = factors  # combined blocks keep their factors
         return out
 
 
