@@ -74,6 +74,45 @@ class _Builder:
         self.open_linear = isinstance(layer, Dense | Conv2d)
 
 
+_FLOAT_TYPES = {1: np.float32, 10: np.float16, 11: np.float64}  # TensorProto codes
+
+
+def _fold_constant(op: str, ins: list[np.ndarray | None], at: dict[str, Any]
+                   ) -> np.ndarray | None:
+    """The value of ``op`` on constant inputs, for ops that only move or keep values."""
+    x = ins[0] if ins else None
+    if x is None:
+        return None
+    if op == "Identity":
+        return x
+    if op == "Transpose":
+        return np.transpose(x, at.get("perm"))
+    if op == "Reshape" and len(ins) > 1 and ins[1] is not None:
+        shape = [int(d) for d in np.asarray(ins[1]).reshape(-1)]
+        if not at.get("allowzero", 0):
+            if any(d == 0 and j >= x.ndim for j, d in enumerate(shape)):
+                return None  # 0 copies a dimension the input does not have
+            shape = [x.shape[j] if d == 0 else d for j, d in enumerate(shape)]
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            return None
+    if op in ("Squeeze", "Unsqueeze"):
+        axes_in = ins[1] if len(ins) > 1 else None
+        axes = at.get("axes") if axes_in is None else np.asarray(axes_in).reshape(-1).tolist()
+        if op == "Squeeze":
+            return np.squeeze(x) if axes is None else np.squeeze(x, axis=tuple(axes))
+        if axes is None:
+            return None
+        out = x
+        for ax in sorted(int(a) % (x.ndim + len(axes)) for a in axes):
+            out = np.expand_dims(out, ax)
+        return out
+    if op == "Cast" and at.get("to") in _FLOAT_TYPES and x.dtype.kind == "f":
+        return x.astype(_FLOAT_TYPES[at["to"]]).astype(np.float64)  # rounds like ONNX
+    return None
+
+
 def read_onnx(path: str | os.PathLike[str]) -> Network:
     """Read an ONNX model (a chain of the supported operators) as a :class:`Network`.
 
@@ -138,11 +177,14 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
             continue
         data_inputs = [i for i in node.input if i and i not in consts]
         if not data_inputs:
-            # constant folding of a transpose of a weight (PyTorch opset-9 exports)
-            if op == "Transpose":
-                consts[node.output[0]] = np.transpose(consts[node.input[0]], at.get("perm"))
-                continue
-            raise UnsupportedLayerError(f"{b.where(k, node)}: constant subgraphs are not supported")
+            # constant folding of value-preserving ops on weights (exporters write
+            # Transpose of a weight, Identity aliases of equal initializers, reshapes)
+            folded = _fold_constant(op, [consts[i] if i else None for i in node.input], at)
+            if folded is None:
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: constant subgraphs with {op} are not supported")
+            consts[node.output[0]] = folded
+            continue
         if data_inputs != [cur] or (node.input[0] != cur and op not in ("MatMul", "Add", "Mul")):
             raise UnsupportedLayerError(
                 f"{b.where(k, node)}: the model is not a single chain (reads {data_inputs}, "

@@ -293,3 +293,51 @@ def test_damaged_files_give_a_format_error_naming_the_file(tmp_path: Path, suffi
         except LumpkitError as exc:
             assert isinstance(exc, ValueError | TypeError)
             assert f"bad{k}{suffix}" in str(exc)
+
+
+def test_torch_exported_onnx_with_folded_constants_matches_onnxruntime(tmp_path: Path) -> None:
+    """PyTorch's exporter aliases equal initializers through Identity nodes (a fresh
+    BatchNorm1d: running_var = weight = 1) and other exporters reshape, squeeze or cast
+    weights: such constant subgraphs are folded, value for value."""
+    import warnings
+
+    torch.manual_seed(3)
+    m = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.BatchNorm1d(5), torch.nn.ReLU(),
+                            torch.nn.Linear(5, 2))
+    m.eval()
+    path = tmp_path / "bn1d.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (torch.randn(2, 3),), str(path), input_names=["x"],
+                          output_names=["y"], dynamo=False,
+                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+    assert "Identity" in [n.op_type for n in onnx.load(str(path)).graph.node]
+    net = load_network(path)
+    x = np.random.default_rng(1).normal(size=(4, 3))
+    np.testing.assert_allclose(evaluate(net, x), _ort_run(path, x), rtol=1e-5, atol=1e-5)
+    # a hand-made graph: the weight reshaped and cast, the bias unsqueezed and squeezed
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.arange(6, dtype=np.float32).reshape(2, 3) / 4
+    nodes = [
+        helper.make_node("Reshape", ["w_flat", "shape"], ["w2"]),
+        helper.make_node("Cast", ["w2"], ["w"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["b0", "ax"], ["b1"]),
+        helper.make_node("Squeeze", ["b1", "ax"], ["b"]),
+        helper.make_node("Gemm", ["x", "w", "b"], ["h"], transB=1),
+        helper.make_node("Relu", ["h"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])],
+        [numpy_helper.from_array(w.reshape(-1), "w_flat"),
+         numpy_helper.from_array(np.array([2, -1], dtype=np.int64), "shape"),
+         numpy_helper.from_array(np.array([0.5, -1.0], dtype=np.float32), "b0"),
+         numpy_helper.from_array(np.array([0], dtype=np.int64), "ax")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # what the installed onnxruntime reads
+    hand = tmp_path / "hand.onnx"
+    onnx.save(model, str(hand))
+    got = load_network(hand)
+    assert np.array_equal(got.layers[0].weight, w) and got.layers[0].weight.dtype == np.float32
+    np.testing.assert_allclose(evaluate(got, x), _ort_run(hand, x), rtol=1e-6, atol=1e-6)
