@@ -295,7 +295,9 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
         elif op == "Reshape":
             target = [int(x) for x in const(node.input[1], k, node).reshape(-1)]
             n = math.prod(b.shape)
-            ok2 = len(target) == 2 and target[1] in (n, -1) and target[0] in (-1, 0, 1, n and -1)
+            # (batch, n): the batch as -1, 0 (copied), or the graph's own fixed batch size
+            batch = (-1, 0, 1) if dims[0] is None else (-1, 0, 1, dims[0])
+            ok2 = len(target) == 2 and target[1] in (n, -1) and target[0] in batch
             ok1 = len(target) == 1 and target[0] in (n, -1) and dims[0] == 1
             if not (ok1 or ok2):
                 raise UnsupportedLayerError(

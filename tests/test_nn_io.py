@@ -341,3 +341,36 @@ def test_torch_exported_onnx_with_folded_constants_matches_onnxruntime(tmp_path:
     got = load_network(hand)
     assert np.array_equal(got.layers[0].weight, w) and got.layers[0].weight.dtype == np.float32
     np.testing.assert_allclose(evaluate(got, x), _ort_run(hand, x), rtol=1e-6, atol=1e-6)
+
+
+def test_reshape_to_the_graphs_fixed_batch_is_a_flatten(tmp_path: Path) -> None:
+    """Exporters that trace with a fixed batch write Reshape(x, [B, n]) for a flatten."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(3, 8)).astype(np.float32)
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Reshape", ["r", "shape"], ["f"]),
+             helper.make_node("Gemm", ["f", "w", "b"], ["y"], transB=1)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        [numpy_helper.from_array(np.array([2, 8], dtype=np.int64), "shape"),
+         numpy_helper.from_array(w, "w"),
+         numpy_helper.from_array(np.zeros(3, dtype=np.float32), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "fixed_batch.onnx"
+    onnx.save(model, str(path))
+    net = load_network(path)
+    assert net.input_shape == (2, 2, 2)
+    x = rng.normal(size=(2, 2, 2, 2))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"x": x.astype(np.float32)})[0]
+    np.testing.assert_allclose(evaluate(net, x), want, rtol=1e-5, atol=1e-5)
+    bad = tmp_path / "bad.onnx"
+    model.graph.initializer[0].CopyFrom(numpy_helper.from_array(np.array([4, 4], dtype=np.int64),
+                                                                "shape"))
+    onnx.save(model, str(bad))
+    with pytest.raises(UnsupportedLayerError, match=r"Reshape to \[4, 4\]"):
+        load_network(bad)
