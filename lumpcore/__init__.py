@@ -16,13 +16,15 @@ block_sums
     Exact per-(block, node) sums for a given partition (used by checkers).
 Rational, to_rational, to_rationals, rational_to_str
     The exact number type of lumpkit and conversions to it.
-LumpkitError and its subclasses
-    The exception tree shared by all lumpkit packages.
+LumpkitError and its subclasses, LumpkitWarning
+    The exception tree shared by all lumpkit packages, and the warning for
+    input that lumpkit leaves out on purpose.
 """
 
 from ._errors import (
     CertificateError,
     LumpkitError,
+    LumpkitWarning,
     ModelFormatError,
     SolverUnknownError,
     UnsupportedLayerError,
@@ -37,6 +39,7 @@ __all__ = [
     "CertificateError",
     "Lumping",
     "LumpkitError",
+    "LumpkitWarning",
     "ModelFormatError",
     "Rational",
     "SolverUnknownError",

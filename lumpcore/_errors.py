@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "CertificateError",
     "LumpkitError",
+    "LumpkitWarning",
     "ModelFormatError",
     "SolverUnknownError",
     "UnsupportedLayerError",
@@ -53,3 +54,8 @@ class SolverUnknownError(LumpkitError):
 
 class VerificationError(LumpkitError, AssertionError):
     """An internal exact self-check failed (a bug in lumpkit: please report)."""
+
+
+class LumpkitWarning(UserWarning):
+    """Something of the input that lumpkit leaves out on purpose and says so (for example a
+    reward structure with transition rewards, which a chain does not keep)."""

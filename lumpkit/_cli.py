@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
-from lumpcore import LumpkitError
+from lumpcore import LumpkitError, LumpkitWarning
 
 __all__ = ["main"]
 
@@ -39,7 +40,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        status: int = args.func(args)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", LumpkitWarning)
+            try:
+                status: int = args.func(args)
+            finally:
+                for w in caught:
+                    if issubclass(w.category, LumpkitWarning):
+                        print(f"lumpkit: warning: {w.message}", file=sys.stderr)
+                    else:  # others as Python would show them
+                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     except LumpkitError as exc:
         print(f"lumpkit: error: {exc}", file=sys.stderr)
         return 2

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from lumpcore import ModelFormatError
+from lumpcore import LumpkitWarning, ModelFormatError
 
 from ._chain import CTMC, DTMC, ChainError, _Edges
 from ._explicit import _support_uniform
 from ._fileio import FileLines, atomic_write, fmt_number, parse_number
 
 __all__ = ["read_drn", "write_drn"]
+
+
+def _warn_action_rewards(path: Any, names: list[str], action: list[bool]) -> None:
+    dropped = [n or "default" for n, a in zip(names, action, strict=True) if a]
+    if dropped:
+        warnings.warn(
+            f"{path}: reward structure(s) {', '.join(repr(d) for d in dropped)}: action "
+            "rewards are left out (lumpkit keeps state rewards only), so the lumping does not "
+            "respect them", LumpkitWarning, stacklevel=3)
 
 
 def read_drn(path: str | os.PathLike[str], *, exact: bool = False) -> CTMC | DTMC:
@@ -25,7 +35,8 @@ def read_drn(path: str | os.PathLike[str], *, exact: bool = False) -> CTMC | DTM
     transition values are rates (Storm's convention; the ``!exit`` rate of a
     state line is checked against their sum) and self-loops go to
     ``CTMC.loops`` (they do not change the generator).
-    Action (choice) rewards are not state rewards and are not read; a
+    Action (choice) rewards are not state rewards and are not read (a
+    :class:`lumpcore.LumpkitWarning` names their reward models); a
     reward model with non-zero action rewards and all state rewards zero is
     dropped (it has no state rewards).
 
@@ -179,6 +190,7 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
         vals_arr = np.asarray(vals, dtype=np.float64)
     s_arr, d_arr = np.asarray(src, np.int64), np.asarray(dst, np.int64)
     # a reward model with action rewards only is not a state reward (as in read_prism)
+    _warn_action_rewards(path, reward_names, action_reward)
     rew = {name: r for name, r, act in zip(reward_names, rewards, action_reward, strict=True)
            if not (act and all(x == 0 for x in r))}
     try:
@@ -299,6 +311,7 @@ def _read_drn_fast(path: Path) -> CTMC | DTMC | None:
         for lab in tail:
             labels.setdefault(lab.strip('"'), []).append(s)
     # a reward model with action rewards only is not a state reward (as in read_prism)
+    _warn_action_rewards(path, reward_names, action_reward)
     rew = {name: r for name, r, act in zip(reward_names, rewards, action_reward, strict=True)
            if not (act and not r.any())}
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from lumpcore import LumpkitError, ModelFormatError
+from lumpcore import LumpkitError, LumpkitWarning, ModelFormatError
 
 from ._chain import CTMC, DTMC, ChainError, _Edges
 from ._fileio import FileLines
@@ -63,7 +64,8 @@ def read_prism(
 
     Uses stormpy (``pip install 'lumpkit[storm]'``) with PRISM compatibility,
     all labels and all reward models; only state rewards are kept (action
-    rewards are not state rewards).
+    rewards are not state rewards: a :class:`lumpcore.LumpkitWarning` names
+    the reward structures whose transition/action rewards are left out).
 
     Parameters
     ----------
@@ -185,9 +187,18 @@ def from_stormpy(model: Any) -> CTMC | DTMC:
               for lab in model.labeling.get_labels()}
     init = [int(s) for s in model.initial_states]
     rewards: dict[str, Any] = {}
+    dropped: list[str] = []
     for name, rm in model.reward_models.items():
         if rm.has_state_rewards:
             rewards[name or "default"] = [_value(x, exact) for x in rm.state_rewards]
+        if rm.has_state_action_rewards or rm.has_transition_rewards:
+            dropped.append(name or "default")
+    if dropped:
+        warnings.warn(
+            f"reward structure(s) {', '.join(repr(d) for d in dropped)}: transition/action "
+            "rewards are left out (lumpkit keeps state rewards only), so the lumping does not "
+            "respect them; write them as state rewards to keep them", LumpkitWarning,
+            stacklevel=2)
     variables: tuple[str, ...] = ()
     valuations = None
     if model.has_state_valuations():

@@ -86,3 +86,36 @@ def test_errors_exit_2_with_message(argv: list[str], message: str,
     err = capsys.readouterr().err
     assert err.startswith("lumpkit: error:") and message in err
     assert "Traceback" not in err
+
+
+_DIE = """dtmc
+module die
+  s : [0..3] init 0;
+  [] s=0 -> 0.5 : (s'=1) + 0.5 : (s'=2);
+  [] s=1 -> (s'=3);
+  [] s=2 -> (s'=3);
+  [] s=3 -> (s'=3);
+endmodule
+rewards "flips"
+  [] s<3 : 1;
+endrewards
+rewards "steps"
+  s<3 : 1;
+endrewards
+"""
+
+
+def test_transition_rewards_left_out_are_named(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("stormpy")
+    import markov
+    from lumpcore import LumpkitWarning
+
+    src = tmp_path / "die.pm"
+    src.write_text(_DIE)
+    with pytest.warns(LumpkitWarning, match="'flips': transition/action rewards are left out"):
+        chain = markov.read_model(src)
+    assert sorted(chain.rewards) == ["steps"]  # the state reward structure is kept
+    assert main(["ctmc", "lump", str(src), "--dtmc"]) == 0
+    err = capsys.readouterr().err
+    assert "lumpkit: warning: reward structure(s) 'flips'" in err

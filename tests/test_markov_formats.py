@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import markov
-from lumpcore import ModelFormatError
+from lumpcore import LumpkitWarning, ModelFormatError
 from markov import (
     CTMC,
     DTMC,
@@ -133,14 +133,19 @@ def test_storm_reads_our_drn(tmp_path: Path) -> None:
 
 
 def test_we_read_storms_drn_and_prism_and_jani_agree(tmp_path: Path) -> None:
-    from_prism = read_prism(TWOQ, {"N": 3})
+    with pytest.warns(LumpkitWarning, match="'served': transition/action rewards are left"):
+        from_prism = read_prism(TWOQ, {"N": 3})
     prog = stormpy.parse_prism_program(str(TWOQ), prism_compatibility=True)
     prog, _ = stormpy.instantiate_constants(prog, "N=3")
     model = stormpy.build_model(prog)
     stormpy_io.export_to_drn(model, str(tmp_path / "tq.drn"))
-    from_drn = read_drn(tmp_path / "tq.drn")
+    with pytest.warns(LumpkitWarning, match="tq.drn: reward structure.s. 'served': action"):
+        from_drn = read_drn(tmp_path / "tq.drn")  # the vectorised reader
     same_chain(from_prism, from_drn, exact=False)
-    from_jani = read_prism(DATA / "markov" / "twoqueues.jani", {"N": 3})
+    with pytest.warns(LumpkitWarning, match="tq.drn: reward structure.s. 'served': action"):
+        read_drn(tmp_path / "tq.drn", exact=True)  # the line-by-line reader
+    with pytest.warns(LumpkitWarning, match="'served'"):
+        from_jani = read_prism(DATA / "markov" / "twoqueues.jani", {"N": 3})
     same_chain(from_prism, from_jani)
     # by hand: 16 states (x1, x2 in 0..3), rates lambda = 1/2 up, mu = 3/2 down
     assert from_prism.n == 16
