@@ -414,8 +414,9 @@ def write_drn(chain: CTMC | DTMC, path: str | os.PathLike[str]) -> Path:
     Raises
     ------
     ModelFormatError
-        If a label or reward name contains whitespace, or the initial
-        distribution is not uniform on its support.
+        If a label or reward name is empty, contains whitespace, a quote or
+        ``//``, or starts with ``@`` (the format could not read it back), or
+        the initial distribution is not uniform on its support.
 
     Examples
     --------
@@ -427,9 +428,11 @@ def write_drn(chain: CTMC | DTMC, path: str | os.PathLike[str]) -> Path:
     """
     path = Path(path)
     for name in list(chain.labels) + list(chain.rewards):
-        if not name or any(c.isspace() for c in name) or '"' in name:
+        if not name or any(c.isspace() for c in name) or '"' in name or name.startswith("@") \
+                or "//" in name:
             raise ModelFormatError(
-                f"label/reward name {name!r} cannot be written to DRN (no spaces or quotes)"
+                f"label/reward name {name!r} cannot be written to DRN (no spaces, quotes or "
+                "'//', and no leading '@'); rename it"
             )
     support = set(_support_uniform(chain))
     state_labels = chain.state_labels()

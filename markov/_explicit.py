@@ -341,8 +341,9 @@ def write_prism_explicit(
     Raises
     ------
     ModelFormatError
-        If the initial distribution is not uniform on its support or a
-        label name contains a double quote.
+        If the initial distribution is not uniform on its support, a
+        label name contains a double quote, or a reward structure's name is
+        empty or contains a double quote.
 
     Examples
     --------
@@ -358,8 +359,15 @@ def write_prism_explicit(
     stem = tra.with_suffix("")
     support = _support_uniform(chain)
     for name in chain.labels:
-        if '"' in name:
-            raise ModelFormatError(f"label {name!r} contains a double quote; rename it")
+        if '"' in name or "\n" in name:
+            raise ModelFormatError(f"label {name!r} contains a double quote or a newline; "
+                                   "rename it")
+    if srew:
+        for name in chain.rewards:
+            if not name or '"' in name or "\n" in name:
+                raise ModelFormatError(
+                    f"reward structure {name!r} cannot be named in a .srew file (empty, or a "
+                    "double quote or newline in it); rename it")
     if isinstance(chain, CTMC):
         _, src, dst, val = chain.rate_edges()
     else:

@@ -293,3 +293,21 @@ def test_model_files_that_are_not_text_are_named_with_the_line(tmp_path: Path,
     bad.write_bytes(b"\n".join(lines))
     with pytest.raises(ModelFormatError, match=rf"bad\{suffix}, line 3: not UTF-8"):
         markov.read_model(bad, constants={"N": 3})
+
+
+@pytest.mark.parametrize(("fmt", "reward"), [("drn", "@model"), ("drn", "//c"), ("drn", "a b"),
+                                             ("tra", ""), ("tra", 'q"x'), ("tra", "a\nb")])
+def test_names_a_format_cannot_read_back_are_refused_before_writing(
+        tmp_path: Path, fmt: str, reward: str) -> None:
+    """A name that would make the written file unreadable (or lose the reward on reading)
+    is refused, and nothing is written."""
+    chain = markov.CTMC.from_rates([[0, 1], [2, 0]], rewards={reward: [1.0, 0.0]})
+    write = markov.write_drn if fmt == "drn" else markov.write_prism_explicit
+    with pytest.raises(ModelFormatError, match="rename it"):
+        write(chain, tmp_path / f"m.{fmt}")
+    assert list(tmp_path.iterdir()) == []
+    fine = markov.CTMC.from_rates([[0, 1], [2, 0]], rewards={"r_1": [1.0, 0.0]})
+    write(fine, tmp_path / f"m.{fmt}")
+    back = markov.read_drn(tmp_path / "m.drn") if fmt == "drn" else \
+        markov.read_prism_explicit(tmp_path / "m.tra")
+    assert back.rewards["r_1"].tolist() == [1.0, 0.0]
