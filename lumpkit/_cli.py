@@ -35,10 +35,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_VALUE_OPTIONS = ("--box", "--tolerance")  # options whose value may start with '-'
+
+
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """``--box -1:1`` as ``--box=-1:1``: argparse would read ``-1:1`` as an option."""
+    out: list[str] = []
+    k = 0
+    while k < len(argv):
+        a = argv[k]
+        if a in _VALUE_OPTIONS and k + 1 < len(argv) and len(argv[k + 1]) > 1 \
+                and argv[k + 1][0] == "-" and (argv[k + 1][1].isdigit() or argv[k + 1][1] == "."):
+            out.append(f"{a}={argv[k + 1]}")
+            k += 2
+            continue
+        out.append(a)
+        k += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``lumpkit`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_negative_values(
+        list(sys.argv[1:] if argv is None else argv)))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", LumpkitWarning)

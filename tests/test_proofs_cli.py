@@ -96,6 +96,11 @@ def test_verify_box_smtlib_and_bad_input(models: dict, tmp_path: Path,
     assert run(["nn", "verify", models["orig"], models["paper"], "--box=-5:0",
                 "--smtlib", str(smt)]) == 0
     assert "(check-sat)" in smt.read_text()
+    # the usual spelling, a negative lower bound after a space, through lumpkit's main
+    from lumpkit._cli import main
+
+    assert main(["nn", "verify", models["orig"], models["paper"], "--box", "-5:0"]) == 0
+    assert main(["nn", "verify", models["orig"], models["paper"], "--box", "-1/2:3"]) == 1
     boxfile = tmp_path / "box.txt"
     boxfile.write_text("# lo hi\n1/2 3\n")
     assert run(["nn", "verify", models["orig"], models["paper"], "--box-file",
