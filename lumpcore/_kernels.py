@@ -107,6 +107,28 @@ def residues_of_int64(x: np.ndarray) -> np.ndarray:  # pragma: no cover - compil
     return out
 
 
+@njit(cache=True, inline="always")
+def source_indptr(n: int, src: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Row pointers of the edges grouped by source (``indptr[v]`` .. ``indptr[v+1]``)."""
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for e in range(src.shape[0]):
+        indptr[src[e] + 1] += 1
+    for v in range(n):
+        indptr[v + 1] += indptr[v]
+    return indptr
+
+
+@njit(cache=True, inline="always")
+def _largest_piece(piece_start: np.ndarray, piece_end: np.ndarray,
+                   npieces: int) -> int:  # pragma: no cover - compiled
+    """Index of the largest of the pieces a block splits into (the first on ties)."""
+    largest = 0
+    for q in range(1, npieces):
+        if piece_end[q] - piece_start[q] > piece_end[largest] - piece_start[largest]:
+            largest = q
+    return largest
+
+
 @njit(cache=True)
 def refine_modular(  # pragma: no cover - compiled
     n: int,
@@ -310,13 +332,7 @@ def refine_modular(  # pragma: no cover - compiled
                     piece_start[npieces] = bstart[C]
                     piece_end[npieces] = tail
                     npieces += 1
-                # largest piece
-                largest = 0
-                for q in range(1, npieces):
-                    if (piece_end[q] - piece_start[q]) > (
-                        piece_end[largest] - piece_start[largest]
-                    ):
-                        largest = q
+                largest = _largest_piece(piece_start, piece_end, npieces)
                 # the largest piece keeps the id C (its nodes are labelled C
                 # already); the others get new ids, so relabelling costs only
                 # the smaller pieces
@@ -499,11 +515,7 @@ def csr_by_source(  # pragma: no cover - compiled
     ``perm[p]`` is the input index of the edge stored at position ``p``.
     """
     m = src.shape[0]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    for e in range(m):
-        indptr[src[e] + 1] += 1
-    for v in range(n):
-        indptr[v + 1] += indptr[v]
+    indptr = source_indptr(n, src)
     fill = indptr[:n].copy()
     targets = np.empty(m, dtype=np.int64)
     values = np.empty(m, dtype=np.uint64)
@@ -1377,12 +1389,7 @@ def refine_exact128(  # pragma: no cover - compiled
                     piece_start[npieces] = bstart[C]
                     piece_end[npieces] = tail
                     npieces += 1
-                largest = 0
-                for q2 in range(1, npieces):
-                    if (piece_end[q2] - piece_start[q2]) > (
-                        piece_end[largest] - piece_start[largest]
-                    ):
-                        largest = q2
+                largest = _largest_piece(piece_start, piece_end, npieces)
                 for q2 in range(npieces):
                     if q2 == largest:
                         bstart[C] = piece_start[q2]

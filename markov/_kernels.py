@@ -10,7 +10,20 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from lumpcore._kernels import source_indptr  # the engine's CSR row pointers
+
 __all__ = ["forward_quotient", "rate_edges_float", "sorted_offdiagonal_rows"]
+
+
+@njit(cache=True, inline="always")
+def _insert_ascending(svals: np.ndarray, start: int, end: int,
+                      x: float) -> None:  # pragma: no cover - compiled
+    """Insert ``x`` into the ascending run ``svals[start:end]`` (``svals[end]`` is free)."""
+    c = end - 1
+    while c >= start and svals[c] > x:
+        svals[c + 1] = svals[c]
+        c -= 1
+    svals[c + 1] = x
 
 
 @njit(cache=True)
@@ -72,12 +85,7 @@ def forward_quotient(  # pragma: no cover - compiled
     work arrays of length at least ``len(src) + k`` from the caller (numpy:
     huge pages); the returned arrays are views of them.
     """
-    m = src.shape[0]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    for e in range(m):
-        indptr[src[e] + 1] += 1
-    for v in range(n):
-        indptr[v + 1] += indptr[v]
+    indptr = source_indptr(n, src)
     reps = np.full(k, -1, dtype=np.int64)
     for v in range(n):
         b = block_of[v]
@@ -145,12 +153,7 @@ def forward_quotient(  # pragma: no cover - compiled
             cols[p] = j
             vals[p] = acc
             p += 1
-            # ascending insertion into this row's sorted values
-            c = sp - 1
-            while c >= start and svals[c] > acc:
-                svals[c + 1] = svals[c]
-                c -= 1
-            svals[c + 1] = acc
+            _insert_ascending(svals, start, sp, acc)  # into this row's sorted values
             sp += 1
         if sp > start:
             if not placed:
@@ -184,12 +187,7 @@ def sorted_offdiagonal_rows(  # pragma: no cover - compiled
         start = sp
         while e < m and src[e] == r:
             if dst[e] != r:
-                x = val[e]
-                c = sp - 1
-                while c >= start and svals[c] > x:
-                    svals[c + 1] = svals[c]
-                    c -= 1
-                svals[c + 1] = x
+                _insert_ascending(svals, start, sp, val[e])
                 sp += 1
             e += 1
         if sp > start:
