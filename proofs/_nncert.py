@@ -496,26 +496,17 @@ class _Checker:
                     col = _exact(Wr[:, j, :]).sum(axis=1)
                     b_eff = [b + val * c for b, c in zip(b_eff, col, strict=True)]
 
-        def m_exact(rows: np.ndarray, K: int) -> np.ndarray:
-            """Exact M[rows, K, :] as an object array (len(rows), P)."""
+        def m_exact(rows: np.ndarray, K: int, absolute: bool = False) -> np.ndarray:
+            """Exact M[rows, K, :] as an object array (len(rows), P); with
+            ``absolute`` the sum of the absolute values of its terms instead."""
+            terms = [(u, 1 / r) for u, r in zip(blocks[K], rho[K], strict=True)]
+            terms += [(u, a / r) for cb, cr, a in extra.get(K, ())
+                      for u, r in zip(cb, cr, strict=True)]
             acc: Any = None
-            for u, r in zip(blocks[K], rho[K], strict=True):
-                term = _exact(Wr[rows, u, :]) * (1 / r)
+            for u, f in terms:
+                term = _exact(Wr[rows, u, :]) * f
+                term = abs(term) if absolute else term
                 acc = term if acc is None else acc + term
-            for cb, cr, a in extra.get(K, ()):
-                for u, r in zip(cb, cr, strict=True):
-                    acc = acc + _exact(Wr[rows, u, :]) * (a / r)
-            return np.asarray(acc, dtype=object)
-
-        def m_abs(rows: np.ndarray, K: int) -> np.ndarray:
-            """Exact sum of the absolute terms of M[rows, K, :] (len(rows), P)."""
-            acc: Any = None
-            for u, r in zip(blocks[K], rho[K], strict=True):
-                term = abs(_exact(Wr[rows, u, :]) * (1 / r))
-                acc = term if acc is None else acc + term
-            for cb, cr, a in extra.get(K, ()):
-                for u, r in zip(cb, cr, strict=True):
-                    acc = acc + abs(_exact(Wr[rows, u, :]) * (a / r))
             return np.asarray(acc, dtype=object)
 
         def m_fast(rows: np.ndarray, K: int) -> np.ndarray | None:
@@ -571,8 +562,8 @@ class _Checker:
                     continue
             exact_vals = m_exact(rep_rows, K)
             # tolerance mode: merged in float64 arithmetic, within 2^-40 of the terms' size
-            bound = (m_abs(rep_rows, K) * _MERGE_REL if mode == "tolerance" and not exact_store
-                     else None)
+            bound = (m_exact(rep_rows, K, absolute=True) * _MERGE_REL
+                     if mode == "tolerance" and not exact_store else None)
             for r in range(exact_vals.shape[0]):
                 for p in range(exact_vals.shape[1]):
                     e = exact_vals[r, p]
