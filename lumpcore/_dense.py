@@ -29,8 +29,9 @@ chosen automatically) fall back to the general path.
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -39,7 +40,8 @@ from ._graph import check_biadjacency_finite
 from ._result import Lumping
 from ._threads import threads_for
 
-__all__ = ["dense_lumping"]
+__all__ = ["Signatures", "column_signature", "dense_lumping", "signature_multipliers",
+           "with_signatures"]
 
 _SPLIT = 134217729.0  # 2**27 + 1, Dekker's splitter
 _LO = 2.0**-400  # exact products need every non-zero |entry| in [_LO, _HI]
@@ -130,10 +132,76 @@ def _abs_bits_range(x: np.ndarray) -> tuple[np.int64, np.int64]:
     return top, bottom
 
 
+class Signatures(NamedTuple):
+    """Per-target signatures of a biadjacency, as :func:`column_signature` computes them.
+
+    A caller that builds the matrix in a compiled pass of its own can compute
+    them there, while each row is still in the cache, and attach them with
+    :func:`with_signatures`; :func:`dense_lumping` then skips its hashing
+    pass.  They must have been computed for the same ``proportional`` and
+    ``step`` and with :func:`signature_multipliers` of the row length.
+    """
+
+    hashes: np.ndarray  # uint64 per target
+    pivot: np.ndarray  # int64: first non-zero position (-1: all zero)
+    pval: np.ndarray  # float64: the value there (after gridding)
+    status: np.ndarray  # int8: _OK, _NONFINITE, _RANGE
+    short: np.ndarray  # bool: every mantissa fits 26 bits (plain exact products)
+    proportional: bool
+    step: float
+
+
+@njit(cache=True, inline="always")
+def column_signature(row: np.ndarray, proportional: bool, step: float, inv: float,
+                     mult: np.ndarray, buf: np.ndarray, qbuf: np.ndarray
+                     ) -> tuple[np.uint64, np.int64, float, np.int8, bool]:
+    """Hash, pivot, pivot value, status and shortness of one target's incoming vector.
+
+    ``inv = 1 / step`` (0 without a grid); ``buf`` and ``qbuf`` are scratch
+    arrays of the row's length (``qbuf`` may be empty without a grid).
+    Exactly proportional (plain: equal) vectors get equal hashes.
+    """
+    m = row.shape[0]
+    grid = step > 0.0
+    top, bottom = _abs_bits_range(row)
+    if top >= _INF_BITS:
+        return np.uint64(0), np.int64(-1), 0.0, np.int8(_NONFINITE), False
+    if grid:
+        _grid_row(qbuf, row, step, inv)
+        vals = qbuf
+        top, bottom = _abs_bits_range(qbuf)
+        if top >= _QMAX_BITS:
+            return np.uint64(0), np.int64(-1), 0.0, np.int8(_RANGE), False
+    else:
+        vals = row
+        if proportional and top != 0 and (top > _HI_BITS or bottom < _LO_BITS):
+            return np.uint64(0), np.int64(-1), 0.0, np.int8(_RANGE), False
+    p = -1
+    pv = 1.0
+    for k in range(m):
+        if vals[k] != 0.0:
+            p = k
+            pv = vals[k]
+            break
+    if not proportional:
+        pv = 1.0
+    for k in range(m):
+        buf[k] = vals[k] / pv + 0.0  # + 0.0 turns -0.0 into 0.0
+    bits = buf.view(np.uint64)
+    vbits = vals.view(np.uint64)
+    h = np.uint64(0)
+    low = np.uint64(0)
+    for k in range(m):
+        h += bits[k] * mult[k]
+        low |= vbits[k] & _LOW27
+    return (h ^ (h >> np.uint64(29)), np.int64(p), pv if p >= 0 else 0.0, np.int8(_OK),
+            low == 0)
+
+
 @njit(cache=True, parallel=True)
 def _hash_columns(t: np.ndarray, proportional: bool, step: float, mult: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per row of ``t`` (a target's incoming vector): hash, pivot, pivot value, status, short."""
+    """:func:`column_signature` of every row of ``t`` (a target's incoming vector)."""
     n, m = t.shape
     hashes = np.zeros(n, dtype=np.uint64)
     pivot = np.full(n, -1, dtype=np.int64)
@@ -145,45 +213,8 @@ def _hash_columns(t: np.ndarray, proportional: bool, step: float, mult: np.ndarr
     for i in prange(n):
         buf = np.empty(m, dtype=np.float64)
         qbuf = np.empty(m if grid else 0, dtype=np.float64)
-        row = t[i]
-        top, bottom = _abs_bits_range(row)
-        if top >= _INF_BITS:
-            status[i] = _NONFINITE
-            continue
-        if grid:
-            _grid_row(qbuf, row, step, inv)
-            vals = qbuf
-            top, bottom = _abs_bits_range(qbuf)
-            if top >= _QMAX_BITS:
-                status[i] = _RANGE
-                continue
-        else:
-            vals = row
-            if proportional and top != 0 and (top > _HI_BITS or bottom < _LO_BITS):
-                status[i] = _RANGE
-                continue
-        p = -1
-        pv = 1.0
-        for k in range(m):
-            if vals[k] != 0.0:
-                p = k
-                pv = vals[k]
-                break
-        if not proportional:
-            pv = 1.0
-        for k in range(m):
-            buf[k] = vals[k] / pv + 0.0  # + 0.0 turns -0.0 into 0.0
-        pivot[i] = p
-        pval[i] = pv if p >= 0 else 0.0
-        bits = buf.view(np.uint64)
-        vbits = vals.view(np.uint64)
-        h = np.uint64(0)
-        low = np.uint64(0)
-        for k in range(m):
-            h += bits[k] * mult[k]
-            low |= vbits[k] & _LOW27
-        hashes[i] = h ^ (h >> np.uint64(29))
-        short[i] = low == 0
+        hashes[i], pivot[i], pval[i], status[i], short[i] = column_signature(
+            t[i], proportional, step, inv, mult, buf, qbuf)
     return hashes, pivot, pval, status, short
 
 
@@ -217,11 +248,26 @@ def _compare_pairs(t: np.ndarray, a: np.ndarray, b: np.ndarray, pivot: np.ndarra
         py = pval[b[j]]
         if (px > 0.0) != (py > 0.0):
             continue
+        mx, ex = math.frexp(px)
+        my, ey = math.frexp(py)
         if short[a[j]] and short[b[j]]:
             ok[j] = _cross_equal_short(xs, ys, px, py)
+        elif mx == my and abs(ex - ey) <= 600:
+            # py / px is a power of two: x * (py / px) is exact (the entries lie in
+            # [2**-400, 2**400], or are grid integers), so x * py == y * px iff it is y
+            ok[j] = _scaled_equal(xs, ys, py / px)
         else:
             ok[j] = _cross_equal(xs, ys, px, py)
     return ok
+
+
+@njit(cache=True, inline="always")
+def _scaled_equal(x: np.ndarray, y: np.ndarray, r: float) -> bool:
+    """``x * r == y`` entrywise (exact products: ``r`` a power of two, no under/overflow)."""
+    good = True
+    for k in range(x.shape[0]):
+        good &= x[k] * r == y[k]
+    return good
 
 
 @njit(cache=True, inline="always")
@@ -265,6 +311,22 @@ def _multipliers(m: int) -> np.ndarray:
             _MULT_CACHE.clear()
         _MULT_CACHE[m] = got
     return got
+
+
+def signature_multipliers(m: int) -> np.ndarray:
+    """The per-position multipliers of :func:`column_signature` for rows of length ``m``."""
+    return _multipliers(m)
+
+
+def with_signatures(graph: Any, signatures: Signatures) -> Any:
+    """``graph`` (from :meth:`WeightedGraph.from_biadjacency`) with its targets' signatures.
+
+    They are trusted as given: they must be :func:`column_signature` of
+    exactly the matrix's columns (the exact comparison relies on their
+    pivots and shortness flags).
+    """
+    object.__setattr__(graph, "_signatures", signatures)
+    return graph
 
 
 def _exact_ratios(r: int, c: int, nonrep: np.ndarray, num: np.ndarray, den: np.ndarray
@@ -314,9 +376,13 @@ def dense_lumping(graph: Any, init: np.ndarray, proportional: bool, arithmetic: 
     t = biadj.T
     if not t.flags.c_contiguous:
         t = np.ascontiguousarray(t)
-    with threads_for(t.size):
-        hashes, pivot, pval, status, short = _hash_columns(t, proportional, step,
-                                                           _multipliers(r))
+    sig = graph._signatures
+    if sig is not None and sig.proportional == proportional and sig.step == step:
+        hashes, pivot, pval, status, short = sig[:5]
+    else:
+        with threads_for(t.size):
+            hashes, pivot, pval, status, short = _hash_columns(t, proportional, step,
+                                                               _multipliers(r))
     if status.any():
         if (status == _NONFINITE).any():
             check_biadjacency_finite(biadj)

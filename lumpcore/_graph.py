@@ -67,12 +67,13 @@ class WeightedGraph:
     (3, 3, 'float')
     """
 
-    __slots__ = ("_biadjacency", "_edges", "n", "nodes")
+    __slots__ = ("_biadjacency", "_edges", "_signatures", "n", "nodes")
 
     n: int
     nodes: tuple[Hashable, ...] | None
     _edges: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     _biadjacency: np.ndarray | None
+    _signatures: Any  # lumpcore._dense.Signatures of a biadjacency, computed by the caller
 
     def __init__(
         self,
@@ -87,6 +88,7 @@ class WeightedGraph:
         object.__setattr__(self, "nodes", nodes)
         object.__setattr__(self, "_edges", (src, dst, weight))
         object.__setattr__(self, "_biadjacency", None)
+        object.__setattr__(self, "_signatures", None)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"WeightedGraph is immutable; cannot set {name!r}")
@@ -291,6 +293,7 @@ class WeightedGraph:
         object.__setattr__(g, "nodes", None)
         object.__setattr__(g, "_edges", None)
         object.__setattr__(g, "_biadjacency", arr)
+        object.__setattr__(g, "_signatures", None)
         return g
 
     @classmethod

@@ -284,3 +284,31 @@ def test_float_mode_rounds_rational_weights_themselves() -> None:
     step = Fraction(lump.resolution)
     same = round(third / step) == round((third + Fraction(1, 2**80)) / step)
     assert (lump.block_of[1] == lump.block_of[2]) == same
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), e=st.integers(-100, 100), k=st.integers(-250, 250),
+       nudge=st.sampled_from([None, 0, 1, -1]), grid=st.booleans())
+def test_power_of_two_ratios_are_compared_exactly(seed: int, e: int, k: int,
+                                                  nudge: int | None, grid: bool) -> None:
+    """Columns whose pivots differ by a power of two take a one-product comparison.
+
+    Full 53-bit mantissas (no short products), exponents far apart, and a
+    one-ulp nudge of one entry (row ``nudge``) that must keep the columns apart.
+    Oracle: the exact definition.
+    """
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal(5) * 2.0**e
+    other = base * 2.0**k
+    if nudge is not None:
+        other[nudge] = np.nextafter(other[nudge], np.inf)
+    m = np.stack([base, other, base * 3.0], axis=1)
+    arithmetic, tol = ("float", 2.0**(e - 60)) if grid else ("exact", 0.0)
+    g = WeightedGraph.from_biadjacency(m)
+    got = _lump(g, 5, [0, 0, 0], True, arithmetic, tol)
+    block, rho = _oracle(m, [0, 0, 0], True, arithmetic, tol)
+    assert _canon(got.block_of.tolist()) == _canon(block)
+    if arithmetic == "exact":
+        assert g._edges is None, "the dense path was not taken"
+        assert list(got.rho) == rho
+        assert (got.block_of[5] == got.block_of[6]) == (nudge is None)
