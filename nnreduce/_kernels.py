@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from lumpcore._dense import column_signature  # lumpcore's candidate hash, fused into the pass
+
 __all__ = ["deviation_bound", "merge_columns", "runs", "take_rows"]
 
 _ABS = np.int64(0x7FFFFFFFFFFFFFFF)  # all bits but the sign
@@ -61,7 +63,9 @@ def _abs_bits_max(x: np.ndarray) -> np.int64:
 def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
                   first_scale: np.ndarray, first_inv: np.ndarray, rest_runs: np.ndarray,
                   rest_scale: np.ndarray, rest_inv: np.ndarray, exact: bool, out: np.ndarray,
-                  normed: np.ndarray, signed: bool
+                  normed: np.ndarray, signed: bool, mult_sig: np.ndarray, proportional: bool,
+                  step: float, hashes: np.ndarray, pivot: np.ndarray, pval: np.ndarray,
+                  status: np.ndarray, short: np.ndarray
                   ) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray]:
     """Fill ``out`` (rows of ``w``, ``1 + width`` columns) with the scaled column sums.
 
@@ -80,6 +84,12 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
     When ``normed`` has rows, it receives each row of ``out`` times its
     ``sign`` over its largest absolute entry (1 for an all-zero row); ``sign``
     is the sign of the row's first non-zero entry when ``signed``, else 1.
+
+    When ``hashes`` has rows, the pass also fills ``hashes``, ``pivot``,
+    ``pval``, ``status``, ``short`` with lumpcore's
+    :func:`~lumpcore._dense.column_signature` of each row of ``normed`` (when
+    it has rows) or of ``out`` (``proportional`` and ``step`` are
+    its parameters, ``mult_sig`` the multipliers), while the row is still in the cache.
     """
     n = w.shape[0]
     width = out.shape[1] - 1
@@ -88,6 +98,8 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
     scales = np.ones(n, dtype=np.float64)
     signs = np.ones(n, dtype=np.float64)
     normalise = normed.shape[0] > 0
+    sign_rows = hashes.shape[0] > 0
+    inv_step = 1.0 / step if step > 0.0 else 0.0
     for i in prange(n):
         o = out[i]
         row = w[i]
@@ -119,10 +131,16 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
             big = 1.0
         scales[i] = big
         if normalise:
-            mult = sg / big
+            factor = sg / big
             nrow = normed[i]
             for k in range(1 + width):
-                nrow[k] = o[k] * mult
+                nrow[k] = o[k] * factor
+        if sign_rows:
+            buf = np.empty(1 + width, dtype=np.float64)
+            qbuf = np.empty(1 + width if step > 0.0 else 0, dtype=np.float64)
+            hashes[i], pivot[i], pval[i], status[i], short[i] = column_signature(
+                normed[i] if normalise else o, proportional, step, inv_step, mult_sig, buf,
+                qbuf)
     return zero, not bad.any(), scales, signs
 
 

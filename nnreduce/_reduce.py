@@ -9,12 +9,14 @@ edge weights, and ask for the coarsest backward (proportional) lumping.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +33,7 @@ from lumpcore import (
     to_rational,
 )
 from lumpcore._atomic import atomic_write_text
+from lumpcore._dense import Signatures, signature_multipliers, with_signatures
 from lumpcore._threads import threads_for  # lumpcore's thread policy for compiled passes
 
 from ._hash import network_sha256
@@ -294,7 +297,7 @@ def _merge(wr: np.ndarray, blocks: Sequence[Sequence[int]], rho: Any,
     pos = np.arange(n_ch * p)
     chans = _Channels.of(n_ch, blocks, [_frac(r) for r in rho])
     merged = _merged_columns(wr.reshape(n_out, n_ch * p), pos // p, pos % p, p,
-                             np.zeros(n_out), chans, exact, None, _Workspace())
+                             np.zeros(n_out), chans, exact, 0.0, None, _Workspace())
     if merged is None:
         if exact:
             return _merge(_exact_obj(wr), blocks, [Fraction(x) for x in rho], True)
@@ -461,6 +464,31 @@ def reduce_network(
         raise _ReductionInputError(f"tolerance must be a number, got {tolerance!r}") from None
     if not math.isfinite(tol) or tol < 0:
         raise _ReductionInputError(f"tolerance must be finite and >= 0, got {tolerance!r}")
+    with _cyclic_gc_paused():
+        return _reduce(net, tol, certify, linear_dependence, t0)
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector (restored on exit).
+
+    A reduction creates tens of thousands of small acyclic objects (the
+    block tuples, the factors); on a large network the collector's full
+    passes triggered by them cost up to a few tens of milliseconds and find
+    nothing to free.  Reference counting still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
+            t0: float) -> Reduction:
+    """:func:`reduce_network` after its argument checks."""
     exact = tol == 0
     exact_net = net.exact
     layers = list(net.layers)
@@ -518,7 +546,7 @@ def reduce_network(
         attempted = not prev_combined and not exact_net and not is_exact_array(b_eff)
         if attempted:
             upcoming = None if li == len(lin) - 1 else _factors(layers[idx + 1: lin[li + 1]])
-            fast = _fast_merge(layer, plain_cols, prev_cols, b_eff, prev, exact, upcoming,
+            fast = _fast_merge(layer, plain_cols, prev_cols, b_eff, prev, exact, tol, upcoming,
                                work)
         mb: np.ndarray | None = None
         fast_zero: np.ndarray | None = None
@@ -653,6 +681,7 @@ class _Merged(NamedTuple):
     scale: np.ndarray | None  # those largest |entries| (1 for all-zero rows)
     sign: np.ndarray  # +-1 per row (first non-zero entry's sign for linear layers)
     dtype: np.dtype[Any]  # float32 when every weight is one of a float32 layer's own
+    sig: Signatures | None  # lumpcore's signatures of the rows to be lumped (None: output)
 
 
 class _Channels(NamedTuple):
@@ -741,7 +770,7 @@ class _Workspace:
 
 
 def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray | None,
-                b_eff: np.ndarray, prev: _Channels, exact: bool,
+                b_eff: np.ndarray, prev: _Channels, exact: bool, tol: float,
                 factors: Factors | None, work: _Workspace) -> _Merged | None:
     """The merged layer with its bias as column 0, in one compiled pass over float weights.
 
@@ -769,14 +798,18 @@ def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray |
         ch[prev_cols] = np.arange(prev_cols.shape[0])[:, None]
         pp[prev_cols] = np.arange(p)[None, :]
     return _merged_columns(w2, ch, pp, p, np.asarray(b_eff, dtype=np.float64), prev, exact,
-                           factors, work)
+                           tol, factors, work)
 
 
 def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias: np.ndarray,
-                    prev: _Channels, exact: bool, factors: Factors | None,
+                    prev: _Channels, exact: bool, tol: float, factors: Factors | None,
                     work: _Workspace) -> _Merged | None:
     """The compiled pass of :func:`_fast_merge`: column ``f`` of ``w2`` belongs to
-    channel ``ch[f]`` at position ``pp[f]`` (of ``p``); ``None`` when it does not apply."""
+    channel ``ch[f]`` at position ``pp[f]`` (of ``p``); ``None`` when it does not apply.
+
+    When the rows will be lumped (``factors`` given), the pass also computes
+    their lumpcore signatures (as :func:`_lump_layer_dense` will lump them).
+    """
     if exact and not prev.pow2:
         return None  # 1 / rho is not an exact float
     # tolerance mode: rho came from floats, so 1.0 / rho_f is the rounded 1 / rho
@@ -799,17 +832,25 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
     normalise = not exact and factors is not None and factors != "one"
     normed = work.get(1, mb.shape if normalise else (0, 0))
     rest_dst = dest[rest_src]
+    n_sig = w2.shape[0] if factors is not None else 0
+    proportional = factors != "one"
+    step = 0.0 if exact else tol
+    sig = Signatures(np.zeros(n_sig, dtype=np.uint64), np.full(n_sig, -1, dtype=np.int64),
+                     np.zeros(n_sig, dtype=np.float64), np.zeros(n_sig, dtype=np.int8),
+                     np.zeros(n_sig, dtype=np.bool_), proportional, step)
     with threads_for(w2.size):
         zero, ok, row_scale, row_sign = merge_columns(
             w2, bias, runs(first_src, np.arange(width)),
             scale[first_src], inv_scale[first_src], runs(rest_src, rest_dst),
-            scale[rest_src], inv_scale[rest_src], exact, mb, normed, factors == "nonzero")
+            scale[rest_src], inv_scale[rest_src], exact, mb, normed, factors == "nonzero",
+            signature_multipliers(1 + width), proportional, step, *sig[:5])
     if not ok:
         return None
     # every merged column one input column times 1: the weights are the layer's own
     own = rest_src.size == 0 and bool(np.all(scale[first_src] == 1.0))
     return _Merged(mb, zero, normed if normalise else None, row_scale if normalise else None,
-                   row_sign.astype(np.int64), w2.dtype if own else np.dtype(np.float64))
+                   row_sign.astype(np.int64), w2.dtype if own else np.dtype(np.float64),
+                   sig if factors is not None else None)
 
 
 def _lump_layer_dense(
@@ -840,6 +881,13 @@ def _lump_layer_dense(
         vec = mb if subset is None else mb[subset]
         if factors == "nonzero" and (sign < 0).any():
             vec = vec * sign[:, None].astype(np.float64)
+    sig = merged.sig
+    if sig is not None:
+        if subset is not None:
+            sig = sig._replace(**{f: getattr(sig, f)[subset]
+                                  for f in ("hashes", "pivot", "pval", "status", "short")})
+        if merged.normed is None and factors == "nonzero":
+            sig = sig._replace(pval=sig.pval * sign)  # the hash is the same for -row
     # initial labels: every source alone; the neurons by their per-neuron parameters
     init = np.empty(1 + n_src + m, dtype=np.int64)
     init[: 1 + n_src] = np.arange(1 + n_src)
@@ -850,6 +898,8 @@ def _lump_layer_dense(
         init[1 + n_src:] = [1 + n_src + index.setdefault(labels[v], len(index))
                             for v in candidates.tolist()]
     g = WeightedGraph.from_biadjacency(vec.T)
+    if sig is not None:
+        g = with_signatures(g, sig)
     lump = coarsest_lumping(g, init, direction="backward", proportional=factors != "one",
                             arithmetic="exact" if exact else "float", tolerance=tol)
     return _collect(lump, candidates, mb.shape[0], n_src, sign, scale, exact, flat_m, b_eff,
@@ -979,7 +1029,7 @@ def _lump_layer(
         merged = _merged_columns(
             np.ascontiguousarray(flat_m, dtype=np.float64), np.arange(n_src),
             np.zeros(n_src, dtype=np.int64), 1, np.asarray(b_eff, dtype=np.float64),
-            _Channels.singletons(n_src), exact, factors, _Workspace())
+            _Channels.singletons(n_src), exact, tol, factors, _Workspace())
         if merged is not None:  # None only for non-finite entries (not in a valid network)
             return _lump_layer_dense(merged, flat_m, b_eff, candidates, labels, factors,
                                      exact, tol)

@@ -188,3 +188,43 @@ def test_inexact_merge_falls_back_to_exact_arithmetic() -> None:
     assert red.layers[0].blocks == ((0, 1),)
     assert red.network.layers[2].weight[0, 0] == float(1 + Fraction(1, 2**61))
     assert red.rounded  # the exact merged weight 1 + 2**-61 had to be rounded
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**31), depth=st.integers(1, 3), dup=st.integers(0, 4),
+       pow2=st.booleans(), tol=st.sampled_from([0.0, 1e-9, 0.25]), data=st.data())
+def test_signatures_from_the_merge_pass_are_lumpcores_own(
+        monkeypatch: pytest.MonkeyPatch, seed: int, depth: int, dup: int, pow2: bool,
+        tol: float, data: st.DataObject) -> None:
+    """The compiled merge computes lumpcore's column signatures in its own pass.
+
+    Oracle: lumpcore's hashing pass over the graph's matrix (what it computes
+    when no signatures are attached), field by field, and the whole reduction
+    without attached signatures.
+    """
+    import lumpcore._dense as dense
+
+    rng = np.random.default_rng(seed)
+    sizes = [int(rng.integers(1, 5))] + [int(rng.integers(1, 6)) for _ in range(depth)] + [2]
+    kinds = [data.draw(st.sampled_from(ACTS)) for _ in range(depth)]
+    net, _ = _planted_mlp(rng, sizes, kinds, dup, pow2)
+    checked = []
+    real = red_mod.with_signatures
+
+    def check(g: Any, sig: Any) -> Any:
+        t = np.ascontiguousarray(g._biadjacency.T)
+        own = dense._hash_columns(t, sig.proportional, sig.step,
+                                  dense.signature_multipliers(t.shape[1]))
+        for name, mine in zip(("hashes", "pivot", "pval", "status", "short"), own, strict=True):
+            assert np.array_equal(getattr(sig, name), mine), name
+        checked.append(1)
+        return real(g, sig)
+
+    monkeypatch.setattr(red_mod, "with_signatures", check)
+    got = reduce_network(net, tolerance=tol)
+    # at least the first hidden layer takes the compiled path (later ones do not when
+    # exact merges with factors that are not powers of two need rational arithmetic)
+    assert checked
+    monkeypatch.setattr(red_mod, "with_signatures", lambda g, sig: g)
+    _same_reduction(got, reduce_network(net, tolerance=tol), exact=tol == 0)
