@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.exceptions import AxisError
 
 from lumpcore import ModelFormatError, UnsupportedLayerError, to_rational
 from lumpcore._atomic import atomic_write_bytes as atomic_write
@@ -75,6 +76,9 @@ class _Builder:
 
 
 _FLOAT_TYPES = {1: np.float32, 10: np.float16, 11: np.float64}  # TensorProto codes
+_INT_TYPES = {6, 7}  # int32, int64
+# the batch size in the values of a Shape node (symbolic: the model's batch is dynamic)
+_BATCH = np.int64(-(2**62))
 
 
 def _fold_constant(op: str, ins: list[np.ndarray | None], at: dict[str, Any]
@@ -110,6 +114,37 @@ def _fold_constant(op: str, ins: list[np.ndarray | None], at: dict[str, Any]
         return out
     if op == "Cast" and at.get("to") in _FLOAT_TYPES and x.dtype.kind == "f":
         return x.astype(_FLOAT_TYPES[at["to"]]).astype(np.float64)  # rounds like ONNX
+    if op == "Cast" and at.get("to") in _INT_TYPES and x.dtype.kind in "iu":
+        return x.astype(np.int64)
+    if any(a is not None and a.dtype.kind not in "iu" for a in ins):
+        return None  # the index and shape arithmetic below is for integers only
+    if op == "Gather" and len(ins) > 1 and ins[1] is not None:
+        try:
+            return np.take(x, ins[1].astype(np.int64), axis=int(at.get("axis", 0)))
+        except (IndexError, ValueError, AxisError):
+            return None
+    parts = [a for a in ins if a is not None]
+    if op == "Concat" and len(parts) == len(ins):
+        try:
+            return np.concatenate([np.atleast_1d(a) for a in parts], axis=int(at.get("axis", 0)))
+        except (ValueError, AxisError):
+            return None
+    if op == "Slice" and x.ndim == 1:
+        if len(ins) >= 3:  # opset 10+: starts, ends, axes, steps as inputs
+            bounds = [None if a is None else a.reshape(-1).tolist() for a in ins[1:5]]
+            bounds += [None] * (4 - len(bounds))
+            starts, ends, axes, steps = bounds
+        else:
+            starts, ends, axes, steps = at.get("starts"), at.get("ends"), at.get("axes"), None
+        if starts is None or ends is None or len(starts) != 1 or (axes not in (None, [0])):
+            return None
+        step = 1 if steps is None else int(steps[0])
+        if step == 0:
+            return None
+        return x[slice(int(starts[0]), int(ends[0]), step)]
+    if op == "Mul" and len(ins) == 2 and ins[1] is not None and not (
+            np.any(x == _BATCH) or np.any(ins[1] == _BATCH)):
+        return x * ins[1]
     return None
 
 
@@ -155,10 +190,19 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
     b = _Builder(p, in_shape)
     cur = inputs[0].name
 
+    # values computed from the data tensor's shape (x.view(x.size(0), -1) and the like):
+    # usable only as the target of a Reshape
+    from_shape: set[str] = set()
+
     def const(name: str, k: int, node: Any) -> np.ndarray:
         if name not in consts:
             raise UnsupportedLayerError(
                 f"{b.where(k, node)}: input {name!r} must be a constant (initializer)"
+            )
+        if name in from_shape:
+            raise UnsupportedLayerError(
+                f"{b.where(k, node)}: input {name!r} is computed from the data tensor's shape; "
+                "lumpkit uses such values only as the target shape of a Reshape"
             )
         return consts[name]
 
@@ -175,6 +219,11 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
                 arr = arr.astype(np.float64)
             consts[node.output[0]] = arr
             continue
+        if op == "Shape" and list(node.input) == [cur]:
+            full = np.array([_BATCH if dims[0] is None else dims[0], *b.shape], dtype=np.int64)
+            consts[node.output[0]] = full[slice(at.get("start", 0), at.get("end"))]
+            from_shape.add(node.output[0])
+            continue
         data_inputs = [i for i in node.input if i and i not in consts]
         if not data_inputs:
             # constant folding of value-preserving ops on weights (exporters write
@@ -184,6 +233,8 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
                 raise UnsupportedLayerError(
                     f"{b.where(k, node)}: constant subgraphs with {op} are not supported")
             consts[node.output[0]] = folded
+            if any(i in from_shape for i in node.input):
+                from_shape.add(node.output[0])
             continue
         if data_inputs != [cur] or (node.input[0] != cur and op not in ("MatMul", "Add", "Mul")):
             raise UnsupportedLayerError(
@@ -293,15 +344,19 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
             if len(b.shape) > 1:
                 b.add(Flatten())
         elif op == "Reshape":
-            target = [int(x) for x in const(node.input[1], k, node).reshape(-1)]
+            if node.input[1] not in consts:
+                const(node.input[1], k, node)  # raises: the shape must be known
+            target = [int(x) for x in consts[node.input[1]].reshape(-1)]
             n = math.prod(b.shape)
-            # (batch, n): the batch as -1, 0 (copied), or the graph's own fixed batch size
-            batch = (-1, 0, 1) if dims[0] is None else (-1, 0, 1, dims[0])
+            # (batch, n): the batch as -1, 0 (copied), the graph's own fixed batch size,
+            # or the batch read from the data tensor's shape
+            batch = (-1, 0, 1, int(_BATCH)) if dims[0] is None else (-1, 0, 1, dims[0])
             ok2 = len(target) == 2 and target[1] in (n, -1) and target[0] in batch
             ok1 = len(target) == 1 and target[0] in (n, -1) and dims[0] == 1
             if not (ok1 or ok2):
+                shown = ["batch" if x == _BATCH else x for x in target]
                 raise UnsupportedLayerError(
-                    f"{b.where(k, node)}: Reshape to {target} (only to (batch, {n}))"
+                    f"{b.where(k, node)}: Reshape to {shown} (only to (batch, {n}))"
                 )
             if len(b.shape) > 1:
                 b.add(Flatten())

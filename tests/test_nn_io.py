@@ -374,3 +374,74 @@ def test_reshape_to_the_graphs_fixed_batch_is_a_flatten(tmp_path: Path) -> None:
     onnx.save(model, str(bad))
     with pytest.raises(UnsupportedLayerError, match=r"Reshape to \[4, 4\]"):
         load_network(bad)
+
+
+@pytest.mark.parametrize("style", ["view", "view-product", "reshape"])
+def test_flatten_by_the_data_tensors_own_shape(tmp_path: Path, style: str) -> None:
+    """``x.view(x.size(0), -1)`` exports as Shape -> Gather -> Unsqueeze -> Concat -> Reshape
+    (with a dynamic batch); it is a flatten.  Oracle: onnxruntime."""
+    import warnings
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = torch.nn.Conv2d(2, 3, 3, padding=1)
+            self.f = torch.nn.Linear(3 * 4 * 4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = torch.relu(self.c(x))
+            if style == "view":
+                x = x.view(x.size(0), -1)
+            elif style == "view-product":
+                x = x.view(x.size(0), x.size(1) * x.size(2) * x.size(3))
+            else:
+                x = x.reshape(x.shape[0], -1)
+            return self.f(x)
+
+    torch.manual_seed(4)
+    path = tmp_path / "view.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Net().eval(), (torch.randn(2, 2, 4, 4),), str(path), dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    assert "Shape" in [n.op_type for n in onnx.load(str(path)).graph.node]
+    net = load_network(path)
+    assert isinstance(net.layers[2], Flatten)
+    x = np.random.default_rng(5).normal(size=(3, 2, 4, 4))
+    np.testing.assert_allclose(evaluate(net, x), _ort_run(path, x), rtol=1e-5, atol=1e-5)
+
+
+def test_shape_values_are_refused_outside_a_reshape(tmp_path: Path) -> None:
+    """A value computed from the data's shape used as a weight, or a Reshape that is not a
+    flatten, is refused with the node named."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def save(nodes: list[object], inits: list[object], name: str) -> Path:
+        graph = helper.make_graph(
+            nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2, 3])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 6])], inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        path = tmp_path / name
+        onnx.save(model, str(path))
+        return path
+
+    shape = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+             helper.make_node("Unsqueeze", ["n", "ax"], ["n1"])]
+    inits = [numpy_helper.from_array(np.array(0, dtype=np.int64), "zero"),
+             numpy_helper.from_array(np.array([0], dtype=np.int64), "ax"),
+             numpy_helper.from_array(np.array([3, 2], dtype=np.int64), "tail")]
+    as_bias = save([*shape, helper.make_node("Reshape", ["x", "six"], ["f"]),
+                    helper.make_node("Gemm", ["f", "w", "n1"], ["y"], transB=1)],
+                   [*inits, numpy_helper.from_array(np.array([-1, 6], dtype=np.int64), "six"),
+                    numpy_helper.from_array(np.eye(6, dtype=np.float32), "w")],
+                   "as_bias.onnx")
+    with pytest.raises(UnsupportedLayerError,
+                       match=r"node 4 \(Gemm.*'n1' is computed from the data tensor's shape"):
+        load_network(as_bias)
+    not_flat = save([*shape, helper.make_node("Concat", ["n1", "tail"], ["t"], axis=0),
+                     helper.make_node("Reshape", ["x", "t"], ["y"])],
+                    inits, "not_flat.onnx")
+    with pytest.raises(UnsupportedLayerError, match=r"Reshape to \['batch', 3, 2\]"):
+        load_network(not_flat)
