@@ -145,8 +145,13 @@ def _reset_peak() -> bool:
     return True
 
 
-def _measure(net: Network, **kw: Any) -> tuple[float, float, int, Any]:
-    """Time one reduction (wall and CPU) and measure its peak extra resident memory.
+def _measure(net: Network, **kw: Any) -> tuple[float, float, float, int, Any]:
+    """Time one reduction (wall, CPU, and the CPU spent in the kernel) and measure its
+    peak extra resident memory.
+
+    The kernel's share is mostly page faults on fresh memory; on a virtual
+    machine with transparent huge pages they can stall for a while (memory
+    compaction), which is what makes single runs vary.
 
     On Linux the kernel's peak-RSS mark is reset before the call, so the peak
     growth is ``VmHWM`` after minus ``VmRSS`` before: the true peak of the
@@ -159,7 +164,9 @@ def _measure(net: Network, **kw: Any) -> tuple[float, float, int, Any]:
     before_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
     c = time.process_time()
+    sys0 = resource.getrusage(resource.RUSAGE_SELF).ru_stime
     red = reduce_network(net, **kw)
+    system = resource.getrusage(resource.RUSAGE_SELF).ru_stime - sys0
     cpu = time.process_time() - c
     sec = time.perf_counter() - t
     peak = _status_kib("VmHWM") if exact_peak else None
@@ -167,7 +174,7 @@ def _measure(net: Network, **kw: Any) -> tuple[float, float, int, Any]:
         growth = (peak - before) * 1024
     else:
         growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_max) * 1024
-    return sec, cpu, growth, red
+    return sec, cpu, system, growth, red
 
 
 def bench(name: str, net: Network, forward: Callable[[], Any], forward64: Callable[[], Any],
@@ -207,13 +214,14 @@ def bench(name: str, net: Network, forward: Callable[[], Any], forward64: Callab
             # BLAS worker threads spin for a while after a call; let them go idle so
             # that they do not compete with the reduction's own threads for the cores
             time.sleep(0.5)
-            sec, cpu, peak, red = _measure(net, **kw)
-            runs.append((sec / fwd, fwd, fwd64, sec, cpu, peak, red))
-        ratio, fwd, fwd64, sec, cpu, peak, red = min(runs, key=lambda r: r[0])
+            sec, cpu, system, peak, red = _measure(net, **kw)
+            runs.append((sec / fwd, fwd, fwd64, sec, cpu, system, peak, red))
+        ratio, fwd, fwd64, sec, cpu, system, peak, red = min(runs, key=lambda r: r[0])
         after = [lr.neurons_after for lr in red.layers]
         before = [lr.neurons_before for lr in red.layers]
         verdict = "" if target is None else ("met" if ratio <= target else "MISSED")
-        print(f"   {label:<20} {sec:8.3f} s (CPU {cpu:.3f} s; first call {first:.3f} s); "
+        print(f"   {label:<20} {sec:8.3f} s (CPU {cpu:.3f} s, system {system:.3f} s; "
+              f"first call {first:.3f} s; all runs {' '.join(f'{r[3]:.3f}' for r in runs)} s); "
               f"forward {fwd * 1e3:.2f} ms "
               f"(float64: {fwd64 * 1e3:.2f} ms); {ratio:7.1f} x forward "
               f"({sec / fwd64:.1f} x the float64 pass)"
@@ -221,6 +229,7 @@ def bench(name: str, net: Network, forward: Callable[[], Any], forward64: Callab
               + f"; peak extra memory {peak / 2**20:.0f} MiB = {peak / w_bytes32:.2f} x "
               f"float32 weights; neurons {before} -> {after}")
         rows.append({"network": name, "mode": label, "seconds": sec, "cpu": cpu,
+                     "system": system,
                      "first": first,
                      "forward_ms": fwd * 1e3, "ratio": ratio, "forward64_ms": fwd64 * 1e3,
                      "ratio64": sec / fwd64, "target": target,
@@ -234,14 +243,15 @@ def bench(name: str, net: Network, forward: Callable[[], Any], forward64: Callab
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    out = ["| network | mode | reduction s (CPU s) | first call s | "
+    out = ["| network | mode | reduction s (CPU s, system s) | first call s | "
            "forward ms, float32 (float64) | "
            "ratio to float32 pass (to float64 pass) | target | "
            "peak extra MiB (x float32 weights) | hidden neurons |",
            "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         target = f"<= {r['target']}x: {r['verdict']}" if r["target"] else "-"
-        out.append(f"| {r['network']} | {r['mode']} | {r['seconds']:.3f} ({r['cpu']:.3f}) | "
+        out.append(f"| {r['network']} | {r['mode']} | {r['seconds']:.3f} ({r['cpu']:.3f}, "
+                   f"{r['system']:.3f}) | "
                    f"{r['first']:.3f} | "
                    f"{r['forward_ms']:.2f} ({r['forward64_ms']:.2f}) | {r['ratio']:.1f} "
                    f"({r['ratio64']:.1f}) | {target} | "
