@@ -2,8 +2,8 @@
 
 Both evaluators share one implementation over numpy arrays: ``float64``
 arrays for :func:`evaluate`, ``object`` arrays of ``Fraction`` for
-:func:`evaluate_exact`.  The non-rational activations (tanh, sigmoid, gelu)
-cannot be evaluated in rational arithmetic; the exact evaluator applies them
+:func:`evaluate_exact`.  The non-rational activations (tanh, sigmoid, gelu,
+softmax) cannot be evaluated in rational arithmetic; the exact evaluator applies them
 to the correctly rounded float of the exact pre-activation and takes the
 float result exactly.  That is a deterministic function of the exact
 pre-activation, so two networks whose pre-activations agree exactly still
@@ -161,6 +161,8 @@ def _activation(x: np.ndarray, layer: Activation, exact: bool) -> np.ndarray:
         assert layer.slopes is not None
         s = _channel_param(_cast(layer.slopes, exact), x)
         return np.where(x > 0, x, x * s)
+    if kind in ("softmax", "log_softmax"):
+        return _softmax(x, kind == "log_softmax", exact)
     fn = {"tanh": math.tanh,
           "sigmoid": _sigmoid,
           "gelu": _gelu}[kind]
@@ -174,6 +176,25 @@ def _activation(x: np.ndarray, layer: Activation, exact: bool) -> np.ndarray:
     if kind == "sigmoid":
         return 1.0 / (1.0 + np.exp(-x))
     return np.vectorize(_gelu, otypes=[np.float64])(x) if x.size else x
+
+
+def _softmax(x: np.ndarray, log: bool, exact: bool) -> np.ndarray:
+    """(Log-)softmax over the features of a batch ``(N, n)``.
+
+    Exact input is rounded to float64 first and the float result taken
+    exactly (a deterministic function of the exact input, as for tanh).
+    """
+    xf = np.array([[float(v) for v in row] for row in x], dtype=np.float64).reshape(x.shape) \
+        if exact else x
+    shifted = xf - np.max(xf, axis=1, keepdims=True) if xf.size else xf
+    e = np.exp(shifted)
+    total = np.sum(e, axis=1, keepdims=True)
+    out = shifted - np.log(total) if log else e / total
+    if not exact:
+        return out
+    res = np.empty(out.shape, dtype=object)
+    res.reshape(-1)[:] = [Fraction(float(v)) for v in out.reshape(-1)]
+    return res
 
 
 def _sigmoid(v: float) -> float:
@@ -265,8 +286,8 @@ def evaluate_exact(net: Network, x: Any, *, normalize: bool = True) -> np.ndarra
     -------
     numpy.ndarray of object (Fraction)
         Shape ``net.output_shape`` (single input) or ``(N, *net.output_shape)``.
-        tanh, sigmoid and gelu are applied to the rounded pre-activation (see
-        the module notes).
+        tanh, sigmoid, gelu and softmax are applied to the rounded
+        pre-activation (see the module notes).
 
     Raises
     ------

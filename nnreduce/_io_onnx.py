@@ -148,6 +148,11 @@ def _fold_constant(op: str, ins: list[np.ndarray | None], at: dict[str, Any]
     return None
 
 
+def _opset(model: Any) -> int:
+    """The model's version of the default ONNX operator set."""
+    return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+
+
 def read_onnx(path: str | os.PathLike[str]) -> Network:
     """Read an ONNX model (a chain of the supported operators) as a :class:`Network`.
 
@@ -311,6 +316,21 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
             b.add(Activation("sigmoid"))
         elif op == "Tanh":
             b.add(Activation("tanh"))
+        elif op in ("Softmax", "LogSoftmax"):
+            # opset < 13 coerces to 2-D at `axis` (default 1); later ones act on `axis`
+            # (default -1): on a (batch, n) tensor both are the softmax over the n features
+            axis = int(at.get("axis", 1 if _opset(model) < 13 else -1))
+            if len(b.shape) != 1 or axis not in (1, -1):
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: {op} over axis {axis} of a (batch, *{b.shape}) tensor; "
+                    "lumpkit takes a softmax over the features of a vector only"
+                )
+            rest = [n.op_type for n in g.node[k + 1:] if n.op_type != "Identity"]
+            if rest:
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: {op} must be the last operator (followed by {rest[0]})"
+                )
+            b.add(Activation("softmax" if op == "Softmax" else "log_softmax"))
         elif op == "Gelu":
             if at.get("approximate", b"none") not in (b"none", "none"):
                 raise UnsupportedLayerError(f"{b.where(k, node)}: tanh-approximate Gelu")
@@ -539,9 +559,13 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
                 node("Sigmoid", [cur])
             elif kind == "tanh":
                 node("Tanh", [cur])
-            else:
+            elif kind in ("softmax", "log_softmax"):
+                node("Softmax" if kind == "softmax" else "LogSoftmax", [cur], axis=1)
+            elif kind == "gelu":
                 node("Gelu", [cur])
                 opset = max(opset, 20)
+            else:  # pragma: no cover - every kind is handled above
+                raise UnsupportedLayerError(f"activation {kind!r} has no ONNX form here")
     if nrm is not None:
         n_out = math.prod(netf.output_shape)
         node("Mul", [cur, init(np.broadcast_to(np.array([float(x) for x in nrm.output_range]),

@@ -168,6 +168,13 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
             layers.append(Activation("tanh"))
         elif kind == "Sigmoid":
             layers.append(Activation("sigmoid"))
+        elif kind in ("Softmax", "LogSoftmax"):
+            dim = getattr(m, "dim", None)
+            if dim not in (1, -1, None):
+                raise UnsupportedLayerError(
+                    f"{where}: {kind}(dim={dim}); lumpkit takes a softmax over the features "
+                    "(dim=1) only")
+            layers.append(Activation("softmax" if kind == "Softmax" else "log_softmax"))
         elif kind == "GELU":
             if str(getattr(m, "approximate", "none")) != "none":
                 raise UnsupportedLayerError(f"{where}: GELU(approximate='tanh')")
@@ -311,8 +318,14 @@ def to_torch(net: Network, dtype: str = "float32") -> Any:
                 mods.append(nn.Sigmoid())
             elif layer.kind == "gelu":
                 mods.append(nn.GELU())
-            else:
+            elif layer.kind == "softmax":
+                mods.append(nn.Softmax(dim=1))
+            elif layer.kind == "log_softmax":
+                mods.append(nn.LogSoftmax(dim=1))
+            elif layer.kind == "identity":
                 mods.append(nn.Identity())
+            else:  # pragma: no cover - every kind is handled above
+                raise UnsupportedLayerError(f"activation {layer.kind!r} has no PyTorch form here")
         else:
             raise UnsupportedLayerError(
                 f"layer {i} ({type(layer).__name__}) has no nn.Sequential equivalent"

@@ -48,7 +48,10 @@ __all__ = [
 ]
 
 #: Activation kinds understood by lumpkit.
-ACTIVATION_KINDS = ("relu", "leaky_relu", "prelu", "identity", "tanh", "sigmoid", "gelu")
+ACTIVATION_KINDS = ("relu", "leaky_relu", "prelu", "identity", "tanh", "sigmoid", "gelu",
+                    "softmax", "log_softmax")
+#: Activations of the whole output vector (not element-wise): only as the last layer.
+OUTPUT_KINDS = ("softmax", "log_softmax")
 #: Positively homogeneous activations (``f(r y) = r f(y)`` for ``r > 0``).
 HOMOGENEOUS_KINDS = ("relu", "leaky_relu", "prelu", "identity")
 
@@ -288,12 +291,15 @@ class BatchNorm:
 
 @dataclass(frozen=True, eq=False)
 class Activation:
-    """Element-wise activation.
+    """Element-wise activation (or softmax of the output vector).
 
     Attributes
     ----------
     kind : str
-        One of ``relu, leaky_relu, prelu, identity, tanh, sigmoid, gelu``.
+        One of ``relu, leaky_relu, prelu, identity, tanh, sigmoid, gelu``
+        (element-wise), or ``softmax, log_softmax`` (over the features of a
+        vector; only as the network's last layer, which a reduction never
+        changes).
     alpha : Fraction or float or None
         Negative slope of ``leaky_relu`` (stored exactly as a Fraction).
     slopes : numpy.ndarray or None
@@ -408,6 +414,17 @@ class Network:
         for i, layer in enumerate(layers):
             shape = _output_shape(layer, shape, i)
             shapes.append(shape)
+            if isinstance(layer, Activation) and layer.kind in OUTPUT_KINDS:
+                if i != len(layers) - 1:
+                    raise ModelFormatError(
+                        f"layer {i} ({layer.kind}): a softmax acts on the whole output vector; "
+                        "lumpkit takes it only as the network's last layer"
+                    )
+                if len(shape) != 1:
+                    raise ModelFormatError(
+                        f"layer {i} ({layer.kind}): needs a vector input, gets shape {shape}; "
+                        "insert a Flatten before it"
+                    )
         object.__setattr__(self, "shapes", tuple(shapes))
         if self.normalization is not None:
             nrm = self.normalization

@@ -205,17 +205,17 @@ def test_unsupported_onnx_operator_is_named(tmp_path: Path) -> None:
     w = numpy_helper.from_array(np.ones((2, 3), dtype=np.float32), "W")
     g = helper.make_graph(
         [helper.make_node("Gemm", ["x", "W"], ["h"], transB=1, name="fc"),
-         helper.make_node("Softmax", ["h"], ["y"], name="sm")],
+         helper.make_node("Elu", ["h"], ["y"], name="elu")],
         "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[w])
     onnx.save(helper.make_model(g), tmp_path / "bad.onnx")
-    with pytest.raises(UnsupportedLayerError, match=r"node 1 \(Softmax"):
+    with pytest.raises(UnsupportedLayerError, match=r"node 1 \(Elu 'elu'\): operator Elu"):
         load_network(tmp_path / "bad.onnx")
 
 
 def test_unsupported_torch_module_is_named() -> None:
-    seq = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Softmax(dim=1))
-    with pytest.raises(UnsupportedLayerError, match=r"module 1 \(Softmax"):
+    seq = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ELU())
+    with pytest.raises(UnsupportedLayerError, match=r"module 1 \(ELU"):
         from_torch(seq)
 
 

@@ -1,0 +1,168 @@
+"""Softmax / log-softmax as a classifier's last layer, through every format and checker.
+
+Oracles: PyTorch and onnxruntime run the same models; the proofs package
+checks the reduction's certificate; exact evaluation of the planted
+original and its reduction agrees.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lumpcore import ModelFormatError, UnsupportedLayerError
+from nnreduce import (
+    Activation,
+    Dense,
+    Flatten,
+    Network,
+    evaluate,
+    evaluate_exact,
+    from_torch,
+    load_network,
+    reduce_network,
+    save_certificate,
+    save_network,
+)
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+
+def _planted(kind: str) -> Network:
+    """4 -> 6 -> 3 with neuron 5 = 2 * neuron 0 and neuron 4 = neuron 1 / 4 (ReLU)."""
+    rng = np.random.default_rng(8)
+    w = rng.normal(size=(4, 4)).astype(np.float32).astype(np.float64)
+    b = rng.normal(size=4).astype(np.float32).astype(np.float64)
+    w1 = np.vstack([w, w[1] / 4, 2 * w[0]])
+    b1 = np.concatenate([b, [b[1] / 4, 2 * b[0]]])
+    w2 = rng.normal(size=(3, 6)).astype(np.float32).astype(np.float64)
+    return Network((Dense(w1, b1), Activation("relu"), Dense(w2, np.zeros(3)),
+                    Activation(kind)), (4,))
+
+
+def test_softmax_is_the_last_layer_of_a_vector_only() -> None:
+    w = np.eye(2)
+    with pytest.raises(ModelFormatError, match="only as the network's last layer"):
+        Network((Dense(w, [0.0, 0.0]), Activation("softmax"), Dense(w, [0.0, 0.0])), (2,))
+    with pytest.raises(ModelFormatError, match="needs a vector input"):
+        Network((Activation("log_softmax"),), (2, 2))
+    net = Network((Flatten(), Activation("softmax")), (2, 2))
+    out = evaluate(net, np.zeros((1, 2, 2)))
+    np.testing.assert_allclose(out, np.full((1, 4), 0.25))
+
+
+@pytest.mark.parametrize("kind", ["softmax", "log_softmax"])
+def test_evaluation_matches_torch_and_exact_is_deterministic(kind: str) -> None:
+    net = _planted(kind)
+    seq = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3),
+                              torch.nn.Softmax(dim=1) if kind == "softmax"
+                              else torch.nn.LogSoftmax(dim=1)).double()
+    with torch.no_grad():
+        seq[0].weight.copy_(torch.tensor(net.layers[0].weight))
+        seq[0].bias.copy_(torch.tensor(net.layers[0].bias))
+        seq[2].weight.copy_(torch.tensor(net.layers[2].weight))
+        seq[2].bias.zero_()
+    x = np.random.default_rng(1).normal(size=(5, 4)) * 30  # large logits: a stable softmax
+    want = seq(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(evaluate(net, x), want, rtol=1e-12, atol=1e-12)
+    ex = evaluate_exact(net, x)
+    assert all(isinstance(v, Fraction) for v in ex.reshape(-1))
+    np.testing.assert_allclose(ex.astype(np.float64), want, rtol=1e-12, atol=1e-12)
+    if kind == "softmax":
+        assert np.all(ex.astype(np.float64).sum(axis=1) == pytest.approx(1.0))
+
+
+@pytest.mark.parametrize("kind", ["softmax", "log_softmax"])
+def test_reduction_keeps_the_softmax_and_is_certified(tmp_path: Path, kind: str) -> None:
+    from proofs import check_certificate
+
+    net = _planted(kind)
+    red = reduce_network(net)
+    assert [lr.neurons_after for lr in red.layers] == [4]
+    assert isinstance(red.network.layers[-1], Activation)
+    assert red.network.layers[-1].kind == kind
+    rng = np.random.default_rng(2)
+    for _ in range(4):
+        x = [Fraction(int(v), int(d)) for v, d in zip(rng.integers(-9, 10, size=4),
+                                                     rng.integers(1, 5, size=4), strict=True)]
+        assert evaluate_exact(net, x).tolist() == evaluate_exact(red.network, x).tolist()
+    save_certificate(red, tmp_path / "c.json")
+    verdict = check_certificate(net, red.network, json.loads((tmp_path / "c.json").read_text()))
+    assert verdict.valid, verdict
+
+
+@pytest.mark.parametrize("kind", ["softmax", "log_softmax"])
+def test_onnx_torch_npz_round_trips_run_by_their_frameworks(tmp_path: Path, kind: str) -> None:
+    net = reduce_network(_planted(kind)).network
+    x = np.random.default_rng(3).normal(size=(6, 4))
+    want = evaluate(net, x)
+    save_network(net, tmp_path / "r.onnx", dtype="float64")
+    sess = ort.InferenceSession(str(tmp_path / "r.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    for script in (False, True):
+        path = tmp_path / f"r{script}.pt"
+        save_network(net, path, torchscript=script, dtype="float64")
+        mod = torch.jit.load(str(path)) if script else torch.load(str(path), weights_only=False)
+        np.testing.assert_allclose(mod(torch.tensor(x)).detach().numpy(), want, rtol=1e-12,
+                                   atol=1e-12)
+        back = load_network(path)
+        assert isinstance(back.layers[-1], Activation) and back.layers[-1].kind == kind
+    save_network(net, tmp_path / "r.npz")
+    back = load_network(tmp_path / "r.npz")
+    np.testing.assert_array_equal(evaluate(back, x), want)
+    with pytest.raises(UnsupportedLayerError, match="NNet holds only"):
+        save_network(net, tmp_path / "r.nnet")
+
+
+@pytest.mark.parametrize("opset", [11, 13, 17])
+def test_torch_exported_classifier_with_softmax_reads_from_onnx(tmp_path: Path,
+                                                                opset: int) -> None:
+    torch.manual_seed(5)
+    m = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3),
+                            torch.nn.Softmax(dim=-1)).eval()
+    path = tmp_path / "clf.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (torch.randn(2, 4),), str(path), dynamo=False, opset_version=opset,
+                          input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    net = load_network(path)
+    assert isinstance(net.layers[-1], Activation) and net.layers[-1].kind == "softmax"
+    x = np.random.default_rng(4).normal(size=(5, 4)).astype(np.float32)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(evaluate(net, x.astype(np.float64)), sess.run(None, {"x": x})[0],
+                               rtol=1e-5, atol=1e-6)
+    last = from_torch(m).layers[-1]
+    assert isinstance(last, Activation) and last.kind == "softmax"
+
+
+def test_softmax_not_last_or_not_over_the_features_is_named(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    def save(nodes: list[object], shape: list[int | None], name: str) -> Path:
+        graph = helper.make_graph(
+            nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            [numpy_helper.from_array(np.ones((3, 3), dtype=np.float32), "w")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        path = tmp_path / name
+        onnx.save(model, str(path))
+        return path
+
+    middle = save([helper.make_node("Softmax", ["x"], ["s"]),
+                   helper.make_node("MatMul", ["s", "w"], ["y"])], [None, 3], "middle.onnx")
+    with pytest.raises(UnsupportedLayerError, match=r"node 0 \(Softmax.*last operator"):
+        load_network(middle)
+    axis0 = save([helper.make_node("Softmax", ["x"], ["y"], axis=0)], [None, 3], "axis0.onnx")
+    with pytest.raises(UnsupportedLayerError, match="over axis 0"):
+        load_network(axis0)
+    with pytest.raises(UnsupportedLayerError, match=r"Softmax\(dim=0\)"):
+        from_torch(torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Softmax(dim=0)))
