@@ -149,7 +149,8 @@ def _verify(args: argparse.Namespace) -> int:
     text = (f"counterexample ({v.method}, {v.seconds:.3f} s)\n"
             f"  input:    {out['input']}\n"
             f"  original: {out['outputs']['original']}\n"
-            f"  reduced:  {out['outputs']['reduced']}")
+            f"  reduced:  {out['outputs']['reduced']}\n"
+            f"  {v.statement}")
     _emit(args, out, text)
     return 1
 

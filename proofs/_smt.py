@@ -49,13 +49,14 @@ import z3
 from lumpcore import (
     ModelFormatError,
     SolverUnknownError,
+    UnsupportedLayerError,
     VerificationError,
     rational_to_str,
     to_rational,
 )
 from lumpcore._atomic import atomic_write_text
 
-from ._mlp import MLP, as_mlp, evaluate_exact, fold_normalization
+from ._mlp import MLP, _is_nnreduce_network, as_mlp, evaluate_exact, fold_normalization
 from ._verdict import Verdict
 
 __all__ = ["check_equivalence", "parse_box"]
@@ -267,6 +268,48 @@ def _intersect(a: Box | None, b: Box | None) -> Box | None:
         if lo > hi:
             raise ModelFormatError(f"input {k}: the box does not meet the clip interval")
     return out
+
+
+def _output_softmax(net: Any) -> str | None:
+    """``'softmax'``/``'log_softmax'`` when ``net`` is an nnreduce network ending in one."""
+    if not _is_nnreduce_network(net) or not net.layers:
+        return None
+    last = net.layers[-1]
+    kind = getattr(last, "kind", None)
+    return kind if kind in ("softmax", "log_softmax") else None
+
+
+def _strip_softmax(original: Any, reduced: Any) -> tuple[Any, Any, str | None]:
+    """Both networks without the (log-)softmax they end with, and its kind.
+
+    ``softmax(a) == softmax(b)`` (and the same for log-softmax) exactly when
+    ``a - b`` is a constant vector, so equivalence of the networks is a
+    linear question about their logits.
+    """
+    kind_a, kind_b = _output_softmax(original), _output_softmax(reduced)
+    if kind_a is None and kind_b is None:
+        return original, reduced, None
+    if kind_a != kind_b:
+        raise UnsupportedLayerError(
+            f"the networks end with {kind_a or 'no softmax'} and {kind_b or 'no softmax'}; "
+            "the exact checkers compare networks whose last layers are the same softmax")
+    from nnreduce import Network
+
+    if not _same_normalization(original.normalization, reduced.normalization):
+        raise UnsupportedLayerError(
+            f"the networks end with a {kind_a} and have different normalisations; the exact "
+            "checkers cannot fold an output normalisation through a softmax")
+    a = Network(tuple(original.layers[:-1]), original.input_shape, original.normalization)
+    b = Network(tuple(reduced.layers[:-1]), reduced.input_shape, reduced.normalization)
+    return a, b, kind_a
+
+
+def _differ(ya: Sequence[Fraction], yb: Sequence[Fraction], tail: str | None) -> bool:
+    """Whether outputs (logits before a shared softmax ``tail``) give different outputs."""
+    if tail is None:
+        return list(ya) != list(yb)
+    d = [a - b for a, b in zip(ya, yb, strict=True)]
+    return any(x != d[0] for x in d)
 
 
 def _prepare_pair(original: Any, reduced: Any, box: Any) -> tuple[MLP, MLP, Box | None, str]:
@@ -552,6 +595,14 @@ def check_equivalence(
     lumpcore.ModelFormatError
         When the networks do not have the same numbers of inputs and outputs.
 
+    Notes
+    -----
+    nnreduce networks that both end with the same softmax (or log-softmax)
+    are compared through their logits: ``softmax(a) == softmax(b)`` exactly
+    when ``a - b`` is the same in every output, which is a linear question.
+    A counterexample then shows the logits (exact), whose difference is not
+    constant.
+
     Examples
     --------
     >>> relu_x = [([[1]], [0], "relu"), ([[1]], [0], "identity")]
@@ -563,28 +614,36 @@ def check_equivalence(
     ('counterexample', True)
     """
     start = time.perf_counter()
+    original, reduced, tail = _strip_softmax(original, reduced)
     net_a, net_b, box, coords = _prepare_pair(original, reduced, box)
     the_box = box
     domain = (f"R^{net_a.n_inputs}" if the_box is None else "the given box") + coords
+    # with a shared softmax the outputs compared are its logits (see _strip_softmax)
+    logits = "" if tail is None else (
+        f"; the outputs shown are the logits before the shared {tail}, whose difference is "
+        f"not a constant vector, so the {tail} outputs differ")
 
     method = "z3-" + ("shared" if share else "monolithic") + ("-cegar" if cegar else "")
     sampled: Verdict | None = None
     if falsify:
-        found = _falsify(net_a, net_b, the_box, min(1.0, 0.05 * timeout))
+        found = _falsify(net_a, net_b, the_box, min(1.0, 0.05 * timeout), tail=tail)
         if found is not None:
             x, ya, yb = found
             sampled = Verdict(False, method + "+sampling", time.perf_counter() - start,
                               f"the networks differ at the input shown (in {domain}); found "
                               "by sampling, both outputs recomputed in exact rational "
-                              "arithmetic", input=tuple(x), outputs=(ya, yb), box=the_box)
+                              "arithmetic" + logits, input=tuple(x), outputs=(ya, yb),
+                              box=the_box)
             if smtlib is None and second_opinion is None:
                 return sampled
     enc = _Encoder(net_a.n_inputs, the_box, share=share, use_bounds=share)
     deadline = start + timeout
     out_b = enc.run(net_b, counts=False, deadline=deadline)
     out_a = enc.run(net_a, counts=True, deadline=deadline)
-    diffs = [d for d in (_diff(fa, fb) for fa, fb in zip(out_a, out_b, strict=True))
-             if d[0] or d[1]]
+    diffs = [_diff(fa, fb) for fa, fb in zip(out_a, out_b, strict=True)]
+    if tail is not None:  # the logits may differ by the same amount in every output
+        diffs = [_diff(d, diffs[0]) for d in diffs[1:]]
+    diffs = [d for d in diffs if d[0] or d[1]]
     query = _Query(enc, diffs, the_box, cegar)
 
     if smtlib is not None:
@@ -620,7 +679,11 @@ def check_equivalence(
                 "output of the reduced network exactly (z3 found no input where they differ; "
                 "weights as exact rationals"
                 + ("; neurons identified by exact linear identities and positive homogeneity "
-                   "of the activation)" if share else "; one variable per neuron)")
+                   "of the activation" if share else "; one variable per neuron")
+                + ("" if tail is None else
+                   f"; the logits before the shared {tail} differ by the same amount in every "
+                   f"output, which {tail} ignores")
+                + ")"
             )
             return Verdict(True, method, time.perf_counter() - start, statement,
                            box=the_box, refinements=rounds, shared_neurons=enc.shared_hits,
@@ -631,14 +694,14 @@ def check_equivalence(
         model = solver.model()
         x = [_model_fraction(model, query.vars[i]) for i in range(query.n_in)]
         ya, yb = evaluate_exact(net_a, x), evaluate_exact(net_b, x)
-        if ya != yb:
+        if _differ(ya, yb, tail):
             opinion = None
             if second_opinion is not None:
                 opinion = _second(second_opinion, query, "sat",
                                   timeout - (time.perf_counter() - start))
             statement = (
                 f"the networks differ at the input shown (in {domain}); "
-                "both outputs were recomputed in exact rational arithmetic"
+                "both outputs were recomputed in exact rational arithmetic" + logits
             )
             return Verdict(False, method, time.perf_counter() - start, statement,
                            input=tuple(x), outputs=(ya, yb), box=the_box,
@@ -678,9 +741,13 @@ def _float_eval(layers: list[tuple[np.ndarray, np.ndarray, str, float]],
 
 
 def _falsify(net_a: MLP, net_b: MLP, box: Box | None, budget: float,
-             seed: int = 0) -> tuple[list[Fraction], tuple[Fraction, ...],
-                                     tuple[Fraction, ...]] | None:
-    """Cheap search for a counterexample: random inputs in float, exact re-check."""
+             seed: int = 0, tail: str | None = None
+             ) -> tuple[list[Fraction], tuple[Fraction, ...], tuple[Fraction, ...]] | None:
+    """Cheap search for a counterexample: random inputs in float, exact re-check.
+
+    With a shared softmax ``tail`` the outputs are logits, and only a
+    difference that is not the same in every output counts.
+    """
     rng = np.random.default_rng(seed)
     la, lb = _float_layers(net_a), _float_layers(net_b)
     n = net_a.n_inputs
@@ -698,7 +765,8 @@ def _falsify(net_a: MLP, net_b: MLP, box: Box | None, budget: float,
         ya_f, yb_f = _float_eval(la, X), _float_eval(lb, X)
         # gaps at the level of float rounding are not worth an exact re-check
         scale = 1e-9 * (1.0 + np.maximum(np.abs(ya_f), np.abs(yb_f)).max(axis=1))
-        gap = np.abs(ya_f - yb_f).max(axis=1)
+        d = ya_f - yb_f
+        gap = np.abs(d - d[:, :1] if tail is not None else d).max(axis=1)
         gap = np.where(gap > scale, gap, 0.0)
         if rnd >= 8 and not gap.any():
             break
@@ -709,7 +777,7 @@ def _falsify(net_a: MLP, net_b: MLP, box: Box | None, budget: float,
             if box is not None:
                 x = [min(max(v, lo_), hi_) for v, (lo_, hi_) in zip(x, box, strict=True)]
             ya, yb = evaluate_exact(net_a, x), evaluate_exact(net_b, x)
-            if ya != yb:
+            if _differ(ya, yb, tail):
                 return x, ya, yb
     return None
 

@@ -166,3 +166,49 @@ def test_softmax_not_last_or_not_over_the_features_is_named(tmp_path: Path) -> N
         load_network(axis0)
     with pytest.raises(UnsupportedLayerError, match=r"Softmax\(dim=0\)"):
         from_torch(torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Softmax(dim=0)))
+
+
+def _logit_shifted(net: Network, shift: list[float]) -> Network:
+    out = net.layers[-2]
+    assert isinstance(out, Dense)
+    return Network((*net.layers[:-2], Dense(out.weight, out.bias + np.array(shift)),
+                    net.layers[-1]), net.input_shape)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "log_softmax"])
+def test_smt_compares_softmax_classifiers_through_their_logits(kind: str) -> None:
+    """softmax(a) = softmax(b) iff a - b is a constant vector.  Oracles: the reduction (equal),
+    the same logits shifted by a constant (equal), and shifted in one output only (a
+    counterexample whose logit difference is re-checked exactly)."""
+    from proofs import check_equivalence
+
+    net = _planted(kind)
+    red = reduce_network(net).network
+    assert check_equivalence(net, red, box="-1:1").equivalent
+    shifted = _logit_shifted(red, [0.75, 0.75, 0.75])
+    v = check_equivalence(net, shifted)
+    assert v.equivalent and f"shared {kind}" in v.statement
+    # float evaluation agrees too (not a proof, a sanity check of the claim)
+    x = np.random.default_rng(6).normal(size=(8, 4))
+    np.testing.assert_allclose(evaluate(net, x), evaluate(shifted, x), rtol=1e-9, atol=1e-12)
+    for falsify in (True, False):
+        bad = _logit_shifted(red, [0.0, 0.0, 2.0**-10])
+        v = check_equivalence(net, bad, falsify=falsify)
+        assert not v.equivalent and v.input is not None and v.outputs is not None
+        ya, yb = (evaluate_exact(n.__class__(n.layers[:-1], n.input_shape), list(v.input))
+                  for n in (net, bad))
+        assert list(v.outputs[0]) == ya.tolist() and list(v.outputs[1]) == yb.tolist()
+        d = [a - b for a, b in zip(ya, yb, strict=True)]
+        assert len(set(d)) > 1  # not a constant shift: the softmax outputs differ
+        assert "logits" in v.statement
+
+
+def test_smt_refuses_a_softmax_on_one_side_only() -> None:
+    from proofs import check_equivalence
+
+    net = _planted("softmax")
+    plain = Network(net.layers[:-1], net.input_shape)
+    with pytest.raises(UnsupportedLayerError, match="softmax and no softmax"):
+        check_equivalence(net, plain)
+    with pytest.raises(UnsupportedLayerError, match="softmax and log_softmax"):
+        check_equivalence(net, _planted("log_softmax"))
