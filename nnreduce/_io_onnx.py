@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ class _Builder:
     def __init__(self, path: str, input_shape: tuple[int, ...]) -> None:
         self.path = path
         self.layers: list[Layer] = []
+        self.input_shape = input_shape
         self.shape = input_shape
         self.open_linear = False  # last layer is Dense/Conv with nothing after it
         self.norm: dict[str, np.ndarray] = {}
@@ -276,6 +278,9 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
             if op == "Sub" and node.input[0] != cur:
                 raise UnsupportedLayerError(f"{b.where(k, node)}: constant - x is not supported")
             if b.after_last and op == "Add":
+                if "output_mean" in b.norm:
+                    raise UnsupportedLayerError(
+                        f"{b.where(k, node)}: a second Add after the output Mul is not supported")
                 b.norm["output_mean"] = np.asarray(c, dtype=np.float64).reshape(-1)
             elif b.open_linear and not b.after_last:
                 last = b.layers[-1]
@@ -287,22 +292,24 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
                         f"{b.where(k, node)}: a constant of {cc.size} values is no bias of "
                         f"{n_out} outputs"
                     )
-                newb = last.bias + sign * np.broadcast_to(cc, (n_out,))
+                newb = _exact_sum(last.bias, sign * np.broadcast_to(cc, (n_out,)))
                 b.layers[-1] = (Dense(last.weight, newb) if isinstance(last, Dense)
                                 else Conv2d(last.weight, newb, last.stride, last.padding))
-            elif before_first and op == "Sub":
-                if np.any(c != 0):
-                    _set_norm(b, "input_mean", c, k, node)
+            elif before_first:
+                _input_norm(b, op, c, k, node)
             else:
                 raise UnsupportedLayerError(
                     f"{b.where(k, node)}: {op} of a constant here is not supported"
                 )
-        elif op in ("Max", "Min", "Div") and before_first:
-            c = const(next(i for i in node.input if i != cur), k, node)
-            key = {"Max": "input_min", "Min": "input_max", "Div": "input_range"}[op]
-            _set_norm(b, key, c, k, node)
+        elif op in ("Max", "Min", "Div", "Mul") and before_first:
+            if op == "Div" and node.input[0] != cur:
+                raise UnsupportedLayerError(f"{b.where(k, node)}: constant / x is not supported")
+            _input_norm(b, op, const(next(i for i in node.input if i != cur), k, node), k, node)
         elif op == "Mul" and not before_first:
             c = const(next(i for i in node.input if i != cur), k, node)
+            if "output_range" in b.norm:
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: a second Mul after the last layer is not supported")
             b.norm["output_range"] = np.asarray(c, dtype=np.float64).reshape(-1)
             b.after_last = True
         elif op == "Relu":
@@ -416,14 +423,86 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
     return net if wide else narrowed_to_float32(net)
 
 
-def _set_norm(b: _Builder, key: str, c: np.ndarray, k: int, node: Any) -> None:
-    n = math.prod(b.shape)
-    arr = np.asarray(c, dtype=np.float64).reshape(-1)
-    if arr.size not in (1, n):
-        raise UnsupportedLayerError(f"{b.where(k, node)}: constant of {arr.size} values")
+def _exact_sum(a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``a + c`` in float64 when every sum is exact there, else as exact rationals."""
+    total = np.asarray(a, dtype=np.float64) + c
+    exact = [Fraction(x) + Fraction(y) for x, y in zip(np.asarray(a).tolist(), c.tolist(),
+                                                        strict=True)]
+    if all(Fraction(t) == e for t, e in zip(total.tolist(), exact, strict=True)):
+        return total
+    return np.array(exact, dtype=object)
+
+
+def _input_constant(b: _Builder, c: np.ndarray, where: str) -> np.ndarray:
+    """A constant of an input-normalising node, one value per network input.
+
+    ``c`` broadcasts (ONNX/numpy rules, without growing the data) against the
+    current tensor ``(batch, *b.shape)``, e.g. a per-channel ``(1, C, 1, 1)``
+    mean; the flattens and transposes before the node are undone, so that
+    value ``i`` belongs to the network's input ``i`` (C order).
+    """
     if len(b.layers) and not all(isinstance(lyr, Permute | Flatten) for lyr in b.layers):
-        raise UnsupportedLayerError(f"{b.where(k, node)}: input normalisation after layers")
-    b.norm[key] = np.broadcast_to(arr, (n,)).copy()
+        raise UnsupportedLayerError(f"{where}: input normalisation after layers")
+    arr = np.asarray(c, dtype=np.float64)
+    try:
+        full = np.broadcast_to(arr, (1, *b.shape))
+    except ValueError:
+        raise UnsupportedLayerError(
+            f"{where}: a constant of shape {arr.shape} does not broadcast to the data shape "
+            f"(batch, {', '.join(map(str, b.shape))})") from None
+    idx = np.arange(math.prod(b.input_shape)).reshape(b.input_shape)
+    for lyr in b.layers:  # Flatten and Permute only (checked above)
+        idx = np.transpose(idx, lyr.perm) if isinstance(lyr, Permute) else idx.reshape(-1)
+    out = np.empty(idx.size, dtype=np.float64)
+    out[idx.reshape(-1)] = full.reshape(-1)
+    return out
+
+
+def _exact_floats(vals: list[Fraction], what: str, where: str) -> np.ndarray:
+    out = np.array([float(v) for v in vals], dtype=np.float64)
+    if any(Fraction(x) != v for x, v in zip(out.tolist(), vals, strict=True)):
+        raise UnsupportedLayerError(
+            f"{where}: {what} is not a float64 value, so lumpkit cannot hold this input "
+            "normalisation exactly; fold it into the first layer before exporting")
+    return out
+
+
+def _input_norm(b: _Builder, op: str, c: np.ndarray, k: int, node: Any) -> None:
+    """Fold Max/Min/Add/Sub/Mul/Div of a constant before the first layer into the input
+    normalisation ``(clip(x, min, max) - mean) / range``, exactly or not at all."""
+    where = b.where(k, node)
+    vals = _input_constant(b, c, where)
+    fr = [Fraction(v) for v in vals.tolist()]
+    mean = [Fraction(v) for v in b.norm["input_mean"].tolist()] if "input_mean" in b.norm \
+        else None
+    rng = [Fraction(v) for v in b.norm["input_range"].tolist()] if "input_range" in b.norm \
+        else None
+    if op in ("Max", "Min"):
+        if mean is not None or rng is not None:
+            raise UnsupportedLayerError(
+                f"{where}: {op} (input clipping) after the input is shifted or scaled; "
+                "lumpkit's normalisation clips first")
+        key = "input_min" if op == "Max" else "input_max"
+        old = b.norm.get(key)
+        b.norm[key] = vals if old is None else (np.maximum(old, vals) if op == "Max"
+                                                else np.minimum(old, vals))
+        return
+    if op in ("Sub", "Add"):
+        shift = fr if op == "Sub" else [-v for v in fr]
+        # (x - m) / r - s = (x - (m + s r)) / r
+        base = mean or [Fraction(0)] * len(fr)
+        scale = rng or [Fraction(1)] * len(fr)
+        new = [m + s * r for m, s, r in zip(base, shift, scale, strict=True)]
+        if any(v != 0 for v in new) or mean is not None:
+            b.norm["input_mean"] = _exact_floats(new, "the combined input mean", where)
+        return
+    if any(v == 0 for v in fr):
+        raise UnsupportedLayerError(f"{where}: {op} by zero in the input normalisation")
+    # x * s = x / (1 / s); (x - m) / r / d = (x - m) / (r d)
+    div = fr if op == "Div" else [1 / v for v in fr]
+    scale = rng or [Fraction(1)] * len(fr)
+    b.norm["input_range"] = _exact_floats([r * d for r, d in zip(scale, div, strict=True)],
+                                          "the combined input range", where)
 
 
 def _need_vector(b: _Builder, k: int, node: Any) -> None:

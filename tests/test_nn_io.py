@@ -445,3 +445,119 @@ def test_shape_values_are_refused_outside_a_reshape(tmp_path: Path) -> None:
                     inits, "not_flat.onnx")
     with pytest.raises(UnsupportedLayerError, match=r"Reshape to \['batch', 3, 2\]"):
         load_network(not_flat)
+
+
+_MEAN = (0.4914, 0.4822, 0.4465)
+_STD = (0.2023, 0.1994, 0.2010)
+
+
+def _normalising_net(style: str) -> torch.nn.Module:
+    mean = torch.tensor(_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(_STD).view(1, 3, 1, 1)
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = torch.nn.Conv2d(3, 4, 3)
+            self.f = torch.nn.Linear(4 * 4 * 4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if style == "per-channel":
+                x = (x - mean) / std
+            elif style == "div255":  # Div, Sub, Div: folded exactly into one mean and range
+                x = (x / 255.0 - mean) / std
+            elif style == "mul-add":
+                x = x * 0.5 + 0.25
+            elif style == "clamp":
+                x = torch.maximum(torch.minimum(x, torch.tensor(0.9)), torch.tensor(0.1)) - mean
+            elif style == "nhwc":  # per-channel constants of the NHWC input, then a transpose
+                x = ((x - mean.view(1, 1, 1, 3)) / std.view(1, 1, 1, 3)).permute(0, 3, 1, 2)
+            elif style == "nhwc-after":  # a transpose, then per-channel constants
+                x = (x.permute(0, 3, 1, 2) - mean) / std
+            return self.f(torch.flatten(torch.relu(self.c(x)), 1))
+
+    torch.manual_seed(9)
+    return Net().eval()
+
+
+@pytest.mark.parametrize("style", ["per-channel", "div255", "mul-add", "clamp", "nhwc",
+                                   "nhwc-after"])
+def test_input_normalisation_with_per_channel_constants(tmp_path: Path, style: str) -> None:
+    """torchvision-style ``(x - mean) / std`` with (1, C, 1, 1) constants, also around an NHWC
+    transpose, after a Div by 255, or as Mul/Add: read exactly into the input normalisation.
+    Oracle: onnxruntime on the model, and on the reduced model lumpkit writes back."""
+    import warnings
+
+    nhwc = style.startswith("nhwc")
+    shape = (1, 6, 6, 3) if nhwc else (1, 3, 6, 6)
+    path = tmp_path / "norm.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_normalising_net(style), (torch.randn(*shape),), str(path),
+                          dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    net = load_network(path)
+    assert net.normalization is not None
+    x = np.random.default_rng(10).random((3, *shape[1:])) * 2
+    want = _ort_run(path, x)
+    np.testing.assert_allclose(evaluate(net, x), want, rtol=1e-5, atol=1e-5)
+    out = tmp_path / "reduced.onnx"
+    save_network(reduce_network(net).network, out)
+    np.testing.assert_allclose(_ort_run(out, x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_input_normalisation_that_cannot_be_held_exactly_is_refused(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    def save(nodes: list[object], consts: dict[str, float], name: str) -> Path:
+        graph = helper.make_graph(
+            [*nodes, helper.make_node("Gemm", ["h", "w"], ["y"], transB=1)], "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])],
+            [numpy_helper.from_array(np.eye(2, dtype=np.float32), "w"),
+             *(numpy_helper.from_array(np.array([v], dtype=np.float32), k)
+               for k, v in consts.items())])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        path = tmp_path / name
+        onnx.save(model, str(path))
+        return path
+
+    third = save([helper.make_node("Mul", ["x", "s"], ["h"])], {"s": 1 / 3}, "third.onnx")
+    with pytest.raises(UnsupportedLayerError, match=r"node 0 \(Mul.*not a float64 value"):
+        load_network(third)
+    late_clip = save([helper.make_node("Sub", ["x", "m"], ["a"]),
+                      helper.make_node("Max", ["a", "lo"], ["h"])], {"m": 0.5, "lo": 0.0},
+                     "late_clip.onnx")
+    with pytest.raises(UnsupportedLayerError, match=r"node 1 \(Max.*clips first"):
+        load_network(late_clip)
+    # Sub twice and Div twice combine exactly: (((x - a) - b) / c) / d
+    twice = save([helper.make_node("Sub", ["x", "a"], ["p"]),
+                  helper.make_node("Sub", ["p", "b"], ["q"]),
+                  helper.make_node("Div", ["q", "c"], ["r"]),
+                  helper.make_node("Div", ["r", "d"], ["h"])],
+                 {"a": 0.25, "b": 1.5, "c": 4.0, "d": 0.5}, "twice.onnx")
+    net = load_network(twice)
+    x = np.random.default_rng(11).normal(size=(4, 2))
+    np.testing.assert_allclose(evaluate(net, x), (x - 1.75) / 2.0, rtol=1e-15)
+    np.testing.assert_allclose(evaluate(net, x), _ort_run(twice, x), rtol=1e-6)
+
+
+def test_a_bias_added_after_a_layer_stays_exact(tmp_path: Path) -> None:
+    """MatMul then Add(c), Gemm(bias) then Add(c): folded into the bias; a sum float64 cannot
+    hold (2**30 + 2**-30) makes the bias exact rationals instead of rounding it."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["h"], transB=1),
+         helper.make_node("Add", ["h", "c"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [None, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [None, 2])],
+        [numpy_helper.from_array(np.eye(2), "w"),
+         numpy_helper.from_array(np.array([2.0**30, 1.0]), "b"),
+         numpy_helper.from_array(np.array([2.0**-30, 0.5]), "c")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "bias.onnx"
+    onnx.save(model, str(path))
+    net = load_network(path)
+    assert list(net.layers[0].bias) == [Fraction(2**30) + Fraction(1, 2**30), Fraction(3, 2)]
