@@ -10,6 +10,7 @@ without ``input_shape``.
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 from lumpcore import ModelFormatError, UnsupportedLayerError, to_rational
 from lumpcore._atomic import atomic_write_bytes as atomic_write
 
+from ._io_fx import traced_chain
 from ._network import (
     Activation,
     AvgPool2d,
@@ -61,6 +63,14 @@ def _flat_children(mod: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
+def _custom_module(mod: Any) -> bool:
+    """A user-defined ``nn.Module`` (not TorchScript, not one of torch's own layers)."""
+    import torch
+
+    return (isinstance(mod, torch.nn.Module) and not isinstance(mod, torch.jit.ScriptModule)
+            and not type(mod).__module__.startswith("torch."))
+
+
 def _kind(mod: Any) -> str:
     return str(getattr(mod, "original_name", None) or type(mod).__name__)
 
@@ -69,10 +79,14 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
     """Convert an ``nn.Sequential`` (or TorchScript of one) to a :class:`Network`.
 
     Batch norm is folded into the preceding Linear/Conv2d when there is one.
+    A custom ``nn.Module`` is read through its ``forward``, traced by
+    ``torch.fx``, when that applies supported layers one after the other
+    (modules, ``F.relu``, ``torch.flatten(x, 1)``, ``x.view(x.size(0), -1)``,
+    ``F.max_pool2d``, ``F.softmax(x, dim=1)``, ...).
 
     Parameters
     ----------
-    module : torch.nn.Sequential or torch.jit.ScriptModule
+    module : torch.nn.Module (nn.Sequential, a custom chain) or torch.jit.ScriptModule
     input_shape : tuple of int, optional
         Shape of one input; inferred when the first layer is Linear.
 
@@ -97,7 +111,13 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
     >>> net
     Network(input (3,): Dense(3->2), relu)
     """
-    children = _flat_children(module) if _kind(module) == "Sequential" else [("0", module)]
+    sizes: list[tuple[int, int]] = []
+    if _kind(module) == "Sequential":
+        children = _flat_children(module)
+    elif _custom_module(module):  # its forward, traced by torch.fx
+        children, sizes = traced_chain(module)
+    else:
+        children = [("0", module)]
     layers: list[Layer] = []
     open_linear = False
     for pos, (name, m) in enumerate(children):
@@ -191,6 +211,13 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
                 "(CLI: --input-shape C,H,W)"
             )
     net = Network(tuple(layers), tuple(input_shape))
+    flats = [i for i, lyr in enumerate(net.layers) if isinstance(lyr, Flatten)]
+    for nth, want in sizes:  # x.view(batch, n) must be a flatten
+        got = math.prod(net.shapes[flats[nth] + 1])
+        if got != want:
+            raise UnsupportedLayerError(
+                f"reshape number {nth + 1} of the forward asks for (batch, {want}), but an "
+                f"example has {got} values there: it would change the batch size")
     tensors = [*module.parameters(), *module.buffers()]
     if all(not t.is_floating_point() or t.element_size() <= 4 for t in tensors):
         net = narrowed_to_float32(net)  # a float32 model is held as float32
