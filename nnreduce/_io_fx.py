@@ -28,12 +28,14 @@ def _functional_table() -> dict[Any, str]:
             F.gelu: "gelu", torch.flatten: "flatten", F.max_pool2d: "max_pool2d",
             F.avg_pool2d: "avg_pool2d", F.softmax: "softmax", torch.softmax: "softmax",
             F.log_softmax: "log_softmax", torch.log_softmax: "log_softmax",
-            F.dropout: "dropout", torch.dropout: "dropout", F.prelu: "unsupported"}
+            F.dropout: "dropout", torch.dropout: "dropout", F.prelu: "unsupported",
+            F.adaptive_avg_pool2d: "adaptive_avg_pool2d",
+            F.adaptive_max_pool2d: "adaptive_max_pool2d", torch.mean: "mean"}
 
 
 _METHODS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "flatten": "flatten",
             "view": "reshape", "reshape": "reshape", "softmax": "softmax",
-            "log_softmax": "log_softmax", "contiguous": "skip"}
+            "log_softmax": "log_softmax", "contiguous": "skip", "mean": "mean"}
 
 
 _ONLY_BATCH = ("of a tensor's shape lumpkit uses only the batch size (x.size(0), "
@@ -114,6 +116,10 @@ def traced_chain(module: Any) -> tuple[list[tuple[str, Any]], list[tuple[int, in
         if node.op == "call_module":
             mod = gm.get_submodule(node.target)
             out.append((str(node.target), mod))
+        elif (node.op == "call_function" and node.target in table
+              and table[node.target] == "mean") or (node.op == "call_method"
+                                                    and node.target == "mean"):
+            out.extend((node.name, mod) for mod in _spatial_mean(node, where, nn))
         elif node.op == "call_function" and node.target in table:
             what = table[node.target]
             mod = _functional_module(what, node, where, nn)
@@ -144,6 +150,19 @@ def traced_chain(module: Any) -> tuple[list[tuple[str, Any]], list[tuple[int, in
         cur = node
         chain.add(node)
     return out, sizes
+
+
+def _spatial_mean(node: Any, where: str, nn: Any) -> list[Any]:
+    """``x.mean(dim=(2, 3))`` (or ``(-2, -1)``, ``keepdim``) of a (batch, C, H, W) tensor:
+    a global average pooling, then a flatten unless ``keepdim``."""
+    dims = _arg(node, 1, "dim", None)
+    dims = [dims] if isinstance(dims, int) else list(dims or [])
+    keep = bool(_arg(node, 2, "keepdim", False))
+    if sorted(int(d) % 4 for d in dims) != [2, 3] or any(d not in (2, 3, -2, -1) for d in dims):
+        raise UnsupportedLayerError(
+            f"{where}: a mean over dims {dims}; lumpkit takes one over the two spatial "
+            "dimensions (2, 3) of a (batch, C, H, W) tensor")
+    return [nn.AdaptiveAvgPool2d(1)] + ([] if keep else [nn.Flatten()])
 
 
 def _check_flatten(node: Any, where: str, start: Any, end: Any) -> None:
@@ -188,6 +207,12 @@ def _functional_module(what: str, node: Any, where: str, nn: Any) -> Any:
                 f"{where}: dropout that is active (training={training!r}); pass "
                 "training=self.training and call model.eval() before converting")
         return None
+    if what in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
+        size = _arg(node, 1, "output_size", None)
+        if what == "adaptive_max_pool2d" and _arg(node, 2, "return_indices", False):
+            raise UnsupportedLayerError(f"{where}: return_indices")
+        return (nn.AdaptiveAvgPool2d(size) if what == "adaptive_avg_pool2d"
+                else nn.AdaptiveMaxPool2d(size))
     if what in ("max_pool2d", "avg_pool2d"):
         kernel = _arg(node, 1, "kernel_size", None)
         stride = _arg(node, 2, "stride", None) or kernel

@@ -365,6 +365,26 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
                 b.add(MaxPool2d(ks, strides, pads))
             else:
                 b.add(AvgPool2d(ks, strides, pads, bool(at.get("count_include_pad", 0))))
+        elif op in ("GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceMax"):
+            if op.startswith("Reduce"):  # over the two spatial axes: a global pooling
+                axes_in = node.input[1] if len(node.input) > 1 and node.input[1] else None
+                axes = (at.get("axes") if axes_in is None
+                        else const(axes_in, k, node).reshape(-1).tolist())
+                rank = len(b.shape) + 1
+                if axes is None or sorted(int(a) % rank for a in axes) != [2, 3] or \
+                        len(b.shape) != 3:
+                    raise UnsupportedLayerError(
+                        f"{b.where(k, node)}: {op} over axes {axes} of a (batch, *{b.shape}) "
+                        "tensor; lumpkit takes it over the two spatial axes (2, 3) only")
+            if len(b.shape) != 3:
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: {op} of a (batch, *{b.shape}) tensor; lumpkit "
+                    "pools (C, H, W) feature maps only")
+            ks = (b.shape[1], b.shape[2])  # one window over the whole map: (C, 1, 1)
+            b.add(MaxPool2d(ks, ks, (0, 0, 0, 0)) if op in ("GlobalMaxPool", "ReduceMax")
+                  else AvgPool2d(ks, ks, (0, 0, 0, 0), False))
+            if op.startswith("Reduce") and not at.get("keepdims", 1):
+                b.add(Flatten())  # (batch, C)
         elif op == "Flatten":
             if at.get("axis", 1) != 1:
                 raise UnsupportedLayerError(f"{b.where(k, node)}: Flatten axis != 1")

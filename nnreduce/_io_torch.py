@@ -32,6 +32,7 @@ from ._network import (
     Layer,
     MaxPool2d,
     Network,
+    _output_shape,
     as_float,
     narrowed_to_float32,
 )
@@ -61,6 +62,36 @@ def _flat_children(mod: Any, prefix: str = "") -> list[tuple[str, Any]]:
         else:
             out.append((f"{prefix}{name}", child))
     return out
+
+
+def _adaptive_pool(kind: str, m: Any, layers: list[Layer],
+                   input_shape: tuple[int, ...] | None, where: str) -> Layer:
+    """An adaptive pooling as the fixed pooling it is on the known input size.
+
+    Output ``(oh, ow)`` of an ``(h, w)`` map with ``oh | h``, ``ow | w``
+    (a global pooling when the output is 1 x 1): windows of ``h / oh`` by
+    ``w / ow`` with the same stride, exactly PyTorch's windows then.
+    """
+    if input_shape is None:
+        raise ModelFormatError(
+            f"{where}: an adaptive pooling needs the input shape; pass input_shape "
+            "(CLI: --input-shape C,H,W)")
+    shape = tuple(input_shape)
+    for i, lyr in enumerate(layers):
+        shape = _output_shape(lyr, shape, i)
+    if len(shape) != 3:
+        raise UnsupportedLayerError(f"{where}: pools a tensor of shape {shape}, not (C, H, W)")
+    out = m.output_size
+    oh, ow = (out, out) if isinstance(out, int) else tuple(out)
+    oh = shape[1] if oh is None else int(oh)
+    ow = shape[2] if ow is None else int(ow)
+    if shape[1] % oh or shape[2] % ow:
+        raise UnsupportedLayerError(
+            f"{where}: output {oh}x{ow} of a {shape[1]}x{shape[2]} map has windows of "
+            "different sizes; lumpkit takes sizes that divide the map")
+    ks = (shape[1] // oh, shape[2] // ow)
+    return (MaxPool2d(ks, ks, (0, 0, 0, 0)) if kind == "AdaptiveMaxPool2d"
+            else AvgPool2d(ks, ks, (0, 0, 0, 0), False))
 
 
 def _custom_module(mod: Any) -> bool:
@@ -174,6 +205,8 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
                 if getattr(m, "divisor_override", None) is not None:
                     raise UnsupportedLayerError(f"{where}: divisor_override")
                 layers.append(AvgPool2d(k, st, (ph, pw, ph, pw), bool(m.count_include_pad)))
+        elif kind in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
+            layers.append(_adaptive_pool(kind, m, layers, input_shape, where))
         elif kind == "Flatten":
             if int(m.start_dim) != 1 or int(m.end_dim) != -1:
                 raise UnsupportedLayerError(f"{where}: only Flatten(1, -1)")

@@ -11,7 +11,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from lumpcore import UnsupportedLayerError
+from lumpcore import ModelFormatError, UnsupportedLayerError
 from nnreduce import Activation, Flatten, evaluate, evaluate_exact, from_torch, reduce_network
 
 torch = pytest.importorskip("torch")
@@ -141,3 +141,62 @@ def test_torchs_own_layers_are_not_traced() -> None:
     x = torch.randn(2, 3)
     np.testing.assert_allclose(evaluate(net, x.double().numpy()), lin(x).detach().numpy(),
                                rtol=1e-6, atol=1e-6)
+
+
+class GlobalPool(nn.Module):
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+        self.c = nn.Conv2d(3, 8, 3)
+        self.pool = nn.AdaptiveAvgPool2d((2, 2)) if mode == "adaptive-2x2" else \
+            nn.AdaptiveMaxPool2d(1)
+        self.f = nn.Linear(8 * (4 if mode == "adaptive-2x2" else 1), 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.c(x))
+        if self.mode == "mean":  # exports as ReduceMean over axes (2, 3)
+            x = x.mean(dim=(2, 3))
+        elif self.mode == "functional":  # exports as GlobalAveragePool
+            x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        else:
+            x = torch.flatten(self.pool(x), 1)
+        return self.f(x)
+
+
+@pytest.mark.parametrize("mode", ["mean", "functional", "adaptive-2x2", "adaptive-max"])
+def test_global_and_adaptive_pooling_from_torch_and_onnx(tmp_path: object, mode: str) -> None:
+    """Global/adaptive pooling (sizes dividing the map) is a fixed pooling; through torch.fx
+    and through ONNX (GlobalAveragePool, ReduceMean, AveragePool, MaxPool).  Oracles: torch,
+    onnxruntime on the export and on the reduced model lumpkit writes."""
+    import warnings
+    from pathlib import Path
+
+    ort = pytest.importorskip("onnxruntime")
+    from nnreduce import load_network, save_network
+
+    torch.manual_seed(6)
+    m = GlobalPool(mode).eval()
+    x = torch.randn(3, 3, 10, 10)
+    want = m(x).detach().double().numpy()
+    net = from_torch(m, input_shape=(3, 10, 10))
+    np.testing.assert_allclose(evaluate(net, x.double().numpy()), want, rtol=1e-5, atol=1e-6)
+    path = Path(str(tmp_path)) / "g.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (x,), str(path), dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "batch"}})
+    onet = load_network(path)
+    np.testing.assert_allclose(evaluate(onet, x.double().numpy()), want, rtol=1e-5, atol=1e-6)
+    out = Path(str(tmp_path)) / "r.onnx"
+    save_network(reduce_network(onet).network, out)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_adaptive_pooling_with_uneven_windows_is_refused() -> None:
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(3), nn.Flatten(), nn.Linear(18, 2))
+    with pytest.raises(UnsupportedLayerError, match="output 3x3 of a 8x8 map"):
+        from_torch(m, input_shape=(1, 10, 10))
+    with pytest.raises(ModelFormatError, match="needs the input shape"):
+        from_torch(nn.Sequential(nn.AdaptiveAvgPool2d(1)))
