@@ -161,6 +161,17 @@ def _activation(x: np.ndarray, layer: Activation, exact: bool) -> np.ndarray:
         assert layer.slopes is not None
         s = _channel_param(_cast(layer.slopes, exact), x)
         return np.where(x > 0, x, x * s)
+    if kind == "clip":
+        assert layer.bounds is not None
+        lo, hi = layer.bounds
+        out = x
+        if lo is not None:
+            lo_v: Any = lo if exact else float(lo)
+            out = np.where(out > lo_v, out, lo_v)
+        if hi is not None:
+            hi_v: Any = hi if exact else float(hi)
+            out = np.where(out < hi_v, out, hi_v)
+        return out
     if kind in ("softmax", "log_softmax"):
         return _softmax(x, kind == "log_softmax", exact)
     fn = {"tanh": math.tanh,

@@ -65,9 +65,13 @@ def _layer(layer: Layer) -> dict[str, Any]:
     if isinstance(layer, BatchNorm):
         return {"type": "batchnorm", "scale": _arr(layer.scale), "shift": _arr(layer.shift)}
     assert isinstance(layer, Activation)
-    return {"type": "activation", "kind": layer.kind,
-            "alpha": None if layer.alpha is None else rational_to_str(layer.alpha),
-            "slopes": _arr(layer.slopes)}
+    out: dict[str, Any] = {
+        "type": "activation", "kind": layer.kind,
+        "alpha": None if layer.alpha is None else rational_to_str(layer.alpha),
+        "slopes": _arr(layer.slopes)}
+    if layer.bounds is not None:  # clip only (other kinds hash as they always did)
+        out["bounds"] = [None if v is None else rational_to_str(v) for v in layer.bounds]
+    return out
 
 
 def network_sha256(net: Network) -> str:

@@ -30,12 +30,15 @@ def _functional_table() -> dict[Any, str]:
             F.log_softmax: "log_softmax", torch.log_softmax: "log_softmax",
             F.dropout: "dropout", torch.dropout: "dropout", F.prelu: "unsupported",
             F.adaptive_avg_pool2d: "adaptive_avg_pool2d",
-            F.adaptive_max_pool2d: "adaptive_max_pool2d", torch.mean: "mean"}
+            F.adaptive_max_pool2d: "adaptive_max_pool2d", torch.mean: "mean",
+            F.relu6: "relu6", F.hardtanh: "hardtanh", torch.clamp: "clamp",
+            torch.clip: "clamp"}
 
 
 _METHODS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "flatten": "flatten",
             "view": "reshape", "reshape": "reshape", "softmax": "softmax",
-            "log_softmax": "log_softmax", "contiguous": "skip", "mean": "mean"}
+            "log_softmax": "log_softmax", "contiguous": "skip", "mean": "mean",
+            "clamp": "clamp", "clip": "clamp"}
 
 
 _ONLY_BATCH = ("of a tensor's shape lumpkit uses only the batch size (x.size(0), "
@@ -196,6 +199,19 @@ def _functional_module(what: str, node: Any, where: str, nn: Any) -> Any:
         return nn.GELU(approximate=str(node.kwargs.get("approximate", "none")))
     if what == "flatten":
         return nn.Flatten()
+    if what == "relu6":
+        return nn.ReLU6()
+    if what == "hardtanh":
+        return nn.Hardtanh(float(_arg(node, 1, "min_val", -1.0)),
+                           float(_arg(node, 2, "max_val", 1.0)))
+    if what == "clamp":
+        lo, hi = _arg(node, 1, "min", None), _arg(node, 2, "max", None)
+        if not all(v is None or isinstance(v, int | float) for v in (lo, hi)):
+            raise UnsupportedLayerError(f"{where}: clamp to tensor bounds")
+        if lo is None and hi is None:
+            raise UnsupportedLayerError(f"{where}: clamp without bounds")
+        return nn.Hardtanh(float("-inf") if lo is None else float(lo),
+                           float("inf") if hi is None else float(hi))
     if what in ("softmax", "log_softmax"):
         dim = _arg(node, 1, "dim", None)
         return nn.Softmax(dim=dim) if what == "softmax" else nn.LogSoftmax(dim=dim)

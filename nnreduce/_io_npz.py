@@ -101,6 +101,9 @@ def write_npz(net: Network, path: str | os.PathLike[str]) -> None:
             assert isinstance(layer, Activation)
             spec = {"type": "activation", "kind": layer.kind,
                     "alpha": None if layer.alpha is None else rational_to_str(layer.alpha)}
+            if layer.bounds is not None:
+                spec["bounds"] = [None if v is None else rational_to_str(v)
+                                  for v in layer.bounds]
             if layer.slopes is not None:
                 arrays[f"layer{i}.slopes"] = _enc(layer.slopes)
         specs.append(spec)
@@ -180,9 +183,12 @@ def _read_npz(p: str, z: Any) -> Network:
             layers.append(BatchNorm(arr(f"layer{i}.scale"), arr(f"layer{i}.shift")))
         elif t == "activation":
             kind = spec["kind"]
+            bounds = spec.get("bounds")
             layers.append(Activation(
                 kind, alpha=None if spec.get("alpha") is None else to_rational(spec["alpha"]),
-                slopes=arr(f"layer{i}.slopes") if kind == "prelu" else None))
+                slopes=arr(f"layer{i}.slopes") if kind == "prelu" else None,
+                bounds=None if bounds is None else tuple(  # type: ignore[arg-type]
+                    None if v is None else to_rational(v) for v in bounds)))
         else:
             raise UnsupportedLayerError(f"{p}: layer {i} has unknown type {t!r}")
     nrm = None

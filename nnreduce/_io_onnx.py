@@ -38,6 +38,7 @@ from ._network import (
     Permute,
     _output_shape,
     as_float,
+    clip_activation,
     narrowed_to_float32,
 )
 
@@ -323,6 +324,21 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
             b.add(Activation("sigmoid"))
         elif op == "Tanh":
             b.add(Activation("tanh"))
+        elif op == "Clip":
+            if _opset(model) < 11:
+                lo_v, hi_v = at.get("min"), at.get("max")
+            else:
+                lo_v, hi_v = (float(const(node.input[j], k, node).reshape(-1)[0])
+                              if len(node.input) > j and node.input[j] else None
+                              for j in (1, 2))
+            # float32's extremes are the old defaults for "no bound"
+            lo = None if lo_v is None or lo_v <= -3.4e38 else to_rational(float(lo_v))
+            hi = None if hi_v is None or hi_v >= 3.4e38 else to_rational(float(hi_v))
+            if lo is not None and hi is not None and not lo < hi:
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: Clip with min {lo} not below max {hi}")
+            if lo is not None or hi is not None:
+                b.add(clip_activation(lo, hi))
         elif op in ("Softmax", "LogSoftmax"):
             # opset < 13 coerces to 2-D at `axis` (default 1); later ones act on `axis`
             # (default -1): on a (batch, n) tensor both are the softmax over the n features
@@ -660,6 +676,11 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
                 node("Tanh", [cur])
             elif kind in ("softmax", "log_softmax"):
                 node("Softmax" if kind == "softmax" else "LogSoftmax", [cur], axis=1)
+            elif kind == "clip":
+                assert layer.bounds is not None
+                lo, hi = layer.bounds
+                node("Clip", [cur, "" if lo is None else init(np.array(float(lo)), "clip_lo"),
+                              "" if hi is None else init(np.array(float(hi)), "clip_hi")])
             elif kind == "gelu":
                 node("Gelu", [cur])
                 opset = max(opset, 20)

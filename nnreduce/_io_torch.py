@@ -34,6 +34,7 @@ from ._network import (
     Network,
     _output_shape,
     as_float,
+    clip_activation,
     narrowed_to_float32,
 )
 
@@ -221,6 +222,10 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
             layers.append(Activation("tanh"))
         elif kind == "Sigmoid":
             layers.append(Activation("sigmoid"))
+        elif kind in ("ReLU6", "Hardtanh"):
+            lo, hi = (0.0, 6.0) if kind == "ReLU6" else (float(m.min_val), float(m.max_val))
+            layers.append(clip_activation(None if lo == float("-inf") else to_rational(lo),
+                                          None if hi == float("inf") else to_rational(hi)))
         elif kind in ("Softmax", "LogSoftmax"):
             dim = getattr(m, "dim", None)
             if dim not in (1, -1, None):
@@ -382,6 +387,11 @@ def to_torch(net: Network, dtype: str = "float32") -> Any:
                 mods.append(nn.Softmax(dim=1))
             elif layer.kind == "log_softmax":
                 mods.append(nn.LogSoftmax(dim=1))
+            elif layer.kind == "clip":
+                assert layer.bounds is not None
+                lo, hi = layer.bounds
+                mods.append(nn.Hardtanh(float("-inf") if lo is None else float(lo),
+                                        float("inf") if hi is None else float(hi)))
             elif layer.kind == "identity":
                 mods.append(nn.Identity())
             else:  # pragma: no cover - every kind is handled above

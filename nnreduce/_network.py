@@ -44,12 +44,13 @@ __all__ = [
     "Permute",
     "as_exact",
     "as_float",
+    "clip_activation",
     "is_exact_array",
 ]
 
 #: Activation kinds understood by lumpkit.
-ACTIVATION_KINDS = ("relu", "leaky_relu", "prelu", "identity", "tanh", "sigmoid", "gelu",
-                    "softmax", "log_softmax")
+ACTIVATION_KINDS = ("relu", "leaky_relu", "prelu", "identity", "clip", "tanh", "sigmoid",
+                    "gelu", "softmax", "log_softmax")
 #: Activations of the whole output vector (not element-wise): only as the last layer.
 OUTPUT_KINDS = ("softmax", "log_softmax")
 #: Positively homogeneous activations (``f(r y) = r f(y)`` for ``r > 0``).
@@ -296,20 +297,25 @@ class Activation:
     Attributes
     ----------
     kind : str
-        One of ``relu, leaky_relu, prelu, identity, tanh, sigmoid, gelu``
-        (element-wise), or ``softmax, log_softmax`` (over the features of a
-        vector; only as the network's last layer, which a reduction never
-        changes).
+        One of ``relu, leaky_relu, prelu, identity, clip, tanh, sigmoid,
+        gelu`` (element-wise), or ``softmax, log_softmax`` (over the
+        features of a vector; only as the network's last layer, which a
+        reduction never changes).
     alpha : Fraction or float or None
         Negative slope of ``leaky_relu`` (stored exactly as a Fraction).
     slopes : numpy.ndarray or None
         ``prelu`` only: one slope per channel (axis 0 of the non-batch
         shape), or a single shared slope.
+    bounds : tuple of (Fraction or None, Fraction or None), or None
+        ``clip`` only: ``(lo, hi)`` of ``min(max(x, lo), hi)`` (ReLU6 is
+        ``(0, 6)``, hardtanh ``(-1, 1)``), stored exactly; ``None`` for no
+        bound on that side, ``lo < hi``.
     """
 
     kind: str
     alpha: Fraction | None = None
     slopes: np.ndarray | None = None
+    bounds: tuple[Fraction | None, Fraction | None] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ACTIVATION_KINDS:
@@ -330,6 +336,20 @@ class Activation:
             object.__setattr__(self, "slopes", _weight_array(s.reshape(-1), "PReLU.slopes", 1))
         elif self.slopes is not None:
             raise ModelFormatError(f"Activation({self.kind!r}) takes no slopes")
+        if self.kind == "clip":
+            bounds = self.bounds
+            if not isinstance(bounds, tuple | list) or len(bounds) != 2:
+                raise ModelFormatError(
+                    f"Activation('clip') needs bounds=(lo, hi), got {bounds!r}")
+            lo, hi = (None if v is None else to_rational(v) for v in bounds)
+            if lo is None and hi is None:
+                raise ModelFormatError("Activation('clip') needs at least one bound; "
+                                       "without bounds use Activation('identity')")
+            if lo is not None and hi is not None and not lo < hi:
+                raise ModelFormatError(f"Activation('clip'): lo = {lo} must be below hi = {hi}")
+            object.__setattr__(self, "bounds", (lo, hi))
+        elif self.bounds is not None:
+            raise ModelFormatError(f"Activation({self.kind!r}) takes no bounds")
 
     @property
     def positively_homogeneous(self) -> bool:
@@ -338,6 +358,16 @@ class Activation:
 
 
 Layer = Dense | Conv2d | MaxPool2d | AvgPool2d | Flatten | Permute | BatchNorm | Activation
+
+
+def clip_activation(lo: Fraction | None, hi: Fraction | None) -> Activation:
+    """``min(max(x, lo), hi)`` as the simplest activation: relu for ``(0, None)``,
+    identity without bounds, else ``Activation('clip')``."""
+    if lo == 0 and hi is None:
+        return Activation("relu")
+    if lo is None and hi is None:
+        return Activation("identity")
+    return Activation("clip", bounds=(lo, hi))
 
 
 @dataclass(frozen=True, eq=False)

@@ -294,6 +294,12 @@ def _post_value(ops: list[Any], b: Fraction, channel: int) -> Fraction | None:
                 s = op.slopes[channel if op.slopes.shape[0] > 1 else 0]
                 v = v if v > 0 else _fr(s) * v
                 continue
+            if op.kind == "clip":
+                assert op.bounds is not None
+                lo, hi = op.bounds
+                v = v if lo is None or v > lo else _fr(lo)
+                v = v if hi is None or v < hi else _fr(hi)
+                continue
         return None
     return v
 
@@ -346,7 +352,7 @@ class _Checker:
         pairs: list[tuple[Any, Any]] = list(zip(orig.layers, red.layers, strict=True))
         for p, (a, b) in enumerate(pairs):
             if isinstance(a, Activation):
-                if a.kind != b.kind or a.alpha != b.alpha:
+                if a.kind != b.kind or a.alpha != b.alpha or a.bounds != b.bounds:
                     raise _Violation("unchanged activation", {"layer": p},
                                      {"original": a.kind, "reduced": b.kind})
             elif not isinstance(a, Dense | Conv2d):
