@@ -11,6 +11,8 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 
+from lumpcore import to_rational
+
 from ._chain import CTMC, DTMC, ChainError, as_chain
 
 __all__ = ["expected_reward", "stationary", "transient"]
@@ -38,21 +40,29 @@ def _bottom_sccs(chain: CTMC | DTMC) -> tuple[list[np.ndarray], np.ndarray]:
     return [np.flatnonzero(comp == c) for c in np.flatnonzero(leaves)], comp
 
 
-def stationary(chain: CTMC | DTMC, *, exact: bool = False) -> np.ndarray:
-    """The stationary distribution ``pi`` (``pi Q = 0`` or ``pi P = pi``, ``sum pi = 1``).
+def stationary(chain: CTMC | DTMC, *, exact: bool = False, initial: Any = None) -> np.ndarray:
+    """The stationary (long-run) distribution ``pi`` (``pi Q = 0`` or ``pi P = pi``).
 
     Irreducible chains are solved directly (sparse LU).  A chain with
     transient states but a single bottom strongly connected component
-    (BSCC) still has a unique stationary distribution: it is computed on the
-    BSCC and is 0 on transient states.  Chains with several BSCCs are
-    refused (the long-run distribution then depends on the start).
+    (BSCC) has a unique stationary distribution: it is computed on the BSCC
+    and is 0 on transient states.  With several BSCCs the long-run
+    distribution depends on the start, and is the one from ``initial``
+    (default: the chain's initial distribution), as PRISM's and Storm's
+    steady-state probabilities are: ``sum_B P(reach B) pi_B``, with the
+    probabilities of reaching each BSCC ``B`` from the start (the embedded
+    jump chain of a CTMC) and ``pi_B`` the stationary distribution of ``B``
+    alone.  For a periodic DTMC it is the Cesaro (time-average) limit.
 
     Parameters
     ----------
     chain : CTMC or DTMC
     exact : bool
-        Solve in exact rationals (exact chains with at most 400 states);
+        Solve in exact rationals (exact chains whose BSCCs, and transient
+        part when there are several BSCCs, have at most 400 states);
         returns an object array of Fractions.
+    initial : array_like, optional
+        Start distribution, used only when the chain has several BSCCs.
 
     Returns
     -------
@@ -62,8 +72,8 @@ def stationary(chain: CTMC | DTMC, *, exact: bool = False) -> np.ndarray:
     Raises
     ------
     ChainError
-        If the chain has more than one BSCC (names two states in different
-        ones), or ``exact=True`` on a float or too large chain.
+        For ``exact=True`` on a float or too large chain, or an ``initial``
+        distribution of the wrong length.
 
     Examples
     --------
@@ -72,19 +82,35 @@ def stationary(chain: CTMC | DTMC, *, exact: bool = False) -> np.ndarray:
     [0.666667, 0.333333]
     >>> stationary(CTMC([[-1, 1], [2, -2]], exact=True), exact=True).tolist()
     [Fraction(2, 3), Fraction(1, 3)]
+
+    Two absorbing states reached with probabilities 1/4 and 3/4 from state 0:
+
+    >>> two = CTMC.from_rates([[0, 1, 3], [0, 0, 0], [0, 0, 0]], exact=True)
+    >>> stationary(two, exact=True).tolist()
+    [Fraction(0, 1), Fraction(1, 4), Fraction(3, 4)]
     """
     chain = as_chain(chain)
     if chain.n == 0:
         return np.zeros(0)
+    if exact and not chain.exact:
+        raise ChainError("exact=True needs an exact chain; build it with exact=True")
     bsccs, _ = _bottom_sccs(chain)
-    if len(bsccs) > 1:
-        raise ChainError(
-            f"the chain has {len(bsccs)} bottom strongly connected components (for example "
-            f"state {int(bsccs[0][0])} and state {int(bsccs[1][0])} are in different ones), so "
-            "its stationary distribution is not unique; analyse each component separately or "
-            "use transient(chain, t) for large t"
-        )
-    support = bsccs[0]
+    if len(bsccs) == 1:
+        return _on_bscc(chain, bsccs[0], exact)
+    weights = _reach_probabilities(chain, bsccs, initial, exact)
+    if exact:
+        out = np.empty(chain.n, dtype=object)
+        out[:] = [Fraction(0)] * chain.n
+    else:
+        out = np.zeros(chain.n)
+    for support, w in zip(bsccs, weights, strict=True):
+        if w != 0:
+            out = out + w * _on_bscc(chain, support, exact)
+    return out
+
+
+def _on_bscc(chain: CTMC | DTMC, support: np.ndarray, exact: bool) -> np.ndarray:
+    """The stationary distribution of the BSCC ``support`` alone (0 elsewhere)."""
     if exact:
         return _stationary_exact(chain, support)
     g = _generator(chain)
@@ -104,9 +130,73 @@ def stationary(chain: CTMC | DTMC, *, exact: bool = False) -> np.ndarray:
     return out
 
 
+def _reach_probabilities(chain: CTMC | DTMC, bsccs: list[np.ndarray], initial: Any,
+                         exact: bool) -> list[Any]:
+    """Probability of ending in each BSCC from ``initial`` (default: the chain's).
+
+    Transient states ``T``: ``(I - P_TT) X = P_TB`` with ``P`` the transition
+    probabilities (the embedded jump chain of a CTMC), one column per BSCC.
+    """
+    n = chain.n
+    p0 = chain.initial if initial is None else np.asarray(initial, dtype=object)
+    if p0.shape != (n,):
+        raise ChainError(f"initial distribution must have {n} entries, got {p0.shape}")
+    which = np.full(n, -1, dtype=np.int64)
+    for k, support in enumerate(bsccs):
+        which[support] = k
+    trans = np.flatnonzero(which < 0)
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[trans] = np.arange(trans.size)
+    _, src, dst, val = chain.to_edges()
+    is_ctmc = not isinstance(chain, DTMC)
+    nb = len(bsccs)
+    if exact:
+        p0f = [to_rational(x) for x in p0.tolist()]
+        if trans.size > _EXACT_LIMIT:
+            raise ChainError(
+                f"exact long-run probabilities are limited to {_EXACT_LIMIT} transient states "
+                f"(the chain has {trans.size}); use exact=False")
+        m = trans.size
+        exit_rate = [Fraction(0)] * n
+        if is_ctmc:
+            for u, v, w in zip(src.tolist(), dst.tolist(), val.tolist(), strict=True):
+                if u != v and which[u] < 0:
+                    exit_rate[u] += w
+        a = [[Fraction(int(i == j)) for j in range(m)] for i in range(m)]
+        rhs = [[Fraction(0)] * nb for _ in range(m)]
+        for u, v, w in zip(src.tolist(), dst.tolist(), val.tolist(), strict=True):
+            if which[u] >= 0 or (is_ctmc and u == v):
+                continue
+            prob = w / exit_rate[u] if is_ctmc else w
+            if which[v] >= 0:
+                rhs[pos[u]][which[v]] += prob
+            else:
+                a[pos[u]][pos[v]] -= prob
+        cols = [_solve_exact([row[:] for row in a], [r[k] for r in rhs]) if m else []
+                for k in range(nb)]
+        return [sum((p0f[t] * cols[k][pos[t]] for t in trans.tolist()), Fraction(0))
+                + sum((p0f[s] for s in bsccs[k].tolist()), Fraction(0)) for k in range(nb)]
+    p0v = np.asarray([float(x) for x in p0.tolist()], dtype=np.float64)
+    valf = np.asarray([float(x) for x in val.tolist()], dtype=np.float64)
+    off = src != dst if is_ctmc else np.ones(src.size, dtype=bool)
+    keep = off & (which[src] < 0)
+    su, sv, sw = src[keep], dst[keep], valf[keep]
+    if is_ctmc:
+        exit_f = np.bincount(su, weights=sw, minlength=n)
+        sw = sw / exit_f[su]
+    to_t = which[sv] < 0
+    m = trans.size
+    a = sp.identity(m, format="csc") - sp.csc_array(
+        (sw[to_t], (pos[su[to_t]], pos[sv[to_t]])), shape=(m, m))
+    b = np.zeros((m, nb))
+    np.add.at(b, (pos[su[~to_t]], which[sv[~to_t]]), sw[~to_t])
+    x = spla.spsolve(a, b) if m else np.zeros((0, nb))
+    x = np.asarray(x, dtype=np.float64).reshape(m, nb)
+    weights = p0v[trans] @ x + np.array([p0v[bs].sum() for bs in bsccs])
+    return [float(w) for w in np.clip(weights, 0.0, None)]
+
+
 def _stationary_exact(chain: CTMC | DTMC, support: np.ndarray) -> np.ndarray:
-    if not chain.exact:
-        raise ChainError("exact=True needs an exact chain; build it with exact=True")
     k = int(support.size)
     if k > _EXACT_LIMIT:
         raise ChainError(
@@ -215,7 +305,8 @@ def expected_reward(
     t : float, optional
         Time; ``None`` for the stationary distribution (see :func:`stationary`).
     initial : array_like, optional
-        Start distribution for ``t`` (default: the chain's).
+        Start distribution for ``t``, and for the long run of a chain with
+        several BSCCs (default: the chain's).
 
     Returns
     -------
@@ -239,5 +330,5 @@ def expected_reward(
     rv = np.asarray([float(x) for x in r], dtype=np.float64)
     if rv.shape != (chain.n,):
         raise ChainError(f"reward must have {chain.n} values, got {rv.shape}")
-    p = stationary(chain) if t is None else transient(chain, t, initial)
+    p = stationary(chain, initial=initial) if t is None else transient(chain, t, initial)
     return float(p @ rv)

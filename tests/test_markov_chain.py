@@ -109,13 +109,28 @@ def test_stationary_by_hand_and_exact() -> None:
     np.testing.assert_allclose(stationary(p), [1 / 3, 2 / 3], atol=1e-12)
 
 
-def test_stationary_with_transient_states_and_refusal_for_several_bsccs() -> None:
+def test_stationary_with_transient_states_and_several_bsccs() -> None:
     # state 0 is transient, {1, 2} is the only BSCC
     q = CTMC.from_rates([[0, 1, 1], [0, 0, 3], [0, 1, 0]])
     np.testing.assert_allclose(stationary(q), [0.0, 0.25, 0.75], atol=1e-12)
-    two = CTMC.from_rates([[0, 1, 1], [0, 0, 0], [0, 0, 0]])
-    with pytest.raises(ChainError, match="2 bottom strongly connected components"):
-        stationary(two)
+    # two BSCCs, {1} and {2, 3}, reached from 0 with probabilities 1/4 and 3/4 (by hand)
+    two = CTMC.from_rates([[0, 1, 3, 0], [0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 2, 0]], exact=True)
+    want = [F(0), F(1, 4), F(1, 2), F(1, 4)]
+    assert stationary(two, exact=True).tolist() == want
+    np.testing.assert_allclose(stationary(two), [float(x) for x in want], atol=1e-12)
+    # the long run of an aperiodic chain is the limit of the transient distribution
+    np.testing.assert_allclose(transient(two, 80.0), [float(x) for x in want], atol=1e-9)
+    # from another start; and expected rewards use the same long run
+    assert stationary(two, exact=True, initial=[0, 0, 1, 0]).tolist() == [0, 0, F(2, 3),
+                                                                           F(1, 3)]
+    assert expected_reward(two, [0, 4, 0, 8]) == pytest.approx(3.0)
+    # a periodic DTMC BSCC {2, 3}: the time average (1/2, 1/2); from 0, 1/2 stays in {1}
+    d = DTMC([[F(1, 2), F(1, 4), F(1, 4), 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]],
+             exact=True)
+    assert stationary(d, exact=True).tolist() == [0, F(1, 2), F(1, 4), F(1, 4)]
+    np.testing.assert_allclose(stationary(d), [0, 0.5, 0.25, 0.25], atol=1e-12)
+    with pytest.raises(ChainError, match="must have 4 entries"):
+        stationary(d, initial=[1, 0])
 
 
 def test_transient_against_dense_expm() -> None:
