@@ -81,6 +81,14 @@ def _planted_mlp(rng: np.random.Generator, sizes: list[int], kinds: list[str], d
     return Network(tuple(layers), (sizes[0],)), planted_sizes
 
 
+def _random_planted_mlp(rng: np.random.Generator, depth: int, dup: int, pow2: bool,
+                        data: st.DataObject) -> tuple[Network, list[int]]:
+    """:func:`_planted_mlp` with random sizes and activations (drawn by hypothesis)."""
+    sizes = [int(rng.integers(1, 5))] + [int(rng.integers(1, 6)) for _ in range(depth)] + [2]
+    kinds = [data.draw(st.sampled_from(ACTS)) for _ in range(depth)]
+    return _planted_mlp(rng, sizes, kinds, dup, pow2)
+
+
 def _general(monkeypatch: pytest.MonkeyPatch, net: Network, **kw: Any) -> Any:
     with monkeypatch.context() as mp:
         mp.setattr(red_mod, "_fast_merge", lambda *a, **k: None)
@@ -124,9 +132,7 @@ def test_compiled_path_equals_general_path(monkeypatch: pytest.MonkeyPatch, seed
                                            depth: int, dup: int, pow2: bool,
                                            data: st.DataObject) -> None:
     rng = np.random.default_rng(seed)
-    sizes = [int(rng.integers(1, 5))] + [int(rng.integers(1, 6)) for _ in range(depth)] + [2]
-    kinds = [data.draw(st.sampled_from(ACTS)) for _ in range(depth)]
-    net, planted_sizes = _planted_mlp(rng, sizes, kinds, dup, pow2)
+    net, planted_sizes = _random_planted_mlp(rng, depth, dup, pow2, data)
     calls = []
     real = red_mod.merge_columns
 
@@ -205,10 +211,7 @@ def test_signatures_from_the_merge_pass_are_lumpcores_own(
     """
     import lumpcore._dense as dense
 
-    rng = np.random.default_rng(seed)
-    sizes = [int(rng.integers(1, 5))] + [int(rng.integers(1, 6)) for _ in range(depth)] + [2]
-    kinds = [data.draw(st.sampled_from(ACTS)) for _ in range(depth)]
-    net, _ = _planted_mlp(rng, sizes, kinds, dup, pow2)
+    net, _ = _random_planted_mlp(np.random.default_rng(seed), depth, dup, pow2, data)
     checked = []
     real = red_mod.with_signatures
 
