@@ -35,6 +35,8 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from nn_helpers import exports_run_by_their_frameworks  # noqa: E402
+
 BOUNDS = [(Fraction(0), Fraction(6)), (Fraction(-1), Fraction(1)), (Fraction(-1, 2), None),
           (None, Fraction(3, 4))]
 
@@ -120,22 +122,8 @@ def test_smt_rewriting_of_a_final_clip_is_exact() -> None:
 def test_formats_round_trip_run_by_their_frameworks(tmp_path: Path, bounds: tuple) -> None:
     net = _planted(bounds)
     x = np.random.default_rng(15).normal(size=(7, 3)) * 4
-    want = evaluate(net, x)
-    save_network(net, tmp_path / "c.onnx", dtype="float64")
-    sess = ort.InferenceSession(str(tmp_path / "c.onnx"), providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(sess.run(None, {sess.get_inputs()[0].name: x})[0], want,
-                               rtol=1e-12, atol=1e-12)
-    back = load_network(tmp_path / "c.onnx")
-    assert back.layers[1].bounds == bounds
-    for script in (False, True):
-        path = tmp_path / f"c{script}.pt"
-        save_network(net, path, torchscript=script, dtype="float64")
-        mod = torch.jit.load(str(path)) if script else torch.load(str(path), weights_only=False)
-        np.testing.assert_allclose(mod(torch.tensor(x)).detach().numpy(), want, rtol=1e-12,
-                                   atol=1e-12)
-        assert load_network(path).layers[1].bounds == bounds
-    save_network(net, tmp_path / "c.npz")
-    assert load_network(tmp_path / "c.npz").layers[1].bounds == bounds
+    for fmt, back in exports_run_by_their_frameworks(net, x, tmp_path).items():
+        assert back.layers[1].bounds == bounds, fmt
     with pytest.raises(UnsupportedLayerError, match="NNet holds only"):
         save_network(net, tmp_path / "c.nnet")
 

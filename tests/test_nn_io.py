@@ -34,6 +34,8 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 torch = pytest.importorskip("torch")
 
+from nn_helpers import save_onnx_graph  # noqa: E402
+
 DATA = Path(__file__).parent / "data" / "nn"
 
 
@@ -414,17 +416,10 @@ def test_flatten_by_the_data_tensors_own_shape(tmp_path: Path, style: str) -> No
 def test_shape_values_are_refused_outside_a_reshape(tmp_path: Path) -> None:
     """A value computed from the data's shape used as a weight, or a Reshape that is not a
     flatten, is refused with the node named."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     def save(nodes: list[object], inits: list[object], name: str) -> Path:
-        graph = helper.make_graph(
-            nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2, 3])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 6])], inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-        model.ir_version = 8
-        path = tmp_path / name
-        onnx.save(model, str(path))
-        return path
+        return save_onnx_graph(tmp_path / name, nodes, [None, 2, 3], [None, 6], inits)
 
     shape = [helper.make_node("Shape", ["x"], ["s"]),
              helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
@@ -506,21 +501,15 @@ def test_input_normalisation_with_per_channel_constants(tmp_path: Path, style: s
 
 
 def test_input_normalisation_that_cannot_be_held_exactly_is_refused(tmp_path: Path) -> None:
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     def save(nodes: list[object], consts: dict[str, float], name: str) -> Path:
-        graph = helper.make_graph(
-            [*nodes, helper.make_node("Gemm", ["h", "w"], ["y"], transB=1)], "g",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])],
+        return save_onnx_graph(
+            tmp_path / name, [*nodes, helper.make_node("Gemm", ["h", "w"], ["y"], transB=1)],
+            [None, 2], [None, 2],
             [numpy_helper.from_array(np.eye(2, dtype=np.float32), "w"),
              *(numpy_helper.from_array(np.array([v], dtype=np.float32), k)
                for k, v in consts.items())])
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-        model.ir_version = 8
-        path = tmp_path / name
-        onnx.save(model, str(path))
-        return path
 
     third = save([helper.make_node("Mul", ["x", "s"], ["h"])], {"s": 1 / 3}, "third.onnx")
     with pytest.raises(UnsupportedLayerError, match=r"node 0 \(Mul.*not a float64 value"):
@@ -545,19 +534,14 @@ def test_input_normalisation_that_cannot_be_held_exactly_is_refused(tmp_path: Pa
 def test_a_bias_added_after_a_layer_stays_exact(tmp_path: Path) -> None:
     """MatMul then Add(c), Gemm(bias) then Add(c): folded into the bias; a sum float64 cannot
     hold (2**30 + 2**-30) makes the bias exact rationals instead of rounding it."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
-    graph = helper.make_graph(
+    path = save_onnx_graph(
+        tmp_path / "bias.onnx",
         [helper.make_node("Gemm", ["x", "w", "b"], ["h"], transB=1),
-         helper.make_node("Add", ["h", "c"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [None, 2])],
-        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [None, 2])],
+         helper.make_node("Add", ["h", "c"], ["y"])], [None, 2], [None, 2],
         [numpy_helper.from_array(np.eye(2), "w"),
          numpy_helper.from_array(np.array([2.0**30, 1.0]), "b"),
-         numpy_helper.from_array(np.array([2.0**-30, 0.5]), "c")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    path = tmp_path / "bias.onnx"
-    onnx.save(model, str(path))
+         numpy_helper.from_array(np.array([2.0**-30, 0.5]), "c")], double=True)
     net = load_network(path)
     assert list(net.layers[0].bias) == [Fraction(2**30) + Fraction(1, 2**30), Fraction(3, 2)]

@@ -34,6 +34,8 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from nn_helpers import exports_run_by_their_frameworks, save_onnx_graph  # noqa: E402
+
 
 def _planted(kind: str) -> Network:
     """4 -> 6 -> 3 with neuron 5 = 2 * neuron 0 and neuron 4 = neuron 1 / 4 (ReLU)."""
@@ -102,22 +104,9 @@ def test_reduction_keeps_the_softmax_and_is_certified(tmp_path: Path, kind: str)
 def test_onnx_torch_npz_round_trips_run_by_their_frameworks(tmp_path: Path, kind: str) -> None:
     net = reduce_network(_planted(kind)).network
     x = np.random.default_rng(3).normal(size=(6, 4))
-    want = evaluate(net, x)
-    save_network(net, tmp_path / "r.onnx", dtype="float64")
-    sess = ort.InferenceSession(str(tmp_path / "r.onnx"), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    for script in (False, True):
-        path = tmp_path / f"r{script}.pt"
-        save_network(net, path, torchscript=script, dtype="float64")
-        mod = torch.jit.load(str(path)) if script else torch.load(str(path), weights_only=False)
-        np.testing.assert_allclose(mod(torch.tensor(x)).detach().numpy(), want, rtol=1e-12,
-                                   atol=1e-12)
-        back = load_network(path)
-        assert isinstance(back.layers[-1], Activation) and back.layers[-1].kind == kind
-    save_network(net, tmp_path / "r.npz")
-    back = load_network(tmp_path / "r.npz")
-    np.testing.assert_array_equal(evaluate(back, x), want)
+    for fmt, back in exports_run_by_their_frameworks(net, x, tmp_path).items():
+        last = back.layers[-1]
+        assert isinstance(last, Activation) and last.kind == kind, fmt
     with pytest.raises(UnsupportedLayerError, match="NNet holds only"):
         save_network(net, tmp_path / "r.nnet")
 
@@ -144,18 +133,11 @@ def test_torch_exported_classifier_with_softmax_reads_from_onnx(tmp_path: Path,
 
 
 def test_softmax_not_last_or_not_over_the_features_is_named(tmp_path: Path) -> None:
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     def save(nodes: list[object], shape: list[int | None], name: str) -> Path:
-        graph = helper.make_graph(
-            nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-            [numpy_helper.from_array(np.ones((3, 3), dtype=np.float32), "w")])
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-        model.ir_version = 8
-        path = tmp_path / name
-        onnx.save(model, str(path))
-        return path
+        w = numpy_helper.from_array(np.ones((3, 3), dtype=np.float32), "w")
+        return save_onnx_graph(tmp_path / name, nodes, shape, None, [w])
 
     middle = save([helper.make_node("Softmax", ["x"], ["s"]),
                    helper.make_node("MatMul", ["s", "w"], ["y"])], [None, 3], "middle.onnx")
