@@ -322,11 +322,6 @@ def _post_value(ops: list[Layer], b: Fraction, channel: int) -> Fraction | None:
                 v = v if v > 0 else to_rational(s) * v
             elif op.kind == "identity":
                 pass
-            elif op.kind == "clip":
-                assert op.bounds is not None
-                lo, hi = op.bounds
-                v = v if lo is None or v > lo else lo
-                v = v if hi is None or v < hi else hi
             else:
                 return None
         elif isinstance(op, BatchNorm):

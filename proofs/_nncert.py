@@ -294,12 +294,6 @@ def _post_value(ops: list[Any], b: Fraction, channel: int) -> Fraction | None:
                 s = op.slopes[channel if op.slopes.shape[0] > 1 else 0]
                 v = v if v > 0 else _fr(s) * v
                 continue
-            if op.kind == "clip":
-                assert op.bounds is not None
-                lo, hi = op.bounds
-                v = v if lo is None or v > lo else _fr(lo)
-                v = v if hi is None or v < hi else _fr(hi)
-                continue
         return None
     return v
 
