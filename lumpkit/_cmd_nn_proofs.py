@@ -67,6 +67,9 @@ def register(sub: Any) -> None:
 
 
 def _box_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-shape", metavar="C,H,W",
+                   help="shape of one input, for PyTorch models whose file does not record "
+                        "it and ONNX models with open input dimensions")
     grp = p.add_mutually_exclusive_group()
     grp.add_argument("--box", metavar="LO:HI,...",
                      help="input box, one LO:HI per input (one for all); numbers may be p/q")
@@ -101,17 +104,19 @@ def _read_box(args: argparse.Namespace) -> Any:
     return pairs
 
 
-def _load(path: str) -> Any:
+def _load(path: str, args: argparse.Namespace) -> Any:
     from nnreduce import load_network
 
-    return load_network(path)
+    from ._cmd_nn_reduce import _parse_shape
+
+    return load_network(path, input_shape=_parse_shape(args.input_shape))
 
 
 def _verify(args: argparse.Namespace) -> int:
     import proofs
 
     box = _read_box(args)
-    original, reduced = _load(args.original), _load(args.reduced)
+    original, reduced = _load(args.original, args), _load(args.reduced, args)
     out: dict[str, Any] = {}
     if args.certificate is not None:
         res = proofs.check_certificate(original, reduced, args.certificate)
@@ -166,7 +171,7 @@ def _leo(args: argparse.Namespace) -> int:
     import proofs
 
     box = _read_box(args)
-    net = _load(args.model)
+    net = _load(args.model, args)
     res = proofs.leo_reduce(net, box, milp=not args.no_milp,
                             milp_time_limit=args.milp_time_limit,
                             time_limit=args.time_limit, confirm=args.confirm)

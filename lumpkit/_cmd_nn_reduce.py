@@ -40,7 +40,8 @@ def register(nsub: Any) -> None:
                    help="in linear (identity) hidden layers also drop neurons that are exact "
                         "linear combinations of others (quadratic in the layer width)")
     p.add_argument("--input-shape", metavar="C,H,W",
-                   help="PyTorch models whose input shape the file does not record")
+                   help="shape of one input, for PyTorch models whose file does not record "
+                        "it and ONNX models with open input dimensions")
     p.add_argument("--dtype", choices=["auto", "float32", "float64"], default="auto",
                    help=".onnx/.pt weight type written (auto: float32 when every weight of "
                         "the input and of the reduced model is a float32 value, else float64)")

@@ -51,8 +51,9 @@ def load_network(path: str | os.PathLike[str], *,
     ----------
     path : str or path-like
     input_shape : tuple of int, optional
-        PyTorch only: the shape of one input when the file does not say
-        (convolutional models not written by lumpkit).
+        The shape of one input when the file does not say: PyTorch
+        (convolutional models not written by lumpkit) and ONNX models whose
+        input dimensions other than the batch are left open.
 
     Returns
     -------
@@ -87,7 +88,7 @@ def load_network(path: str | os.PathLike[str], *,
         _need("onnx", "onnx", f"reading the ONNX model {os.fspath(path)!r}")
         from ._io_onnx import read_onnx
 
-        return read_onnx(path)
+        return read_onnx(path, input_shape)
     if ext == ".pt":
         _need("torch", "torch", f"reading the PyTorch model {os.fspath(path)!r}")
         from ._io_torch import read_torch

@@ -156,7 +156,8 @@ def _opset(model: Any) -> int:
     return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
 
 
-def read_onnx(path: str | os.PathLike[str]) -> Network:
+def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None = None
+              ) -> Network:
     """Read an ONNX model (a chain of the supported operators) as a :class:`Network`.
 
     The weights keep their exact values: a float32 model is held as float32
@@ -192,8 +193,18 @@ def read_onnx(path: str | os.PathLike[str]) -> Network:
             f"{p}: expected one data input and one output, got {len(inputs)} and {len(g.output)}"
         )
     dims = [d.dim_value if d.dim_value > 0 else None for d in inputs[0].type.tensor_type.shape.dim]
+    if input_shape is not None:  # fills the dimensions the model leaves open (not the batch)
+        given = tuple(int(x) for x in input_shape)
+        if len(dims) != len(given) + 1 or any(
+                d is not None and d != g for d, g in zip(dims[1:], given, strict=True)):
+            raise ModelFormatError(
+                f"{p}: input {inputs[0].name!r} has shape {dims} (batch first); the given "
+                f"input shape {given} does not fit it")
+        dims = [dims[0], *given]
     if len(dims) < 2 or any(d is None for d in dims[1:]):
-        raise ModelFormatError(f"{p}: input {inputs[0].name!r} needs a known shape, got {dims}")
+        raise ModelFormatError(
+            f"{p}: input {inputs[0].name!r} needs a known shape, got {dims} (batch first); "
+            "give the shape of one input (input_shape=..., CLI: --input-shape C,H,W)")
     in_shape = tuple(int(d) for d in dims[1:] if d is not None)
     b = _Builder(p, in_shape)
     cur = inputs[0].name

@@ -545,3 +545,36 @@ def test_a_bias_added_after_a_layer_stays_exact(tmp_path: Path) -> None:
          numpy_helper.from_array(np.array([2.0**-30, 0.5]), "c")], double=True)
     net = load_network(path)
     assert list(net.layers[0].bias) == [Fraction(2**30) + Fraction(1, 2**30), Fraction(3, 2)]
+
+
+def test_onnx_input_dimensions_left_open_take_a_given_shape(tmp_path: Path) -> None:
+    """An export with dynamic spatial axes needs the input shape; given, it must fit the
+    dimensions the model fixes.  Oracle: onnxruntime."""
+    import subprocess
+    import sys
+    import warnings
+
+    torch.manual_seed(7)
+    m = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                            torch.nn.Linear(3 * 4 * 4, 2)).eval()
+    path = tmp_path / "open.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (torch.randn(1, 2, 6, 6),), str(path), dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}})
+    with pytest.raises(ModelFormatError, match=r"needs a known shape.*--input-shape"):
+        load_network(path)
+    with pytest.raises(ModelFormatError, match=r"\(3, 6, 6\) does not fit"):
+        load_network(path, input_shape=(3, 6, 6))
+    net = load_network(path, input_shape=(2, 6, 6))
+    x = np.random.default_rng(8).normal(size=(3, 2, 6, 6))
+    np.testing.assert_allclose(evaluate(net, x), _ort_run(path, x), rtol=1e-5, atol=1e-5)
+    out = tmp_path / "r.onnx"
+    run = subprocess.run([sys.executable, "-m", "lumpkit", "nn", "reduce", str(path), "-o",
+                          str(out), "--input-shape", "2,6,6"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_allclose(_ort_run(out, x), _ort_run(path, x), rtol=1e-5, atol=1e-5)
+    run = subprocess.run([sys.executable, "-m", "lumpkit", "nn", "verify", str(path), str(out),
+                          "--input-shape", "2,6,6", "--box", "-1:1"], capture_output=True,
+                         text=True)
+    assert run.returncode == 0 and run.stdout.startswith("equivalent"), run.stdout + run.stderr
