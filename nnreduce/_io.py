@@ -80,6 +80,21 @@ def load_network(path: str | os.PathLike[str], *,
     ext = _ext(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such model file: {os.fspath(path)!r}")
+    try:
+        return _load(path, ext, input_shape)
+    except LumpkitError as exc:  # every error names the file
+        name = os.fspath(path)
+        if name in str(exc):
+            raise
+        try:
+            named = type(exc)(f"{name}: {exc}")
+        except Exception:  # pragma: no cover - every lumpkit error takes a message
+            raise exc from None
+        raise named from None
+
+
+def _load(path: str | os.PathLike[str], ext: str, input_shape: tuple[int, ...] | None
+          ) -> Network:
     if ext == ".nnet":
         from ._io_nnet import read_nnet
 

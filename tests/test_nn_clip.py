@@ -176,3 +176,20 @@ def test_leo_refuses_clip_by_name() -> None:
     net = _planted(BOUNDS[0])
     with pytest.raises(UnsupportedLayerError, match="'clip'"):
         leo_reduce(net, box=[(-1, 1)] * 3)
+
+
+@pytest.mark.parametrize("bad", ["abc", [1], [3, 1], [None, None], ["1/0", 2]])
+def test_bad_clip_bounds_in_a_file_name_the_file(tmp_path: Path, bad: object) -> None:
+    from lumpcore import LumpkitError
+
+    path = tmp_path / "m.npz"
+    save_network(_planted(BOUNDS[0]), path)
+    arrays = dict(np.load(path, allow_pickle=False))
+    meta = json.loads(str(arrays["__lumpkit__"]))
+    meta["layers"][1]["bounds"] = bad
+    arrays["__lumpkit__"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(LumpkitError) as info:
+        load_network(tmp_path / "bad.npz")
+    assert isinstance(info.value, ValueError | TypeError)
+    assert str(info.value).startswith(str(tmp_path / "bad.npz"))
