@@ -18,13 +18,37 @@ from ._fileio import FileLines, atomic_write, fmt_number, parse_number
 __all__ = ["read_drn", "write_drn"]
 
 
-def _warn_action_rewards(path: Any, names: list[str], action: list[bool]) -> None:
-    dropped = [n or "default" for n, a in zip(names, action, strict=True) if a]
-    if dropped:
+def _fold_action_rewards(path: Any, names: list[str], state: list[Any], action: list[Any],
+                        src: np.ndarray, vals: Any, n: int, ctmc: bool) -> dict[str, Any]:
+    """Reward models as state reward rates: ``r(s) + w(s) a(s)``, ``a`` the action reward
+    of the state's one action and ``w`` its exit rate (self-loops included) in a CTMC, 1 in
+    a DTMC (Storm's total reward vector, as :func:`markov.read_prism` folds them)."""
+    folded = [nm or "default" for nm, a in zip(names, action, strict=True)
+              if any(x != 0 for x in a)]
+    out: dict[str, Any] = {}
+    weight: Any = None
+    for name, r, a in zip(names, state, action, strict=True):
+        if not any(x != 0 for x in a):
+            out[name] = r
+            continue
+        if weight is None:
+            if ctmc:
+                weight = [0] * n
+                for u, v in zip(src.tolist(), list(vals), strict=True):
+                    weight[u] += v
+            else:
+                weight = [1] * n
+        out[name] = [x + w * y for x, w, y in zip(r, weight, a, strict=True)]
+        if isinstance(r, np.ndarray):
+            out[name] = np.asarray(out[name], dtype=np.float64)
+    if folded:
         warnings.warn(
-            f"{path}: reward structure(s) {', '.join(repr(d) for d in dropped)}: action "
-            "rewards are left out (lumpkit keeps state rewards only), so the lumping does not "
-            "respect them", LumpkitWarning, stacklevel=3)
+            f"{path}: reward structure(s) {', '.join(repr(d) for d in folded)}: action "
+            "rewards are folded into state reward rates (expected reward per time unit, or "
+            "per step of a DTMC), as Storm does for long-run and accumulated rewards; "
+            "lumping respects them and keeps those measures, but not instantaneous rewards",
+            LumpkitWarning, stacklevel=3)
+    return out
 
 
 def read_drn(path: str | os.PathLike[str], *, exact: bool = False) -> CTMC | DTMC:
@@ -35,10 +59,10 @@ def read_drn(path: str | os.PathLike[str], *, exact: bool = False) -> CTMC | DTM
     transition values are rates (Storm's convention; the ``!exit`` rate of a
     state line is checked against their sum) and self-loops go to
     ``CTMC.loops`` (they do not change the generator).
-    Action (choice) rewards are not state rewards and are not read (a
-    :class:`lumpcore.LumpkitWarning` names their reward models); a
-    reward model with non-zero action rewards and all state rewards zero is
-    dropped (it has no state rewards).
+    Action (choice) rewards are folded into state reward rates, as
+    :func:`markov.read_prism` does: a CTMC state earns its action reward
+    times its exit rate per time unit, a DTMC state its action reward per
+    step (a :class:`lumpcore.LumpkitWarning` names the reward models).
 
     Parameters
     ----------
@@ -84,7 +108,7 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
     labels: dict[str, list[int]] = {}
     rewards: list[list[Any]] = []
     exits: dict[int, tuple[Any, int]] = {}
-    action_reward: list[bool] = []
+    action_reward: list[list[Any]] = []
     state: int | None = None
     actions = 0
     expected_state = 0
@@ -122,7 +146,6 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
                 raise lines.error("parametric models are not supported")
             if section == "@reward_models":
                 reward_names = t.split()
-                action_reward = [False] * len(reward_names)
                 continue
             if section == "@nr_states":
                 try:
@@ -130,6 +153,7 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
                 except ValueError:
                     raise lines.error(f"expected the number of states, got {t!r}") from None
                 rewards = [[parse_number("0", exact)] * n for _ in reward_names]
+                action_reward = [[parse_number("0", exact)] * n for _ in reward_names]
                 continue
             if section == "@nr_choices":
                 continue
@@ -151,10 +175,18 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
                 if state is None:
                     raise lines.error("action before the first state")
                 if "[" in t:
-                    inner = t[t.index("[") + 1:t.rindex("]")] if "]" in t else ""
-                    for k, tok in enumerate(x.strip() for x in inner.split(",") if x.strip()):
-                        if k < len(action_reward) and tok not in ("0", "0.0"):
-                            action_reward[k] = True
+                    if "]" not in t:
+                        raise lines.error(f"unclosed action reward list in {t!r}")
+                    inner = t[t.index("[") + 1:t.rindex("]")]
+                    toks = [x.strip() for x in inner.split(",") if x.strip()]
+                    if len(toks) != len(reward_names):
+                        raise lines.error(f"{len(toks)} action rewards for {len(reward_names)} "
+                                          "reward models")
+                    for k, tok in enumerate(toks):
+                        try:
+                            action_reward[k][state] = parse_number(tok, exact)
+                        except ValueError as exc:
+                            raise lines.error(f"bad action reward {tok!r}: {exc}") from None
                 actions += 1
                 if actions > 1:
                     raise lines.error(
@@ -189,10 +221,8 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
     else:
         vals_arr = np.asarray(vals, dtype=np.float64)
     s_arr, d_arr = np.asarray(src, np.int64), np.asarray(dst, np.int64)
-    # a reward model with action rewards only is not a state reward (as in read_prism)
-    _warn_action_rewards(path, reward_names, action_reward)
-    rew = {name: r for name, r, act in zip(reward_names, rewards, action_reward, strict=True)
-           if not (act and all(x == 0 for x in r))}
+    rew = _fold_action_rewards(path, reward_names, rewards, action_reward, s_arr, vals, n,
+                               mtype == "CTMC")
     try:
         if mtype == "CTMC":
             chain: CTMC | DTMC = CTMC.from_rates((n, s_arr, d_arr, vals_arr), labels=labels,
@@ -258,13 +288,16 @@ def _read_drn_fast(path: Path) -> CTMC | DTMC | None:
     ):
         return None
     actions = list(itertools.compress(model, is_act))
-    action_reward = [False] * len(reward_names)
-    for x in actions:
+    action_reward = [np.zeros(n) for _ in reward_names]
+    for s_i, x in enumerate(actions):
         if "[" in x:
+            if "]" not in x:
+                return None
             toks = x[x.index("[") + 1:x.rindex("]")].replace(",", " ").split()
-            for k, tok in enumerate(toks[:len(reward_names)]):
-                if float(tok) != 0:
-                    action_reward[k] = True
+            if len(toks) != len(reward_names) or s_i >= n:
+                return None
+            for k, tok in enumerate(toks):
+                action_reward[k][s_i] = float(tok)
     n_actions = len(actions)
     trans = list(itertools.compress(model, is_tr))
     state_lines = list(itertools.compress(model, is_st))
@@ -310,10 +343,8 @@ def _read_drn_fast(path: Path) -> CTMC | DTMC | None:
             tail = joined[close + 1:].split()
         for lab in tail:
             labels.setdefault(lab.strip('"'), []).append(s)
-    # a reward model with action rewards only is not a state reward (as in read_prism)
-    _warn_action_rewards(path, reward_names, action_reward)
-    rew = {name: r for name, r, act in zip(reward_names, rewards, action_reward, strict=True)
-           if not (act and not r.any())}
+    rew = _fold_action_rewards(path, reward_names, rewards, action_reward, src, vals, n,
+                               mtype == "CTMC")
     try:
         if mtype == "CTMC":
             chain: CTMC | DTMC = CTMC.from_rates(

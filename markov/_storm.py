@@ -63,9 +63,13 @@ def read_prism(
     """Build a chain from a PRISM-language (``.prism``/``.sm``/``.pm``) or JANI model.
 
     Uses stormpy (``pip install 'lumpkit[storm]'``) with PRISM compatibility,
-    all labels and all reward models; only state rewards are kept (action
-    rewards are not state rewards: a :class:`lumpcore.LumpkitWarning` names
-    the reward structures whose transition/action rewards are left out).
+    all labels and all reward models.  Transition/action rewards are folded
+    into state reward rates, Storm's total reward vector (a CTMC state earns
+    its action reward times its exit rate plus rate times reward of each
+    rewarded transition, per time unit; a DTMC state the expected reward of
+    its step): that keeps long-run and accumulated reward measures, not
+    instantaneous ones, and a :class:`lumpcore.LumpkitWarning` names the
+    reward structures it folded.
 
     Parameters
     ----------
@@ -187,18 +191,20 @@ def from_stormpy(model: Any) -> CTMC | DTMC:
               for lab in model.labeling.get_labels()}
     init = [int(s) for s in model.initial_states]
     rewards: dict[str, Any] = {}
-    dropped: list[str] = []
+    folded: list[str] = []
     for name, rm in model.reward_models.items():
-        if rm.has_state_rewards:
-            rewards[name or "default"] = [_value(x, exact) for x in rm.state_rewards]
-        if rm.has_state_action_rewards or rm.has_transition_rewards:
-            dropped.append(name or "default")
-    if dropped:
+        total = _reward_rates(rm, n, src, dst, vals, mtype == model_types.CTMC, exact)
+        if total is not None:
+            rewards[name or "default"] = total
+            if rm.has_state_action_rewards or rm.has_transition_rewards:
+                folded.append(name or "default")
+    if folded:
         warnings.warn(
-            f"reward structure(s) {', '.join(repr(d) for d in dropped)}: transition/action "
-            "rewards are left out (lumpkit keeps state rewards only), so the lumping does not "
-            "respect them; write them as state rewards to keep them", LumpkitWarning,
-            stacklevel=2)
+            f"reward structure(s) {', '.join(repr(d) for d in folded)}: transition/action "
+            "rewards are folded into state reward rates (expected reward per time unit, or "
+            "per step of a DTMC), as Storm does for long-run and accumulated rewards; "
+            "lumping respects them and keeps those measures, but not instantaneous rewards",
+            LumpkitWarning, stacklevel=2)
     variables: tuple[str, ...] = ()
     valuations = None
     if model.has_state_valuations():
@@ -212,6 +218,44 @@ def from_stormpy(model: Any) -> CTMC | DTMC:
                     variables=variables, valuations=valuations)
     except ChainError as exc:
         raise ModelFormatError(f"stormpy model: {exc}") from None
+
+
+def _reward_rates(rm: Any, n: int, src: np.ndarray, dst: np.ndarray, vals: Any, ctmc: bool,
+                  exact: bool) -> list[Any] | None:
+    """One reward model as a state reward rate: ``r(s) + w(s) a(s) + sum_v M(s, v) t(s, v)``.
+
+    ``r`` state rewards, ``a`` action rewards (one action per state in a
+    chain), ``t`` transition rewards, ``M`` the matrix (rates of a CTMC,
+    self-loops included, probabilities of a DTMC), ``w`` the exit rate
+    ``sum_v M(s, v)`` of a CTMC state (1 for a DTMC): the expected reward
+    earned per time unit (per step) in ``s``, Storm's total reward vector.
+    ``None`` when the model has no rewards at all.
+    """
+    if not (rm.has_state_rewards or rm.has_state_action_rewards or rm.has_transition_rewards):
+        return None
+    zero: Any = Fraction(0) if exact else 0.0
+    total: list[Any] = ([_value(x, exact) for x in rm.state_rewards] if rm.has_state_rewards
+                        else [zero] * n)
+    srcl, dstl = src.tolist(), dst.tolist()
+    valsl = list(vals) if exact else vals.tolist()
+    if rm.has_state_action_rewards:
+        action = [_value(x, exact) for x in rm.state_action_rewards]
+        if len(action) != n:  # pragma: no cover - a chain has one action per state
+            raise ModelFormatError("stormpy model: action rewards are not one per state")
+        weight: list[Any] = [zero] * n if ctmc else [1] * n
+        if ctmc:
+            for u, v in zip(srcl, valsl, strict=True):
+                weight[u] += v
+        total = [t + w * a for t, w, a in zip(total, weight, action, strict=True)]
+    if rm.has_transition_rewards:
+        rate = {(u, v): x for u, v, x in zip(srcl, dstl, valsl, strict=True)}
+        tr = rm.transition_rewards
+        for u in range(n):
+            for e in tr.get_row(u):
+                x = _value(e.value() if callable(e.value) else e.value, exact)
+                if x:
+                    total[u] += rate.get((u, int(e.column)), zero) * x
+    return total
 
 
 def _matrix_arrays(tm: Any, n: int, exact: bool) -> tuple[np.ndarray, np.ndarray, Any]:

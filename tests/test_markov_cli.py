@@ -105,17 +105,17 @@ endrewards
 """
 
 
-def test_transition_rewards_left_out_are_named(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_transition_rewards_folded_are_named(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("stormpy")
     import markov
     from lumpcore import LumpkitWarning
 
     src = tmp_path / "die.pm"
     src.write_text(_DIE)
-    with pytest.warns(LumpkitWarning, match="'flips': transition/action rewards are left out"):
+    with pytest.warns(LumpkitWarning, match="'flips': transition/action rewards are folded"):
         chain = markov.read_model(src)
-    assert sorted(chain.rewards) == ["steps"]  # the state reward structure is kept
+    assert sorted(chain.rewards) == ["flips", "steps"]
     assert main(["ctmc", "lump", str(src), "--dtmc"]) == 0
     err = capsys.readouterr().err
     assert "lumpkit: warning: reward structure(s) 'flips'" in err

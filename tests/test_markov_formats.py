@@ -133,7 +133,7 @@ def test_storm_reads_our_drn(tmp_path: Path) -> None:
 
 
 def test_we_read_storms_drn_and_prism_and_jani_agree(tmp_path: Path) -> None:
-    with pytest.warns(LumpkitWarning, match="'served': transition/action rewards are left"):
+    with pytest.warns(LumpkitWarning, match="'served': transition/action rewards are folded"):
         from_prism = read_prism(TWOQ, {"N": 3})
     prog = stormpy.parse_prism_program(str(TWOQ), prism_compatibility=True)
     prog, _ = stormpy.instantiate_constants(prog, "N=3")
@@ -143,7 +143,8 @@ def test_we_read_storms_drn_and_prism_and_jani_agree(tmp_path: Path) -> None:
         from_drn = read_drn(tmp_path / "tq.drn")  # the vectorised reader
     same_chain(from_prism, from_drn, exact=False)
     with pytest.warns(LumpkitWarning, match="tq.drn: reward structure.s. 'served': action"):
-        read_drn(tmp_path / "tq.drn", exact=True)  # the line-by-line reader
+        slow = read_drn(tmp_path / "tq.drn", exact=True)  # the line-by-line reader
+    assert [float(x) for x in slow.rewards["served"]] == list(from_drn.rewards["served"])
     with pytest.warns(LumpkitWarning, match="'served'"):
         from_jani = read_prism(DATA / "markov" / "twoqueues.jani", {"N": 3})
     same_chain(from_prism, from_jani)
@@ -152,7 +153,12 @@ def test_we_read_storms_drn_and_prism_and_jani_agree(tmp_path: Path) -> None:
     exits = sorted(set(from_prism.exit_rates().tolist()))
     # per queue: empty 1/2 (arrival), busy 1/2 + 3/2 = 2, full 3/2; sums over two queues:
     assert exits == [1.0, 2.0, 2.5, 3.0, 3.5, 4.0]
-    assert "jobs" in from_prism.rewards and "served" not in from_prism.rewards  # action reward
+    # the action reward [arrive1] 1 is earned at rate lambda = 1/2 while queue 1 has room
+    with pytest.warns(LumpkitWarning, match="'served'"):
+        ex = read_prism(TWOQ, {"N": 3}, exact=True, valuations=True)
+    x1 = ex.variables.index("x1")
+    assert ex.rewards["served"].tolist() == [F(1, 2) if v[x1] < 3 else 0 for v in ex.valuations]
+    assert list(from_prism.rewards["served"]) == [float(x) for x in ex.rewards["served"]]
 
 
 def test_exact_build_and_read_model_dispatch(tmp_path: Path) -> None:
