@@ -173,7 +173,7 @@ def _from_triples(layers: Sequence[Any], n_inputs: int | None) -> MLP:
     return MLP(n_in, tuple(dense))
 
 
-def as_mlp(net: Any, *, clip_as_relu: bool = False) -> MLP:
+def as_mlp(net: Any, *, relu_form: bool = False) -> MLP:
     """Convert ``net`` to an exact :class:`MLP` (validating it once).
 
     Accepted: an :class:`MLP`; a sequence of ``(W, b, activation)`` triples
@@ -181,12 +181,12 @@ def as_mlp(net: Any, *, clip_as_relu: bool = False) -> MLP:
     ``dense_layers()`` method returning such triples, or with a ``layers``
     attribute of objects with ``weight``, ``bias``, ``activation`` (and
     ``alpha``) attributes, as ``nnreduce``'s network model provides.
-    ``clip_as_relu``: see :func:`network_core`.
+    ``relu_form``: see :func:`network_core`.
     """
     if isinstance(net, MLP):
         return net
     if _is_nnreduce_network(net):
-        return network_core(net, clip_as_relu=clip_as_relu)
+        return network_core(net, relu_form=relu_form)
     n_inputs = getattr(net, "n_inputs", None)
     if n_inputs is None:
         n_inputs = getattr(net, "input_size", None)
@@ -224,35 +224,29 @@ def _is_nnreduce_network(net: Any) -> bool:
     return isinstance(net, Network)
 
 
-def network_core(net: Any, *, clip_as_relu: bool = False) -> MLP:
+def network_core(net: Any, *, relu_form: bool = False) -> MLP:
     """The dense core of an ``nnreduce.Network`` (normalisation NOT included).
 
     PReLU with one shared (or all equal) non-negative slope becomes
-    ``leaky_relu``.  With ``clip_as_relu``, a clip ``min(max(h, lo), hi)``
-    becomes ReLUs computing the same function exactly,
-    ``lo + relu(h - lo) - relu(h - hi)`` (one-sided: ``lo + relu(h - lo)``,
-    ``hi - relu(hi - h)``), the combination folded into the next layer (or a
-    new identity layer at the end).  Other activations raise
-    :class:`UnsupportedLayerError`.
+    ``leaky_relu``; other activations raise :class:`UnsupportedLayerError`.
+    With ``relu_form`` (the SMT checker), a network with pooling, batch norm
+    or clips is rewritten exactly into ReLU layers (:mod:`proofs._pooling`).
     """
     import math
 
-    from nnreduce import dense_layers
+    from nnreduce import Activation, AvgPool2d, BatchNorm, MaxPool2d, dense_layers
+
+    if relu_form and any(isinstance(lyr, MaxPool2d | AvgPool2d | BatchNorm) or (
+            isinstance(lyr, Activation) and lyr.kind == "clip") for lyr in net.layers):
+        from ._pooling import relu_form_triples
+
+        return _from_triples(relu_form_triples(net), math.prod(net.input_shape))
 
     triples: list[tuple[Any, Any, Any]] = []
-    pending: tuple[str, list[Fraction]] | None = None  # a clip before: x = M r + c
-    for k, (W_arr, b_arr, act) in enumerate(dense_layers(net)):
+    for k, (W, b, act) in enumerate(dense_layers(net)):
         kind = act.kind
         spec: Any = kind
-        W: Any = W_arr.tolist()
-        b: Any = b_arr.tolist()
-        if pending is not None:
-            W, b = _after_clip(W, b, *pending)
-            pending = None
-        if kind == "clip" and clip_as_relu:
-            W, b, pending = _clip_as_relu(W, b, act.bounds)
-            spec = "relu"
-        elif kind == "leaky_relu":
+        if kind == "leaky_relu":
             spec = ("leaky_relu", act.alpha)
         elif kind == "prelu":
             slopes = {to_rational(s) for s in np.asarray(act.slopes).reshape(-1)}
@@ -261,44 +255,8 @@ def network_core(net: Any, *, clip_as_relu: bool = False) -> MLP:
                     f"layer {k + 1}: PReLU with per-channel slopes is not supported by the "
                     "exact checkers")
             spec = ("leaky_relu", slopes.pop())
-        triples.append((W, b, spec))
-    if pending is not None:  # the network ends with a clip: x = M r + c as a last layer
-        mode, c = pending
-        n = len(c)
-        eye = [[Fraction(int(i == j)) for j in range(n)] for i in range(n)]
-        triples.append((_after_clip(eye, [Fraction(0)] * n, mode, c)[0], c, "identity"))
+        triples.append((W.tolist(), b.tolist(), spec))
     return _from_triples(triples, math.prod(net.input_shape))
-
-
-def _clip_as_relu(W: Any, b: Any, bounds: Any
-                  ) -> tuple[list[list[Fraction]], list[Fraction], tuple[str, list[Fraction]]]:
-    """ReLU rows for ``clip(W x + b)``, and how the clip is made of them (for
-    :func:`_after_clip`): ``both``: ``lo + r1 - r2`` with ``r1 = relu(h - lo)``,
-    ``r2 = relu(h - hi)``; ``lo``: ``lo + relu(h - lo)``; ``hi``: ``hi - relu(hi - h)``."""
-    lo, hi = bounds
-    Wf = [[to_rational(v) for v in row] for row in W]
-    bf = [to_rational(v) for v in b]
-    if lo is not None and hi is not None:
-        return Wf + Wf, [v - lo for v in bf] + [v - hi for v in bf], ("both", [lo] * len(bf))
-    if lo is not None:
-        return Wf, [v - lo for v in bf], ("lo", [lo] * len(bf))
-    return ([[-v for v in row] for row in Wf], [hi - v for v in bf], ("hi", [hi] * len(bf)))
-
-
-def _after_clip(W: Any, b: Any, mode: str, c: list[Fraction]
-                ) -> tuple[list[list[Fraction]], list[Fraction]]:
-    """The layer ``W x + b`` on the clip ``x = M r + c`` of :func:`_clip_as_relu`:
-    ``(W M) r + (b + W c)`` exactly, ``M`` being ``[I, -I]``, ``I`` or ``-I``."""
-    Wf = [[to_rational(v) for v in row] for row in W]
-    if mode == "both":
-        WM = [row + [-v for v in row] for row in Wf]
-    elif mode == "lo":
-        WM = Wf
-    else:
-        WM = [[-v for v in row] for row in Wf]
-    bias = [to_rational(bb) + sum((w * ci for w, ci in zip(row, c, strict=True)), Fraction(0))
-            for row, bb in zip(Wf, b, strict=True)]
-    return WM, bias
 
 
 def fold_normalization(mlp: MLP, nrm: Any) -> MLP:

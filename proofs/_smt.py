@@ -316,7 +316,7 @@ def _prepare_pair(original: Any, reduced: Any, box: Any) -> tuple[MLP, MLP, Box 
     """Exact cores of both networks, the box in the cores' coordinates, and a note."""
     nrm_a = getattr(original, "normalization", None)
     nrm_b = getattr(reduced, "normalization", None)
-    net_a, net_b = as_mlp(original, clip_as_relu=True), as_mlp(reduced, clip_as_relu=True)
+    net_a, net_b = as_mlp(original, relu_form=True), as_mlp(reduced, relu_form=True)
     if net_a.n_inputs != net_b.n_inputs:
         raise ModelFormatError(
             f"the networks take {net_a.n_inputs} and {net_b.n_inputs} inputs; they must agree")

@@ -113,7 +113,7 @@ def test_smt_rewriting_of_a_final_clip_is_exact() -> None:
     for bounds in BOUNDS:
         w = np.round(rng.normal(size=(3, 2)) * 4) / 4
         net = Network((Dense(w, [0.5, -0.25, 0.0]), _clip(bounds)), (2,))
-        mlp = as_mlp(net, clip_as_relu=True)
+        mlp = as_mlp(net, relu_form=True)
         for x in _rational_inputs(rng, 2):
             assert list(mlp_exact(mlp, x)) == evaluate_exact(net, x).tolist()
 
