@@ -244,19 +244,23 @@ def network_core(net: Any, *, relu_form: bool = False) -> MLP:
 
     triples: list[tuple[Any, Any, Any]] = []
     for k, (W, b, act) in enumerate(dense_layers(net)):
-        kind = act.kind
-        spec: Any = kind
-        if kind == "leaky_relu":
-            spec = ("leaky_relu", act.alpha)
-        elif kind == "prelu":
-            slopes = {to_rational(s) for s in np.asarray(act.slopes).reshape(-1)}
-            if len(slopes) != 1:
-                raise UnsupportedLayerError(
-                    f"layer {k + 1}: PReLU with per-channel slopes is not supported by the "
-                    "exact checkers")
-            spec = ("leaky_relu", slopes.pop())
-        triples.append((W.tolist(), b.tolist(), spec))
+        triples.append((W.tolist(), b.tolist(), activation_spec(act, f"layer {k + 1}")))
     return _from_triples(triples, math.prod(net.input_shape))
+
+
+def activation_spec(act: Any, where: str) -> Any:
+    """An nnreduce activation as this module's spec: its name, or ``("leaky_relu",
+    alpha)``; a PReLU with one shared slope is a leaky ReLU.  Other kinds are
+    returned by name (and refused by :func:`as_mlp`)."""
+    if act.kind == "leaky_relu":
+        return ("leaky_relu", act.alpha)
+    if act.kind == "prelu":
+        slopes = {to_rational(s) for s in np.asarray(act.slopes).reshape(-1)}
+        if len(slopes) != 1:
+            raise UnsupportedLayerError(
+                f"{where}: PReLU with per-channel slopes is not supported by the exact checkers")
+        return ("leaky_relu", slopes.pop())
+    return act.kind
 
 
 def fold_normalization(mlp: MLP, nrm: Any) -> MLP:

@@ -183,20 +183,13 @@ def _max_tree(b: _Builder, groups: list[list[Form]]) -> list[Form]:
 
 
 def _activation(b: _Builder, act: Any, pos: int) -> list[Form]:
+    from ._mlp import activation_spec
+
     kind = act.kind
     if kind == "identity":
         return b.forms
-    if kind == "relu":
-        return b.emit(b.forms, "relu")
-    if kind == "leaky_relu":
-        return b.emit(b.forms, ("leaky_relu", act.alpha))
-    if kind == "prelu":
-        slopes = {to_rational(s) for s in np.asarray(act.slopes).reshape(-1)}
-        if len(slopes) != 1:
-            raise UnsupportedLayerError(
-                f"layer {pos}: PReLU with per-channel slopes is not supported by the exact "
-                "checkers")
-        return b.emit(b.forms, ("leaky_relu", slopes.pop()))
+    if kind in ("relu", "leaky_relu", "prelu"):
+        return b.emit(b.forms, activation_spec(act, f"layer {pos}"))
     if kind == "clip":
         lo, hi = act.bounds
         forms = b.forms
