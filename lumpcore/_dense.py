@@ -40,8 +40,8 @@ from ._graph import check_biadjacency_finite
 from ._result import Lumping
 from ._threads import threads_for
 
-__all__ = ["Signatures", "column_signature", "dense_lumping", "signature_multipliers",
-           "with_signatures"]
+__all__ = ["SIGNATURE_VERSION", "Signatures", "column_signature", "dense_lumping",
+           "signature_multipliers", "signature_version", "with_signatures"]
 
 _SPLIT = 134217729.0  # 2**27 + 1, Dekker's splitter
 _LO = 2.0**-400  # exact products need every non-zero |entry| in [_LO, _HI]
@@ -149,6 +149,19 @@ class Signatures(NamedTuple):
     short: np.ndarray  # bool: every mantissa fits 26 bits (plain exact products)
     proportional: bool
     step: float
+
+
+#: Version of :func:`column_signature`; change it whenever the signature changes.  numba's
+#: on-disk cache of a caller in another file (nnreduce's merge pass, which inlines it) is
+#: not invalidated by a change here, so callers report the version their compiled code
+#: was built with (:func:`signature_version`) and stale signatures are not used.
+SIGNATURE_VERSION = 2
+
+
+@njit(cache=True, inline="always")
+def signature_version() -> int:
+    """:data:`SIGNATURE_VERSION` as compiled into the calling kernel."""
+    return SIGNATURE_VERSION
 
 
 @njit(cache=True, inline="always")

@@ -10,7 +10,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from lumpcore._dense import column_signature  # lumpcore's candidate hash, fused into the pass
+from lumpcore._dense import (  # lumpcore's candidate hash, fused into the pass
+    column_signature,
+    signature_version,
+)
 
 __all__ = ["deviation_bound", "merge_columns", "runs", "take_rows"]
 
@@ -66,7 +69,7 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
                   normed: np.ndarray, signed: bool, mult_sig: np.ndarray, proportional: bool,
                   step: float, hashes: np.ndarray, pivot: np.ndarray, pval: np.ndarray,
                   status: np.ndarray, short: np.ndarray
-                  ) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray, int]:
     """Fill ``out`` (rows of ``w``, ``1 + width`` columns) with the scaled column sums.
 
     ``out[i, 0] = bias[i]``; ``out[i, 1 + c] = w[i, src(c)] * first_scale[c]``
@@ -90,6 +93,8 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
     :func:`~lumpcore._dense.column_signature` of each row of ``normed`` (when
     it has rows) or of ``out`` (``proportional`` and ``step`` are
     its parameters, ``mult_sig`` the multipliers), while the row is still in the cache.
+    The last value returned is the signature version compiled into this pass
+    (compare it with ``lumpcore._dense.SIGNATURE_VERSION``).
     """
     n = w.shape[0]
     width = out.shape[1] - 1
@@ -141,7 +146,7 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
             hashes[i], pivot[i], pval[i], status[i], short[i] = column_signature(
                 normed[i] if normalise else o, proportional, step, inv_step, mult_sig, buf,
                 qbuf)
-    return zero, not bad.any(), scales, signs
+    return zero, not bad.any(), scales, signs, signature_version()
 
 
 def runs(src: np.ndarray, pos: np.ndarray) -> np.ndarray:

@@ -33,7 +33,12 @@ from lumpcore import (
     to_rational,
 )
 from lumpcore._atomic import atomic_write_text
-from lumpcore._dense import Signatures, signature_multipliers, with_signatures
+from lumpcore._dense import (
+    SIGNATURE_VERSION,
+    Signatures,
+    signature_multipliers,
+    with_signatures,
+)
 from lumpcore._threads import threads_for  # lumpcore's thread policy for compiled passes
 
 from ._hash import network_sha256
@@ -839,7 +844,7 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
                      np.zeros(n_sig, dtype=np.float64), np.zeros(n_sig, dtype=np.int8),
                      np.zeros(n_sig, dtype=np.bool_), proportional, step)
     with threads_for(w2.size):
-        zero, ok, row_scale, row_sign = merge_columns(
+        zero, ok, row_scale, row_sign, version = merge_columns(
             w2, bias, runs(first_src, np.arange(width)),
             scale[first_src], inv_scale[first_src], runs(rest_src, rest_dst),
             scale[rest_src], inv_scale[rest_src], exact, mb, normed, factors == "nonzero",
@@ -848,9 +853,11 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
         return None
     # every merged column one input column times 1: the weights are the layer's own
     own = rest_src.size == 0 and bool(np.all(scale[first_src] == 1.0))
+    # signatures from a cached pass compiled against another lumpcore are not used
+    fresh = factors is not None and version == SIGNATURE_VERSION
     return _Merged(mb, zero, normed if normalise else None, row_scale if normalise else None,
                    row_sign.astype(np.int64), w2.dtype if own else np.dtype(np.float64),
-                   sig if factors is not None else None)
+                   sig if fresh else None)
 
 
 def _lump_layer_dense(

@@ -231,3 +231,22 @@ def test_signatures_from_the_merge_pass_are_lumpcores_own(
     assert checked
     monkeypatch.setattr(red_mod, "with_signatures", lambda g, sig: g)
     _same_reduction(got, reduce_network(net, tolerance=tol), exact=tol == 0)
+
+
+def test_signatures_of_a_stale_compiled_pass_are_not_used(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """numba does not invalidate the cached merge pass when lumpcore's signature (inlined
+    into it) changes; a pass reporting another signature version is not trusted and
+    lumpcore hashes the rows itself (same result)."""
+    rng = np.random.default_rng(4)
+    net, planted = _planted_mlp(rng, [5, 9, 7, 2], ["relu", "leaky_relu"], 5, True)
+    want = reduce_network(net)
+    attached: list[int] = []
+    real = red_mod.with_signatures
+    monkeypatch.setattr(red_mod, "with_signatures",
+                        lambda g, sig: attached.append(1) or real(g, sig))
+    monkeypatch.setattr(red_mod, "SIGNATURE_VERSION", red_mod.SIGNATURE_VERSION + 1)
+    got = reduce_network(net)
+    assert not attached
+    _same_reduction(got, want, exact=True)
+    assert [lr.neurons_after for lr in got.layers] == planted
