@@ -3,52 +3,18 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from lumpcore import LumpkitWarning, ModelFormatError
+from lumpcore import ModelFormatError
 
 from ._chain import CTMC, DTMC, ChainError, _Edges
 from ._explicit import _support_uniform
-from ._fileio import FileLines, atomic_write, fmt_number, parse_number
+from ._fileio import FileLines, atomic_write, fmt_number, parse_number, reward_rates
 
 __all__ = ["read_drn", "write_drn"]
-
-
-def _fold_action_rewards(path: Any, names: list[str], state: list[Any], action: list[Any],
-                        src: np.ndarray, vals: Any, n: int, ctmc: bool) -> dict[str, Any]:
-    """Reward models as state reward rates: ``r(s) + w(s) a(s)``, ``a`` the action reward
-    of the state's one action and ``w`` its exit rate (self-loops included) in a CTMC, 1 in
-    a DTMC (Storm's total reward vector, as :func:`markov.read_prism` folds them)."""
-    folded = [nm or "default" for nm, a in zip(names, action, strict=True)
-              if any(x != 0 for x in a)]
-    out: dict[str, Any] = {}
-    weight: Any = None
-    for name, r, a in zip(names, state, action, strict=True):
-        if not any(x != 0 for x in a):
-            out[name] = r
-            continue
-        if weight is None:
-            if ctmc:
-                weight = [0] * n
-                for u, v in zip(src.tolist(), list(vals), strict=True):
-                    weight[u] += v
-            else:
-                weight = [1] * n
-        out[name] = [x + w * y for x, w, y in zip(r, weight, a, strict=True)]
-        if isinstance(r, np.ndarray):
-            out[name] = np.asarray(out[name], dtype=np.float64)
-    if folded:
-        warnings.warn(
-            f"{path}: reward structure(s) {', '.join(repr(d) for d in folded)}: action "
-            "rewards are folded into state reward rates (expected reward per time unit, or "
-            "per step of a DTMC), as Storm does for long-run and accumulated rewards; "
-            "lumping respects them and keeps those measures, but not instantaneous rewards",
-            LumpkitWarning, stacklevel=3)
-    return out
 
 
 def read_drn(path: str | os.PathLike[str], *, exact: bool = False) -> CTMC | DTMC:
@@ -221,8 +187,8 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
     else:
         vals_arr = np.asarray(vals, dtype=np.float64)
     s_arr, d_arr = np.asarray(src, np.int64), np.asarray(dst, np.int64)
-    rew = _fold_action_rewards(path, reward_names, rewards, action_reward, s_arr, vals, n,
-                               mtype == "CTMC")
+    rew = reward_rates(f"{path}: ", reward_names, rewards, action_reward, n, s_arr, vals,
+                       mtype == "CTMC", "action")
     try:
         if mtype == "CTMC":
             chain: CTMC | DTMC = CTMC.from_rates((n, s_arr, d_arr, vals_arr), labels=labels,
@@ -343,8 +309,8 @@ def _read_drn_fast(path: Path) -> CTMC | DTMC | None:
             tail = joined[close + 1:].split()
         for lab in tail:
             labels.setdefault(lab.strip('"'), []).append(s)
-    rew = _fold_action_rewards(path, reward_names, rewards, action_reward, src, vals, n,
-                               mtype == "CTMC")
+    rew = reward_rates(f"{path}: ", reward_names, rewards, action_reward, n, src, vals,
+                       mtype == "CTMC", "action")
     try:
         if mtype == "CTMC":
             chain: CTMC | DTMC = CTMC.from_rates(

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lumpcore import ModelFormatError, rational_to_str, to_rational
+from lumpcore import LumpkitWarning, ModelFormatError, rational_to_str, to_rational
 from lumpcore._atomic import atomic_write_str as atomic_write  # the shared atomic writer
 
-__all__ = ["FileLines", "atomic_write", "fmt_number", "parse_number"]
+__all__ = ["FileLines", "atomic_write", "fmt_number", "parse_number", "reward_rates"]
 
 
 def fmt_number(x: Any) -> str:
@@ -96,3 +97,43 @@ class FileLines:
     def error(self, reason: str) -> ModelFormatError:
         """A ModelFormatError naming the file, the current line and ``reason``."""
         return ModelFormatError(f"{self.path}, line {self.lineno}: {reason}")
+
+
+def reward_rates(where: str, names: Sequence[str], state: Sequence[Any],
+                 extra: Sequence[Any], n: int, src: np.ndarray, vals: Any,
+                 ctmc: bool, kinds: str = "transition/action") -> dict[str, Any]:
+    """Reward models as state reward rates, Storm's total reward vector.
+
+    Model ``k`` earns ``state[k][s] + w(s) * extra[k][s]`` in state ``s``
+    (per-state sequences or float arrays):
+    ``extra`` is what the state's one action earns per firing (its action
+    reward, plus the expected reward of the transition it takes), ``None``
+    for a model without action or transition rewards, and ``w(s)`` the exit
+    rate of a CTMC state (the sum of its row of rates ``vals``, self-loops
+    included), 1 for a DTMC.  A :class:`lumpcore.LumpkitWarning` (prefixed
+    by ``where``) names the models folded and the ``kinds`` of reward they had.
+    """
+    weight: list[Any] | None = None
+    out: dict[str, Any] = {}
+    folded: list[str] = []
+    for name, r, a in zip(names, state, extra, strict=True):
+        if a is None or not any(x != 0 for x in a):
+            out[name] = r
+            continue
+        if weight is None:
+            weight = [0] * n if ctmc else [1] * n
+            if ctmc:
+                for u, v in zip(src.tolist(), list(vals), strict=True):
+                    weight[u] += v
+        total = [x + w * y for x, w, y in zip(r, weight, a, strict=True)]
+        out[name] = np.asarray(total, dtype=np.float64) if isinstance(r, np.ndarray) else total
+        folded.append(name or "default")
+    if folded:
+        warnings.warn(
+            f"{where}reward structure(s) {', '.join(repr(d) for d in folded)}: {kinds} "
+            "rewards are folded into state reward rates (expected reward per time unit, "
+            "or per step of a DTMC), as Storm does for long-run and accumulated rewards; "
+            "lumping respects them and keeps those measures, but not instantaneous rewards",
+            LumpkitWarning, stacklevel=3)
+    return out
+

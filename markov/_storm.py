@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -11,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from lumpcore import LumpkitError, LumpkitWarning, ModelFormatError
+from lumpcore import LumpkitError, ModelFormatError
 
 from ._chain import CTMC, DTMC, ChainError, _Edges
-from ._fileio import FileLines
+from ._fileio import FileLines, reward_rates
 
 __all__ = ["from_stormpy", "read_prism"]
 
@@ -190,21 +189,16 @@ def from_stormpy(model: Any) -> CTMC | DTMC:
     labels = {lab: sorted(int(s) for s in model.labeling.get_states(lab))
               for lab in model.labeling.get_labels()}
     init = [int(s) for s in model.initial_states]
-    rewards: dict[str, Any] = {}
-    folded: list[str] = []
+    names, state, extra = [], [], []
     for name, rm in model.reward_models.items():
-        total = _reward_rates(rm, n, src, dst, vals, mtype == model_types.CTMC, exact)
-        if total is not None:
-            rewards[name or "default"] = total
-            if rm.has_state_action_rewards or rm.has_transition_rewards:
-                folded.append(name or "default")
-    if folded:
-        warnings.warn(
-            f"reward structure(s) {', '.join(repr(d) for d in folded)}: transition/action "
-            "rewards are folded into state reward rates (expected reward per time unit, or "
-            "per step of a DTMC), as Storm does for long-run and accumulated rewards; "
-            "lumping respects them and keeps those measures, but not instantaneous rewards",
-            LumpkitWarning, stacklevel=2)
+        if not (rm.has_state_rewards or rm.has_state_action_rewards
+                or rm.has_transition_rewards):
+            continue
+        names.append(name or "default")
+        state.append([_value(x, exact) for x in rm.state_rewards] if rm.has_state_rewards
+                     else [Fraction(0) if exact else 0.0] * n)
+        extra.append(_per_firing(rm, n, src, dst, vals, mtype == model_types.CTMC, exact))
+    rewards = reward_rates("", names, state, extra, n, src, vals, mtype == model_types.CTMC)
     variables: tuple[str, ...] = ()
     valuations = None
     if model.has_state_valuations():
@@ -220,42 +214,32 @@ def from_stormpy(model: Any) -> CTMC | DTMC:
         raise ModelFormatError(f"stormpy model: {exc}") from None
 
 
-def _reward_rates(rm: Any, n: int, src: np.ndarray, dst: np.ndarray, vals: Any, ctmc: bool,
-                  exact: bool) -> list[Any] | None:
-    """One reward model as a state reward rate: ``r(s) + w(s) a(s) + sum_v M(s, v) t(s, v)``.
-
-    ``r`` state rewards, ``a`` action rewards (one action per state in a
-    chain), ``t`` transition rewards, ``M`` the matrix (rates of a CTMC,
-    self-loops included, probabilities of a DTMC), ``w`` the exit rate
-    ``sum_v M(s, v)`` of a CTMC state (1 for a DTMC): the expected reward
-    earned per time unit (per step) in ``s``, Storm's total reward vector.
-    ``None`` when the model has no rewards at all.
-    """
-    if not (rm.has_state_rewards or rm.has_state_action_rewards or rm.has_transition_rewards):
+def _per_firing(rm: Any, n: int, src: np.ndarray, dst: np.ndarray, vals: Any, ctmc: bool,
+                exact: bool) -> list[Any] | None:
+    """What a state's one action earns per firing: its action reward plus the expected
+    transition reward ``sum_v P(s, v) t(s, v)`` (``P`` the rates over the exit rate for
+    a CTMC); ``None`` without action and transition rewards."""
+    if not (rm.has_state_action_rewards or rm.has_transition_rewards):
         return None
     zero: Any = Fraction(0) if exact else 0.0
-    total: list[Any] = ([_value(x, exact) for x in rm.state_rewards] if rm.has_state_rewards
-                        else [zero] * n)
-    srcl, dstl = src.tolist(), dst.tolist()
-    valsl = list(vals) if exact else vals.tolist()
-    if rm.has_state_action_rewards:
-        action = [_value(x, exact) for x in rm.state_action_rewards]
-        if len(action) != n:  # pragma: no cover - a chain has one action per state
-            raise ModelFormatError("stormpy model: action rewards are not one per state")
-        weight: list[Any] = [zero] * n if ctmc else [1] * n
-        if ctmc:
-            for u, v in zip(srcl, valsl, strict=True):
-                weight[u] += v
-        total = [t + w * a for t, w, a in zip(total, weight, action, strict=True)]
+    out: list[Any] = ([_value(x, exact) for x in rm.state_action_rewards]
+                      if rm.has_state_action_rewards else [zero] * n)
+    if len(out) != n:  # pragma: no cover - a chain has one action per state
+        raise ModelFormatError("stormpy model: action rewards are not one per state")
     if rm.has_transition_rewards:
-        rate = {(u, v): x for u, v, x in zip(srcl, dstl, valsl, strict=True)}
+        srcl, valsl = src.tolist(), list(vals) if exact else vals.tolist()
+        row_sum: list[Any] = [zero] * n
+        for u, v in zip(srcl, valsl, strict=True):
+            row_sum[u] += v
+        value = {(u, v): x for u, v, x in zip(srcl, dst.tolist(), valsl, strict=True)}
         tr = rm.transition_rewards
         for u in range(n):
             for e in tr.get_row(u):
                 x = _value(e.value() if callable(e.value) else e.value, exact)
-                if x:
-                    total[u] += rate.get((u, int(e.column)), zero) * x
-    return total
+                if x:  # rates over the exit rate: a probability for a CTMC
+                    p = value.get((u, int(e.column)), zero)
+                    out[u] += (p / row_sum[u] if ctmc else p) * x
+    return out
 
 
 def _matrix_arrays(tm: Any, n: int, exact: bool) -> tuple[np.ndarray, np.ndarray, Any]:
