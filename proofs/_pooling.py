@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from lumpcore import UnsupportedLayerError, to_rational
+from lumpcore import UnsupportedLayerError
 
 __all__ = ["relu_form_triples"]
 
@@ -48,13 +48,6 @@ def _combine(terms: list[tuple[Fraction, Form]], const: Fraction) -> Form:
             _add(acc, coef, c)
             const += c * b
     return acc, const
-
-
-def _exact(a: Any) -> np.ndarray:
-    arr = np.asarray(a)
-    out = np.empty(arr.shape, dtype=object)
-    out.reshape(-1)[:] = [to_rational(v) for v in arr.reshape(-1).tolist()]
-    return out
 
 
 class _Builder:
@@ -85,21 +78,23 @@ def relu_form_triples(net: Any) -> list[tuple[list[list[Fraction]], list[Fractio
         Flatten,
         MaxPool2d,
         Permute,
+        as_exact,
     )
 
+    net = as_exact(net)  # every weight as a Fraction (floats at their binary value)
     b = _Builder(math.prod(net.input_shape))
     for pos, layer in enumerate(net.layers):
         shape = tuple(net.shapes[pos])
         out_shape = tuple(net.shapes[pos + 1])
         forms = b.forms
         if isinstance(layer, Dense):
-            W, bias = _exact(layer.weight), _exact(layer.bias)
+            W, bias = layer.weight, layer.bias
             b.forms = [_combine([(W[j, i], forms[i]) for i in range(W.shape[1]) if W[j, i]],
                                 bias[j]) for j in range(W.shape[0])]
         elif isinstance(layer, Conv2d | AvgPool2d | MaxPool2d):
             windows = _windows(layer, shape, out_shape)
             if isinstance(layer, Conv2d):
-                W, bias = _exact(layer.weight), _exact(layer.bias)
+                W, bias = layer.weight, layer.bias
                 b.forms = [_combine([(W[o][c][ky][kx], forms[e]) for c, ky, kx, e in win],
                                     bias[o]) for o, win in windows]
             elif isinstance(layer, AvgPool2d):
@@ -115,7 +110,7 @@ def relu_form_triples(net: Any) -> list[tuple[list[list[Fraction]], list[Fractio
             idx = np.transpose(np.arange(len(forms)).reshape(shape), layer.perm).reshape(-1)
             b.forms = [forms[int(i)] for i in idx]
         elif isinstance(layer, BatchNorm):
-            scale, shift = _exact(layer.scale), _exact(layer.shift)
+            scale, shift = layer.scale, layer.shift
             per = math.prod(shape[1:])
             b.forms = [_combine([(scale[i // per], f)], shift[i // per])
                        for i, f in enumerate(forms)]
