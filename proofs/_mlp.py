@@ -231,6 +231,9 @@ def network_core(net: Any, *, relu_form: bool = False) -> MLP:
     ``leaky_relu``; other activations raise :class:`UnsupportedLayerError`.
     With ``relu_form`` (the SMT checker), a network with pooling, batch norm
     or clips is rewritten exactly into ReLU layers (:mod:`proofs._pooling`).
+    Other networks keep nnreduce's plain dense view: it builds the same
+    layers faster (numpy instead of sparse forms) and is the layer structure
+    LEO returns.
     """
     import math
 
