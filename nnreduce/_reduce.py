@@ -311,8 +311,16 @@ def _merge(wr: np.ndarray, blocks: Sequence[Sequence[int]], rho: Any,
     return merged.mb[:, 1:].reshape(n_out, len(blocks), p)
 
 
+#: exact values at 0 of the activations that are not rational functions (tanh(0) = 0, ...)
+_AT_ZERO = {"tanh": Fraction(0), "sigmoid": Fraction(1, 2), "gelu": Fraction(0)}
+
+
 def _post_value(ops: list[Layer], b: Fraction, channel: int) -> Fraction | None:
-    """Constant output of a neuron with constant pre-activation ``b``, or None if unknown."""
+    """Constant output of a neuron with constant pre-activation ``b``, or None if unknown.
+
+    Known exactly: the piecewise-linear activations, clips and batch norm at
+    any rational ``b``; tanh, sigmoid and GELU only at ``b = 0``.
+    """
     v = b
     for op in ops:
         if isinstance(op, Activation):
@@ -327,8 +335,15 @@ def _post_value(ops: list[Layer], b: Fraction, channel: int) -> Fraction | None:
                 v = v if v > 0 else to_rational(s) * v
             elif op.kind == "identity":
                 pass
+            elif op.kind == "clip":
+                assert op.bounds is not None
+                lo, hi = op.bounds
+                v = v if lo is None or v >= lo else lo
+                v = v if hi is None or v <= hi else hi
+            elif v == 0 and op.kind in _AT_ZERO:
+                v = _AT_ZERO[op.kind]
             else:
-                return None
+                return None  # not a rational constant we know exactly
         elif isinstance(op, BatchNorm):
             v = to_rational(op.scale[channel]) * v + to_rational(op.shift[channel])
         elif isinstance(op, AvgPool2d) and any(op.padding) and op.count_include_pad:
@@ -416,7 +431,9 @@ def reduce_network(
     average pooling), ``rho = 1`` otherwise (tanh, sigmoid, GELU, batch norm).
     Convolution output channels are neurons.  Constant neurons (all scaled
     incoming weights zero) with a rational constant output are removed and
-    folded into the next bias when that is exact.  The reduced weights follow
+    folded into the next bias when that is exact (any constant through
+    piecewise-linear activations, clips and batch norm; tanh, sigmoid and GELU
+    only at 0, where they are 0, 1/2, 0).  The reduced weights follow
     Def. 7: ``W'([v], [u]) = sum_{w in [u]} W(v_r, w) / rho(w)``, ``b' = b(v_r)``.
 
     Parameters
@@ -593,13 +610,13 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
             zero_rows = ~np.any(flat_m != 0, axis=1)
         removed: list[tuple[int, Fraction]] = []
         keep = np.ones(n_out, dtype=bool)
-        if factors != "one":
-            foldable = _constant_foldable(ops, nxt)
-            for v in np.flatnonzero(zero_rows).tolist():
-                val = _post_value(ops, to_rational(b_eff[v]), v)
-                if val is not None and (val == 0 or foldable):
-                    removed.append((v, val))
-                    keep[v] = False
+        # constants are removed under every factor set, when their value is known exactly
+        foldable = _constant_foldable(ops, nxt)
+        for v in np.flatnonzero(zero_rows).tolist():
+            val = _post_value(ops, to_rational(b_eff[v]), v)
+            if val is not None and (val == 0 or foldable):
+                removed.append((v, val))
+                keep[v] = False
         candidates = np.flatnonzero(keep)
         labels = _labels(ops, n_out)
         if fast is not None:
@@ -1191,7 +1208,8 @@ def _certificate(net: Network, red: Network, results: list[LayerReduction], exac
                  tol: float, max_dev: float, rounded: bool) -> dict[str, Any]:
     return {
         "format": "lumpkit-nn-certificate",
-        "version": 1,
+        # version 2 only for what version 1 cannot say: removals under factors "one"
+        "version": 2 if any(r.factors == "one" and r.removed for r in results) else 1,
         "mode": "exact" if exact else "tolerance",
         "tolerance": rational_to_str(Fraction(tol)),
         "max_weight_deviation": rational_to_str(Fraction(max_dev)),

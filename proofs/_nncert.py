@@ -273,8 +273,14 @@ def _grouped(net: Any, lin: list[int], i: int) -> np.ndarray:
     return W[:, order.reshape(n_ch, P)]
 
 
+#: exact values at 0 of the activations that are not rational functions
+_AT_ZERO = {"tanh": _ZERO, "sigmoid": Fraction(1, 2), "gelu": _ZERO}
+
+
 def _post_value(ops: list[Any], b: Fraction, channel: int) -> Fraction | None:
-    from nnreduce import Activation, AvgPool2d, Flatten, MaxPool2d, Permute
+    """The post-ops applied to the constant ``b`` (channel ``channel``), exactly; None
+    when that value is not a rational number this checker knows."""
+    from nnreduce import Activation, AvgPool2d, BatchNorm, Flatten, MaxPool2d, Permute
     v = b
     for op in ops:
         if isinstance(op, MaxPool2d | AvgPool2d | Flatten | Permute):
@@ -294,6 +300,18 @@ def _post_value(ops: list[Any], b: Fraction, channel: int) -> Fraction | None:
                 s = op.slopes[channel if op.slopes.shape[0] > 1 else 0]
                 v = v if v > 0 else _fr(s) * v
                 continue
+            if op.kind == "clip":
+                assert op.bounds is not None
+                lo, hi = (None if x is None else _fr(x) for x in op.bounds)
+                v = max(v, lo) if lo is not None else v
+                v = min(v, hi) if hi is not None else v
+                continue
+            if v == 0 and op.kind in _AT_ZERO:
+                v = _AT_ZERO[op.kind]
+                continue
+        if isinstance(op, BatchNorm):
+            v = _fr(op.scale[channel]) * v + _fr(op.shift[channel])
+            continue
         return None
     return v
 
@@ -317,9 +335,12 @@ class _Checker:
         cert, orig, red = self.cert, self.orig, self.red
         if not isinstance(orig, Network) or not isinstance(red, Network):
             raise CertificateError("check_certificate needs two nnreduce.Network objects")
-        if cert.get("format") != "lumpkit-nn-certificate" or cert.get("version") != 1:
+        version = cert.get("version")
+        if cert.get("format") != "lumpkit-nn-certificate" or version not in (1, 2) \
+                or isinstance(version, bool):
             raise CertificateError(
-                "not a lumpkit-nn-certificate version 1 (fields 'format' and 'version')")
+                "not a lumpkit-nn-certificate version 1 or 2 (fields 'format' and 'version'), "
+                f"got format {cert.get('format')!r}, version {version!r}")
         mode = cert.get("mode")
         if mode not in ("exact", "tolerance"):
             raise CertificateError(f"mode must be 'exact' or 'tolerance', got {mode!r}")
@@ -394,8 +415,9 @@ class _Checker:
                 if entries[i]["factors"] != factors:
                     raise _Violation("factor set", {"layer": lin[i]},
                                      {"certificate": entries[i]["factors"], "post-ops": factors})
-                if factors == "one" and cur.removed:
-                    raise _Violation("no removal under factors 'one'", {"layer": lin[i]}, {})
+                if factors == "one" and cur.removed and version < 2:
+                    raise _Violation("no removal under factors 'one' (version 1)",
+                                     {"layer": lin[i]}, {})
                 if cur.combined and (factors != "nonzero" or mode != "exact"):
                     raise _Violation("combined blocks only on linear layers in exact mode",
                                      {"layer": lin[i]}, {"factors": factors, "mode": mode})
