@@ -12,11 +12,78 @@ branch, an operator lumpkit has no layer for) raises
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
+from functools import reduce
 from typing import Any
+
+import numpy as np
 
 from lumpcore import UnsupportedLayerError
 
-__all__ = ["traced_chain"]
+__all__ = ["InputOp", "traced_chain"]
+
+
+@dataclass(frozen=True)
+class InputOp:
+    """``x op value`` of the data with a constant, as traced (``op``: Add, Sub, Mul, Div).
+
+    ``value`` holds the constant's exact values (float64), in the shape it has
+    in the forward; :func:`~nnreduce._io_torch.from_torch` folds a leading
+    run of them into the input normalisation.
+    """
+
+    op: str
+    value: np.ndarray
+
+
+def _arith_table() -> dict[Any, str]:
+    import torch
+
+    return {operator.add: "Add", operator.sub: "Sub", operator.mul: "Mul",
+            operator.truediv: "Div", torch.add: "Add", torch.sub: "Sub", torch.mul: "Mul",
+            torch.div: "Div", torch.true_divide: "Div"}
+
+
+_ARITH_METHODS = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div",
+                  "true_divide": "Div"}
+
+
+def _arith(node: Any, cur: Any, gm: Any, where: str) -> InputOp | None:
+    """The :class:`InputOp` of ``cur op constant`` (``constant op cur`` for Add and Mul),
+    ``None`` when ``node`` is no such arithmetic."""
+    import torch
+
+    if node.op == "call_function":
+        op = _arith_table().get(node.target)
+    elif node.op == "call_method":
+        op = _ARITH_METHODS.get(str(node.target))
+    else:
+        op = None
+    if op is None or len(node.args) != 2 or cur not in node.args:
+        return None
+    if node.kwargs:
+        raise UnsupportedLayerError(f"{where}: {op} with {sorted(node.kwargs)}")
+    a, b = node.args
+    if a is not cur:
+        if op in ("Sub", "Div"):
+            raise UnsupportedLayerError(f"{where}: constant {op.lower()} data (only data "
+                                        f"{op.lower()} constant)")
+        a, b = b, a
+    if b is cur:
+        raise UnsupportedLayerError(f"{where}: {op} of the data with itself")
+    is_attr = hasattr(b, "op") and b.op == "get_attr"
+    if isinstance(b, bool) or not (is_attr or isinstance(b, int | float)):
+        return None  # a computed operand: refused as not a chain by the caller
+    if is_attr:
+        t = reduce(getattr, str(b.target).split("."), gm)
+        if not isinstance(t, torch.Tensor) or t.is_complex():
+            raise UnsupportedLayerError(f"{where}: {op} by {type(t).__name__}")
+        value = np.asarray(t.detach().cpu().double().numpy(), dtype=np.float64)
+    else:
+        value = np.asarray(float(b), dtype=np.float64)
+    if not np.all(np.isfinite(value)):
+        raise UnsupportedLayerError(f"{where}: {op} by a non-finite constant")
+    return InputOp(op, value)
 
 
 def _functional_table() -> dict[Any, str]:
@@ -87,6 +154,12 @@ def traced_chain(module: Any) -> tuple[list[tuple[str, Any]], list[tuple[int, in
             res = node.args[0]
             if res is not cur:
                 raise UnsupportedLayerError(f"{where}: the output is not the chain's last tensor")
+            continue
+        arith = _arith(node, cur, gm, where)
+        if arith is not None:
+            out.append((node.name, arith))
+            cur = node
+            chain.add(node)
             continue
         data = [a for a in node.all_input_nodes if a not in batch and a not in shapes]
         if node.op in ("call_method", "call_function") and len(data) == 1 and \

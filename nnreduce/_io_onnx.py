@@ -24,6 +24,7 @@ from numpy.exceptions import AxisError
 from lumpcore import ModelFormatError, UnsupportedLayerError, to_rational
 from lumpcore._atomic import atomic_write_bytes as atomic_write
 
+from ._input_norm import fold_input_op, normalization_of
 from ._network import (
     Activation,
     AvgPool2d,
@@ -34,7 +35,6 @@ from ._network import (
     Layer,
     MaxPool2d,
     Network,
-    Normalization,
     Permute,
     _output_shape,
     as_float,
@@ -455,16 +455,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         cur = out
     if cur != g.output[0].name:
         raise UnsupportedLayerError(f"{p}: the output {g.output[0].name!r} is not the chain's end")
-    nrm = None
-    if b.norm:
-        n_in, n_out = math.prod(in_shape), math.prod(b.shape)
-        nrm = Normalization(
-            input_mean=b.norm.get("input_mean", np.zeros(n_in)),
-            input_range=b.norm.get("input_range", np.ones(n_in)),
-            output_mean=b.norm.get("output_mean", np.zeros(n_out)),
-            output_range=b.norm.get("output_range", np.ones(n_out)),
-            input_min=b.norm.get("input_min"), input_max=b.norm.get("input_max"),
-        )
+    nrm = normalization_of(b.norm, math.prod(in_shape), math.prod(b.shape))
     net = Network(tuple(b.layers), in_shape, nrm)
     # a float32 model is held as float32 (folded values that are not float32 stay float64)
     return net if wide else narrowed_to_float32(net)
@@ -505,51 +496,11 @@ def _input_constant(b: _Builder, c: np.ndarray, where: str) -> np.ndarray:
     return out
 
 
-def _exact_floats(vals: list[Fraction], what: str, where: str) -> np.ndarray:
-    out = np.array([float(v) for v in vals], dtype=np.float64)
-    if any(Fraction(x) != v for x, v in zip(out.tolist(), vals, strict=True)):
-        raise UnsupportedLayerError(
-            f"{where}: {what} is not a float64 value, so lumpkit cannot hold this input "
-            "normalisation exactly; fold it into the first layer before exporting")
-    return out
-
-
 def _input_norm(b: _Builder, op: str, c: np.ndarray, k: int, node: Any) -> None:
     """Fold Max/Min/Add/Sub/Mul/Div of a constant before the first layer into the input
     normalisation ``(clip(x, min, max) - mean) / range``, exactly or not at all."""
     where = b.where(k, node)
-    vals = _input_constant(b, c, where)
-    fr = [Fraction(v) for v in vals.tolist()]
-    mean = [Fraction(v) for v in b.norm["input_mean"].tolist()] if "input_mean" in b.norm \
-        else None
-    rng = [Fraction(v) for v in b.norm["input_range"].tolist()] if "input_range" in b.norm \
-        else None
-    if op in ("Max", "Min"):
-        if mean is not None or rng is not None:
-            raise UnsupportedLayerError(
-                f"{where}: {op} (input clipping) after the input is shifted or scaled; "
-                "lumpkit's normalisation clips first")
-        key = "input_min" if op == "Max" else "input_max"
-        old = b.norm.get(key)
-        b.norm[key] = vals if old is None else (np.maximum(old, vals) if op == "Max"
-                                                else np.minimum(old, vals))
-        return
-    if op in ("Sub", "Add"):
-        shift = fr if op == "Sub" else [-v for v in fr]
-        # (x - m) / r - s = (x - (m + s r)) / r
-        base = mean or [Fraction(0)] * len(fr)
-        scale = rng or [Fraction(1)] * len(fr)
-        new = [m + s * r for m, s, r in zip(base, shift, scale, strict=True)]
-        if any(v != 0 for v in new) or mean is not None:
-            b.norm["input_mean"] = _exact_floats(new, "the combined input mean", where)
-        return
-    if any(v == 0 for v in fr):
-        raise UnsupportedLayerError(f"{where}: {op} by zero in the input normalisation")
-    # x * s = x / (1 / s); (x - m) / r / d = (x - m) / (r d)
-    div = fr if op == "Div" else [1 / v for v in fr]
-    scale = rng or [Fraction(1)] * len(fr)
-    b.norm["input_range"] = _exact_floats([r * d for r, d in zip(scale, div, strict=True)],
-                                          "the combined input range", where)
+    fold_input_op(b.norm, op, _input_constant(b, c, where), where)
 
 
 def _need_vector(b: _Builder, k: int, node: Any) -> None:

@@ -21,7 +21,8 @@ import numpy as np
 from lumpcore import ModelFormatError, UnsupportedLayerError, to_rational
 from lumpcore._atomic import atomic_write_bytes as atomic_write
 
-from ._io_fx import traced_chain
+from ._input_norm import fold_input_op, normalization_of
+from ._io_fx import InputOp, traced_chain
 from ._network import (
     Activation,
     AvgPool2d,
@@ -32,6 +33,7 @@ from ._network import (
     Layer,
     MaxPool2d,
     Network,
+    Normalization,
     _output_shape,
     as_float,
     clip_activation,
@@ -54,15 +56,24 @@ def _pair(v: Any) -> tuple[int, int]:
     return (t[0], t[0]) if len(t) == 1 else (t[0], t[1])
 
 
-def _flat_children(mod: Any, prefix: str = "") -> list[tuple[str, Any]]:
+def _flat_children(mod: Any, prefix: str = "", sizes: list[tuple[int, int]] | None = None
+                   ) -> tuple[list[tuple[str, Any]], list[tuple[int, int]]]:
+    """The modules of a (nested) ``nn.Sequential`` in order; a custom child module is
+    replaced by the chain its forward applies (torch.fx), with its reshape checks."""
     out: list[tuple[str, Any]] = []
+    sizes = [] if sizes is None else sizes
     for name, child in mod.named_children():
         kind = _kind(child)
         if kind == "Sequential":
-            out.extend(_flat_children(child, f"{prefix}{name}."))
+            out.extend(_flat_children(child, f"{prefix}{name}.", sizes)[0])
+        elif _custom_module(child):
+            chain, more = traced_chain(child)
+            flats = sum(_kind(m) == "Flatten" for _, m in out)
+            sizes.extend((flats + k, n) for k, n in more)
+            out.extend((f"{prefix}{name}.{sub}", m) for sub, m in chain)
         else:
             out.append((f"{prefix}{name}", child))
-    return out
+    return out, sizes
 
 
 def _adaptive_pool(kind: str, m: Any, layers: list[Layer],
@@ -100,7 +111,8 @@ def _custom_module(mod: Any) -> bool:
     import torch
 
     return (isinstance(mod, torch.nn.Module) and not isinstance(mod, torch.jit.ScriptModule)
-            and not type(mod).__module__.startswith("torch."))
+            and not type(mod).__module__.startswith("torch.")
+            and type(mod).__module__ != "nnreduce._torch_norm")
 
 
 def _kind(mod: Any) -> str:
@@ -145,17 +157,35 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
     """
     sizes: list[tuple[int, int]] = []
     if _kind(module) == "Sequential":
-        children = _flat_children(module)
+        children, sizes = _flat_children(module)
     elif _custom_module(module):  # its forward, traced by torch.fx
         children, sizes = traced_chain(module)
     else:
         children = [("0", module)]
     layers: list[Layer] = []
     open_linear = False
+    # leading arithmetic with constants ((x - mean) / std) and lumpkit's own normalisation
+    # modules, folded into the input normalisation once the input shape is known
+    norm_ops: list[tuple[str, Any, str, int]] = []
+    out_norm: Any = None
     for pos, (name, m) in enumerate(children):
-        kind = _kind(m)
+        kind = "arithmetic" if isinstance(m, InputOp) else _kind(m)
         where = f"module {pos} ({kind} {name!r})"
         if kind in _SKIP:
+            continue
+        if out_norm is not None:
+            raise UnsupportedLayerError(f"{where}: a layer after the output normalisation")
+        if isinstance(m, InputOp) or kind == "InputNormalization":
+            if any(not isinstance(lyr, Flatten) for lyr in layers) or (
+                    kind == "InputNormalization" and norm_ops):
+                raise UnsupportedLayerError(
+                    f"{where}: arithmetic on the data after the first layer (lumpkit reads "
+                    "constants added, subtracted, multiplied or divided before it, as the "
+                    "input normalisation); fold it into a layer before exporting")
+            norm_ops.append((kind, m, where, len(layers)))
+            continue
+        if kind == "OutputNormalization":
+            out_norm = m
             continue
         if kind == "Linear":
             bias = _np(m.bias) if m.bias is not None else np.zeros(int(m.weight.shape[0]))
@@ -249,6 +279,9 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
                 "(CLI: --input-shape C,H,W)"
             )
     net = Network(tuple(layers), tuple(input_shape))
+    if norm_ops or out_norm is not None:
+        net = Network(net.layers, net.input_shape,
+                      _normalization(norm_ops, out_norm, net))
     flats = [i for i, lyr in enumerate(net.layers) if isinstance(lyr, Flatten)]
     for nth, want in sizes:  # x.view(batch, n) must be a flatten
         got = math.prod(net.shapes[flats[nth] + 1])
@@ -260,6 +293,42 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
     if all(not t.is_floating_point() or t.element_size() <= 4 for t in tensors):
         net = narrowed_to_float32(net)  # a float32 model is held as float32
     return net
+
+
+def _normalization(norm_ops: list[tuple[str, Any, str, int]], out_norm: Any, net: Network
+                   ) -> Normalization | None:
+    """The input normalisation of the leading arithmetic (or lumpkit's module), and
+    lumpkit's output normalisation module, exactly."""
+    norm: dict[str, np.ndarray] = {}
+    n_in = math.prod(net.input_shape)
+    for kind, m, where, before in norm_ops:
+        if kind == "InputNormalization":
+            lo, hi = _np(m.lo), _np(m.hi)
+            norm["input_mean"], norm["input_range"] = _np(m.mean), _np(m.range)
+            if np.any(lo != -np.inf):
+                norm["input_min"] = lo
+            if np.any(hi != np.inf):
+                norm["input_max"] = hi
+            if any(a.shape != (n_in,) for a in norm.values()) or any(
+                    not np.all(np.isfinite(norm[k])) for k in norm):
+                raise ModelFormatError(
+                    f"{where}: parameters of {n_in} finite values expected (partly clipped "
+                    "inputs are not supported)")
+            continue
+        shape = net.input_shape if before == 0 else (n_in,)  # only flattens before it
+        try:
+            vals = np.broadcast_to(m.value, (1, *shape)).reshape(-1)
+        except ValueError:
+            raise UnsupportedLayerError(
+                f"{where}: a constant of shape {m.value.shape} does not broadcast to the data "
+                f"shape (batch, {', '.join(map(str, shape))})") from None
+        fold_input_op(norm, m.op, np.ascontiguousarray(vals), where)
+    if out_norm is not None:
+        n_out = math.prod(net.shapes[-1])
+        norm["output_mean"], norm["output_range"] = _np(out_norm.mean), _np(out_norm.range)
+        if norm["output_mean"].shape != (n_out,) or norm["output_range"].shape != (n_out,):
+            raise ModelFormatError(f"OutputNormalization: {n_out} values expected")
+    return normalization_of(norm, n_in, math.prod(net.shapes[-1]))
 
 
 def read_torch(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None = None
@@ -293,7 +362,11 @@ def read_torch(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None
 
 
 def to_torch(net: Network, dtype: str = "float32") -> Any:
-    """Build an ``nn.Sequential`` computing ``net`` (normalisation not included).
+    """Build an ``nn.Sequential`` computing ``net``.
+
+    A normalisation becomes lumpkit's ``InputNormalization`` module first
+    (and ``OutputNormalization`` last, when the output is scaled), with
+    float64 buffers holding the exact values.
 
     Parameters
     ----------
@@ -401,23 +474,38 @@ def to_torch(net: Network, dtype: str = "float32") -> Any:
                 f"layer {i} ({type(layer).__name__}) has no nn.Sequential equivalent"
             )
     seq = nn.Sequential(*mods).to(tdt).eval()
-    return seq
+    nrm = net.normalization
+    if nrm is None:
+        return seq
+    # added after .to(): their float64 buffers keep the exact values
+    from ._torch_norm import InputNormalization, OutputNormalization
+
+    def buf(a: np.ndarray | None, fill: float, n: int) -> Any:
+        if a is None:
+            return torch.full((n,), fill, dtype=torch.float64)
+        vals = np.array([float(v) for v in np.asarray(a).reshape(-1)], dtype=np.float64)
+        return torch.tensor(np.broadcast_to(vals, (n,)).copy())
+
+    n_in, n_out = math.prod(net.input_shape), math.prod(net.shapes[-1])
+    first = InputNormalization(buf(nrm.input_mean, 0.0, n_in), buf(nrm.input_range, 1.0, n_in),
+                               buf(nrm.input_min, -math.inf, n_in),
+                               buf(nrm.input_max, math.inf, n_in))
+    last = [] if all(v == 0 for v in nrm.output_mean) and all(v == 1 for v in nrm.output_range) \
+        else [OutputNormalization(buf(nrm.output_mean, 0.0, n_out),
+                                  buf(nrm.output_range, 1.0, n_out))]
+    return nn.Sequential(first, *seq, *last).eval()
 
 
 def write_torch(net: Network, path: str | os.PathLike[str], *, torchscript: bool = False,
                 dtype: str = "float32") -> None:
     """Write ``net`` as a pickled ``nn.Sequential`` or TorchScript (atomically).
 
-    The normalisation of an NNet model has no place in ``nn.Sequential``:
-    a network with one raises :class:`UnsupportedLayerError`.
+    A normalisation (NNet's, or a ``(x - mean) / std`` read from a model) is
+    written as lumpkit's ``InputNormalization``/``OutputNormalization``
+    modules: TorchScript carries their code, a pickle needs lumpkit to load.
     """
     import torch
 
-    if net.normalization is not None:
-        raise UnsupportedLayerError(
-            "the network has an input/output normalisation, which nn.Sequential cannot hold; "
-            "export to .nnet, .onnx or .npz"
-        )
     seq = to_torch(net, dtype)
     shape = ",".join(str(s) for s in net.input_shape)
     buf = io.BytesIO()
