@@ -43,9 +43,8 @@ def test_reduce_shipped_acasxu_onnx(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def _twin(tmp_path: Path) -> tuple[Network, Path]:
-    net = load_network(DATA / "twin/twin_ladder-5_inp-4_layers-10_width-1_margin.nnet")
-    plain = Network(net.layers, net.input_shape)  # nn.Sequential cannot hold the normalisation
-    return plain, tmp_path
+    # with its NNet normalisation (written to .pt as lumpkit's normalisation module)
+    return load_network(DATA / "twin/twin_ladder-5_inp-4_layers-10_width-1_margin.nnet"), tmp_path
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
