@@ -10,8 +10,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from lumpcore._kernels import source_indptr  # the engine's CSR row pointers
-
 __all__ = ["forward_quotient", "rate_edges_float", "sorted_offdiagonal_rows"]
 
 
@@ -66,12 +64,13 @@ def rate_edges_float(  # pragma: no cover - compiled
 
 @njit(cache=True)
 def forward_quotient(  # pragma: no cover - compiled
-    n: int, src: np.ndarray, dst: np.ndarray, val: np.ndarray, block_of: np.ndarray, k: int,
+    n: int, indptr: np.ndarray, dst: np.ndarray, val: np.ndarray, block_of: np.ndarray, k: int,
     rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, svals: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
            np.ndarray]:
     """Rows of a forward quotient: ``Qt(I, J) = sum_{v in J} M(s, v)`` for the
-    smallest state ``s`` of block ``I`` (``M`` given by edges sorted by row).
+    smallest state ``s`` of block ``I`` (``M`` given by edges sorted by row, with
+    row pointers ``indptr``).
 
     Each sum adds the row's entries in column order (as ``numpy.bincount``
     over the sorted pairs does).  Returns ``(rows, cols, vals, diag_at,
@@ -85,7 +84,6 @@ def forward_quotient(  # pragma: no cover - compiled
     work arrays of length at least ``len(src) + k`` from the caller (numpy:
     huge pages); the returned arrays are views of them.
     """
-    indptr = source_indptr(n, src)
     reps = np.full(k, -1, dtype=np.int64)
     for v in range(n):
         b = block_of[v]

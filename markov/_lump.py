@@ -377,8 +377,12 @@ def _forward_quotient_float(
     n, src, dst, val = edges
     k = int(block_of.max()) + 1 if block_of.size else 0
     size = src.shape[0] + k  # work arrays from numpy (huge pages; see the kernel)
+    # CSR row pointers of the edges (sorted by source), computed here rather than by
+    # lumpcore's compiled helper: numba does not invalidate a cached caller in another file
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
     rows, cols, vals, diag_at, svals, row_start, own, reps = forward_quotient(
-        n, src, dst, val, block_of, k, np.empty(size, dtype=np.int64),
+        n, indptr, dst, val, block_of, k, np.empty(size, dtype=np.int64),
         np.empty(size, dtype=np.int64), np.empty(size), np.empty(size),
     )
     if 4 * rows.shape[0] < size:  # much smaller than the work arrays: do not keep those
