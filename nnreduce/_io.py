@@ -126,7 +126,7 @@ def is_torchscript(path: str | os.PathLike[str]) -> bool:
 
 
 def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: bool = False,
-                 dtype: str = "float32") -> None:
+                 dtype: str = "float32", io_dtype: str | None = None) -> None:
     """Write ``net`` in the format of the extension of ``path`` (atomically).
 
     Parameters
@@ -138,6 +138,11 @@ def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: boo
     dtype : {'float32', 'float64'}
         ``.onnx`` and ``.pt`` only: the weight type written.  ``.nnet`` writes
         float64 text, ``.npz`` float64 or exact rationals.
+    io_dtype : {'float32', 'float64'}, optional
+        ``.onnx`` and ``.pt`` only: the type of the model's input and output,
+        when it is not ``dtype`` (casts around the layers; ``lumpkit nn
+        reduce`` keeps the original model's, so that float64 reduced weights
+        stay a drop-in replacement of a float32 model).
 
     Raises
     ------
@@ -158,8 +163,9 @@ def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: boo
     array([[1., 1.]])
     """
     ext = _ext(path)
-    if dtype not in ("float32", "float64"):
-        raise ModelFormatError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    for what, value in (("dtype", dtype), ("io_dtype", io_dtype)):
+        if value not in ("float32", "float64") and (what == "dtype" or value is not None):
+            raise ModelFormatError(f"{what} must be 'float32' or 'float64', got {value!r}")
     if ext == ".nnet":
         from ._io_nnet import write_nnet
 
@@ -168,16 +174,30 @@ def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: boo
         _need("onnx", "onnx", f"writing the ONNX model {os.fspath(path)!r}")
         from ._io_onnx import write_onnx
 
-        write_onnx(net, path, dtype=dtype)
+        write_onnx(net, path, dtype=dtype, io_dtype=io_dtype)
     elif ext == ".pt":
         _need("torch", "torch", f"writing the PyTorch model {os.fspath(path)!r}")
         from ._io_torch import write_torch
 
-        write_torch(net, path, torchscript=torchscript, dtype=dtype)
+        write_torch(net, path, torchscript=torchscript, dtype=dtype, io_dtype=io_dtype)
     else:
         from ._io_npz import write_npz
 
         write_npz(net, path)
+
+
+def stored_dtype(net: Network) -> str:
+    """``'float32'`` when the network holds float weights as float32 arrays (the readers
+    do so for a float32 model; values that folding made wider stay float64), else
+    ``'float64'``."""
+    import numpy as np
+
+    from ._network import BatchNorm, Conv2d, Dense
+
+    arrays = [a for lyr in net.layers if isinstance(lyr, Dense | Conv2d | BatchNorm)
+              for a in ((lyr.weight, lyr.bias) if isinstance(lyr, Dense | Conv2d)
+                        else (lyr.scale, lyr.shift))]
+    return "float32" if any(a.dtype == np.float32 for a in arrays) else "float64"
 
 
 def natural_dtype(net: Network) -> str:

@@ -79,6 +79,8 @@ class _Builder:
 
 
 _FLOAT_TYPES = {1: np.float32, 10: np.float16, 11: np.float64}  # TensorProto codes
+# casts of the data that keep every value: float16 and bfloat16 to float, any of them to double
+_WIDENING = {(10, 1), (16, 1), (10, 11), (16, 11), (1, 11)}
 _INT_TYPES = {6, 7}  # int32, int64
 # the batch size in the values of a Shape node (symbolic: the model's batch is dynamic)
 _BATCH = np.int64(-(2**62))
@@ -208,6 +210,8 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
     in_shape = tuple(int(d) for d in dims[1:] if d is not None)
     b = _Builder(p, in_shape)
     cur = inputs[0].name
+    out_name = g.output[0].name
+    data_type = inputs[0].type.tensor_type.elem_type  # TensorProto code of the data
 
     # values computed from the data tensor's shape (x.view(x.size(0), -1) and the like):
     # usable only as the target of a Reshape
@@ -264,6 +268,15 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         before_first = not any(isinstance(lyr, Dense | Conv2d) for lyr in b.layers)
         if op in ("Identity", "Dropout"):
             pass
+        elif op == "Cast" and at.get("to") in (1, 10, 11, 16):
+            # a widening cast keeps every value; another one only as the last node (the
+            # output rounded, like float arithmetic rounds: lumpkit's exact semantics do not)
+            keeps = at["to"] == data_type or (data_type, at["to"]) in _WIDENING
+            if not keeps and out_name != node.output[0]:
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: a Cast to a narrower float type rounds the data; "
+                    "lumpkit reads one only at the output")
+            data_type = at["to"]
         elif op == "Gemm":
             if at.get("transA", 0):
                 raise UnsupportedLayerError(f"{b.where(k, node)}: transA=1 is not supported")
@@ -543,11 +556,14 @@ def _pads(at: dict[str, Any], shape: tuple[int, ...], ks: tuple[int, ...],
 
 # -------------------------------------------------------------------- export
 def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "float32",
-               opset: int = 17) -> None:
+               opset: int = 17, io_dtype: str | None = None) -> None:
     """Write ``net`` as an ONNX model (atomically), weights in ``dtype``.
 
     The normalisation (if any) is written as Max/Min/Sub/Div before and
     Mul/Add after the layers.  A GELU raises the opset to 20 (its ``Gelu`` operator).
+    With ``io_dtype`` other than ``dtype``, the model's input and output have
+    that type, with a Cast after the input and one before the output (float32
+    data through float64 weights: a drop-in replacement of a float32 model).
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -576,6 +592,10 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
         nodes.append(helper.make_node(op, ins, [out], name=out, **kw))
         cur = out
 
+    io_dt = onnx_dt if io_dtype in (None, dtype) else (
+        TensorProto.FLOAT if io_dtype == "float32" else TensorProto.DOUBLE)
+    if io_dt != onnx_dt:
+        node("Cast", [cur], to=onnx_dt)
     n_in = math.prod(netf.input_shape)
     nrm = netf.normalization
     if nrm is not None:
@@ -654,10 +674,12 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
                                                (n_out,)), "out_range")])
         node("Add", [cur, init(np.broadcast_to(np.array([float(x) for x in nrm.output_mean]),
                                                (n_out,)), "out_mean")])
+    if io_dt != onnx_dt:
+        node("Cast", [cur], to=io_dt)
     graph = helper.make_graph(
         nodes, "lumpkit",
-        [helper.make_tensor_value_info("input", onnx_dt, ["N", *netf.input_shape])],
-        [helper.make_tensor_value_info(cur, onnx_dt, ["N", *netf.output_shape])],
+        [helper.make_tensor_value_info("input", io_dt, ["N", *netf.input_shape])],
+        [helper.make_tensor_value_info(cur, io_dt, ["N", *netf.output_shape])],
         initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],

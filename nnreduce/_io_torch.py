@@ -42,7 +42,8 @@ from ._network import (
 
 __all__ = ["from_torch", "read_torch", "to_torch", "write_torch"]
 
-_SKIP = ("Identity", "Dropout", "Dropout1d", "Dropout2d")
+# skipped: no-ops, and lumpkit's casts around float64 layers (exact semantics: no rounding)
+_SKIP = ("Identity", "Dropout", "Dropout1d", "Dropout2d", "CastFloat64", "CastFloat32")
 
 
 def _np(t: Any) -> np.ndarray:
@@ -112,7 +113,7 @@ def _custom_module(mod: Any) -> bool:
 
     return (isinstance(mod, torch.nn.Module) and not isinstance(mod, torch.jit.ScriptModule)
             and not type(mod).__module__.startswith("torch.")
-            and type(mod).__module__ != "nnreduce._torch_norm")
+            and type(mod).__module__ != "nnreduce._torch_modules")
 
 
 def _kind(mod: Any) -> str:
@@ -361,7 +362,7 @@ def read_torch(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None
     return from_torch(module, input_shape)
 
 
-def to_torch(net: Network, dtype: str = "float32") -> Any:
+def to_torch(net: Network, dtype: str = "float32", io_dtype: str | None = None) -> Any:
     """Build an ``nn.Sequential`` computing ``net``.
 
     A normalisation becomes lumpkit's ``InputNormalization`` module first
@@ -372,6 +373,11 @@ def to_torch(net: Network, dtype: str = "float32") -> Any:
     ----------
     net : Network
     dtype : {'float32', 'float64'}
+        The type of the weights.
+    io_dtype : {'float32', 'float64'}, optional
+        The type of the inputs and outputs, when it is not ``dtype``: float32
+        data around float64 weights go through lumpkit's ``CastFloat64``
+        module first and ``CastFloat32`` last.
 
     Returns
     -------
@@ -473,31 +479,41 @@ def to_torch(net: Network, dtype: str = "float32") -> Any:
             raise UnsupportedLayerError(
                 f"layer {i} ({type(layer).__name__}) has no nn.Sequential equivalent"
             )
-    seq = nn.Sequential(*mods).to(tdt).eval()
+    # lumpkit's modules are added after .to(): their float64 buffers keep the exact values
+    from ._torch_modules import (
+        CastFloat32,
+        CastFloat64,
+        InputNormalization,
+        OutputNormalization,
+    )
+
+    first: list[Any] = []
+    last: list[Any] = []
     nrm = net.normalization
-    if nrm is None:
-        return seq
-    # added after .to(): their float64 buffers keep the exact values
-    from ._torch_norm import InputNormalization, OutputNormalization
+    if nrm is not None:
+        def buf(a: np.ndarray | None, fill: float, n: int) -> Any:
+            if a is None:
+                return torch.full((n,), fill, dtype=torch.float64)
+            vals = np.array([float(v) for v in np.asarray(a).reshape(-1)], dtype=np.float64)
+            return torch.tensor(np.broadcast_to(vals, (n,)).copy())
 
-    def buf(a: np.ndarray | None, fill: float, n: int) -> Any:
-        if a is None:
-            return torch.full((n,), fill, dtype=torch.float64)
-        vals = np.array([float(v) for v in np.asarray(a).reshape(-1)], dtype=np.float64)
-        return torch.tensor(np.broadcast_to(vals, (n,)).copy())
-
-    n_in, n_out = math.prod(net.input_shape), math.prod(net.shapes[-1])
-    first = InputNormalization(buf(nrm.input_mean, 0.0, n_in), buf(nrm.input_range, 1.0, n_in),
-                               buf(nrm.input_min, -math.inf, n_in),
-                               buf(nrm.input_max, math.inf, n_in))
-    last = [] if all(v == 0 for v in nrm.output_mean) and all(v == 1 for v in nrm.output_range) \
-        else [OutputNormalization(buf(nrm.output_mean, 0.0, n_out),
-                                  buf(nrm.output_range, 1.0, n_out))]
-    return nn.Sequential(first, *seq, *last).eval()
+        n_in, n_out = math.prod(net.input_shape), math.prod(net.shapes[-1])
+        first = [InputNormalization(buf(nrm.input_mean, 0.0, n_in),
+                                    buf(nrm.input_range, 1.0, n_in),
+                                    buf(nrm.input_min, -math.inf, n_in),
+                                    buf(nrm.input_max, math.inf, n_in))]
+        if any(v != 0 for v in nrm.output_mean) or any(v != 1 for v in nrm.output_range):
+            last = [OutputNormalization(buf(nrm.output_mean, 0.0, n_out),
+                                        buf(nrm.output_range, 1.0, n_out))]
+    if io_dtype not in (None, dtype):  # the data changes type around the layers
+        first.insert(0, CastFloat64() if dtype == "float64" else CastFloat32())
+        last.append(CastFloat32() if dtype == "float64" else CastFloat64())
+    seq = nn.Sequential(*mods).to(tdt)
+    return nn.Sequential(*first, *seq, *last).eval() if first or last else seq.eval()
 
 
 def write_torch(net: Network, path: str | os.PathLike[str], *, torchscript: bool = False,
-                dtype: str = "float32") -> None:
+                dtype: str = "float32", io_dtype: str | None = None) -> None:
     """Write ``net`` as a pickled ``nn.Sequential`` or TorchScript (atomically).
 
     A normalisation (NNet's, or a ``(x - mean) / std`` read from a model) is
@@ -506,7 +522,7 @@ def write_torch(net: Network, path: str | os.PathLike[str], *, torchscript: bool
     """
     import torch
 
-    seq = to_torch(net, dtype)
+    seq = to_torch(net, dtype, io_dtype)
     shape = ",".join(str(s) for s in net.input_shape)
     buf = io.BytesIO()
     if torchscript:

@@ -1,18 +1,21 @@
-"""PyTorch modules for a :class:`~nnreduce.Normalization` (imported only with torch).
+"""lumpkit's own PyTorch modules (imported only with torch).
 
 :func:`~nnreduce.to_torch` puts an :class:`InputNormalization` first and an
 :class:`OutputNormalization` last when the network has a normalisation, so
-that an exported ``.pt`` computes the same function; the readers recognise
-them by name.  Their parameters are float64 buffers holding the exact values;
-they are cast to the data's dtype in ``forward``.  TorchScript files carry
-their code; a pickled ``nn.Sequential`` holding them needs lumpkit to load.
+that an exported ``.pt`` computes the same function, and
+:class:`CastFloat64`/:class:`CastFloat32` around float64 layers of a model
+whose inputs and outputs are float32 (so that it stays a drop-in
+replacement).  The readers recognise them by name.  The normalisation
+parameters are float64 buffers holding the exact values; they are cast to
+the data's dtype in ``forward``.  TorchScript files carry their code; a
+pickled ``nn.Sequential`` holding them needs lumpkit to load.
 """
 
 # no "from __future__ import annotations": TorchScript reads these annotations
 import torch
 from torch import nn
 
-__all__ = ["InputNormalization", "OutputNormalization"]
+__all__ = ["CastFloat32", "CastFloat64", "InputNormalization", "OutputNormalization"]
 
 
 class InputNormalization(nn.Module):
@@ -54,3 +57,18 @@ class OutputNormalization(nn.Module):
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return y * self.range.to(y.dtype) + self.mean.to(y.dtype)
+
+
+class CastFloat64(nn.Module):
+    """``x -> x`` as float64 (exact): the model's float32 inputs enter float64 layers."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.double()
+
+
+class CastFloat32(nn.Module):
+    """``y -> y`` rounded to float32: a float64 model gives float32 outputs like the
+    model it replaces (lumpkit's exact semantics ignore roundings, like float arithmetic's)."""
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return y.float()
