@@ -51,6 +51,68 @@ def _attrs(node: Any) -> dict[str, Any]:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _exact_float_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """``a + b`` when float64 holds every sum exactly (TwoSum error zero), else None."""
+    x, y = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    total = x + y
+    back = total - x
+    if not np.all(np.isfinite(total)) or np.any((x - (total - back)) + (y - back) != 0):
+        return None
+    return total
+
+
+def _fused_parallel(nodes: list[Any], consts: dict[str, np.ndarray]) -> list[Any]:
+    """Replace ``Add(L(x, W1, b1), L(x, W2, b2))`` by ``L(x, W1 + W2, b1 + b2)`` for linear
+    nodes ``L`` (Gemm, Conv, MatMul) of one input with equal attributes and initializer
+    weights, when float64 holds the sums exactly: the form in which :func:`write_onnx`
+    writes float64 weights as float32 parts.  Repeated until nothing changes."""
+    from onnx import helper
+
+    nodes = list(nodes)
+    while True:
+        made = {o: k for k, n in enumerate(nodes) for o in n.output}
+        readers: dict[str, int] = {}
+        for n in nodes:
+            for i in n.input:
+                readers[i] = readers.get(i, 0) + 1
+        for k, add in enumerate(nodes):
+            if add.op_type != "Add" or len(add.input) != 2:
+                continue
+            ia, ib = (made.get(i) for i in add.input)
+            if ia is None or ib is None or ia == ib:
+                continue
+            na, nb = nodes[ia], nodes[ib]
+            if na.op_type != nb.op_type or na.op_type not in ("Gemm", "Conv", "MatMul") \
+                    or na.input[0] != nb.input[0] or _attrs(na) != _attrs(nb) \
+                    or any(readers.get(n.output[0], 0) != 1 for n in (na, nb)):
+                continue
+            at = _attrs(na)
+            if na.op_type == "Gemm" and (at.get("alpha", 1.0) != 1.0 or at.get("beta", 1.0)
+                                         != 1.0 or at.get("transA", 0)):
+                continue
+            parts = [list(na.input[1:]), list(nb.input[1:])]
+            if any(not p or any(i and i not in consts for i in p) for p in parts):
+                continue
+            w = _exact_float_sum(consts[parts[0][0]], consts[parts[1][0]])
+            bias: list[np.ndarray] = [consts[p[1]] for p in parts if len(p) > 1 and p[1]]
+            b = bias[0] if len(bias) == 1 else (
+                _exact_float_sum(bias[0], bias[1]) if bias else None)
+            if w is None or (len(bias) == 2 and b is None) or (
+                    w.shape != consts[parts[0][0]].shape):
+                continue
+            names = [f"{add.output[0]}__fused_W", f"{add.output[0]}__fused_b"]
+            consts[names[0]] = w
+            ins = [na.input[0], names[0]]
+            if b is not None:
+                consts[names[1]] = b
+                ins.append(names[1])
+            fused = helper.make_node(na.op_type, ins, [add.output[0]], name=add.name, **at)
+            nodes = [fused if j == k else n for j, n in enumerate(nodes) if j not in (ia, ib)]
+            break
+        else:
+            return nodes
+
+
 def _same_pads(n: int, k: int, s: int, upper: bool) -> tuple[int, int]:
     out = -(-n // s)
     total = max((out - 1) * s + k - n, 0)
@@ -229,7 +291,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             )
         return consts[name]
 
-    for k, node in enumerate(g.node):
+    for k, node in enumerate(_fused_parallel(list(g.node), consts)):
         op = node.op_type
         at = _attrs(node)
         if op == "Constant":
@@ -555,20 +617,79 @@ def _pads(at: dict[str, Any], shape: tuple[int, ...], ks: tuple[int, ...],
 
 
 # -------------------------------------------------------------------- export
+def _float32_parts(a: np.ndarray, most: int = 3) -> list[np.ndarray] | None:
+    """Float32 arrays whose exact sum is ``a`` (float64): the nearest float32 values, then
+    those of what remains; ``None`` when ``most`` parts do not suffice (values outside
+    float32's range or below its smallest subnormal)."""
+    rest = np.asarray(a, dtype=np.float64)
+    parts: list[np.ndarray] = []
+    while not parts or np.any(rest != 0):
+        if len(parts) == most:
+            return None
+        with np.errstate(over="ignore"):
+            part = rest.astype(np.float32)
+        if not np.all(np.isfinite(part)):
+            return None
+        parts.append(part)
+        rest = rest - part.astype(np.float64)  # exact: part is rest rounded to float32
+    return parts
+
+
+def _splittable(net: Network) -> bool:
+    """Every Dense/Conv2d parameter splits into float32 parts, and every other float
+    parameter (batch norm, PReLU slopes, clip bounds, normalisation) is a float32 value."""
+    def f32(values: Any) -> bool:
+        arr = np.array([float(v) for v in np.asarray(values, dtype=object).reshape(-1)],
+                       dtype=np.float64)
+        with np.errstate(over="ignore"):
+            return bool(np.all(arr.astype(np.float32).astype(np.float64) == arr))
+
+    for layer in net.layers:
+        if isinstance(layer, Dense | Conv2d):
+            if _float32_parts(layer.weight) is None or _float32_parts(layer.bias) is None:
+                return False
+        elif isinstance(layer, BatchNorm):
+            if not (f32(layer.scale) and f32(layer.shift)):
+                return False
+        elif isinstance(layer, Activation):
+            extra = [v for v in (*(layer.bounds or ()), layer.alpha) if v is not None]
+            if layer.slopes is not None:
+                extra.extend(np.asarray(layer.slopes).reshape(-1).tolist())
+            if extra and not f32(extra):
+                return False
+    nrm = net.normalization
+    if nrm is not None:
+        fields = [nrm.input_mean, nrm.input_range, nrm.output_mean, nrm.output_range,
+                  nrm.input_min, nrm.input_max]
+        if not all(f32(a) for a in fields if a is not None):
+            return False
+    return True
+
+
 def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "float32",
                opset: int = 17, io_dtype: str | None = None) -> None:
     """Write ``net`` as an ONNX model (atomically), weights in ``dtype``.
 
     The normalisation (if any) is written as Max/Min/Sub/Div before and
     Mul/Add after the layers.  A GELU raises the opset to 20 (its ``Gelu`` operator).
-    With ``io_dtype`` other than ``dtype``, the model's input and output have
-    that type, with a Cast after the input and one before the output (float32
-    data through float64 weights: a drop-in replacement of a float32 model).
+
+    With ``dtype='float64'`` and ``io_dtype='float32'`` the model stays a
+    float32 model (a drop-in replacement of the one it was reduced from, and
+    one onnxruntime can run: it has no float64 Conv or AveragePool): every
+    weight array that float32 cannot hold is written exactly as a sum of two
+    or three float32 arrays, ``Gemm(x, W1, b) + Gemm(x, W2) + ...`` (``Conv``
+    alike), and a bias as further Adds of constants; the reader adds them
+    back exactly.  Where that cannot be done (values outside float32's range,
+    or other float64-only parameters), the data is cast to float64 after the
+    input and back before the output instead.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     netf = as_float(net)
+    split = dtype == "float64" and io_dtype == "float32" and _splittable(netf)
+    if split:
+        dtype = "float32"  # float32 data; weights exact as sums of float32 parts
     np_dt = np.float32 if dtype == "float32" else np.float64
     onnx_dt = TensorProto.FLOAT if dtype == "float32" else TensorProto.DOUBLE
     nodes: list[Any] = []
@@ -611,14 +732,31 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
             node("Min", [cur, init(vec(nrm.input_max, n_in), "in_max")])
         node("Sub", [cur, init(vec(nrm.input_mean, n_in), "in_mean")])
         node("Div", [cur, init(vec(nrm.input_range, n_in), "in_range")])
+    def linear(op: str, weight: np.ndarray, bias: np.ndarray, bias_shape: tuple[int, ...],
+               **kw: Any) -> None:
+        """``op(x, W, b)``; with ``split``, W and b as sums of float32 parts."""
+        if not split:
+            node(op, [cur, init(weight, "W"), init(bias, "b")], **kw)
+            return
+        wparts, bparts = _float32_parts(weight), _float32_parts(bias)
+        assert wparts is not None and bparts is not None
+        x = cur
+        node(op, [x, init(wparts[0], "W"), init(bparts[0], "b")], **kw)
+        for k, part in enumerate(wparts[1:]):
+            first = cur
+            node(op, [x, init(part, f"W_part{k + 2}")], **kw)
+            node("Add", [first, cur])
+        for k, part in enumerate(bparts[1:]):
+            node("Add", [cur, init(part.reshape(bias_shape), f"b_part{k + 2}")])
+
     for layer in netf.layers:
         if isinstance(layer, Dense):
-            node("Gemm", [cur, init(layer.weight, "W"), init(layer.bias, "b")], transB=1)
+            linear("Gemm", layer.weight, layer.bias, (layer.bias.shape[0],), transB=1)
         elif isinstance(layer, Conv2d):
             t, left, bt, r = layer.padding
-            node("Conv", [cur, init(layer.weight, "W"), init(layer.bias, "b")],
-                 kernel_shape=list(layer.weight.shape[2:]), strides=list(layer.stride),
-                 pads=[t, left, bt, r])
+            linear("Conv", layer.weight, layer.bias, (1, layer.bias.shape[0], 1, 1),
+                   kernel_shape=list(layer.weight.shape[2:]), strides=list(layer.stride),
+                   pads=[t, left, bt, r])
         elif isinstance(layer, MaxPool2d | AvgPool2d):
             t, left, bt, r = layer.padding
             kw: dict[str, Any] = {"kernel_shape": list(layer.kernel),

@@ -1,30 +1,46 @@
 """A reduced float32 model stays a drop-in replacement: float32 in, float32 out.
 
 Merged weights are sums that float32 often cannot hold, so ``lumpkit nn reduce``
-writes them as float64 to stay exact; the model's input and output keep the
-original's float32 type (Casts around the layers in ONNX, lumpkit's cast
-modules in PyTorch).  Oracles: onnxruntime and torch run the original and
-the reduced files on the same float32 data.
+keeps them exact: in ONNX as sums of float32 parts (onnxruntime has no float64
+Conv), in PyTorch as float64 layers between lumpkit's cast modules.  Oracles:
+onnxruntime and torch run the original and the reduced files on the same
+float32 data; the reduced file read back has the certificate's hash.
 """
 
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lumpcore import UnsupportedLayerError
 from lumpkit._cli import main
-from nnreduce import Activation, Dense, Network, load_network, reduce_network, save_network
+from nnreduce import (
+    Activation,
+    AvgPool2d,
+    Conv2d,
+    Dense,
+    Flatten,
+    MaxPool2d,
+    Network,
+    evaluate,
+    load_network,
+    reduce_network,
+    save_network,
+)
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from nn_helpers import save_onnx_graph  # noqa: E402
+from strategies import examples, settings  # noqa: E402
 
 
 def _planted_float32() -> Network:
@@ -67,8 +83,11 @@ def test_reduced_float32_model_takes_and_gives_float32(tmp_path: Path, suffix: s
     x = np.random.default_rng(3).standard_normal((16, 5)).astype(np.float32)
     if ext == ".onnx":
         want, got = _run_onnx(src, x), _run_onnx(dst, x)
-        kinds = [n.op_type for n in onnx.load(str(dst)).graph.node]
-        assert kinds[0] == "Cast" and kinds[-1] == "Cast"  # float64 weights inside
+        model = onnx.load(str(dst))
+        # float64 weights as exact sums of float32 parts: a float32 model throughout
+        assert {t.data_type for t in model.graph.initializer} == {onnx.TensorProto.FLOAT}
+        kinds = [n.op_type for n in model.graph.node]
+        assert "Cast" not in kinds and kinds.count("Gemm") > 3
     else:
         def load(p: Path) -> Any:
             return torch.jit.load(str(p)) if script else torch.load(str(p), weights_only=False)
@@ -110,3 +129,82 @@ def test_casts_that_round_inside_the_network_are_refused(tmp_path: Path) -> None
     # a cast to the type the data already has is nothing
     net = load_network(model([TensorProto.DOUBLE], "same.onnx"))
     assert isinstance(net.layers[0], Dense)
+
+
+def _planted_conv() -> Network:
+    rng = np.random.default_rng(5)
+    f = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    f[3], b[3] = 2 * f[1], 2 * b[1]
+    return Network((Conv2d(f, b, (1, 1), (1, 1, 1, 1)), Activation("relu"),
+                    MaxPool2d((2, 2), (2, 2), (0, 0, 0, 0)),
+                    Conv2d(rng.standard_normal((3, 4, 3, 3)).astype(np.float32),
+                           rng.standard_normal(3).astype(np.float32), (1, 1), (0, 0, 0, 0)),
+                    Activation("relu"), AvgPool2d((2, 2), (2, 2), (0, 0, 0, 0), True),
+                    Flatten(), Dense(rng.standard_normal((2, 3)).astype(np.float32),
+                                     np.zeros(2, dtype=np.float32))), (2, 8, 8))
+
+
+def test_reduced_cnn_runs_in_onnxruntime_and_reads_back_exactly(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """onnxruntime has no float64 Conv/AveragePool: the exact merged filters are float32
+    parts, and the file read back is the certified network (same hash)."""
+    from nnreduce import network_sha256
+
+    net = _planted_conv()
+    src, dst = tmp_path / "c.onnx", tmp_path / "c.small.onnx"
+    save_network(net, src)
+    assert main(["nn", "reduce", str(src), "-o", str(dst), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["neurons_after"] == 6 and out["rounded"] is False
+    x = np.random.default_rng(6).standard_normal((4, 2, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(_run_onnx(dst, x), _run_onnx(src, x), rtol=1e-5, atol=1e-5)
+    cert = json.loads((tmp_path / "c.small.certificate.json").read_text())
+    back = load_network(dst)
+    assert network_sha256(back) == cert["reduced"]["sha256"]
+    assert np.asarray(back.layers[3].weight).dtype == np.float64  # merged: not float32 values
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(terms=st.lists(st.floats(-2.0**100, 2.0**100, width=32, allow_subnormal=False),
+                      min_size=1, max_size=3),
+       scale=st.sampled_from([1.0, 0.5, 2.0**-20, 2.0**20]))
+def test_float32_parts_sum_exactly(terms: list[float], scale: float) -> None:
+    from nnreduce._io_onnx import _float32_parts
+
+    value = Fraction(0)
+    for t in terms:
+        value += Fraction(t) * Fraction(scale)
+    x = float(value)
+    parts = _float32_parts(np.array([x]))
+    if Fraction(x) != value:  # not a float64: nothing to check
+        return
+    if parts is None:  # only when the pieces leave float32's normal range
+        assert not (x == 0 or 2.0**-60 <= abs(x) <= 2.0**120)
+        return
+    assert all(p.dtype == np.float32 for p in parts)
+    assert sum((Fraction(float(p[0])) for p in parts), Fraction(0)) == Fraction(x)
+
+
+def test_parallel_linear_nodes_fuse_only_when_exact_and_unshared(tmp_path: Path) -> None:
+    from onnx import helper, numpy_helper
+
+    w1 = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
+    w2 = np.array([[2.0**-30, 0.0], [0.0, -2.0**-28]], dtype=np.float32)
+    inits = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"),
+             numpy_helper.from_array(np.array([0.5, -1.0], dtype=np.float32), "b")]
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b"], ["g1"], transB=1),
+             helper.make_node("Gemm", ["x", "w2"], ["g2"], transB=1),
+             helper.make_node("Add", ["g1", "g2"], ["y"])]
+    net = load_network(save_onnx_graph(tmp_path / "p.onnx", nodes, [None, 2], [None, 2], inits))
+    assert len(net.layers) == 1 and isinstance(net.layers[0], Dense)
+    want = w1.astype(np.float64) + w2.astype(np.float64)
+    assert np.array_equal(np.asarray(net.layers[0].weight, dtype=np.float64), want)
+    x = np.array([[0.25, -3.0]], dtype=np.float32)
+    sess = ort.InferenceSession(str(tmp_path / "p.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(evaluate(net, x), sess.run(None, {"x": x})[0], rtol=1e-6)
+    # a branch that is also read elsewhere is not a single chain: refused, not fused
+    shared = [*nodes[:2], helper.make_node("Add", ["g1", "g2"], ["s"]),
+              helper.make_node("Add", ["s", "g2"], ["y"])]
+    with pytest.raises(UnsupportedLayerError, match="single chain"):
+        load_network(save_onnx_graph(tmp_path / "q.onnx", shared, [None, 2], [None, 2], inits))
