@@ -43,8 +43,8 @@ def register(nsub: Any) -> None:
                    help="shape of one input, for PyTorch models whose file does not record "
                         "it and ONNX models with open input dimensions")
     p.add_argument("--dtype", choices=["auto", "float32", "float64"], default="auto",
-                   help=".onnx/.pt weight type written (auto: float32 when every weight of "
-                        "the input and of the reduced model is a float32 value, else float64); "
+                   help=".onnx/.pt weight type written (auto: float32 when every reduced "
+                        "weight is a float32 value, else float64, exactly; float32: rounded); "
                         "inputs and outputs keep the input model's type")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_reduce)
@@ -65,7 +65,7 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
 
 def _reduce(args: argparse.Namespace) -> int:
     from nnreduce import load_network, reduce_network, save_certificate, save_network
-    from nnreduce._io import is_torchscript, natural_dtype, stored_dtype
+    from nnreduce._io import is_torchscript, stored_dtype
 
     model = Path(args.model)
     out = Path(args.output) if args.output else model.with_name(
@@ -83,14 +83,11 @@ def _reduce(args: argparse.Namespace) -> int:
     net = load_network(model, input_shape=_parse_shape(args.input_shape))
     red = reduce_network(net, tolerance=args.tolerance,
                          linear_dependence=args.linear_dependence)
-    dtype = args.dtype
-    if dtype == "auto":
-        both = {natural_dtype(net), natural_dtype(red.network)}
-        dtype = "float32" if both == {"float32"} else "float64"
     # the reduced model takes and gives the data type of the original (a drop-in
     # replacement), even where its weights need float64 to stay exact
+    io_dtype = "float32" if args.dtype == "float32" else stored_dtype(net)
     save_network(red.network, out, torchscript=model.suffix.lower() in (".pt", ".pth")
-                 and is_torchscript(model), dtype=dtype, io_dtype=stored_dtype(net))
+                 and is_torchscript(model), dtype=args.dtype, io_dtype=io_dtype)
     save_certificate(red, cert)
     summary: dict[str, Any] = red.summary()
     summary.update({"model": str(model), "output": str(out), "certificate": str(cert)})

@@ -126,7 +126,7 @@ def is_torchscript(path: str | os.PathLike[str]) -> bool:
 
 
 def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: bool = False,
-                 dtype: str = "float32", io_dtype: str | None = None) -> None:
+                 dtype: str = "auto", io_dtype: str | None = None) -> None:
     """Write ``net`` in the format of the extension of ``path`` (atomically).
 
     Parameters
@@ -135,14 +135,20 @@ def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: boo
     path : str or path-like
     torchscript : bool
         ``.pt`` only: write TorchScript instead of a pickled ``nn.Sequential``.
-    dtype : {'float32', 'float64'}
-        ``.onnx`` and ``.pt`` only: the weight type written.  ``.nnet`` writes
-        float64 text, ``.npz`` float64 or exact rationals.
+    dtype : {'auto', 'float32', 'float64'}
+        ``.onnx`` and ``.pt`` only: the weight type written.  ``'auto'``
+        (default) never rounds: float32 when every weight is a float32
+        value, else float64 (for a float32 model exactly as sums of float32
+        parts in ONNX; see below).  ``'float32'`` rounds to float32.
+        ``.nnet`` writes float64 text, ``.npz`` float64 or exact rationals.
     io_dtype : {'float32', 'float64'}, optional
-        ``.onnx`` and ``.pt`` only: the type of the model's input and output,
-        when it is not ``dtype`` (casts around the layers; ``lumpkit nn
-        reduce`` keeps the original model's, so that float64 reduced weights
-        stay a drop-in replacement of a float32 model).
+        ``.onnx`` and ``.pt`` only: the type of the model's input and output.
+        Default: with ``dtype='auto'``, float32 when ``net`` holds float32
+        arrays (it was read from a float32 model, or reduced from one), else
+        float64; otherwise ``dtype``.  float32 data around float64 weights
+        keeps a reduced float32 model a drop-in replacement (ONNX: float32
+        parts, or casts; PyTorch: lumpkit's cast modules).  A float64
+        interface around float32 weights is not written.
 
     Raises
     ------
@@ -163,9 +169,18 @@ def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: boo
     array([[1., 1.]])
     """
     ext = _ext(path)
-    for what, value in (("dtype", dtype), ("io_dtype", io_dtype)):
-        if value not in ("float32", "float64") and (what == "dtype" or value is not None):
-            raise ModelFormatError(f"{what} must be 'float32' or 'float64', got {value!r}")
+    if dtype not in ("auto", "float32", "float64"):
+        raise ModelFormatError(f"dtype must be 'auto', 'float32' or 'float64', got {dtype!r}")
+    if io_dtype not in (None, "float32", "float64"):
+        raise ModelFormatError(f"io_dtype must be 'float32' or 'float64', got {io_dtype!r}")
+    if dtype == "auto":
+        io_dtype = io_dtype or stored_dtype(net)
+        dtype = "float64" if io_dtype == "float64" else natural_dtype(net)
+    io_dtype = io_dtype or dtype
+    if dtype == "float32" and io_dtype == "float64":
+        raise ModelFormatError(
+            "io_dtype='float64' around float32 weights would round the data at the input; "
+            "use dtype='float64' (or 'auto')")
     if ext == ".nnet":
         from ._io_nnet import write_nnet
 
