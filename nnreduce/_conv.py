@@ -93,15 +93,22 @@ def expand_conv_weight(weight: np.ndarray, groups: int, dilation: tuple[int, int
         raise UnsupportedLayerError(
             f"{where}: lumpkit holds a convolution with groups={groups}, "
             f"dilation={(dh, dw)} as the plain convolution it equals, here a weight of "
-            f"shape {(o, in_channels, eh, ew)}: {nbytes / 2**20:.0f} MiB, "
-            f"{size / max(weight.size, 1):.0f} times the original; expansions above "
-            f"{MAX_EXPANSION_RATIO} times and {MAX_EXPANSION_BYTES // 2**20} MiB are refused "
-            "to keep memory in bounds")
+            f"shape {(o, in_channels, eh, ew)}: {_size(nbytes)}, "
+            f"{size / max(weight.size, 1):.0f} times the original; expansions of more than "
+            f"{MAX_EXPANSION_RATIO} times and {_size(MAX_EXPANSION_BYTES)} are refused to keep "
+            "memory in bounds")
     out = np.zeros((o, in_channels, eh, ew), dtype=weight.dtype)
     og = o // groups
     for j in range(groups):  # group j: outputs [j og, (j+1) og) read inputs [j cg, (j+1) cg)
         out[j * og:(j + 1) * og, j * cg:(j + 1) * cg, ::dh, ::dw] = weight[j * og:(j + 1) * og]
     return out
+
+
+def _size(nbytes: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes} bytes"
 
 
 def _dilation(nonzero: np.ndarray) -> int:
