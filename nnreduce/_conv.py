@@ -128,7 +128,9 @@ def _groups(links: np.ndarray) -> int:
     """The largest ``g`` dividing both channel counts with ``links`` (``(O, C)``:
     whether output ``o`` reads input ``c``) block-diagonal in ``g`` equal blocks."""
     o, c = links.shape
-    for g in range(np.gcd(o, c), 1, -1):
+    if links.all():  # every output reads every input: one group (the common, dense case)
+        return 1
+    for g in range(int(np.gcd(o, c)), 1, -1):
         if o % g or c % g:
             continue
         same = (np.arange(o)[:, None] // (o // g)) == (np.arange(c)[None, :] // (c // g))
