@@ -24,6 +24,7 @@ from numpy.exceptions import AxisError
 from lumpcore import ModelFormatError, UnsupportedLayerError, to_rational
 from lumpcore._atomic import atomic_write_bytes as atomic_write
 
+from ._conv import compact_conv_weight, expand_conv_weight
 from ._input_norm import fold_input_op, normalization_of
 from ._network import (
     Activation,
@@ -448,11 +449,16 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             w = const(node.input[1], k, node)
             if w.ndim != 4:
                 raise UnsupportedLayerError(f"{b.where(k, node)}: only 2-D convolutions")
-            if at.get("group", 1) != 1 or any(d != 1 for d in at.get("dilations", [1, 1])):
-                raise UnsupportedLayerError(f"{b.where(k, node)}: groups/dilations != 1")
+            group = int(at.get("group", 1))
+            dil = tuple(int(d) for d in at.get("dilations", [1, 1]))
+            if len(dil) != 2:
+                raise UnsupportedLayerError(f"{b.where(k, node)}: dilations {list(dil)}")
+            if group != 1 or dil != (1, 1):  # the plain convolution it equals (exact)
+                w = expand_conv_weight(w, group, (dil[0], dil[1]), b.shape[0], b.where(k, node))
             bias = (const(node.input[2], k, node) if len(node.input) > 2 and node.input[2]
                     else np.zeros(w.shape[0]))
             strides = tuple(at.get("strides", [1, 1]))
+            # auto_pad SAME_* pads for the dilated (= expanded) kernel, as ONNX specifies
             pads = _pads(at, b.shape, tuple(w.shape[2:]), strides, b.where(k, node))
             b.add(Conv2d(w, bias, strides, pads))
         elif op in ("MaxPool", "AveragePool"):
@@ -754,9 +760,16 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
             linear("Gemm", layer.weight, layer.bias, (layer.bias.shape[0],), transB=1)
         elif isinstance(layer, Conv2d):
             t, left, bt, r = layer.padding
-            linear("Conv", layer.weight, layer.bias, (1, layer.bias.shape[0], 1, 1),
-                   kernel_shape=list(layer.weight.shape[2:]), strides=list(layer.stride),
-                   pads=[t, left, bt, r])
+            # the smallest equal convolution: groups / dilation where the weight has them
+            w, groups, dil = compact_conv_weight(layer.weight)
+            extra: dict[str, Any] = {}
+            if groups != 1:
+                extra["group"] = groups
+            if dil != (1, 1):
+                extra["dilations"] = list(dil)
+            linear("Conv", w, layer.bias, (1, layer.bias.shape[0], 1, 1),
+                   kernel_shape=list(w.shape[2:]), strides=list(layer.stride),
+                   pads=[t, left, bt, r], **extra)
         elif isinstance(layer, MaxPool2d | AvgPool2d):
             t, left, bt, r = layer.padding
             kw: dict[str, Any] = {"kernel_shape": list(layer.kernel),

@@ -21,6 +21,7 @@ import numpy as np
 from lumpcore import ModelFormatError, UnsupportedLayerError, to_rational
 from lumpcore._atomic import atomic_write_bytes as atomic_write
 
+from ._conv import compact_conv_weight, expand_conv_weight
 from ._input_norm import fold_input_op, normalization_of
 from ._io_fx import InputOp, traced_chain
 from ._network import (
@@ -194,8 +195,6 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
             open_linear = True
             continue
         if kind == "Conv2d":
-            if int(m.groups) != 1 or _pair(m.dilation) != (1, 1):
-                raise UnsupportedLayerError(f"{where}: groups/dilation != 1")
             if str(getattr(m, "padding_mode", "zeros")) != "zeros":
                 raise UnsupportedLayerError(f"{where}: padding_mode {m.padding_mode!r}")
             pad = m.padding
@@ -204,8 +203,12 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
                     raise UnsupportedLayerError(f"{where}: padding={pad!r}; use explicit padding")
                 pad = (0, 0)
             ph, pw = _pair(pad)
+            w = _np(m.weight)
+            groups, dil = int(m.groups), _pair(m.dilation)
+            if groups != 1 or dil != (1, 1):  # the plain convolution it equals (exact)
+                w = expand_conv_weight(w, groups, dil, int(m.in_channels), where)
             bias = _np(m.bias) if m.bias is not None else np.zeros(int(m.weight.shape[0]))
-            layers.append(Conv2d(_np(m.weight), bias, _pair(m.stride), (ph, pw, ph, pw)))
+            layers.append(Conv2d(w, bias, _pair(m.stride), (ph, pw, ph, pw)))
             open_linear = True
             continue
         if kind.startswith("BatchNorm"):
@@ -417,10 +420,13 @@ def to_torch(net: Network, dtype: str = "float32", io_dtype: str | None = None) 
             t, left, b, r = layer.padding
             if t != b or left != r:
                 raise UnsupportedLayerError(f"layer {i}: asymmetric padding has no nn.Conv2d")
-            o, c, kh, kw = layer.weight.shape
-            conv = nn.Conv2d(c, o, (kh, kw), stride=layer.stride, padding=(t, left), dtype=tdt)
+            # the smallest equal convolution: groups / dilation where the weight has them
+            w, groups, dil = compact_conv_weight(layer.weight)
+            o, c, kh, kw = layer.weight.shape[0], layer.weight.shape[1], *w.shape[2:]
+            conv = nn.Conv2d(c, o, (kh, kw), stride=layer.stride, padding=(t, left),
+                             dilation=dil, groups=groups, dtype=tdt)
             with torch.no_grad():
-                conv.weight.copy_(torch.tensor(layer.weight))
+                conv.weight.copy_(torch.tensor(w))
                 assert conv.bias is not None
                 conv.bias.copy_(torch.tensor(layer.bias))
             mods.append(conv)

@@ -174,6 +174,11 @@ class Dense:
 class Conv2d:
     """2-D convolution (cross-correlation, as in PyTorch/ONNX), groups = 1, dilation = 1.
 
+    The importers read a grouped (or depthwise) or dilated convolution as the
+    plain one it equals: zero weights outside each output channel's group and
+    between the dilated taps.  The ONNX and PyTorch exporters write such a
+    weight back with ``group``/``dilations`` (``groups``/``dilation``).
+
     Attributes
     ----------
     weight : numpy.ndarray, shape (out_channels, in_channels, kh, kw)
