@@ -482,10 +482,19 @@ class Network:
 
     @property
     def num_params(self) -> int:
-        """Number of weights and biases (and PReLU slopes, batch-norm parameters)."""
+        """Number of weights and biases (and PReLU slopes, batch-norm parameters).
+
+        A convolution counts the weights of its smallest grouped/dilated form
+        (as the exporters write it and as PyTorch counts a depthwise layer),
+        not the zeros of the plain form lumpkit holds it in.
+        """
+        from ._conv import compact_conv_weight
+
         total = 0
         for layer in self.layers:
-            if isinstance(layer, Dense | Conv2d):
+            if isinstance(layer, Conv2d):
+                total += compact_conv_weight(layer.weight)[0].size + layer.bias.size
+            elif isinstance(layer, Dense):
                 total += layer.weight.size + layer.bias.size
             elif isinstance(layer, BatchNorm):
                 total += 2 * layer.scale.size
