@@ -170,6 +170,7 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
     # modules, folded into the input normalisation once the input shape is known
     norm_ops: list[tuple[str, Any, str, int]] = []
     out_norm: Any = None
+    zero_pad: tuple[int, int, int, int] | None = None  # an nn.ZeroPad2d waiting for its conv
     for pos, (name, m) in enumerate(children):
         kind = "arithmetic" if isinstance(m, InputOp) else _kind(m)
         where = f"module {pos} ({kind} {name!r})"
@@ -178,7 +179,7 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
         if out_norm is not None:
             raise UnsupportedLayerError(f"{where}: a layer after the output normalisation")
         if isinstance(m, InputOp) or kind == "InputNormalization":
-            if any(not isinstance(lyr, Flatten) for lyr in layers) or (
+            if any(not isinstance(lyr, Flatten) for lyr in layers) or zero_pad is not None or (
                     kind == "InputNormalization" and norm_ops):
                 raise UnsupportedLayerError(
                     f"{where}: arithmetic on the data after the first layer (lumpkit reads "
@@ -198,18 +199,41 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
             if str(getattr(m, "padding_mode", "zeros")) != "zeros":
                 raise UnsupportedLayerError(f"{where}: padding_mode {m.padding_mode!r}")
             pad = m.padding
-            if isinstance(pad, str):
+            groups, dil = int(m.groups), _pair(m.dilation)
+            if pad == "same":  # stride 1: PyTorch pads d (k - 1), the odd one at the end
+                kh0, kw0 = (int(k) for k in m.weight.shape[2:])
+                th, tw = dil[0] * (kh0 - 1), dil[1] * (kw0 - 1)
+                padding = (th // 2, tw // 2, th - th // 2, tw - tw // 2)
+            elif isinstance(pad, str):
                 if pad != "valid":
                     raise UnsupportedLayerError(f"{where}: padding={pad!r}; use explicit padding")
-                pad = (0, 0)
-            ph, pw = _pair(pad)
+                padding = (0, 0, 0, 0)
+            else:
+                ph, pw = _pair(pad)
+                padding = (ph, pw, ph, pw)
+            if zero_pad is not None:  # an nn.ZeroPad2d just before: part of this padding
+                padding = (padding[0] + zero_pad[0], padding[1] + zero_pad[1],
+                           padding[2] + zero_pad[2], padding[3] + zero_pad[3])
+                zero_pad = None
             w = _np(m.weight)
-            groups, dil = int(m.groups), _pair(m.dilation)
             if groups != 1 or dil != (1, 1):  # the plain convolution it equals (exact)
                 w = expand_conv_weight(w, groups, dil, int(m.in_channels), where)
             bias = _np(m.bias) if m.bias is not None else np.zeros(int(m.weight.shape[0]))
-            layers.append(Conv2d(w, bias, _pair(m.stride), (ph, pw, ph, pw)))
+            layers.append(Conv2d(w, bias, _pair(m.stride), padding))
             open_linear = True
+            continue
+        if zero_pad is not None:
+            raise UnsupportedLayerError(
+                f"{where}: follows a zero padding (nn.ZeroPad2d), which lumpkit reads only "
+                "just before a Conv2d")
+        if kind in ("ZeroPad2d", "ConstantPad2d"):
+            left_, right_, top_, bottom_ = (int(v) for v in m.padding)
+            if kind == "ConstantPad2d" and float(m.value) != 0.0:
+                raise UnsupportedLayerError(f"{where}: padding with {float(m.value)}, not 0")
+            if min(left_, right_, top_, bottom_) < 0:
+                raise UnsupportedLayerError(f"{where}: negative padding (a crop)")
+            zero_pad = (top_, left_, bottom_, right_)
+            open_linear = False
             continue
         if kind.startswith("BatchNorm"):
             mean, var = _np(m.running_mean), _np(m.running_var)
@@ -273,6 +297,9 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
             layers.append(Activation("gelu"))
         else:
             raise UnsupportedLayerError(f"{where}: {kind} is not supported by lumpkit")
+    if zero_pad is not None:
+        raise UnsupportedLayerError("the model ends with a zero padding (nn.ZeroPad2d); lumpkit "
+                                    "reads one only just before a Conv2d")
     if input_shape is None:
         first = next((lyr for lyr in layers if isinstance(lyr, Dense | Conv2d)), None)
         if isinstance(first, Dense) and (not layers or isinstance(layers[0], Dense)):
@@ -390,7 +417,8 @@ def to_torch(net: Network, dtype: str = "float32", io_dtype: str | None = None) 
     Raises
     ------
     UnsupportedLayerError
-        For asymmetric padding or a Permute (no ``nn`` module holds them).
+        For asymmetric pooling padding or a Permute (no ``nn`` module holds them;
+        a convolution's asymmetric padding becomes an ``nn.ZeroPad2d`` before it).
 
     Examples
     --------
@@ -418,8 +446,10 @@ def to_torch(net: Network, dtype: str = "float32", io_dtype: str | None = None) 
             mods.append(m)
         elif isinstance(layer, Conv2d):
             t, left, b, r = layer.padding
-            if t != b or left != r:
-                raise UnsupportedLayerError(f"layer {i}: asymmetric padding has no nn.Conv2d")
+            if t != b or left != r:  # nn.Conv2d pads symmetrically: the rest before it
+                mods.append(nn.ZeroPad2d((left - min(left, r), r - min(left, r),
+                                          t - min(t, b), b - min(t, b))))
+                t, left = min(t, b), min(left, r)
             # the smallest equal convolution: groups / dilation where the weight has them
             w, groups, dil = compact_conv_weight(layer.weight)
             o, c, kh, kw = layer.weight.shape[0], layer.weight.shape[1], *w.shape[2:]

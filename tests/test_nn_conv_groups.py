@@ -457,3 +457,35 @@ def test_cli_reduces_a_mobilenet_block_from_onnx(tmp_path: Path,
     cert = json.loads((tmp_path / "mobile.reduced.certificate.json").read_text())
     verdict = proofs.check_certificate(load_network(model), load_network(reduced), cert)
     assert verdict.valid, verdict.message
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+@pytest.mark.parametrize(("kernel", "dilation"), [(3, 1), (4, 1), ((2, 5), (3, 1)), (3, 2)])
+def test_same_padding_and_zero_pad_read_and_written(tmp_path: Path, kernel: Any,
+                                                     dilation: Any) -> None:
+    """nn.Conv2d(padding='same') (asymmetric for even kernels) and nn.ZeroPad2d before a conv
+    are read as the conv's padding; an asymmetric padding is written as nn.ZeroPad2d + Conv2d.
+    Oracle: torch on the original and on the written modules."""
+    torch.manual_seed(11)
+    m = nn.Sequential(nn.Conv2d(2, 3, kernel, padding="same", dilation=dilation), nn.ReLU(),
+                      nn.ZeroPad2d((1, 0, 2, 1)), nn.Conv2d(3, 2, 3), nn.ReLU(), nn.Flatten(),
+                      nn.LazyLinear(2)).double()
+    x = np.random.default_rng(12).normal(size=(3, 2, 7, 7))
+    want = _torch_out(m.eval(), x)  # materialises the lazy linear layer
+    net = from_torch(m.eval(), (2, 7, 7))
+    np.testing.assert_allclose(evaluate(net, x), want, rtol=1e-12, atol=1e-12)
+    assert net.layers[2].padding == (2, 1, 1, 0)  # (top, left, bottom, right)
+    for script in (False, True):
+        pt = tmp_path / f"p{script}.pt"
+        save_network(net, pt, torchscript=script)
+        mod = torch.jit.load(str(pt)) if script else torch.load(str(pt), weights_only=False)
+        np.testing.assert_allclose(_torch_out(mod, x), want, rtol=1e-12, atol=1e-12)
+        assert load_network(pt).layers[2].padding == (2, 1, 1, 0)
+
+
+def test_zero_pad_not_before_a_conv_is_refused() -> None:
+    with pytest.raises(UnsupportedLayerError, match="ZeroPad2d"):
+        from_torch(nn.Sequential(nn.Conv2d(1, 1, 1), nn.ZeroPad2d(1), nn.ReLU()).eval(),
+                   (1, 3, 3))
+    with pytest.raises(UnsupportedLayerError, match=r"padding with 0\.5"):
+        from_torch(nn.Sequential(nn.ConstantPad2d(1, 0.5), nn.Conv2d(1, 1, 1)).eval(), (1, 3, 3))
