@@ -261,6 +261,8 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                 f"current tensor {cur!r})"
             )
         out = node.output[0]
+        if op not in ("Add", "Mul", "Identity", "Dropout"):
+            _need_before_output_scale(b, k, node)
         before_first = not any(isinstance(lyr, Dense | Conv2d) for lyr in b.layers)
         if op in ("Identity", "Dropout"):
             pass
@@ -468,6 +470,17 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
     net = Network(tuple(b.layers), in_shape, nrm)
     # a float32 model is held as float32 (folded values that are not float32 stay float64)
     return net if wide else narrowed_to_float32(net)
+
+
+def _need_before_output_scale(b: _Builder, k: int, node: Any) -> None:
+    """Refuse a layer after the Mul read as the output scale (it would move past it)."""
+    if not b.after_last:
+        return
+    why = ("; torch's Softplus(beta != 1) exports as Mul, Softplus, Div, and lumpkit takes "
+           "beta = 1 only" if node.op_type == "Softplus" else "")
+    raise UnsupportedLayerError(
+        f"{b.where(k, node)}: {node.op_type} after a Mul by a constant; lumpkit reads such a "
+        f"Mul (after the first layer) only as the output scale after the last layer{why}")
 
 
 def _exact_sum(a: np.ndarray, c: np.ndarray) -> np.ndarray:
