@@ -207,11 +207,12 @@ def test_unsupported_onnx_operator_is_named(tmp_path: Path) -> None:
     w = numpy_helper.from_array(np.ones((2, 3), dtype=np.float32), "W")
     g = helper.make_graph(
         [helper.make_node("Gemm", ["x", "W"], ["h"], transB=1, name="fc"),
-         helper.make_node("Elu", ["h"], ["y"], name="elu")],
+         helper.make_node("ThresholdedRelu", ["h"], ["y"], name="trelu")],
         "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[w])
     onnx.save(helper.make_model(g), tmp_path / "bad.onnx")
-    with pytest.raises(UnsupportedLayerError, match=r"node 1 \(Elu 'elu'\): operator Elu"):
+    with pytest.raises(UnsupportedLayerError,
+                       match=r"node 1 \(ThresholdedRelu 'trelu'\): operator ThresholdedRelu"):
         load_network(tmp_path / "bad.onnx")
 
 
