@@ -217,8 +217,8 @@ def test_unsupported_onnx_operator_is_named(tmp_path: Path) -> None:
 
 
 def test_unsupported_torch_module_is_named() -> None:
-    seq = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ELU())
-    with pytest.raises(UnsupportedLayerError, match=r"module 1 \(ELU"):
+    seq = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Threshold(0.1, 20.0))
+    with pytest.raises(UnsupportedLayerError, match=r"module 1 \(Threshold"):
         from_torch(seq)
 
 
