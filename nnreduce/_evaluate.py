@@ -3,11 +3,15 @@
 Both evaluators share one implementation over numpy arrays: ``float64``
 arrays for :func:`evaluate`, ``object`` arrays of ``Fraction`` for
 :func:`evaluate_exact`.  The non-rational activations (tanh, sigmoid, gelu,
-softmax) cannot be evaluated in rational arithmetic; the exact evaluator applies them
-to the correctly rounded float of the exact pre-activation and takes the
-float result exactly.  That is a deterministic function of the exact
+gelu_tanh, elu, selu, celu, silu, softplus, mish, softmax) cannot be
+evaluated in rational arithmetic; the exact evaluator applies them to the
+correctly rounded float of the exact pre-activation and takes the float
+result exactly.  That is a deterministic function of the exact
 pre-activation, so two networks whose pre-activations agree exactly still
-agree exactly after such an activation.
+agree exactly after such an activation.  Where such a function is the
+identity (elu and celu for ``x > 0``, softplus above its threshold) the
+exact evaluator returns ``x`` itself; the rational activations
+(hard_sigmoid, hard_swish, softsign, clip, ...) are evaluated exactly.
 """
 
 from __future__ import annotations
@@ -174,6 +178,10 @@ def _activation(x: np.ndarray, layer: Activation, exact: bool) -> np.ndarray:
         return out
     if kind in ("softmax", "log_softmax"):
         return _softmax(x, kind == "log_softmax", exact)
+    if kind in _SMOOTH:
+        return _smooth(x, layer, exact)
+    if kind in ("hard_sigmoid", "hard_swish", "softsign"):
+        return _rational_activation(x, layer, exact)
     fn = {"tanh": math.tanh,
           "sigmoid": _sigmoid,
           "gelu": _gelu}[kind]
@@ -206,6 +214,87 @@ def _softmax(x: np.ndarray, log: bool, exact: bool) -> np.ndarray:
     res = np.empty(out.shape, dtype=object)
     res.reshape(-1)[:] = [Fraction(float(v)) for v in out.reshape(-1)]
     return res
+
+
+#: SELU's fixed constants (PyTorch's, to float64 precision).
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+#: The constants of GELU's tanh approximation.
+GELU_TANH_C = math.sqrt(2.0 / math.pi)
+GELU_TANH_CUBIC = 0.044715
+#: The element-wise kinds computed by :func:`_smooth_float`.
+_SMOOTH = ("elu", "selu", "celu", "silu", "softplus", "mish", "gelu_tanh")
+
+
+def _smooth_float(x: np.ndarray, layer: Activation) -> np.ndarray:
+    """A smooth activation of :data:`_SMOOTH` on a float64 array (as PyTorch computes it).
+
+    Every branch is evaluated on values where it cannot overflow (``exp`` of
+    ``min(x, 0)``), so that no floating-point warning is raised.
+    """
+    kind = layer.kind
+    alpha = float(layer.alpha) if layer.alpha is not None else 1.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        if kind == "elu":
+            return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
+        if kind == "selu":
+            return SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0.0)))
+        if kind == "celu":  # x / alpha <= 0 where it is used if alpha > 0
+            neg = np.minimum(x, 0.0) / alpha
+            return np.where(x > 0, x, alpha * np.expm1(neg))
+        if kind == "silu":
+            return x / (1.0 + np.exp(-x))
+        if kind == "softplus":
+            sp = np.logaddexp(0.0, x)  # log(1 + exp(x)) without overflow
+            if layer.threshold is None:
+                return sp
+            return np.where(x > float(layer.threshold), x, sp)
+        if kind == "mish":
+            return x * np.tanh(np.logaddexp(0.0, x))
+        assert kind == "gelu_tanh"
+        # (1 + tanh(u)) / 2 = sigmoid(2 u): no cancellation where tanh(u) is near -1
+        u = GELU_TANH_C * (x + GELU_TANH_CUBIC * x * x * x)
+        return x / (1.0 + np.exp(-2.0 * u))
+
+
+def _smooth(x: np.ndarray, layer: Activation, exact: bool) -> np.ndarray:
+    """A smooth activation; exactly: of the rounded pre-activation (module notes), and
+    ``x`` itself where the function is the identity."""
+    if not exact:
+        return _smooth_float(x, layer) if x.size else x
+    flat = x.reshape(-1)
+    vals = _smooth_float(np.array([float(v) for v in flat], dtype=np.float64), layer)
+    if not np.all(np.isfinite(vals)):
+        k = int(np.flatnonzero(~np.isfinite(vals))[0])
+        raise ModelFormatError(
+            f"activation {layer.kind} (alpha {layer.alpha}) is {vals[k]} at the pre-activation "
+            f"{float(flat[k])!r}; exact evaluation needs finite values")
+    kind = layer.kind
+    if kind in ("elu", "celu"):
+        ident = [v > 0 for v in flat]
+    elif kind == "softplus" and layer.threshold is not None:
+        ident = [v > layer.threshold for v in flat]
+    else:
+        ident = [False] * flat.shape[0]
+    out = np.empty(flat.shape, dtype=object)
+    out[:] = [v if keep else Fraction(float(f))
+              for v, f, keep in zip(flat, vals.tolist(), ident, strict=True)]
+    return out.reshape(x.shape)
+
+
+def _rational_activation(x: np.ndarray, layer: Activation, exact: bool) -> np.ndarray:
+    """hard_sigmoid, hard_swish and softsign: rational functions, exact on Fractions."""
+    if layer.kind == "softsign":
+        return x / (1 + np.abs(x)) if x.size else x
+    assert layer.alpha is not None and layer.beta is not None
+    zero: Any = _ZERO if exact else 0.0
+    one: Any = Fraction(1) if exact else 1.0
+    a: Any = layer.alpha if exact else float(layer.alpha)
+    b: Any = layer.beta if exact else float(layer.beta)
+    y = x * a + b
+    hs = np.where(y > zero, y, zero)
+    hs = np.where(hs < one, hs, one)
+    return x * hs if layer.kind == "hard_swish" else hs
 
 
 def _sigmoid(v: float) -> float:
@@ -297,8 +386,8 @@ def evaluate_exact(net: Network, x: Any, *, normalize: bool = True) -> np.ndarra
     -------
     numpy.ndarray of object (Fraction)
         Shape ``net.output_shape`` (single input) or ``(N, *net.output_shape)``.
-        tanh, sigmoid, gelu and softmax are applied to the rounded
-        pre-activation (see the module notes).
+        tanh, sigmoid, gelu, softmax and the other non-rational activations
+        are applied to the rounded pre-activation (see the module notes).
 
     Raises
     ------

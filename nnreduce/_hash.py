@@ -71,6 +71,10 @@ def _layer(layer: Layer) -> dict[str, Any]:
         "slopes": _arr(layer.slopes)}
     if layer.bounds is not None:  # clip only (other kinds hash as they always did)
         out["bounds"] = [None if v is None else rational_to_str(v) for v in layer.bounds]
+    if layer.beta is not None:  # hard_sigmoid and hard_swish only
+        out["beta"] = rational_to_str(layer.beta)
+    if layer.threshold is not None:  # softplus with a threshold only
+        out["threshold"] = rational_to_str(layer.threshold)
     return out
 
 

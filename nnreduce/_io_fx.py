@@ -99,7 +99,10 @@ def _functional_table() -> dict[Any, str]:
             F.adaptive_avg_pool2d: "adaptive_avg_pool2d",
             F.adaptive_max_pool2d: "adaptive_max_pool2d", torch.mean: "mean",
             F.relu6: "relu6", F.hardtanh: "hardtanh", torch.clamp: "clamp",
-            torch.clip: "clamp"}
+            torch.clip: "clamp", F.elu: "elu", F.selu: "selu", torch.selu: "selu",
+            F.celu: "celu", torch.celu: "celu", F.silu: "silu", F.softplus: "softplus",
+            F.softsign: "softsign", F.hardsigmoid: "hardsigmoid", F.hardswish: "hardswish",
+            F.mish: "mish"}
 
 
 _METHODS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "flatten": "flatten",
@@ -258,6 +261,19 @@ def _flatten_target(node: Any, batch: set[Any], where: str) -> int | None:
     raise UnsupportedLayerError(f"{where}: reshape to {shown} (only to (batch, n), a flatten)")
 
 
+#: Functional activations without parameters, by the torch.nn module computing them.
+_PLAIN = {"selu": "SELU", "silu": "SiLU", "softsign": "Softsign", "hardsigmoid": "Hardsigmoid",
+          "hardswish": "Hardswish", "mish": "Mish"}
+
+
+def _number_arg(node: Any, pos: int, name: str, default: float, where: str) -> float:
+    """A number argument of a traced call (a tensor computed in the forward is refused)."""
+    value = _arg(node, pos, name, default)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise UnsupportedLayerError(f"{where}: {name}={value!r} is not a number")
+    return float(value)
+
+
 def _functional_module(what: str, node: Any, where: str, nn: Any) -> Any:
     """The standard module computing a functional call, ``None`` for a no-op."""
     if what == "relu":
@@ -272,6 +288,14 @@ def _functional_module(what: str, node: Any, where: str, nn: Any) -> Any:
         return nn.GELU(approximate=str(node.kwargs.get("approximate", "none")))
     if what == "flatten":
         return nn.Flatten()
+    if what in _PLAIN:
+        return getattr(nn, _PLAIN[what])()
+    if what in ("elu", "celu"):
+        alpha = _number_arg(node, 1, "alpha", 1.0, where)
+        return nn.ELU(alpha) if what == "elu" else nn.CELU(alpha)
+    if what == "softplus":
+        return nn.Softplus(_number_arg(node, 1, "beta", 1.0, where),
+                           _number_arg(node, 2, "threshold", 20.0, where))
     if what == "relu6":
         return nn.ReLU6()
     if what == "hardtanh":

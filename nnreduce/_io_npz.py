@@ -2,7 +2,9 @@
 
 Keys: ``__lumpkit__`` holds a JSON description
 ``{"format": "lumpkit-nn-npz", "version": 1, "input_shape": [...],
-"layers": [{"type": ..., hyper-parameters...}, ...], "normalization": bool}``;
+"layers": [{"type": ..., hyper-parameters...}, ...], "normalization": bool}``
+(an activation's exact parameters ``alpha``, ``bounds``, ``beta``,
+``threshold`` as ``"p/q"`` strings);
 arrays are stored under ``layer{i}.{name}`` (``weight``, ``bias``, ``scale``,
 ``shift``, ``slopes``) and ``norm.{name}``.  Float arrays are float32 or
 float64 (as the network holds them); exact arrays are unicode arrays of
@@ -104,6 +106,10 @@ def write_npz(net: Network, path: str | os.PathLike[str]) -> None:
             if layer.bounds is not None:
                 spec["bounds"] = [None if v is None else rational_to_str(v)
                                   for v in layer.bounds]
+            for key in ("beta", "threshold"):  # hard_sigmoid/hard_swish; softplus
+                value = getattr(layer, key)
+                if value is not None:
+                    spec[key] = rational_to_str(value)
             if layer.slopes is not None:
                 arrays[f"layer{i}.slopes"] = _enc(layer.slopes)
         specs.append(spec)
@@ -184,11 +190,14 @@ def _read_npz(p: str, z: Any) -> Network:
         elif t == "activation":
             kind = spec["kind"]
             bounds = spec.get("bounds")
+            beta, threshold = spec.get("beta"), spec.get("threshold")
             layers.append(Activation(
                 kind, alpha=None if spec.get("alpha") is None else to_rational(spec["alpha"]),
                 slopes=arr(f"layer{i}.slopes") if kind == "prelu" else None,
                 bounds=None if bounds is None else tuple(  # type: ignore[arg-type]
-                    None if v is None else to_rational(v) for v in bounds)))
+                    None if v is None else to_rational(v) for v in bounds),
+                beta=None if beta is None else to_rational(beta),
+                threshold=None if threshold is None else to_rational(threshold)))
         else:
             raise UnsupportedLayerError(f"{p}: layer {i} has unknown type {t!r}")
     nrm = None

@@ -3,7 +3,10 @@
 Supported operators (a single chain from the one graph input to the one
 output): Gemm, MatMul (+ Add), Add/Sub of constants (folded into the bias,
 or an input shift before the first layer), Relu, LeakyRelu, PRelu, Sigmoid,
-Tanh, Gelu (opset 20), Conv, MaxPool,
+Tanh, Gelu (opset 20, both forms), Elu, Selu, Celu, Softplus, Softsign,
+HardSigmoid, HardSwish, Mish, Swish (alpha 1), the activations that
+exporters write as several operators (SiLU, Mish, Hardswish, Softsign and
+both GELUs: :mod:`nnreduce._onnx_patterns`), Conv, MaxPool,
 AveragePool, Flatten, Reshape to 2-D (or to 1-D with a batch of 1),
 Transpose (keeping the batch axis first; constant transposes are folded),
 BatchNormalization, Identity, Dropout, Constant, and leading Max/Min/Sub/Div
@@ -25,6 +28,7 @@ from lumpcore import ModelFormatError, UnsupportedLayerError, to_rational
 from lumpcore._atomic import atomic_write_bytes as atomic_write
 
 from ._conv import compact_conv_weight, expand_conv_weight
+from ._evaluate import SELU_ALPHA, SELU_SCALE
 from ._input_norm import fold_input_op, normalization_of
 from ._network import (
     Activation,
@@ -42,6 +46,7 @@ from ._network import (
     clip_activation,
     narrowed_to_float32,
 )
+from ._onnx_patterns import match_activation
 
 __all__ = ["read_onnx", "write_onnx"]
 
@@ -292,7 +297,29 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             )
         return consts[name]
 
-    for k, node in enumerate(_fused_parallel(list(g.node), consts)):
+    # float32 parts of exact weights, as write_onnx writes them, added back together
+    graph_nodes = _fused_parallel(list(g.node), consts)
+    # who reads each tensor (-1: the graph's output), and the Constant nodes by output,
+    # for the activations written as several operators (_onnx_patterns)
+    consumers: dict[str, list[int]] = {g.output[0].name: [-1]}
+    for j, nd in enumerate(graph_nodes):
+        for name in dict.fromkeys(i for i in nd.input if i):
+            consumers.setdefault(name, []).append(j)
+    constant_nodes = {nd.output[0]: nd for nd in graph_nodes if nd.op_type == "Constant"}
+
+    def constant_value(name: str) -> np.ndarray | None:
+        if name in from_shape:
+            return None
+        if name in consts:
+            return consts[name]
+        nd = constant_nodes.get(name)
+        value = _attrs(nd).get("value") if nd is not None else None
+        return None if value is None else numpy_helper.to_array(value)
+
+    fused: set[int] = set()  # nodes of a multi-operator activation already read
+    for k, node in enumerate(graph_nodes):
+        if k in fused:
+            continue
         op = node.op_type
         at = _attrs(node)
         if op == "Constant":
@@ -310,6 +337,15 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             consts[node.output[0]] = full[slice(at.get("start", 0), at.get("end"))]
             from_shape.add(node.output[0])
             continue
+        if cur in node.input and len(consumers.get(cur, [])) > 1:
+            # the chain's tensor read more than once: an activation of several operators?
+            found = match_activation(graph_nodes, k, cur, constant_value, consumers)
+            if found is not None:
+                act, used, cur = found
+                _need_before_output_scale(b, k, node)
+                b.add(act)
+                fused.update(used)
+                continue
         data_inputs = [i for i in node.input if i and i not in consts]
         if not data_inputs:
             # constant folding of value-preserving ops on weights (exporters write
@@ -328,6 +364,8 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                 f"current tensor {cur!r})"
             )
         out = node.output[0]
+        if op not in ("Add", "Mul", "Identity", "Dropout"):
+            _need_before_output_scale(b, k, node)
         before_first = not any(isinstance(lyr, Dense | Conv2d) for lyr in b.layers)
         if op in ("Identity", "Dropout"):
             pass
@@ -411,6 +449,8 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             b.add(Activation("sigmoid"))
         elif op == "Tanh":
             b.add(Activation("tanh"))
+        elif op in _SIMPLE_ACTIVATIONS:
+            b.add(_onnx_activation(op, at, b.where(k, node)))
         elif op == "Clip":
             if _opset(model) < 11:
                 lo_v, hi_v = at.get("min"), at.get("max")
@@ -435,16 +475,19 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                     f"{b.where(k, node)}: {op} over axis {axis} of a (batch, *{b.shape}) tensor; "
                     "lumpkit takes a softmax over the features of a vector only"
                 )
-            rest = [n.op_type for n in g.node[k + 1:] if n.op_type != "Identity"]
+            rest = [n.op_type for n in graph_nodes[k + 1:] if n.op_type != "Identity"]
             if rest:
                 raise UnsupportedLayerError(
                     f"{b.where(k, node)}: {op} must be the last operator (followed by {rest[0]})"
                 )
             b.add(Activation("softmax" if op == "Softmax" else "log_softmax"))
         elif op == "Gelu":
-            if at.get("approximate", b"none") not in (b"none", "none"):
-                raise UnsupportedLayerError(f"{b.where(k, node)}: tanh-approximate Gelu")
-            b.add(Activation("gelu"))
+            approx = at.get("approximate", b"none")
+            approx = approx.decode() if isinstance(approx, bytes) else str(approx)
+            if approx not in ("none", "tanh"):
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: Gelu approximate={approx!r} (ONNX has 'none' and 'tanh')")
+            b.add(Activation("gelu" if approx == "none" else "gelu_tanh"))
         elif op == "Conv":
             w = const(node.input[1], k, node)
             if w.ndim != 4:
@@ -540,6 +583,60 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
     net = Network(tuple(b.layers), in_shape, nrm)
     # a float32 model is held as float32 (folded values that are not float32 stay float64)
     return net if wide else narrowed_to_float32(net)
+
+
+#: One-operator activations read by :func:`_onnx_activation`.
+_SIMPLE_ACTIVATIONS = ("Elu", "Selu", "Celu", "Softplus", "Softsign", "HardSigmoid",
+                       "HardSwish", "Mish", "Swish")
+
+
+def _onnx_activation(op: str, at: dict[str, Any], where: str) -> Activation:
+    """The activation of one ONNX operator of :data:`_SIMPLE_ACTIVATIONS`.
+
+    Float attributes are float32 values, taken at their exact binary value
+    (absent ones at the float32 value of the operator's default).
+    """
+    def attr(name: str, default: float) -> Fraction:
+        return to_rational(float(at.get(name, float(np.float32(default)))))
+
+    try:
+        if op == "Elu":
+            return Activation("elu", alpha=attr("alpha", 1.0))
+        if op == "Celu":
+            return Activation("celu", alpha=attr("alpha", 1.0))
+        if op == "Selu":
+            # SELU's constants, as float32 attributes (the defaults), or absent
+            consts = {"alpha": SELU_ALPHA, "gamma": SELU_SCALE}
+            for name, value in consts.items():
+                if attr(name, value) != Fraction(float(np.float32(value))):
+                    raise UnsupportedLayerError(
+                        f"{where}: Selu with {name}={at[name]!r}; lumpkit takes SELU's own "
+                        f"constants only ({name} = {value!r})")
+            return Activation("selu")
+        if op == "HardSigmoid":
+            return Activation("hard_sigmoid", alpha=attr("alpha", 0.2), beta=attr("beta", 0.5))
+        if op == "HardSwish":  # defined with alpha = 1/6, beta = 1/2 (no attributes)
+            return Activation("hard_swish")
+        if op == "Swish":
+            if attr("alpha", 1.0) != 1:
+                raise UnsupportedLayerError(
+                    f"{where}: Swish with alpha={at['alpha']!r}; lumpkit takes alpha = 1 "
+                    "(SiLU, x * sigmoid(x)) only")
+            return Activation("silu")
+    except ModelFormatError as exc:
+        raise ModelFormatError(f"{where}: {exc}") from None
+    return Activation({"Softplus": "softplus", "Softsign": "softsign", "Mish": "mish"}[op])
+
+
+def _need_before_output_scale(b: _Builder, k: int, node: Any) -> None:
+    """Refuse a layer after the Mul read as the output scale (it would move past it)."""
+    if not b.after_last:
+        return
+    why = ("; torch's Softplus(beta != 1) exports as Mul, Softplus, Div, and lumpkit takes "
+           "beta = 1 only" if node.op_type == "Softplus" else "")
+    raise UnsupportedLayerError(
+        f"{b.where(k, node)}: {node.op_type} after a Mul by a constant; lumpkit reads such a "
+        f"Mul (after the first layer) only as the output scale after the last layer{why}")
 
 
 def _exact_sum(a: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -643,7 +740,8 @@ def _float32_parts(a: np.ndarray, most: int = 3) -> list[np.ndarray] | None:
 
 def _splittable(net: Network) -> bool:
     """Every Dense/Conv2d parameter splits into float32 parts, and every other float
-    parameter (batch norm, PReLU slopes, clip bounds, normalisation) is a float32 value."""
+    tensor written (batch norm, PReLU slopes, clip bounds, normalisation) is a float32
+    value."""
     def f32(values: Any) -> bool:
         arr = np.array([float(v) for v in np.asarray(values, dtype=object).reshape(-1)],
                        dtype=np.float64)
@@ -657,8 +755,8 @@ def _splittable(net: Network) -> bool:
         elif isinstance(layer, BatchNorm):
             if not (f32(layer.scale) and f32(layer.shift)):
                 return False
-        elif isinstance(layer, Activation):
-            extra = [v for v in (*(layer.bounds or ()), layer.alpha) if v is not None]
+        elif isinstance(layer, Activation):  # (float attributes are float32 anyway)
+            extra = [v for v in (layer.bounds or ()) if v is not None]
             if layer.slopes is not None:
                 extra.extend(np.asarray(layer.slopes).reshape(-1).tolist())
             if extra and not f32(extra):
@@ -672,12 +770,25 @@ def _splittable(net: Network) -> bool:
     return True
 
 
+#: (alpha, beta) of ONNX's HardSwish operator (and PyTorch's Hardswish)
+_HARD_SWISH = (Fraction(1, 6), Fraction(1, 2))
+#: A softplus threshold at least this large changes no value of that precision:
+#: above it log(1 + exp(x)) rounds to x (exp(-x) is below half a unit in the last place).
+_SOFTPLUS_SILENT = {"float32": 17, "float64": 37}
+
+
 def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "float32",
                opset: int = 17, io_dtype: str | None = None) -> None:
     """Write ``net`` as an ONNX model (atomically), weights in ``dtype``.
 
     The normalisation (if any) is written as Max/Min/Sub/Div before and
-    Mul/Add after the layers.  A GELU raises the opset to 20 (its ``Gelu`` operator).
+    Mul/Add after the layers.  An activation raises the opset to the first
+    one with its operator: GELU 20 (``Gelu``), mish 18 (``Mish``),
+    hard_swish 14 (``HardSwish``; other slopes and offsets than 1/6 and 1/2
+    are written as ``x * HardSigmoid(x)``), celu 12.  SiLU is written as
+    ``x * Sigmoid(x)``.  Float attributes (the ``alpha`` of elu, celu,
+    leaky_relu, hard_sigmoid) are float32 in ONNX: a value that is not a
+    float32 is written as the nearest one.
 
     With ``dtype='float64'`` and ``io_dtype='float32'`` the model stays a
     float32 model (a drop-in replacement of the one it was reduced from, and
@@ -688,6 +799,14 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
     back exactly.  Where that cannot be done (values outside float32's range,
     or other float64-only parameters), the data is cast to float64 after the
     input and back before the output instead.
+
+    Raises
+    ------
+    UnsupportedLayerError
+        For a celu in a float64 model (ONNX's ``Celu`` takes float32 only
+        before opset 28), and for a softplus whose threshold would change
+        values of ``dtype`` (below 17 for float32, 37 for float64): ONNX's
+        ``Softplus`` has no threshold.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -814,9 +933,44 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
                 lo, hi = layer.bounds
                 node("Clip", [cur, "" if lo is None else init(np.array(float(lo)), "clip_lo"),
                               "" if hi is None else init(np.array(float(hi)), "clip_hi")])
-            elif kind == "gelu":
-                node("Gelu", [cur])
+            elif kind in ("gelu", "gelu_tanh"):
+                node("Gelu", [cur], **({"approximate": "tanh"} if kind == "gelu_tanh" else {}))
                 opset = max(opset, 20)
+            elif kind in ("silu", "hard_swish"):
+                x_in = cur
+                if kind == "hard_swish" and (layer.alpha, layer.beta) == _HARD_SWISH:
+                    node("HardSwish", [cur])
+                    opset = max(opset, 14)
+                    continue
+                if kind == "silu":
+                    node("Sigmoid", [cur])
+                else:  # x * HardSigmoid(x), read back as a hard_swish
+                    node("HardSigmoid", [cur], alpha=float(layer.alpha or 0),
+                         beta=float(layer.beta or 0))
+                node("Mul", [x_in, cur])
+            elif kind in ("elu", "celu"):
+                if kind == "celu" and dtype != "float32" and opset < 28:
+                    raise UnsupportedLayerError(
+                        "ONNX's Celu takes float32 tensors only (before opset 28, which "
+                        "onnxruntime does not run); export with dtype='float32'")
+                node(kind.capitalize(), [cur], alpha=float(layer.alpha or 0))
+                opset = max(opset, 12) if kind == "celu" else opset
+            elif kind == "hard_sigmoid":
+                node("HardSigmoid", [cur], alpha=float(layer.alpha or 0),
+                     beta=float(layer.beta or 0))
+            elif kind == "softplus":
+                thr = layer.threshold
+                if thr is not None and thr < _SOFTPLUS_SILENT[dtype]:
+                    raise UnsupportedLayerError(
+                        f"softplus with threshold {thr}: ONNX's Softplus has no threshold, and "
+                        f"below {_SOFTPLUS_SILENT[dtype]} the threshold changes {dtype} values; "
+                        "export to .pt or .npz")
+                node("Softplus", [cur])
+            elif kind in ("selu", "softsign"):
+                node(kind.capitalize(), [cur])
+            elif kind == "mish":
+                node("Mish", [cur])
+                opset = max(opset, 18)
             else:  # pragma: no cover - every kind is handled above
                 raise UnsupportedLayerError(f"activation {kind!r} has no ONNX form here")
     if nrm is not None:

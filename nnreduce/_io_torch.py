@@ -13,6 +13,7 @@ import io
 import math
 import os
 import warnings
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,39 @@ def _kind(mod: Any) -> str:
     return str(getattr(mod, "original_name", None) or type(mod).__name__)
 
 
+#: torch.nn activation modules read by :func:`_smooth_activation`, with their kinds.
+_SMOOTH_MODULES = {"ELU": "elu", "SELU": "selu", "CELU": "celu", "SiLU": "silu",
+                   "Softplus": "softplus", "Softsign": "softsign", "Hardsigmoid": "hard_sigmoid",
+                   "Hardswish": "hard_swish", "Mish": "mish"}
+
+
+def _parameter(m: Any, name: str, where: str) -> Fraction:
+    """A module's number parameter, exactly (NaN and infinities refused, by name)."""
+    value = getattr(m, name)
+    try:
+        return to_rational(float(value))
+    except ValueError as exc:
+        raise ModelFormatError(f"{where}: {name} = {value!r} is not usable ({exc})") from None
+
+
+def _smooth_activation(kind: str, m: Any, where: str) -> Activation:
+    """The activation of an ``nn.ELU``, ``nn.Softplus``, ... module (its parameters exact)."""
+    if kind in ("ELU", "CELU"):
+        alpha = _parameter(m, "alpha", where)
+        try:
+            return Activation(_SMOOTH_MODULES[kind], alpha=alpha)
+        except ModelFormatError as exc:  # CELU's alpha = 0
+            raise ModelFormatError(f"{where}: {exc}") from None
+    if kind == "Softplus":
+        if float(m.beta) != 1.0:
+            raise UnsupportedLayerError(
+                f"{where}: Softplus(beta={float(m.beta)!r}); lumpkit takes beta = 1 only "
+                "(log(1 + exp(beta x)) / beta is not one of its activations)")
+        return Activation("softplus", threshold=_parameter(m, "threshold", where))
+    # Hardsigmoid is relu6(x + 3) / 6 = min(max(x / 6 + 1/2, 0), 1): the defaults 1/6, 1/2
+    return Activation(_SMOOTH_MODULES[kind])
+
+
 def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Network:
     """Convert an ``nn.Sequential`` (or TorchScript of one) to a :class:`Network`.
 
@@ -146,9 +180,11 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
     Raises
     ------
     UnsupportedLayerError
-        Naming the module type and its position for anything unsupported.
+        Naming the module type and its position for anything unsupported
+        (e.g. ``Softplus(beta=2)``: only beta 1 is read).
     ModelFormatError
-        When the input shape cannot be inferred (give ``input_shape``).
+        When the input shape cannot be inferred (give ``input_shape``), or
+        for an unusable activation parameter (a NaN ``alpha``).
 
     Examples
     --------
@@ -292,9 +328,12 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
                     "(dim=1) only")
             layers.append(Activation("softmax" if kind == "Softmax" else "log_softmax"))
         elif kind == "GELU":
-            if str(getattr(m, "approximate", "none")) != "none":
-                raise UnsupportedLayerError(f"{where}: GELU(approximate='tanh')")
-            layers.append(Activation("gelu"))
+            approx = str(getattr(m, "approximate", "none"))
+            if approx not in ("none", "tanh"):
+                raise UnsupportedLayerError(f"{where}: GELU(approximate={approx!r})")
+            layers.append(Activation("gelu" if approx == "none" else "gelu_tanh"))
+        elif kind in _SMOOTH_MODULES:
+            layers.append(_smooth_activation(kind, m, where))
         else:
             raise UnsupportedLayerError(f"{where}: {kind} is not supported by lumpkit")
     if zero_pad is not None:
@@ -418,7 +457,15 @@ def to_torch(net: Network, dtype: str = "float32", io_dtype: str | None = None) 
     ------
     UnsupportedLayerError
         For asymmetric pooling padding or a Permute (no ``nn`` module holds them;
-        a convolution's asymmetric padding becomes an ``nn.ZeroPad2d`` before it).
+        a convolution's asymmetric padding becomes an ``nn.ZeroPad2d`` before it),
+        and for a hard_sigmoid or hard_swish with another slope or offset
+        than PyTorch's 1/6 and 1/2.
+
+    Notes
+    -----
+    A softplus without threshold (ONNX's) becomes ``nn.Softplus`` with the
+    threshold 20 (float32) or 40 (float64), above which ``log(1 + exp(x))``
+    rounds to ``x`` in that precision anyway.
 
     Examples
     --------
@@ -496,8 +543,10 @@ def to_torch(net: Network, dtype: str = "float32", io_dtype: str | None = None) 
                 mods.append(nn.Tanh())
             elif layer.kind == "sigmoid":
                 mods.append(nn.Sigmoid())
-            elif layer.kind == "gelu":
-                mods.append(nn.GELU())
+            elif layer.kind in ("gelu", "gelu_tanh"):
+                mods.append(nn.GELU(approximate="tanh" if layer.kind == "gelu_tanh" else "none"))
+            elif layer.kind in _TORCH_SMOOTH:
+                mods.append(_torch_activation(layer, i, dtype, nn))
             elif layer.kind == "softmax":
                 mods.append(nn.Softmax(dim=1))
             elif layer.kind == "log_softmax":
@@ -546,6 +595,33 @@ def to_torch(net: Network, dtype: str = "float32", io_dtype: str | None = None) 
         last.append(CastFloat32() if dtype == "float64" else CastFloat64())
     seq = nn.Sequential(*mods).to(tdt)
     return nn.Sequential(*first, *seq, *last).eval() if first or last else seq.eval()
+
+
+#: The kinds :func:`_torch_activation` writes.
+_TORCH_SMOOTH = frozenset(_SMOOTH_MODULES.values())
+#: PyTorch's Hardsigmoid and Hardswish: slope 1/6, offset 1/2.
+_HARD = (Fraction(1, 6), Fraction(1, 2))
+#: The threshold of an ``nn.Softplus`` standing for a softplus without one: above it
+#: log(1 + exp(x)) rounds to x in that precision (17 would do for float32, 37 for float64).
+_SOFTPLUS_THRESHOLD = {"float32": 20.0, "float64": 40.0}
+
+
+def _torch_activation(layer: Activation, i: int, dtype: str, nn: Any) -> Any:
+    """The ``torch.nn`` module of an activation of :data:`_TORCH_SMOOTH`."""
+    kind = layer.kind
+    if kind in ("elu", "celu"):
+        return (nn.ELU if kind == "elu" else nn.CELU)(alpha=float(layer.alpha or 0))
+    if kind in ("hard_sigmoid", "hard_swish"):
+        if (layer.alpha, layer.beta) != _HARD:
+            raise UnsupportedLayerError(
+                f"layer {i}: {kind} with slope {layer.alpha} and offset {layer.beta}; PyTorch's "
+                "Hardsigmoid/Hardswish have 1/6 and 1/2 only; export to .onnx or .npz")
+        return nn.Hardsigmoid() if kind == "hard_sigmoid" else nn.Hardswish()
+    if kind == "softplus":
+        t = layer.threshold
+        return nn.Softplus(beta=1.0, threshold=_SOFTPLUS_THRESHOLD[dtype] if t is None
+                           else float(t))
+    return {"selu": nn.SELU, "silu": nn.SiLU, "softsign": nn.Softsign, "mish": nn.Mish}[kind]()
 
 
 def write_torch(net: Network, path: str | os.PathLike[str], *, torchscript: bool = False,

@@ -50,11 +50,18 @@ __all__ = [
 
 #: Activation kinds understood by lumpkit.
 ACTIVATION_KINDS = ("relu", "leaky_relu", "prelu", "identity", "clip", "tanh", "sigmoid",
-                    "gelu", "softmax", "log_softmax")
+                    "gelu", "softmax", "log_softmax", "elu", "selu", "celu", "silu", "softplus",
+                    "softsign", "hard_sigmoid", "hard_swish", "mish", "gelu_tanh")
 #: Activations of the whole output vector (not element-wise): only as the last layer.
 OUTPUT_KINDS = ("softmax", "log_softmax")
 #: Positively homogeneous activations (``f(r y) = r f(y)`` for ``r > 0``).
 HOMOGENEOUS_KINDS = ("relu", "leaky_relu", "prelu", "identity")
+#: Default ``alpha`` of the kinds that take one besides leaky_relu (PyTorch's and ONNX's
+#: ELU/CELU; the slope 1/6 of ``hard_sigmoid`` and ``hard_swish`` is PyTorch's).
+_ALPHA_DEFAULTS = {"elu": Fraction(1), "celu": Fraction(1), "hard_sigmoid": Fraction(1, 6),
+                   "hard_swish": Fraction(1, 6)}
+#: Default ``beta`` (the offset of ``hard_sigmoid`` and ``hard_swish``).
+_BETA_DEFAULTS = {"hard_sigmoid": Fraction(1, 2), "hard_swish": Fraction(1, 2)}
 
 
 # --------------------------------------------------------------------- arrays
@@ -303,11 +310,32 @@ class Activation:
     ----------
     kind : str
         One of ``relu, leaky_relu, prelu, identity, clip, tanh, sigmoid,
-        gelu`` (element-wise), or ``softmax, log_softmax`` (over the
-        features of a vector; only as the network's last layer, which a
-        reduction never changes).
-    alpha : Fraction or float or None
-        Negative slope of ``leaky_relu`` (stored exactly as a Fraction).
+        gelu, gelu_tanh, elu, selu, celu, silu, softplus, softsign,
+        hard_sigmoid, hard_swish, mish`` (element-wise), or ``softmax,
+        log_softmax`` (over the features of a vector; only as the network's
+        last layer, which a reduction never changes).  The functions (as in
+        PyTorch and ONNX):
+
+        * ``gelu``: ``x Phi(x)`` (erf form); ``gelu_tanh``:
+          ``x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2``;
+        * ``elu``: ``x`` for ``x > 0``, else ``alpha (exp(x) - 1)``;
+          ``celu``: ``x`` for ``x > 0``, else ``alpha (exp(x / alpha) - 1)``;
+          ``selu``: ``scale * elu`` with SELU's fixed ``alpha = 1.6732632...``
+          and ``scale = 1.0507009...`` (torch's constants);
+        * ``silu`` (swish): ``x sigmoid(x)``; ``mish``: ``x tanh(softplus(x))``;
+        * ``softplus``: ``log(1 + exp(x))`` (beta 1), or ``x`` where
+          ``x > threshold`` when a ``threshold`` is given (PyTorch's
+          ``nn.Softplus``; ONNX's ``Softplus`` has none);
+        * ``softsign``: ``x / (1 + |x|)``;
+        * ``hard_sigmoid``: ``min(max(alpha x + beta, 0), 1)`` (PyTorch's
+          ``Hardsigmoid`` is ``alpha = 1/6, beta = 1/2``, ONNX's default
+          ``alpha = 0.2``); ``hard_swish``: ``x * hard_sigmoid(x)``.
+    alpha : Fraction or None
+        Stored exactly as a Fraction (a float at its binary value):
+        the negative slope of ``leaky_relu`` (required); the ``alpha`` of
+        ``elu`` and ``celu`` (default 1; non-zero for ``celu``); the slope of
+        ``hard_sigmoid`` and ``hard_swish`` (default 1/6).  ``None`` for the
+        other kinds.
     slopes : numpy.ndarray or None
         ``prelu`` only: one slope per channel (axis 0 of the non-batch
         shape), or a single shared slope.
@@ -315,12 +343,34 @@ class Activation:
         ``clip`` only: ``(lo, hi)`` of ``min(max(x, lo), hi)`` (ReLU6 is
         ``(0, 6)``, hardtanh ``(-1, 1)``), stored exactly; ``None`` for no
         bound on that side, ``lo < hi``.
+    beta : Fraction or None
+        ``hard_sigmoid`` and ``hard_swish`` only: the offset (default 1/2),
+        stored exactly.
+    threshold : Fraction or None
+        ``softplus`` only: above it (compared exactly) the output is ``x``
+        itself (PyTorch's ``nn.Softplus(threshold=20)``); ``None`` (the
+        default, ONNX's ``Softplus``): ``log(1 + exp(x))`` everywhere.
+
+    Raises
+    ------
+    UnsupportedLayerError
+        For an unknown ``kind``.
+    ModelFormatError
+        For a missing, superfluous or unusable parameter (NaN, infinite,
+        ``alpha = 0`` for ``celu``), naming the value.
+
+    Examples
+    --------
+    >>> Activation("hard_sigmoid").alpha, Activation("elu", alpha=0.5).alpha
+    (Fraction(1, 6), Fraction(1, 2))
     """
 
     kind: str
     alpha: Fraction | None = None
     slopes: np.ndarray | None = None
     bounds: tuple[Fraction | None, Fraction | None] | None = None
+    beta: Fraction | None = None
+    threshold: Fraction | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ACTIVATION_KINDS:
@@ -332,8 +382,27 @@ class Activation:
             if self.alpha is None:
                 raise ModelFormatError("Activation('leaky_relu') needs alpha")
             object.__setattr__(self, "alpha", to_rational(self.alpha))
+        elif self.kind in _ALPHA_DEFAULTS:
+            alpha = _ALPHA_DEFAULTS[self.kind] if self.alpha is None else _parameter(
+                self.kind, "alpha", self.alpha)
+            if self.kind == "celu" and alpha == 0:
+                raise ModelFormatError(
+                    "Activation('celu'): alpha = 0 divides by zero in alpha (exp(x / alpha) - 1); "
+                    "give a non-zero alpha (PyTorch's and ONNX's default is 1)")
+            object.__setattr__(self, "alpha", alpha)
         elif self.alpha is not None:
             raise ModelFormatError(f"Activation({self.kind!r}) takes no alpha")
+        if self.kind in _BETA_DEFAULTS:
+            object.__setattr__(self, "beta", _BETA_DEFAULTS[self.kind] if self.beta is None
+                               else _parameter(self.kind, "beta", self.beta))
+        elif self.beta is not None:
+            raise ModelFormatError(f"Activation({self.kind!r}) takes no beta")
+        if self.kind == "softplus":
+            if self.threshold is not None:
+                object.__setattr__(self, "threshold",
+                                   _parameter(self.kind, "threshold", self.threshold))
+        elif self.threshold is not None:
+            raise ModelFormatError(f"Activation({self.kind!r}) takes no threshold")
         if self.kind == "prelu":
             if self.slopes is None:
                 raise ModelFormatError("Activation('prelu') needs slopes")
@@ -360,6 +429,16 @@ class Activation:
     def positively_homogeneous(self) -> bool:
         """``f(r y) = r f(y)`` for every ``r > 0``."""
         return self.kind in HOMOGENEOUS_KINDS
+
+
+def _parameter(kind: str, name: str, value: Any) -> Fraction:
+    """An activation parameter as an exact rational, or a ModelFormatError naming it."""
+    try:
+        return to_rational(value)
+    except ValueError as exc:
+        raise ModelFormatError(
+            f"Activation({kind!r}): {name} = {value!r} is not usable ({exc}); give a finite "
+            "number (int, float, Fraction or a 'p/q' string)") from None
 
 
 Layer = Dense | Conv2d | MaxPool2d | AvgPool2d | Flatten | Permute | BatchNorm | Activation

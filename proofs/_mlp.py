@@ -123,8 +123,8 @@ def _activation(spec: Any, where: str) -> tuple[str, Fraction]:
     name = _ALIASES.get(spec.strip().lower().replace("-", "_"))
     if name is None:
         raise UnsupportedLayerError(
-            f"{where}: activation {spec!r} is not supported by the exact checkers; "
-            f"use one of {', '.join(ACTIVATIONS)}"
+            f"{where}: activation {spec!r} is not supported by the exact checkers (they "
+            f"take piecewise-linear activations only); use one of {', '.join(ACTIVATIONS)}"
         )
     if name == "leaky_relu" and alpha < 0:
         raise UnsupportedLayerError(f"{where}: leaky_relu slope {alpha} must be >= 0")
@@ -229,8 +229,9 @@ def network_core(net: Any, *, relu_form: bool = False) -> MLP:
 
     PReLU with one shared (or all equal) non-negative slope becomes
     ``leaky_relu``; other activations raise :class:`UnsupportedLayerError`.
-    With ``relu_form`` (the SMT checker), a network with pooling, batch norm
-    or clips is rewritten exactly into ReLU layers (:mod:`proofs._pooling`).
+    With ``relu_form`` (the SMT checker), a network with pooling, batch norm,
+    clips or hard sigmoids is rewritten exactly into ReLU layers
+    (:mod:`proofs._pooling`).
     Other networks keep nnreduce's plain dense view: it builds the same
     layers faster (numpy instead of sparse forms) and is the layer structure
     LEO returns.
@@ -240,7 +241,8 @@ def network_core(net: Any, *, relu_form: bool = False) -> MLP:
     from nnreduce import Activation, AvgPool2d, BatchNorm, MaxPool2d, dense_layers
 
     if relu_form and any(isinstance(lyr, MaxPool2d | AvgPool2d | BatchNorm) or (
-            isinstance(lyr, Activation) and lyr.kind == "clip") for lyr in net.layers):
+            isinstance(lyr, Activation) and lyr.kind in ("clip", "hard_sigmoid"))
+                         for lyr in net.layers):
         from ._pooling import relu_form_triples
 
         return _from_triples(relu_form_triples(net), math.prod(net.input_shape))

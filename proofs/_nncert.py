@@ -367,7 +367,8 @@ class _Checker:
         pairs: list[tuple[Any, Any]] = list(zip(orig.layers, red.layers, strict=True))
         for p, (a, b) in enumerate(pairs):
             if isinstance(a, Activation):
-                if a.kind != b.kind or a.alpha != b.alpha or a.bounds != b.bounds:
+                if a.kind != b.kind or any(getattr(a, f) != getattr(b, f) for f in
+                                           ("alpha", "bounds", "beta", "threshold")):
                     raise _Violation("unchanged activation", {"layer": p},
                                      {"original": a.kind, "reduced": b.kind})
             elif not isinstance(a, Dense | Conv2d):

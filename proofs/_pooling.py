@@ -9,7 +9,8 @@ leaky-ReLU or no activation only:
 * ``max(x, y) = x + relu(y - x)`` and ``x = relu(x) - relu(-x)``: a
   max-pooling window becomes a tree of such ReLU layers, ``ceil(log2 k)``
   of them for a window of ``k`` elements;
-* a clip ``min(max(h, lo), hi) = lo + relu(h - lo) - relu(h - hi)``.
+* a clip ``min(max(h, lo), hi) = lo + relu(h - lo) - relu(h - hi)``, and a
+  hard sigmoid ``min(max(a h + b, 0), 1) = relu(a h + b) - relu(a h + b - 1)``.
 
 The result computes the same function on every input, in exact arithmetic
 (the tests compare it with :func:`nnreduce.evaluate_exact`).
@@ -198,6 +199,14 @@ def _activation(b: _Builder, act: Any, pos: int) -> list[Form]:
             return [_combine([(_ONE, o)], lo) for o in outs]
         outs = b.emit([_combine([(-_ONE, f)], hi) for f in forms], "relu")  # hi - relu(hi - h)
         return [_combine([(-_ONE, o)], hi) for o in outs]
+    if kind == "hard_sigmoid":  # clip(a h + b, 0, 1) = relu(a h + b) - relu(a h + b - 1)
+        a, c = act.alpha, act.beta
+        forms = b.forms
+        outs = b.emit([_combine([(a, f)], c) for f in forms]
+                      + [_combine([(a, f)], c - 1) for f in forms], "relu")
+        n = len(forms)
+        return [_combine([(_ONE, outs[i]), (-_ONE, outs[n + i])], _ZERO) for i in range(n)]
     raise UnsupportedLayerError(
-        f"layer {pos}: activation {kind!r} is not supported by the exact checkers; use one of "
-        "relu, leaky_relu, prelu (one slope), identity, clip")
+        f"layer {pos}: activation {kind!r} is not supported by the exact checkers (they "
+        "take piecewise-linear activations only); use one of relu, leaky_relu, prelu "
+        "(one slope), identity, clip, hard_sigmoid")

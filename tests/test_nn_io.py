@@ -208,17 +208,18 @@ def test_unsupported_onnx_operator_is_named(tmp_path: Path) -> None:
     w = numpy_helper.from_array(np.ones((2, 3), dtype=np.float32), "W")
     g = helper.make_graph(
         [helper.make_node("Gemm", ["x", "W"], ["h"], transB=1, name="fc"),
-         helper.make_node("Elu", ["h"], ["y"], name="elu")],
+         helper.make_node("ThresholdedRelu", ["h"], ["y"], name="trelu")],
         "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[w])
     onnx.save(helper.make_model(g), tmp_path / "bad.onnx")
-    with pytest.raises(UnsupportedLayerError, match=r"node 1 \(Elu 'elu'\): operator Elu"):
+    with pytest.raises(UnsupportedLayerError,
+                       match=r"node 1 \(ThresholdedRelu 'trelu'\): operator ThresholdedRelu"):
         load_network(tmp_path / "bad.onnx")
 
 
 def test_unsupported_torch_module_is_named() -> None:
-    seq = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ELU())
-    with pytest.raises(UnsupportedLayerError, match=r"module 1 \(ELU"):
+    seq = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Threshold(0.1, 20.0))
+    with pytest.raises(UnsupportedLayerError, match=r"module 1 \(Threshold"):
         from_torch(seq)
 
 
@@ -579,3 +580,26 @@ def test_onnx_input_dimensions_left_open_take_a_given_shape(tmp_path: Path) -> N
                           "--input-shape", "2,6,6", "--box", "-1:1"], capture_output=True,
                          text=True)
     assert run.returncode == 0 and run.stdout.startswith("equivalent"), run.stdout + run.stderr
+
+
+
+def test_a_layer_after_a_hidden_mul_is_refused_not_moved(tmp_path: Path) -> None:
+    """``W relu(2 (W x)) + b``: a Mul of a constant after the first layer is read as the
+    output scale only when nothing but the output shift follows it; a layer after it would
+    otherwise be computed before the scale (onnxruntime shows the outputs differ)."""
+    from onnx import helper, numpy_helper
+
+    wa = np.array([[1.0, -2.0], [0.5, 1.0]], dtype=np.float32)
+    ba = np.array([0.25, -1.0], dtype=np.float32)
+    inits = [numpy_helper.from_array(wa, "W"), numpy_helper.from_array(ba, "b"),
+             numpy_helper.from_array(np.array(2.0, dtype=np.float32), "two")]
+    nodes = [helper.make_node("Gemm", ["x", "W"], ["h"], transB=1),
+             helper.make_node("Mul", ["h", "two"], ["s"]),
+             helper.make_node("Relu", ["s"], ["r"], name="act"),
+             helper.make_node("Gemm", ["r", "W", "b"], ["y"], transB=1)]
+    path = save_onnx_graph(tmp_path / "m.onnx", nodes, ["N", 2], ["N", 2], inits)
+    x = np.array([[1.0, -1.0]])
+    moved = 2 * (np.maximum(x @ wa.T, 0) @ wa.T + ba)  # the Mul read as an output scale
+    assert not np.allclose(_ort_run(path, x), moved)
+    with pytest.raises(UnsupportedLayerError, match=r"node 2 \(Relu 'act'\): Relu after a Mul"):
+        load_network(path)

@@ -148,7 +148,7 @@ def test_bad_shapes_are_named() -> None:
         Network((Dense(np.ones((3, 2)), np.zeros(3)), Dense(np.ones((1, 2)), [0.0])), (2,))
     with pytest.raises(ModelFormatError, match="NaN"):
         Dense([[float("nan")]], [0.0])
-    with pytest.raises(UnsupportedLayerError, match="'elu' is not supported"):
-        Activation("elu")
+    with pytest.raises(UnsupportedLayerError, match="'thresholded_relu' is not supported"):
+        Activation("thresholded_relu")
     with pytest.raises(ModelFormatError, match="expected"):
         evaluate(Network((Dense([[1.0]], [0.0]),), (1,)), [[1.0, 2.0]])
