@@ -67,21 +67,41 @@ class _Builder:
         self.open_linear = False  # last layer is Dense/Conv with nothing after it
         self.norm: dict[str, np.ndarray] = {}
         self.after_last = False
+        # the ONNX tensor's own shape (batch left out): `shape` with axes of size 1 added or
+        # removed (by Squeeze/Unsqueeze, a Reshape or a MatMul on padded axes), same values
+        self.real = input_shape
 
     def where(self, k: int, node: Any) -> str:
         return f"{self.path}: node {k} ({node.op_type} {node.name!r})"
 
     def add(self, layer: Layer) -> None:
         # keep the running shape (validates the layer against it as we go)
-        self.shape = _output_shape(layer, self.shape, len(self.layers))
+        shape = _output_shape(layer, self.shape, len(self.layers))
+        if shape != self.shape or self.real == self.shape:
+            self.real = shape  # a layer keeping the shape (an activation) keeps padded axes
+        self.shape = shape
         self.layers.append(layer)
         self.open_linear = isinstance(layer, Dense | Conv2d)
+
+    def set_real(self, real: tuple[int, ...]) -> None:
+        """The tensor now has the shape ``real`` (same values in C order); held as a vector
+        when at most one axis is longer than 1."""
+        if sum(d > 1 for d in real) <= 1 and len(self.shape) > 1:
+            self.add(Flatten())
+        self.real = real
 
 
 _FLOAT_TYPES = {1: np.float32, 10: np.float16, 11: np.float64}  # TensorProto codes
 _INT_TYPES = {6, 7}  # int32, int64
 # the batch size in the values of a Shape node (symbolic: the model's batch is dynamic)
 _BATCH = np.int64(-(2**62))
+# casts of the data that keep every value: float16 and bfloat16 to float, any of them to double
+_WIDENING = {(10, 1), (16, 1), (10, 11), (16, 11), (1, 11)}
+# operators that act on the values whatever the rank of the tensor: read also where the ONNX
+# tensor has axes of size 1 that lumpkit's network does not (after Squeeze/Unsqueeze, ...)
+_SHAPE_FREE = {"Identity", "Dropout", "Cast", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Gelu",
+               "Clip", "Squeeze", "Unsqueeze", "Flatten", "Reshape", "MatMul", "Gemm", "Add",
+               "Sub", "Mul", "Div", "Max", "Min"}
 
 
 def _fold_constant(op: str, ins: list[np.ndarray | None], at: dict[str, Any]
@@ -206,6 +226,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             f"{p}: input {inputs[0].name!r} needs a known shape, got {dims} (batch first); "
             "give the shape of one input (input_shape=..., CLI: --input-shape C,H,W)")
     in_shape = tuple(int(d) for d in dims[1:] if d is not None)
+    data_type = inputs[0].type.tensor_type.elem_type  # follows the Casts of the data
     b = _Builder(p, in_shape)
     cur = inputs[0].name
 
@@ -230,16 +251,24 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         at = _attrs(node)
         if op == "Constant":
             t = at.get("value")
-            if t is None:
-                raise UnsupportedLayerError(f"{b.where(k, node)}: only tensor constants")
-            arr = numpy_helper.to_array(t)
+            scalar = {"value_float": np.float32, "value_floats": np.float32,
+                      "value_int": np.int64, "value_ints": np.int64}
+            kind = next((a for a in scalar if a in at), None)
+            if t is not None:
+                arr = numpy_helper.to_array(t)
+            elif kind is not None:
+                arr = np.array(at[kind], dtype=scalar[kind])
+            else:
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: only tensor and number constants (value, value_float(s), "
+                    f"value_int(s)), not {sorted(at)}")
             if arr.dtype.kind == "f":
                 wide |= arr.dtype.itemsize > 4
                 arr = arr.astype(np.float64)
             consts[node.output[0]] = arr
             continue
         if op == "Shape" and list(node.input) == [cur]:
-            full = np.array([_BATCH if dims[0] is None else dims[0], *b.shape], dtype=np.int64)
+            full = np.array([_BATCH if dims[0] is None else dims[0], *b.real], dtype=np.int64)
             consts[node.output[0]] = full[slice(at.get("start", 0), at.get("end"))]
             from_shape.add(node.output[0])
             continue
@@ -262,12 +291,34 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             )
         out = node.output[0]
         before_first = not any(isinstance(lyr, Dense | Conv2d) for lyr in b.layers)
+        if b.real != b.shape and op not in _SHAPE_FREE:
+            raise UnsupportedLayerError(
+                f"{b.where(k, node)}: {op} of a (batch, *{b.real}) tensor, which lumpkit holds "
+                f"as (batch, *{b.shape}) (the same values without the axes of size 1); lumpkit "
+                f"reads {op} only where no Squeeze, Unsqueeze, Reshape or MatMul has added or "
+                "removed axes of size 1: remove those before it"
+            )
         if op in ("Identity", "Dropout"):
-            pass
+            train = node.input[2] if op == "Dropout" and len(node.input) > 2 else ""
+            if train and bool(const(train, k, node).reshape(-1)[0]):
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: Dropout in training mode (training_mode true) drops "
+                    "values at random; export the model in inference (eval) mode")
+        elif op == "Cast":
+            to = int(at.get("to", 0))
+            if to != data_type and (data_type, to) not in _WIDENING:
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: Cast of the data from {_type_name(data_type)} to "
+                    f"{_type_name(to)} can change its values; lumpkit reads a Cast only to the "
+                    "same or a wider float type: export the model without it")
+            data_type = to
         elif op == "Gemm":
             if at.get("transA", 0):
                 raise UnsupportedLayerError(f"{b.where(k, node)}: transA=1 is not supported")
             w = const(node.input[1], k, node)
+            if w.ndim != 2:
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: a weight of shape {w.shape}, not a matrix")
             w = w if at.get("transB", 0) else w.T
             w = w * float(at.get("alpha", 1.0))
             n_out = w.shape[0]
@@ -277,12 +328,31 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                                        (n_out,)).copy()
             _need_vector(b, k, node)
             b.add(Dense(w, bias))
+            b.real = (n_out,)
         elif op == "MatMul":
-            if node.input[0] != cur:
-                raise UnsupportedLayerError(f"{b.where(k, node)}: weight @ x is not supported")
-            w = const(node.input[1], k, node)
-            _need_vector(b, k, node)
-            b.add(Dense(w.T, np.zeros(w.shape[1])))
+            r = b.real
+            if node.input[0] != cur:  # W @ x: a matrix times column vectors (..., K, 1)
+                w = const(node.input[0], k, node)
+                if w.ndim != 2 or len(r) < 2 or r[-1] != 1 or w.shape[1] != r[-2] or any(
+                        d != 1 for d in r[:-2]):
+                    raise UnsupportedLayerError(
+                        f"{b.where(k, node)}: a constant of shape {w.shape} times a (batch, *{r}) "
+                        "tensor; lumpkit reads W @ x only for a matrix W (n_out, n_in) and "
+                        "column vectors x (batch, n_in, 1) (on a (batch, n_in) tensor W @ x "
+                        "would mix the examples of the batch): write x @ W.T instead")
+                _need_vector(b, k, node)
+                b.add(Dense(w, np.zeros(w.shape[0])))
+                b.real = (*r[:-2], w.shape[0], 1)
+            else:
+                w = const(node.input[1], k, node)
+                if w.ndim != 2 or w.shape[0] != r[-1] or any(d != 1 for d in r[:-1]):
+                    raise UnsupportedLayerError(
+                        f"{b.where(k, node)}: a (batch, *{r}) tensor times a constant of shape "
+                        f"{w.shape}; lumpkit reads x @ W for a matrix W (n_in, n_out) and x "
+                        "whose axes other than the batch and the last one have size 1")
+                _need_vector(b, k, node)
+                b.add(Dense(w.T, np.zeros(w.shape[1])))
+                b.real = (*r[:-1], w.shape[1])
         elif op in ("Add", "Sub"):
             other = next(i for i in node.input if i != cur)
             c = const(other, k, node)
@@ -413,29 +483,57 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             if op.startswith("Reduce") and not at.get("keepdims", 1):
                 b.add(Flatten())  # (batch, C)
         elif op == "Flatten":
-            if at.get("axis", 1) != 1:
+            axis = int(at.get("axis", 1))
+            if (axis + len(b.real) + 1 if axis < 0 else axis) != 1:
                 raise UnsupportedLayerError(f"{b.where(k, node)}: Flatten axis != 1")
-            if len(b.shape) > 1:
-                b.add(Flatten())
+            b.set_real((math.prod(b.real),))
         elif op == "Reshape":
             if node.input[1] not in consts:
                 const(node.input[1], k, node)  # raises: the shape must be known
             target = [int(x) for x in consts[node.input[1]].reshape(-1)]
             n = math.prod(b.shape)
             # (batch, n): the batch as -1, 0 (copied), the graph's own fixed batch size,
-            # or the batch read from the data tensor's shape
+            # or the batch read from the data tensor's shape; n may come with axes of size 1
             batch = (-1, 0, 1, int(_BATCH)) if dims[0] is None else (-1, 0, 1, dims[0])
-            ok2 = len(target) == 2 and target[1] in (n, -1) and target[0] in batch
+            tail = [b.real[j] if d == 0 and j < len(b.real) and not at.get("allowzero", 0)
+                    else d for j, d in enumerate(target[1:])]
+            known = math.prod(d for d in tail if d != -1)
+            if tail.count(-1) == 1 and known > 0 and n % known == 0:
+                tail = [n // known if d == -1 else d for d in tail]
+            ok2 = len(target) >= 2 and target[0] in batch and min(tail) >= 1 and math.prod(
+                tail) == n and sum(d > 1 for d in tail) <= 1
             ok1 = len(target) == 1 and target[0] in (n, -1) and dims[0] == 1
             if not (ok1 or ok2):
                 shown = ["batch" if x == _BATCH else x for x in target]
                 raise UnsupportedLayerError(
-                    f"{b.where(k, node)}: Reshape to {shown} (only to (batch, {n}))"
+                    f"{b.where(k, node)}: Reshape to {shown} (only to (batch, {n}), possibly "
+                    "with axes of size 1)"
                 )
-            if len(b.shape) > 1:
-                b.add(Flatten())
+            b.set_real(tuple(tail) if ok2 else (n,))
+        elif op in ("Squeeze", "Unsqueeze"):
+            axes_in = node.input[1] if len(node.input) > 1 and node.input[1] else None
+            axes = at.get("axes") if axes_in is None else const(axes_in, k, node).reshape(
+                -1).tolist()
+            r = b.real
+            if op == "Squeeze" and axes is None and dims[0] != 1:  # every axis of size 1
+                axes = [j + 1 for j, d in enumerate(r) if d == 1]
+            listed = [] if axes is None else [int(a) for a in axes]
+            rank = len(r) + 1 + (len(listed) if op == "Unsqueeze" else 0)
+            ax = sorted({a % rank for a in listed})
+            if axes is None or 0 in ax or any(not -rank <= a < rank for a in listed) or (
+                    op == "Squeeze" and any(r[a - 1] != 1 for a in ax)):
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: {op} of axes {axes} of a (batch, *{r}) tensor; "
+                    f"lumpkit reads {op} of given axes of size 1 other than the batch axis only")
+            if op == "Squeeze":
+                b.set_real(tuple(d for j, d in enumerate(r) if j + 1 not in ax))
+            else:
+                new = list(r)
+                for a in ax:
+                    new.insert(a - 1, 1)
+                b.set_real(tuple(new))
         elif op == "Transpose":
-            perm = list(at.get("perm", []))
+            perm = list(at.get("perm", range(len(b.real), -1, -1)))  # default: reversed
             if not perm or perm[0] != 0:
                 raise UnsupportedLayerError(
                     f"{b.where(k, node)}: Transpose {perm} moves the batch axis"
@@ -470,6 +568,15 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
     return net if wide else narrowed_to_float32(net)
 
 
+def _type_name(code: int) -> str:
+    import onnx
+
+    try:
+        return str(onnx.TensorProto.DataType.Name(code))
+    except ValueError:
+        return f"type {code}"
+
+
 def _exact_sum(a: np.ndarray, c: np.ndarray) -> np.ndarray:
     """``a + c`` in float64 when every sum is exact there, else as exact rationals."""
     total = np.asarray(a, dtype=np.float64) + c
@@ -492,11 +599,11 @@ def _input_constant(b: _Builder, c: np.ndarray, where: str) -> np.ndarray:
         raise UnsupportedLayerError(f"{where}: input normalisation after layers")
     arr = np.asarray(c, dtype=np.float64)
     try:
-        full = np.broadcast_to(arr, (1, *b.shape))
+        full = np.broadcast_to(arr, (1, *b.real))
     except ValueError:
         raise UnsupportedLayerError(
             f"{where}: a constant of shape {arr.shape} does not broadcast to the data shape "
-            f"(batch, {', '.join(map(str, b.shape))})") from None
+            f"(batch, {', '.join(map(str, b.real))})") from None
     idx = np.arange(math.prod(b.input_shape)).reshape(b.input_shape)
     for lyr in b.layers:  # Flatten and Permute only (checked above)
         idx = np.transpose(idx, lyr.perm) if isinstance(lyr, Permute) else idx.reshape(-1)
@@ -554,7 +661,7 @@ def _input_norm(b: _Builder, op: str, c: np.ndarray, k: int, node: Any) -> None:
 
 def _need_vector(b: _Builder, k: int, node: Any) -> None:
     if len(b.shape) != 1:
-        if all(s == 1 for s in b.shape[:-1]):
+        if sum(s > 1 for s in b.shape) <= 1:
             b.add(Flatten())
             return
         raise UnsupportedLayerError(f"{b.where(k, node)}: dense layer on shape {b.shape}")
