@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -320,15 +321,16 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                 raise UnsupportedLayerError(
                     f"{b.where(k, node)}: a weight of shape {w.shape}, not a matrix")
             w = w if at.get("transB", 0) else w.T
-            w = w * float(at.get("alpha", 1.0))
+            # alpha (A B) = A (alpha B), and beta C: exact products (float64 or rationals)
+            w = _exact_product(w, np.array(float(at.get("alpha", 1.0))))
             n_out = w.shape[0]
-            bias = np.zeros(n_out)
-            if len(node.input) > 2 and node.input[2]:
-                bias = np.broadcast_to(const(node.input[2], k, node) * float(at.get("beta", 1.0)),
-                                       (n_out,)).copy()
             _need_vector(b, k, node)
-            b.add(Dense(w, bias))
+            b.add(Dense(w, np.zeros(n_out)))
             b.real = (n_out,)
+            if len(node.input) > 2 and node.input[2]:
+                c = _exact_product(const(node.input[2], k, node),
+                                   np.array(float(at.get("beta", 1.0))))
+                b.layers[-1] = Dense(w, _unit_constant(b, c, b.where(k, node)))
         elif op == "MatMul":
             r = b.real
             if node.input[0] != cur:  # W @ x: a matrix times column vectors (..., K, 1)
@@ -363,22 +365,18 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                 if "output_mean" in b.norm:
                     raise UnsupportedLayerError(
                         f"{b.where(k, node)}: a second Add after the output Mul is not supported")
-                b.norm["output_mean"] = np.asarray(c, dtype=np.float64).reshape(-1)
+                b.norm["output_mean"] = _full_constant(b, c, b.where(k, node)).reshape(-1)
             elif b.open_linear and not b.after_last:
                 last = b.layers[-1]
                 assert isinstance(last, Dense | Conv2d)
-                n_out = last.bias.shape[0]
-                cc = np.asarray(c, dtype=np.float64).reshape(-1)
-                if cc.size not in (1, n_out):
-                    raise UnsupportedLayerError(
-                        f"{b.where(k, node)}: a constant of {cc.size} values is no bias of "
-                        f"{n_out} outputs"
-                    )
-                newb = _exact_sum(last.bias, sign * np.broadcast_to(cc, (n_out,)))
-                b.layers[-1] = (Dense(last.weight, newb) if isinstance(last, Dense)
-                                else Conv2d(last.weight, newb, last.stride, last.padding))
+                # one value per output neuron (channel): a constant that broadcasts otherwise
+                # (a (C,) vector on a (C, H, W) map meets the W axis) is refused
+                cc = _unit_constant(b, c, b.where(k, node))
+                b.layers[-1] = replace(last, bias=_exact_sum(last.bias, sign * cc))
             elif before_first:
                 _input_norm(b, op, c, k, node)
+            elif not b.after_last:  # after an activation: a shift per channel
+                _scale_shift(b, None, sign * _unit_constant(b, c, b.where(k, node)))
             else:
                 raise UnsupportedLayerError(
                     f"{b.where(k, node)}: {op} of a constant here is not supported"
@@ -387,19 +385,40 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             if op == "Div" and node.input[0] != cur:
                 raise UnsupportedLayerError(f"{b.where(k, node)}: constant / x is not supported")
             _input_norm(b, op, const(next(i for i in node.input if i != cur), k, node), k, node)
-        elif op == "Mul" and not before_first:
+        elif op in ("Mul", "Div") and not before_first:
+            if op == "Div" and node.input[0] != cur:
+                raise UnsupportedLayerError(f"{b.where(k, node)}: constant / x is not supported")
             c = const(next(i for i in node.input if i != cur), k, node)
-            if "output_range" in b.norm:
+            later = {n.op_type for n in g.node[k + 1:]} - {"Identity", "Constant"}
+            if op == "Mul" and later <= {"Add"} and not b.after_last:
+                # y * range (+ mean) at the very end: the output normalisation write_onnx writes
+                b.norm["output_range"] = _full_constant(b, c, b.where(k, node)).reshape(-1)
+                b.after_last = True
+            elif b.after_last:
                 raise UnsupportedLayerError(
-                    f"{b.where(k, node)}: a second Mul after the last layer is not supported")
-            b.norm["output_range"] = np.asarray(c, dtype=np.float64).reshape(-1)
-            b.after_last = True
+                    f"{b.where(k, node)}: a second {op} after the output Mul is not supported")
+            else:  # a scaling inside the network: folded exactly into the layer before
+                s = _unit_constant(b, c, b.where(k, node))
+                if op == "Div":
+                    if np.any(s == 0):
+                        raise UnsupportedLayerError(f"{b.where(k, node)}: Div by zero")
+                    s = np.array([1 / Fraction(v) for v in s.tolist()], dtype=object)
+                if b.open_linear:
+                    last = b.layers[-1]
+                    assert isinstance(last, Dense | Conv2d)
+                    col = s.reshape((-1,) + (1,) * (last.weight.ndim - 1))
+                    b.layers[-1] = replace(last, weight=_exact_product(last.weight, col),
+                                           bias=_exact_product(last.bias, s))
+                else:
+                    _scale_shift(b, s, None)
         elif op == "Relu":
             b.add(Activation("relu"))
         elif op == "LeakyRelu":
             b.add(Activation("leaky_relu", alpha=to_rational(float(at.get("alpha", 0.01)))))
         elif op == "PRelu":
-            s = const(node.input[1], k, node).reshape(-1)
+            s = const(node.input[1], k, node)
+            # one shared slope, or one per channel (a (C,) slope on a (C, H, W) map meets W)
+            s = s.reshape(-1) if s.size == 1 else _unit_constant(b, s, b.where(k, node))
             b.add(Activation("prelu", slopes=s))
         elif op == "Sigmoid":
             b.add(Activation("sigmoid"))
@@ -575,6 +594,65 @@ def _type_name(code: int) -> str:
         return str(onnx.TensorProto.DataType.Name(code))
     except ValueError:
         return f"type {code}"
+
+
+def _exact_product(a: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``a * s`` (broadcast) in float64 when every product is exact there (always for two
+    float32 values), else as exact rationals."""
+    if a.dtype != object and s.dtype != object:
+        a64, s64 = np.asarray(a, dtype=np.float64), np.asarray(s, dtype=np.float64)
+        prod = a64 * s64
+        if np.all(s64 == 1) or not np.all(np.isfinite(prod)) or (
+                np.array_equal(a64.astype(np.float32), a64)
+                and np.array_equal(s64.astype(np.float32), s64)):
+            return prod  # 24 + 24 significant bits fit in 53 (non-finite: refused later)
+    fa, fs = np.broadcast_arrays(np.asarray(a, dtype=object), np.asarray(s, dtype=object))
+    exact = [Fraction(x) * Fraction(y) for x, y in zip(fa.reshape(-1).tolist(),
+                                                        fs.reshape(-1).tolist(), strict=True)]
+    rounded = [float(e) for e in exact]
+    if all(Fraction(f) == e for f, e in zip(rounded, exact, strict=True)):
+        return np.array(rounded, dtype=np.float64).reshape(fa.shape)
+    return np.array(exact, dtype=object).reshape(fa.shape)
+
+
+def _full_constant(b: _Builder, c: np.ndarray, where: str) -> np.ndarray:
+    """A constant combined element-wise with the current tensor, broadcast to ``b.shape``;
+    refused when it would change the data's shape (ONNX would broadcast the data too)."""
+    arr = np.asarray(c)
+    try:
+        return np.broadcast_to(arr, (1, *b.real)).reshape(b.shape)
+    except ValueError:
+        raise UnsupportedLayerError(
+            f"{where}: a constant of shape {arr.shape} does not broadcast to the data shape "
+            f"(batch, {', '.join(map(str, b.real))}) without changing it") from None
+
+
+def _unit_constant(b: _Builder, c: np.ndarray, where: str) -> np.ndarray:
+    """A constant combined element-wise with the current tensor, as one value per neuron of
+    a vector or per channel of a ``(C, H, W)`` map; refused when it varies within a channel."""
+    full = _full_constant(b, c, where)
+    per = full.reshape(full.shape[0], -1)
+    if not np.all(per == per[:, :1]):
+        raise UnsupportedLayerError(
+            f"{where}: a constant of shape {np.shape(c)} takes several values within a channel "
+            f"of the (batch, {', '.join(map(str, b.shape))}) feature map; lumpkit folds one "
+            "value per channel only (shape (1, C, 1, 1))")
+    return per[:, 0].copy()
+
+
+def _scale_shift(b: _Builder, s: np.ndarray | None, t: np.ndarray | None) -> None:
+    """Multiply by ``s`` or add ``t`` (per channel) after a layer that is not linear: a
+    ``BatchNorm`` layer (the last one, when it is one, takes it on), exactly."""
+    last = b.layers[-1]
+    if not isinstance(last, BatchNorm):
+        n = b.shape[0]
+        last = BatchNorm(np.ones(n, dtype=np.float32), np.zeros(n, dtype=np.float32))
+        b.add(last)
+    if s is not None:  # (x a + c) s = x (a s) + c s
+        last = BatchNorm(_exact_product(last.scale, s), _exact_product(last.shift, s))
+        b.layers[-1] = last
+    if t is not None:
+        b.layers[-1] = BatchNorm(last.scale, _exact_sum(last.shift, t))
 
 
 def _exact_sum(a: np.ndarray, c: np.ndarray) -> np.ndarray:
