@@ -102,7 +102,7 @@ _WIDENING = {(10, 1), (16, 1), (10, 11), (16, 11), (1, 11)}
 # tensor has axes of size 1 that lumpkit's network does not (after Squeeze/Unsqueeze, ...)
 _SHAPE_FREE = {"Identity", "Dropout", "Cast", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Gelu",
                "Clip", "Squeeze", "Unsqueeze", "Flatten", "Reshape", "MatMul", "Gemm", "Add",
-               "Sub", "Mul", "Div", "Max", "Min"}
+               "Sub", "Mul", "Div", "Max", "Min", "ArgMax", "ArgMin"}
 
 
 def _fold_constant(op: str, ins: list[np.ndarray | None], at: dict[str, Any]
@@ -210,8 +210,19 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         consts[init.name] = arr
     inputs = [i for i in g.input if i.name not in consts]
     if len(inputs) != 1 or len(g.output) != 1:
+        names = [i.name for i in inputs]
+        hint = ("lumpkit reads a network with one data input and one real-valued output; "
+                "export it with a single output")
+        reader = next(((k, n) for k, n in enumerate(g.node) if set(n.input) & set(names[1:])),
+                      None)
+        if reader is not None:
+            k, n = reader
+            hint = (f"node {k} ({n.op_type} {n.name!r}) reads "
+                    f"{sorted(set(n.input) & set(names[1:]))}: weights must be constants "
+                    "(initializers or Constant nodes), not graph inputs")
         raise UnsupportedLayerError(
-            f"{p}: expected one data input and one output, got {len(inputs)} and {len(g.output)}"
+            f"{p}: expected one data input and one output, got {len(inputs)} inputs {names} and "
+            f"{len(g.output)} outputs {[o.name for o in g.output]}; {hint}"
         )
     dims = [d.dim_value if d.dim_value > 0 else None for d in inputs[0].type.tensor_type.shape.dim]
     if input_shape is not None:  # fills the dimensions the model leaves open (not the batch)
@@ -288,7 +299,9 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         if data_inputs != [cur] or (node.input[0] != cur and op not in ("MatMul", "Add", "Mul")):
             raise UnsupportedLayerError(
                 f"{b.where(k, node)}: the model is not a single chain (reads {data_inputs}, "
-                f"current tensor {cur!r})"
+                f"current tensor {cur!r}); lumpkit reads networks whose every node combines "
+                "the previous node's output with constants only: two data tensors combined "
+                "(a residual Add, a Concat) or weights computed from the data cannot be reduced"
             )
         out = node.output[0]
         before_first = not any(isinstance(lyr, Dense | Conv2d) for lyr in b.layers)
@@ -315,7 +328,9 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             data_type = to
         elif op == "Gemm":
             if at.get("transA", 0):
-                raise UnsupportedLayerError(f"{b.where(k, node)}: transA=1 is not supported")
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: transA=1 is not supported (it transposes the batch "
+                    "into the features)")
             w = const(node.input[1], k, node)
             if w.ndim != 2:
                 raise UnsupportedLayerError(
@@ -565,9 +580,16 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             s = scale_ / np.sqrt(var_ + eps)
             t = bias_ - mean_ * s
             _add_batchnorm(b, s, t)
+        elif op in ("ArgMax", "ArgMin"):
+            raise UnsupportedLayerError(
+                f"{b.where(k, node)}: {op} gives the index of the largest (smallest) value, an "
+                "integer, not a real-valued output; export the model without it (up to the "
+                f"values {op} reads): the reduced model computes those values, hence {op}, "
+                "unchanged")
         else:
             raise UnsupportedLayerError(
-                f"{b.where(k, node)}: operator {op} is not supported by lumpkit"
+                f"{b.where(k, node)}: operator {op} is not supported by lumpkit (docs/formats-nn"
+                ".md lists what is read); export the model without it or with supported operators"
             )
         cur = out
     if cur != g.output[0].name:
