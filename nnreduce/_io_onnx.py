@@ -8,6 +8,9 @@ AveragePool, Flatten, Reshape to 2-D (or to 1-D with a batch of 1),
 Transpose (keeping the batch axis first; constant transposes are folded),
 BatchNormalization, Identity, Dropout, Constant, and leading Max/Min/Sub/Div
 plus trailing Mul/Add as written by :func:`write_onnx` for a normalisation.
+
+The exporter styles read besides (Squeeze/Unsqueeze, MatMul on padded axes or with the
+weight first, Cast, scalings inside the network, ...) are listed in docs/formats-nn.md.
 """
 
 from __future__ import annotations
