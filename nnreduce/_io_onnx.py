@@ -11,12 +11,16 @@ AveragePool, Flatten, Reshape to 2-D (or to 1-D with a batch of 1),
 Transpose (keeping the batch axis first; constant transposes are folded),
 BatchNormalization, Identity, Dropout, Constant, and leading Max/Min/Sub/Div
 plus trailing Mul/Add as written by :func:`write_onnx` for a normalisation.
+
+The exporter styles read besides (Squeeze/Unsqueeze, MatMul on padded axes or with the
+weight first, Cast, scalings inside the network, ...) are listed in docs/formats-nn.md.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -135,23 +139,42 @@ class _Builder:
         self.open_linear = False  # last layer is Dense/Conv with nothing after it
         self.norm: dict[str, np.ndarray] = {}
         self.after_last = False
+        # the ONNX tensor's own shape (batch left out): `shape` with axes of size 1 added or
+        # removed (by Squeeze/Unsqueeze, a Reshape or a MatMul on padded axes), same values
+        self.real = input_shape
 
     def where(self, k: int, node: Any) -> str:
         return f"{self.path}: node {k} ({node.op_type} {node.name!r})"
 
     def add(self, layer: Layer) -> None:
         # keep the running shape (validates the layer against it as we go)
-        self.shape = _output_shape(layer, self.shape, len(self.layers))
+        shape = _output_shape(layer, self.shape, len(self.layers))
+        if shape != self.shape or self.real == self.shape:
+            self.real = shape  # a layer keeping the shape (an activation) keeps padded axes
+        self.shape = shape
         self.layers.append(layer)
         self.open_linear = isinstance(layer, Dense | Conv2d)
 
+    def set_real(self, real: tuple[int, ...]) -> None:
+        """The tensor now has the shape ``real`` (same values in C order); held as a vector
+        when at most one axis is longer than 1."""
+        if sum(d > 1 for d in real) <= 1 and len(self.shape) > 1:
+            self.add(Flatten())
+        self.real = real
+
 
 _FLOAT_TYPES = {1: np.float32, 10: np.float16, 11: np.float64}  # TensorProto codes
-# casts of the data that keep every value: float16 and bfloat16 to float, any of them to double
-_WIDENING = {(10, 1), (16, 1), (10, 11), (16, 11), (1, 11)}
 _INT_TYPES = {6, 7}  # int32, int64
 # the batch size in the values of a Shape node (symbolic: the model's batch is dynamic)
 _BATCH = np.int64(-(2**62))
+# casts of the data that keep every value: float16 and bfloat16 to float, any of them to double
+_WIDENING = {(10, 1), (16, 1), (10, 11), (16, 11), (1, 11)}
+# operators that act on the values whatever the rank of the tensor: read also where the ONNX
+# tensor has axes of size 1 that lumpkit's network does not (after Squeeze/Unsqueeze, ...)
+_SHAPE_FREE = {"Identity", "Dropout", "Cast", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Gelu",
+               "Clip", "Squeeze", "Unsqueeze", "Flatten", "Reshape", "MatMul", "Gemm", "Add",
+               "Sub", "Mul", "Div", "Max", "Min", "ArgMax", "ArgMin", "Elu", "Selu", "Celu",
+               "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Mish", "Swish"}
 
 
 def _fold_constant(op: str, ins: list[np.ndarray | None], at: dict[str, Any]
@@ -259,8 +282,19 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         consts[init.name] = arr
     inputs = [i for i in g.input if i.name not in consts]
     if len(inputs) != 1 or len(g.output) != 1:
+        names = [i.name for i in inputs]
+        hint = ("lumpkit reads a network with one data input and one real-valued output; "
+                "export it with a single output")
+        reader = next(((k, n) for k, n in enumerate(g.node) if set(n.input) & set(names[1:])),
+                      None)
+        if reader is not None:
+            k, n = reader
+            hint = (f"node {k} ({n.op_type} {n.name!r}) reads "
+                    f"{sorted(set(n.input) & set(names[1:]))}: weights must be constants "
+                    "(initializers or Constant nodes), not graph inputs")
         raise UnsupportedLayerError(
-            f"{p}: expected one data input and one output, got {len(inputs)} and {len(g.output)}"
+            f"{p}: expected one data input and one output, got {len(inputs)} inputs {names} and "
+            f"{len(g.output)} outputs {[o.name for o in g.output]}; {hint}"
         )
     dims = [d.dim_value if d.dim_value > 0 else None for d in inputs[0].type.tensor_type.shape.dim]
     if input_shape is not None:  # fills the dimensions the model leaves open (not the batch)
@@ -276,10 +310,10 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             f"{p}: input {inputs[0].name!r} needs a known shape, got {dims} (batch first); "
             "give the shape of one input (input_shape=..., CLI: --input-shape C,H,W)")
     in_shape = tuple(int(d) for d in dims[1:] if d is not None)
+    data_type = inputs[0].type.tensor_type.elem_type  # follows the Casts of the data
     b = _Builder(p, in_shape)
     cur = inputs[0].name
     out_name = g.output[0].name
-    data_type = inputs[0].type.tensor_type.elem_type  # TensorProto code of the data
 
     # values computed from the data tensor's shape (x.view(x.size(0), -1) and the like):
     # usable only as the target of a Reshape
@@ -324,16 +358,24 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         at = _attrs(node)
         if op == "Constant":
             t = at.get("value")
-            if t is None:
-                raise UnsupportedLayerError(f"{b.where(k, node)}: only tensor constants")
-            arr = numpy_helper.to_array(t)
+            scalar = {"value_float": np.float32, "value_floats": np.float32,
+                      "value_int": np.int64, "value_ints": np.int64}
+            kind = next((a for a in scalar if a in at), None)
+            if t is not None:
+                arr = numpy_helper.to_array(t)
+            elif kind is not None:
+                arr = np.array(at[kind], dtype=scalar[kind])
+            else:
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: only tensor and number constants (value, value_float(s), "
+                    f"value_int(s)), not {sorted(at)}")
             if arr.dtype.kind == "f":
                 wide |= arr.dtype.itemsize > 4
                 arr = arr.astype(np.float64)
             consts[node.output[0]] = arr
             continue
         if op == "Shape" and list(node.input) == [cur]:
-            full = np.array([_BATCH if dims[0] is None else dims[0], *b.shape], dtype=np.int64)
+            full = np.array([_BATCH if dims[0] is None else dims[0], *b.real], dtype=np.int64)
             consts[node.output[0]] = full[slice(at.get("start", 0), at.get("end"))]
             from_shape.add(node.output[0])
             continue
@@ -342,7 +384,6 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             found = match_activation(graph_nodes, k, cur, constant_value, consumers)
             if found is not None:
                 act, used, cur = found
-                _need_before_output_scale(b, k, node)
                 b.add(act)
                 fused.update(used)
                 continue
@@ -361,42 +402,82 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         if data_inputs != [cur] or (node.input[0] != cur and op not in ("MatMul", "Add", "Mul")):
             raise UnsupportedLayerError(
                 f"{b.where(k, node)}: the model is not a single chain (reads {data_inputs}, "
-                f"current tensor {cur!r})"
+                f"current tensor {cur!r}); lumpkit reads networks whose every node combines "
+                "the previous node's output with constants only: two data tensors combined "
+                "(a residual Add, a Concat) or weights computed from the data cannot be reduced"
             )
         out = node.output[0]
-        if op not in ("Add", "Mul", "Identity", "Dropout"):
-            _need_before_output_scale(b, k, node)
         before_first = not any(isinstance(lyr, Dense | Conv2d) for lyr in b.layers)
+        if b.real != b.shape and op not in _SHAPE_FREE:
+            raise UnsupportedLayerError(
+                f"{b.where(k, node)}: {op} of a (batch, *{b.real}) tensor, which lumpkit holds "
+                f"as (batch, *{b.shape}) (the same values without the axes of size 1); lumpkit "
+                f"reads {op} only where no Squeeze, Unsqueeze, Reshape or MatMul has added or "
+                "removed axes of size 1: remove those before it"
+            )
         if op in ("Identity", "Dropout"):
-            pass
-        elif op == "Cast" and at.get("to") in (1, 10, 11, 16):
-            # a widening cast keeps every value; another one only as the last node (the
-            # output rounded, like float arithmetic rounds: lumpkit's exact semantics do not)
-            keeps = at["to"] == data_type or (data_type, at["to"]) in _WIDENING
-            if not keeps and out_name != node.output[0]:
+            train = node.input[2] if op == "Dropout" and len(node.input) > 2 else ""
+            if train and bool(const(train, k, node).reshape(-1)[0]):
                 raise UnsupportedLayerError(
-                    f"{b.where(k, node)}: a Cast to a narrower float type rounds the data; "
-                    "lumpkit reads one only at the output")
-            data_type = at["to"]
+                    f"{b.where(k, node)}: Dropout in training mode (training_mode true) drops "
+                    "values at random; export the model in inference (eval) mode")
+        elif op == "Cast":
+            to = int(at.get("to", 0))
+            # the same or a wider float type keeps every value; another one only as the last
+            # node (the output rounded, which lumpkit's exact semantics ignore as they ignore
+            # float arithmetic's roundings: lumpkit writes one after float64 weights)
+            keeps = to == data_type or (data_type, to) in _WIDENING
+            if not keeps and (out_name != node.output[0] or to not in (1, 10, 11, 16)):
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: Cast of the data from {_type_name(data_type)} to "
+                    f"{_type_name(to)} can change its values; lumpkit reads a Cast only to the "
+                    "same or a wider float type (a narrower one only as the last node): export the "
+                    "model without it")
+            data_type = to
         elif op == "Gemm":
             if at.get("transA", 0):
-                raise UnsupportedLayerError(f"{b.where(k, node)}: transA=1 is not supported")
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: transA=1 is not supported (it transposes the batch "
+                    "into the features)")
             w = const(node.input[1], k, node)
+            if w.ndim != 2:
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: a weight of shape {w.shape}, not a matrix")
             w = w if at.get("transB", 0) else w.T
-            w = w * float(at.get("alpha", 1.0))
+            # alpha (A B) = A (alpha B), and beta C: exact products (float64 or rationals)
+            w = _exact_product(w, np.array(float(at.get("alpha", 1.0))))
             n_out = w.shape[0]
-            bias = np.zeros(n_out)
+            _need_vector(b, k, node)
+            b.add(Dense(w, np.zeros(n_out)))
+            b.real = (n_out,)
             if len(node.input) > 2 and node.input[2]:
-                bias = np.broadcast_to(const(node.input[2], k, node) * float(at.get("beta", 1.0)),
-                                       (n_out,)).copy()
-            _need_vector(b, k, node)
-            b.add(Dense(w, bias))
+                c = _exact_product(const(node.input[2], k, node),
+                                   np.array(float(at.get("beta", 1.0))))
+                b.layers[-1] = Dense(w, _unit_constant(b, c, b.where(k, node)))
         elif op == "MatMul":
-            if node.input[0] != cur:
-                raise UnsupportedLayerError(f"{b.where(k, node)}: weight @ x is not supported")
-            w = const(node.input[1], k, node)
-            _need_vector(b, k, node)
-            b.add(Dense(w.T, np.zeros(w.shape[1])))
+            r = b.real
+            if node.input[0] != cur:  # W @ x: a matrix times column vectors (..., K, 1)
+                w = const(node.input[0], k, node)
+                if w.ndim != 2 or len(r) < 2 or r[-1] != 1 or w.shape[1] != r[-2] or any(
+                        d != 1 for d in r[:-2]):
+                    raise UnsupportedLayerError(
+                        f"{b.where(k, node)}: a constant of shape {w.shape} times a (batch, *{r}) "
+                        "tensor; lumpkit reads W @ x only for a matrix W (n_out, n_in) and "
+                        "column vectors x (batch, n_in, 1) (on a (batch, n_in) tensor W @ x "
+                        "would mix the examples of the batch): write x @ W.T instead")
+                _need_vector(b, k, node)
+                b.add(Dense(w, np.zeros(w.shape[0])))
+                b.real = (*r[:-2], w.shape[0], 1)
+            else:
+                w = const(node.input[1], k, node)
+                if w.ndim != 2 or w.shape[0] != r[-1] or any(d != 1 for d in r[:-1]):
+                    raise UnsupportedLayerError(
+                        f"{b.where(k, node)}: a (batch, *{r}) tensor times a constant of shape "
+                        f"{w.shape}; lumpkit reads x @ W for a matrix W (n_in, n_out) and x "
+                        "whose axes other than the batch and the last one have size 1")
+                _need_vector(b, k, node)
+                b.add(Dense(w.T, np.zeros(w.shape[1])))
+                b.real = (*r[:-1], w.shape[1])
         elif op in ("Add", "Sub"):
             other = next(i for i in node.input if i != cur)
             c = const(other, k, node)
@@ -407,22 +488,18 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                 if "output_mean" in b.norm:
                     raise UnsupportedLayerError(
                         f"{b.where(k, node)}: a second Add after the output Mul is not supported")
-                b.norm["output_mean"] = np.asarray(c, dtype=np.float64).reshape(-1)
+                b.norm["output_mean"] = _full_constant(b, c, b.where(k, node)).reshape(-1)
             elif b.open_linear and not b.after_last:
                 last = b.layers[-1]
                 assert isinstance(last, Dense | Conv2d)
-                n_out = last.bias.shape[0]
-                cc = np.asarray(c, dtype=np.float64).reshape(-1)
-                if cc.size not in (1, n_out):
-                    raise UnsupportedLayerError(
-                        f"{b.where(k, node)}: a constant of {cc.size} values is no bias of "
-                        f"{n_out} outputs"
-                    )
-                newb = _exact_sum(last.bias, sign * np.broadcast_to(cc, (n_out,)))
-                b.layers[-1] = (Dense(last.weight, newb) if isinstance(last, Dense)
-                                else Conv2d(last.weight, newb, last.stride, last.padding))
+                # one value per output neuron (channel): a constant that broadcasts otherwise
+                # (a (C,) vector on a (C, H, W) map meets the W axis) is refused
+                cc = _unit_constant(b, c, b.where(k, node))
+                b.layers[-1] = replace(last, bias=_exact_sum(last.bias, sign * cc))
             elif before_first:
                 _input_norm(b, op, c, k, node)
+            elif not b.after_last:  # after an activation: a shift per channel
+                _scale_shift(b, None, sign * _unit_constant(b, c, b.where(k, node)))
             else:
                 raise UnsupportedLayerError(
                     f"{b.where(k, node)}: {op} of a constant here is not supported"
@@ -431,19 +508,40 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             if op == "Div" and node.input[0] != cur:
                 raise UnsupportedLayerError(f"{b.where(k, node)}: constant / x is not supported")
             _input_norm(b, op, const(next(i for i in node.input if i != cur), k, node), k, node)
-        elif op == "Mul" and not before_first:
+        elif op in ("Mul", "Div") and not before_first:
+            if op == "Div" and node.input[0] != cur:
+                raise UnsupportedLayerError(f"{b.where(k, node)}: constant / x is not supported")
             c = const(next(i for i in node.input if i != cur), k, node)
-            if "output_range" in b.norm:
+            later = {n.op_type for n in graph_nodes[k + 1:]} - {"Identity", "Constant"}
+            if op == "Mul" and later <= {"Add"} and not b.after_last:
+                # y * range (+ mean) at the very end: the output normalisation write_onnx writes
+                b.norm["output_range"] = _full_constant(b, c, b.where(k, node)).reshape(-1)
+                b.after_last = True
+            elif b.after_last:
                 raise UnsupportedLayerError(
-                    f"{b.where(k, node)}: a second Mul after the last layer is not supported")
-            b.norm["output_range"] = np.asarray(c, dtype=np.float64).reshape(-1)
-            b.after_last = True
+                    f"{b.where(k, node)}: a second {op} after the output Mul is not supported")
+            else:  # a scaling inside the network: folded exactly into the layer before
+                s = _unit_constant(b, c, b.where(k, node))
+                if op == "Div":
+                    if np.any(s == 0):
+                        raise UnsupportedLayerError(f"{b.where(k, node)}: Div by zero")
+                    s = np.array([1 / Fraction(v) for v in s.tolist()], dtype=object)
+                if b.open_linear:
+                    last = b.layers[-1]
+                    assert isinstance(last, Dense | Conv2d)
+                    col = s.reshape((-1,) + (1,) * (last.weight.ndim - 1))
+                    b.layers[-1] = replace(last, weight=_exact_product(last.weight, col),
+                                           bias=_exact_product(last.bias, s))
+                else:
+                    _scale_shift(b, s, None)
         elif op == "Relu":
             b.add(Activation("relu"))
         elif op == "LeakyRelu":
             b.add(Activation("leaky_relu", alpha=to_rational(float(at.get("alpha", 0.01)))))
         elif op == "PRelu":
-            s = const(node.input[1], k, node).reshape(-1)
+            s = const(node.input[1], k, node)
+            # one shared slope, or one per channel (a (C,) slope on a (C, H, W) map meets W)
+            s = s.reshape(-1) if s.size == 1 else _unit_constant(b, s, b.where(k, node))
             b.add(Activation("prelu", slopes=s))
         elif op == "Sigmoid":
             b.add(Activation("sigmoid"))
@@ -537,29 +635,57 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             if op.startswith("Reduce") and not at.get("keepdims", 1):
                 b.add(Flatten())  # (batch, C)
         elif op == "Flatten":
-            if at.get("axis", 1) != 1:
+            axis = int(at.get("axis", 1))
+            if (axis + len(b.real) + 1 if axis < 0 else axis) != 1:
                 raise UnsupportedLayerError(f"{b.where(k, node)}: Flatten axis != 1")
-            if len(b.shape) > 1:
-                b.add(Flatten())
+            b.set_real((math.prod(b.real),))
         elif op == "Reshape":
             if node.input[1] not in consts:
                 const(node.input[1], k, node)  # raises: the shape must be known
             target = [int(x) for x in consts[node.input[1]].reshape(-1)]
             n = math.prod(b.shape)
             # (batch, n): the batch as -1, 0 (copied), the graph's own fixed batch size,
-            # or the batch read from the data tensor's shape
+            # or the batch read from the data tensor's shape; n may come with axes of size 1
             batch = (-1, 0, 1, int(_BATCH)) if dims[0] is None else (-1, 0, 1, dims[0])
-            ok2 = len(target) == 2 and target[1] in (n, -1) and target[0] in batch
+            tail = [b.real[j] if d == 0 and j < len(b.real) and not at.get("allowzero", 0)
+                    else d for j, d in enumerate(target[1:])]
+            known = math.prod(d for d in tail if d != -1)
+            if tail.count(-1) == 1 and known > 0 and n % known == 0:
+                tail = [n // known if d == -1 else d for d in tail]
+            ok2 = len(target) >= 2 and target[0] in batch and min(tail) >= 1 and math.prod(
+                tail) == n and sum(d > 1 for d in tail) <= 1
             ok1 = len(target) == 1 and target[0] in (n, -1) and dims[0] == 1
             if not (ok1 or ok2):
                 shown = ["batch" if x == _BATCH else x for x in target]
                 raise UnsupportedLayerError(
-                    f"{b.where(k, node)}: Reshape to {shown} (only to (batch, {n}))"
+                    f"{b.where(k, node)}: Reshape to {shown} (only to (batch, {n}), possibly "
+                    "with axes of size 1)"
                 )
-            if len(b.shape) > 1:
-                b.add(Flatten())
+            b.set_real(tuple(tail) if ok2 else (n,))
+        elif op in ("Squeeze", "Unsqueeze"):
+            axes_in = node.input[1] if len(node.input) > 1 and node.input[1] else None
+            axes = at.get("axes") if axes_in is None else const(axes_in, k, node).reshape(
+                -1).tolist()
+            r = b.real
+            if op == "Squeeze" and axes is None and dims[0] != 1:  # every axis of size 1
+                axes = [j + 1 for j, d in enumerate(r) if d == 1]
+            listed = [] if axes is None else [int(a) for a in axes]
+            rank = len(r) + 1 + (len(listed) if op == "Unsqueeze" else 0)
+            ax = sorted({a % rank for a in listed})
+            if axes is None or 0 in ax or any(not -rank <= a < rank for a in listed) or (
+                    op == "Squeeze" and any(r[a - 1] != 1 for a in ax)):
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: {op} of axes {axes} of a (batch, *{r}) tensor; "
+                    f"lumpkit reads {op} of given axes of size 1 other than the batch axis only")
+            if op == "Squeeze":
+                b.set_real(tuple(d for j, d in enumerate(r) if j + 1 not in ax))
+            else:
+                new = list(r)
+                for a in ax:
+                    new.insert(a - 1, 1)
+                b.set_real(tuple(new))
         elif op == "Transpose":
-            perm = list(at.get("perm", []))
+            perm = list(at.get("perm", range(len(b.real), -1, -1)))  # default: reversed
             if not perm or perm[0] != 0:
                 raise UnsupportedLayerError(
                     f"{b.where(k, node)}: Transpose {perm} moves the batch axis"
@@ -572,9 +698,16 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             s = scale_ / np.sqrt(var_ + eps)
             t = bias_ - mean_ * s
             _add_batchnorm(b, s, t)
+        elif op in ("ArgMax", "ArgMin"):
+            raise UnsupportedLayerError(
+                f"{b.where(k, node)}: {op} gives the index of the largest (smallest) value, an "
+                "integer, not a real-valued output; export the model without it (up to the "
+                f"values {op} reads): the reduced model computes those values, hence {op}, "
+                "unchanged")
         else:
             raise UnsupportedLayerError(
-                f"{b.where(k, node)}: operator {op} is not supported by lumpkit"
+                f"{b.where(k, node)}: operator {op} is not supported by lumpkit (docs/formats-nn"
+                ".md lists what is read); export the model without it or with supported operators"
             )
         cur = out
     if cur != g.output[0].name:
@@ -628,15 +761,72 @@ def _onnx_activation(op: str, at: dict[str, Any], where: str) -> Activation:
     return Activation({"Softplus": "softplus", "Softsign": "softsign", "Mish": "mish"}[op])
 
 
-def _need_before_output_scale(b: _Builder, k: int, node: Any) -> None:
-    """Refuse a layer after the Mul read as the output scale (it would move past it)."""
-    if not b.after_last:
-        return
-    why = ("; torch's Softplus(beta != 1) exports as Mul, Softplus, Div, and lumpkit takes "
-           "beta = 1 only" if node.op_type == "Softplus" else "")
-    raise UnsupportedLayerError(
-        f"{b.where(k, node)}: {node.op_type} after a Mul by a constant; lumpkit reads such a "
-        f"Mul (after the first layer) only as the output scale after the last layer{why}")
+def _type_name(code: int) -> str:
+    import onnx
+
+    try:
+        return str(onnx.TensorProto.DataType.Name(code))
+    except ValueError:
+        return f"type {code}"
+
+
+def _exact_product(a: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``a * s`` (broadcast) in float64 when every product is exact there (always for two
+    float32 values), else as exact rationals."""
+    if a.dtype != object and s.dtype != object:
+        a64, s64 = np.asarray(a, dtype=np.float64), np.asarray(s, dtype=np.float64)
+        prod = a64 * s64
+        if np.all(s64 == 1) or not np.all(np.isfinite(prod)) or (
+                np.array_equal(a64.astype(np.float32), a64)
+                and np.array_equal(s64.astype(np.float32), s64)):
+            return prod  # 24 + 24 significant bits fit in 53 (non-finite: refused later)
+    fa, fs = np.broadcast_arrays(np.asarray(a, dtype=object), np.asarray(s, dtype=object))
+    exact = [Fraction(x) * Fraction(y) for x, y in zip(fa.reshape(-1).tolist(),
+                                                        fs.reshape(-1).tolist(), strict=True)]
+    rounded = [float(e) for e in exact]
+    if all(Fraction(f) == e for f, e in zip(rounded, exact, strict=True)):
+        return np.array(rounded, dtype=np.float64).reshape(fa.shape)
+    return np.array(exact, dtype=object).reshape(fa.shape)
+
+
+def _full_constant(b: _Builder, c: np.ndarray, where: str) -> np.ndarray:
+    """A constant combined element-wise with the current tensor, broadcast to ``b.shape``;
+    refused when it would change the data's shape (ONNX would broadcast the data too)."""
+    arr = np.asarray(c)
+    try:
+        return np.broadcast_to(arr, (1, *b.real)).reshape(b.shape)
+    except ValueError:
+        raise UnsupportedLayerError(
+            f"{where}: a constant of shape {arr.shape} does not broadcast to the data shape "
+            f"(batch, {', '.join(map(str, b.real))}) without changing it") from None
+
+
+def _unit_constant(b: _Builder, c: np.ndarray, where: str) -> np.ndarray:
+    """A constant combined element-wise with the current tensor, as one value per neuron of
+    a vector or per channel of a ``(C, H, W)`` map; refused when it varies within a channel."""
+    full = _full_constant(b, c, where)
+    per = full.reshape(full.shape[0], -1)
+    if not np.all(per == per[:, :1]):
+        raise UnsupportedLayerError(
+            f"{where}: a constant of shape {np.shape(c)} takes several values within a channel "
+            f"of the (batch, {', '.join(map(str, b.shape))}) feature map; lumpkit folds one "
+            "value per channel only (shape (1, C, 1, 1))")
+    return per[:, 0].copy()
+
+
+def _scale_shift(b: _Builder, s: np.ndarray | None, t: np.ndarray | None) -> None:
+    """Multiply by ``s`` or add ``t`` (per channel) after a layer that is not linear: a
+    ``BatchNorm`` layer (the last one, when it is one, takes it on), exactly."""
+    last = b.layers[-1]
+    if not isinstance(last, BatchNorm):
+        n = b.shape[0]
+        last = BatchNorm(np.ones(n, dtype=np.float32), np.zeros(n, dtype=np.float32))
+        b.add(last)
+    if s is not None:  # (x a + c) s = x (a s) + c s
+        last = BatchNorm(_exact_product(last.scale, s), _exact_product(last.shift, s))
+        b.layers[-1] = last
+    if t is not None:
+        b.layers[-1] = BatchNorm(last.scale, _exact_sum(last.shift, t))
 
 
 def _exact_sum(a: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -661,11 +851,11 @@ def _input_constant(b: _Builder, c: np.ndarray, where: str) -> np.ndarray:
         raise UnsupportedLayerError(f"{where}: input normalisation after layers")
     arr = np.asarray(c, dtype=np.float64)
     try:
-        full = np.broadcast_to(arr, (1, *b.shape))
+        full = np.broadcast_to(arr, (1, *b.real))
     except ValueError:
         raise UnsupportedLayerError(
             f"{where}: a constant of shape {arr.shape} does not broadcast to the data shape "
-            f"(batch, {', '.join(map(str, b.shape))})") from None
+            f"(batch, {', '.join(map(str, b.real))})") from None
     idx = np.arange(math.prod(b.input_shape)).reshape(b.input_shape)
     for lyr in b.layers:  # Flatten and Permute only (checked above)
         idx = np.transpose(idx, lyr.perm) if isinstance(lyr, Permute) else idx.reshape(-1)
@@ -683,7 +873,7 @@ def _input_norm(b: _Builder, op: str, c: np.ndarray, k: int, node: Any) -> None:
 
 def _need_vector(b: _Builder, k: int, node: Any) -> None:
     if len(b.shape) != 1:
-        if all(s == 1 for s in b.shape[:-1]):
+        if sum(s > 1 for s in b.shape) <= 1:
             b.add(Flatten())
             return
         raise UnsupportedLayerError(f"{b.where(k, node)}: dense layer on shape {b.shape}")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["exports_run_by_their_frameworks", "save_onnx_graph"]
+__all__ = ["exports_run_by_their_frameworks", "ort_run", "save_onnx_graph"]
 
 
 def save_onnx_graph(path: Path, nodes: Sequence[Any], input_shape: Sequence[int | None],
@@ -57,3 +57,18 @@ def exports_run_by_their_frameworks(net: Any, x: np.ndarray, tmp_path: Path) -> 
     back["npz"] = load_network(tmp_path / "r.npz")
     np.testing.assert_array_equal(evaluate(back["npz"], x), want)
     return back
+
+
+def ort_run(path: Path, x: np.ndarray) -> np.ndarray:
+    """onnxruntime's outputs for the batch ``x`` (float64, one flattened row per example), in
+    the model's input type; a model with a fixed batch of one runs example by example."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    dt = {"tensor(double)": np.float64, "tensor(float16)": np.float16}.get(inp.type, np.float32)
+    if inp.shape[0] == 1:
+        outs = [sess.run(None, {inp.name: xi[None].astype(dt)})[0] for xi in x]
+    else:
+        outs = list(sess.run(None, {inp.name: x.astype(dt)})[0])
+    return np.asarray(outs, dtype=np.float64).reshape(x.shape[0], -1)

@@ -493,7 +493,7 @@ def test_hand_built_decompositions(tmp_path: Path) -> None:
     path = save_onnx_graph(tmp_path / "silu.onnx", nodes, ["N", 2], ["N", 2], [w, two])
     net = load_network(path)
     assert net.layers[1].kind == "silu"
-    assert net.normalization is not None and list(net.normalization.output_range) == [2]
+    assert net.normalization is not None and list(net.normalization.output_range) == [2, 2]
     x = np.random.default_rng(26).normal(size=(6, 2)) * 3
     np.testing.assert_allclose(evaluate(net, x), _ort(path, x), rtol=1e-5, atol=1e-6)
     nodes = [helper.make_node("Gemm", ["x", "W"], ["h"], transB=1),
@@ -513,8 +513,15 @@ def test_refused_parameters_are_named(tmp_path: Path) -> None:
         warnings.simplefilter("ignore")
         torch.onnx.export(seq.eval(), (torch.zeros(1, 3),), str(path), dynamo=False,
                           opset_version=17, input_names=["x"])
-    with pytest.raises(UnsupportedLayerError, match=r"Softplus\(beta != 1\)"):
-        load_network(path)
+    # its ONNX form, Mul(beta), Softplus, Div(beta), is exact: beta folds into the Gemm and
+    # 1 / beta becomes a per-neuron scaling after the softplus (onnxruntime agrees)
+    net = load_network(path)
+    assert [getattr(lyr, "kind", type(lyr).__name__) for lyr in net.layers] == [
+        "Dense", "softplus", "BatchNorm"]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for x in np.random.default_rng(0).normal(size=(5, 1, 3)).astype(np.float32):
+        np.testing.assert_allclose(evaluate(net, x), sess.run(None, {"x": x})[0], rtol=1e-5,
+                                   atol=1e-6)
     with pytest.raises(ModelFormatError, match=r"module 1 \(ELU.*alpha = nan"):
         from_torch(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ELU(float("nan"))))
     with pytest.raises(ModelFormatError, match=r"module 1 \(CELU.*alpha = 0"):
