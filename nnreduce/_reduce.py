@@ -311,15 +311,21 @@ def _merge(wr: np.ndarray, blocks: Sequence[Sequence[int]], rho: Any,
     return merged.mb[:, 1:].reshape(n_out, len(blocks), p)
 
 
-#: exact values at 0 of the activations that are not rational functions (tanh(0) = 0, ...)
-_AT_ZERO = {"tanh": Fraction(0), "sigmoid": Fraction(1, 2), "gelu": Fraction(0)}
+#: exact values at 0 of the activations that are not rational functions (tanh(0) = 0, ...);
+#: softplus(0) = log 2 is not rational
+_AT_ZERO = {"tanh": Fraction(0), "sigmoid": Fraction(1, 2), "gelu": Fraction(0),
+            "gelu_tanh": Fraction(0), "elu": Fraction(0), "selu": Fraction(0),
+            "celu": Fraction(0), "silu": Fraction(0), "mish": Fraction(0),
+            "softsign": Fraction(0)}
 
 
 def _post_value(ops: list[Layer], b: Fraction, channel: int) -> Fraction | None:
     """Constant output of a neuron with constant pre-activation ``b``, or None if unknown.
 
-    Known exactly: the piecewise-linear activations, clips and batch norm at
-    any rational ``b``; tanh, sigmoid and GELU only at ``b = 0``.
+    Known exactly: the piecewise-linear activations, clips, hard sigmoid and
+    hard swish, and batch norm at any rational ``b``; the smooth activations
+    but softplus at ``b = 0``; ELU and CELU at ``b > 0``, a softplus with a
+    threshold above it (the identity there).
     """
     v = b
     for op in ops:
@@ -340,8 +346,15 @@ def _post_value(ops: list[Layer], b: Fraction, channel: int) -> Fraction | None:
                 lo, hi = op.bounds
                 v = v if lo is None or v >= lo else lo
                 v = v if hi is None or v <= hi else hi
+            elif op.kind in ("hard_sigmoid", "hard_swish"):
+                assert op.alpha is not None and op.beta is not None
+                hs = min(max(op.alpha * v + op.beta, Fraction(0)), Fraction(1))
+                v = hs if op.kind == "hard_sigmoid" else v * hs
             elif v == 0 and op.kind in _AT_ZERO:
                 v = _AT_ZERO[op.kind]
+            elif (op.kind in ("elu", "celu") and v > 0) or (
+                    op.kind == "softplus" and op.threshold is not None and v > op.threshold):
+                pass  # the identity there
             else:
                 return None  # not a rational constant we know exactly
         elif isinstance(op, BatchNorm):
@@ -350,6 +363,19 @@ def _post_value(ops: list[Layer], b: Fraction, channel: int) -> Fraction | None:
             if v != 0:
                 return None
     return v
+
+
+def _next_column_sum(ops: list[Layer], nxt: Layer, shape: tuple[int, ...], channel: int
+                     ) -> np.ndarray:
+    """Per output of the next linear layer, the exact sum of its weights on ``channel``
+    (what a constant 1 on that channel adds to its pre-activation; no padding)."""
+    if isinstance(nxt, Conv2d):
+        w = nxt.weight[:, channel]
+    else:
+        assert isinstance(nxt, Dense)
+        cols = _grouping(_channel_map(ops, shape), shape[0], "")[channel]
+        w = nxt.weight[:, cols]
+    return _exact_obj(np.asarray(w).reshape(w.shape[0], -1)).sum(axis=1)
 
 
 def _constant_foldable(ops: list[Layer], nxt: Layer) -> bool:
@@ -431,9 +457,12 @@ def reduce_network(
     average pooling), ``rho = 1`` otherwise (tanh, sigmoid, GELU, batch norm).
     Convolution output channels are neurons.  Constant neurons (all scaled
     incoming weights zero) with a rational constant output are removed and
-    folded into the next bias when that is exact (any constant through
-    piecewise-linear activations, clips and batch norm; tanh, sigmoid and GELU
-    only at 0, where they are 0, 1/2, 0).  The reduced weights follow
+    folded into the next bias (any constant through piecewise-linear
+    activations, clips, hard sigmoid/swish and batch norm; the smooth
+    activations at 0, ...).  In exact mode a non-zero constant is removed only
+    when the next bias (float64 for a float network) holds the fold exactly;
+    otherwise the neuron stays, so the reduced network stays exact.  The reduced
+    weights follow
     Def. 7: ``W'([v], [u]) = sum_{w in [u]} W(v_r, w) / rho(w)``, ``b' = b(v_r)``.
 
     Parameters
@@ -610,13 +639,25 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
             zero_rows = ~np.any(flat_m != 0, axis=1)
         removed: list[tuple[int, Fraction]] = []
         keep = np.ones(n_out, dtype=bool)
-        # constants are removed under every factor set, when their value is known exactly
+        # constants are removed under every factor set, when their value is known exactly;
+        # in exact mode only when the next layer's bias holds the fold exactly (else the
+        # reduced network would be rounded: the neuron stays)
         foldable = _constant_foldable(ops, nxt)
+        next_bias: np.ndarray | None = None
         for v in np.flatnonzero(zero_rows).tolist():
             val = _post_value(ops, to_rational(b_eff[v]), v)
-            if val is not None and (val == 0 or foldable):
-                removed.append((v, val))
-                keep[v] = False
+            if val is None or (val != 0 and not foldable):
+                continue
+            if val != 0 and exact and not exact_net:
+                if next_bias is None:
+                    assert isinstance(nxt, Dense | Conv2d)
+                    next_bias = _exact_obj(np.asarray(nxt.bias))
+                trial = next_bias + val * _next_column_sum(ops, nxt, net.shapes[idx + 1], v)
+                if any(Fraction(float(x)) != x for x in trial.tolist()):
+                    continue
+                next_bias = trial
+            removed.append((v, val))
+            keep[v] = False
         candidates = np.flatnonzero(keep)
         labels = _labels(ops, n_out)
         if fast is not None:

@@ -274,7 +274,9 @@ def _grouped(net: Any, lin: list[int], i: int) -> np.ndarray:
 
 
 #: exact values at 0 of the activations that are not rational functions
-_AT_ZERO = {"tanh": _ZERO, "sigmoid": Fraction(1, 2), "gelu": _ZERO}
+_AT_ZERO = {"tanh": _ZERO, "sigmoid": Fraction(1, 2), "gelu": _ZERO, "gelu_tanh": _ZERO,
+            "elu": _ZERO, "selu": _ZERO, "celu": _ZERO, "silu": _ZERO, "mish": _ZERO,
+            "softsign": _ZERO}
 
 
 def _post_value(ops: list[Any], b: Fraction, channel: int) -> Fraction | None:
@@ -306,9 +308,17 @@ def _post_value(ops: list[Any], b: Fraction, channel: int) -> Fraction | None:
                 v = max(v, lo) if lo is not None else v
                 v = min(v, hi) if hi is not None else v
                 continue
+            if op.kind in ("hard_sigmoid", "hard_swish"):  # x clip(a x + b, 0, 1), rational
+                assert op.alpha is not None and op.beta is not None
+                hs = min(max(_fr(op.alpha) * v + _fr(op.beta), _ZERO), Fraction(1))
+                v = hs if op.kind == "hard_sigmoid" else v * hs
+                continue
             if v == 0 and op.kind in _AT_ZERO:
                 v = _AT_ZERO[op.kind]
                 continue
+            if (op.kind in ("elu", "celu") and v > 0) or (
+                    op.kind == "softplus" and op.threshold is not None and v > _fr(op.threshold)):
+                continue  # the identity there
         if isinstance(op, BatchNorm):
             v = _fr(op.scale[channel]) * v + _fr(op.shift[channel])
             continue

@@ -2,8 +2,9 @@
 
 A neuron whose incoming weights are all zero outputs the constant
 ``post_ops(b)``.  It is removed (and its value folded into the next bias)
-exactly when that value is a known rational: always for clips and batch
-norm, and at ``b = 0`` for tanh, sigmoid and GELU (0, 1/2, 0).
+exactly when that value is a known rational: always for clips, hard sigmoid,
+hard swish and batch norm, and at ``b = 0`` for tanh, sigmoid, GELU, ELU,
+SiLU (0, 1/2, 0, 0, 0); never for softplus (log 2 at 0).
 
 Oracles: the expected removals are computed here from the weights alone;
 exact evaluation of both networks; ``proofs.check_certificate``; z3 for the
@@ -40,7 +41,19 @@ ACTS: dict[str, Any] = {
     "tanh": Activation("tanh"),
     "sigmoid": Activation("sigmoid"),
     "gelu": Activation("gelu"),
+    "elu": Activation("elu", alpha=Fraction(1)),
+    "silu": Activation("silu"),
+    "softplus": Activation("softplus"),
+    "softplus_t": Activation("softplus", threshold=Fraction(5)),
+    "hard_sigmoid": Activation("hard_sigmoid", alpha=Fraction(1, 6), beta=Fraction(1, 2)),
+    "hard_swish": Activation("hard_swish", alpha=Fraction(1, 6), beta=Fraction(1, 2)),
 }
+
+
+def _hard_sigmoid(b: Fraction) -> Fraction:
+    return min(max(b / 6 + Fraction(1, 2), Fraction(0)), Fraction(1))
+
+
 # what a constant pre-activation b becomes, where it is a known rational (else None)
 _EXPECTED = {
     "relu6": lambda b: min(max(b, Fraction(0)), Fraction(6)),
@@ -49,6 +62,12 @@ _EXPECTED = {
     "tanh": lambda b: Fraction(0) if b == 0 else None,
     "sigmoid": lambda b: Fraction(1, 2) if b == 0 else None,
     "gelu": lambda b: Fraction(0) if b == 0 else None,
+    "elu": lambda b: Fraction(0) if b == 0 else (b if b > 0 else None),
+    "silu": lambda b: Fraction(0) if b == 0 else None,
+    "softplus": lambda b: None,  # log 2 at 0: never rational
+    "softplus_t": lambda b: b if b > 5 else None,  # the identity above its threshold
+    "hard_sigmoid": _hard_sigmoid,
+    "hard_swish": lambda b: b * _hard_sigmoid(b),
 }
 
 
@@ -79,8 +98,18 @@ def test_constant_neurons_removed_exactly_when_their_value_is_known(
     biases = data.draw(st.lists(st.sampled_from([0.0, 0.0, 0.5, -0.75, 7.0, -3.0]),
                                 min_size=len(zero_rows), max_size=len(zero_rows)))
     net = _net(kind, zero_rows, biases, seed)
-    want = {v: _EXPECTED[kind](Fraction(b)) for v, b in zip(zero_rows, biases, strict=True)}
-    want = {v: val for v, val in want.items() if val is not None}
+    # removed: a known value whose fold keeps the next bias a float64 (in neuron order)
+    out = net.layers[2]
+    bias = [Fraction(float(b)) for b in out.bias]
+    want: dict[int, Fraction] = {}
+    for v, b in sorted(zip(zero_rows, biases, strict=True)):
+        val = _EXPECTED[kind](Fraction(b))
+        if val is None:
+            continue
+        trial = [c + val * Fraction(float(w)) for c, w in zip(bias, out.weight[:, v],
+                                                               strict=True)]
+        if all(Fraction(float(t)) == t for t in trial):
+            want[v], bias = val, trial
     red = reduce_network(net)
     lr = red.layers[0]
     assert dict(lr.removed) == want
@@ -174,3 +203,14 @@ def test_clip_constants_keep_the_function_by_z3() -> None:
     assert dict(red.layers[0].removed) == {0: Fraction(6), 3: Fraction(0)}
     assert check_equivalence(net, red.network).equivalent
     assert json.loads(json.dumps(red.certificate))["version"] == 2
+
+
+def test_a_constant_whose_fold_would_round_stays() -> None:
+    """hard_sigmoid(1/2) = 7/12: folded into a float64 bias it would round, so in exact mode
+    the neuron stays and the reduced network is exact (not flagged rounded)."""
+    net = _net("hard_sigmoid", [2, 4], [0.5, 0.0], 9)  # 7/12 and 1/2
+    red = reduce_network(net)
+    assert dict(red.layers[0].removed) == {4: Fraction(1, 2)}
+    assert red.rounded is False and red.layers[0].neurons_after == 5
+    x = [Fraction(1, 3), Fraction(-2), Fraction(5, 7), Fraction(0)]
+    assert evaluate_exact(net, x).tolist() == evaluate_exact(red.network, x).tolist()
