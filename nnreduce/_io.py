@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
-from lumpcore import LumpkitError, ModelFormatError
+from lumpcore import LumpkitError, LumpkitWarning, ModelFormatError
 
 from ._network import Network
 
@@ -181,6 +182,14 @@ def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: boo
         raise ModelFormatError(
             "io_dtype='float64' around float32 weights would round the data at the input; "
             "use dtype='float64' (or 'auto')")
+    if ext != ".npz":
+        lost = _not_float64(net)
+        if lost:
+            warnings.warn(
+                f"{os.fspath(path)}: {lost} exact parameter values of the network are not float64 "
+                "values and are written rounded to the nearest float64; the file is not the "
+                "network exactly (save to .npz to keep exact rationals)",
+                LumpkitWarning, stacklevel=2)
     if ext == ".nnet":
         from ._io_nnet import write_nnet
 
@@ -201,6 +210,24 @@ def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: boo
         write_npz(net, path)
 
 
+def _not_float64(net: Network) -> int:
+    """How many exact (rational) parameters of ``net`` float64 cannot hold."""
+    from fractions import Fraction
+
+    from ._network import Activation, BatchNorm, Conv2d, Dense
+
+    count = 0
+    for lyr in net.layers:
+        arrays = ((lyr.weight, lyr.bias) if isinstance(lyr, Dense | Conv2d) else
+                  (lyr.scale, lyr.shift) if isinstance(lyr, BatchNorm) else
+                  (lyr.slopes,) if isinstance(lyr, Activation) and lyr.slopes is not None
+                  else ())
+        for a in arrays:
+            if a.dtype == object:
+                count += sum(Fraction(float(x)) != x for x in a.reshape(-1).tolist())
+    return count
+
+
 def stored_dtype(net: Network) -> str:
     """``'float32'`` when the network holds float weights as float32 arrays (the readers
     do so for a float32 model; values that folding made wider stay float64), else
@@ -216,20 +243,30 @@ def stored_dtype(net: Network) -> str:
 
 
 def natural_dtype(net: Network) -> str:
-    """``'float32'`` when every parameter is exactly a float32 value, else ``'float64'``."""
+    """``'float32'`` when every parameter (normalisation and clip bounds included) is
+    exactly a float32 value, else ``'float64'``."""
     import numpy as np
 
     from ._network import Activation, BatchNorm, Conv2d, Dense, as_float
 
+    arrays: list[np.ndarray] = []
     for layer in as_float(net).layers:
-        arrays = []
         if isinstance(layer, Dense | Conv2d):
-            arrays = [layer.weight, layer.bias]
+            arrays += [layer.weight, layer.bias]
         elif isinstance(layer, BatchNorm):
-            arrays = [layer.scale, layer.shift]
-        elif isinstance(layer, Activation) and layer.slopes is not None:
-            arrays = [layer.slopes]
-        for a in arrays:
+            arrays += [layer.scale, layer.shift]
+        elif isinstance(layer, Activation):
+            if layer.slopes is not None:
+                arrays.append(layer.slopes)
+            if layer.bounds is not None:  # written as tensors of the model's type
+                arrays.append(np.array([float(v) for v in layer.bounds if v is not None]))
+    nrm = net.normalization
+    if nrm is not None:  # written in the model's type too
+        arrays += [np.array([float(v) for v in a], dtype=np.float64) for a in (
+            nrm.input_mean, nrm.input_range, nrm.output_mean, nrm.output_range,
+            nrm.input_min, nrm.input_max) if a is not None]
+    for a in arrays:
+        with np.errstate(over="ignore"):
             if not np.array_equal(a.astype(np.float32).astype(np.float64), a):
                 return "float64"
     return "float32"

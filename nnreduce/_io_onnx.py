@@ -424,15 +424,17 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         elif op == "Cast":
             to = int(at.get("to", 0))
             # the same or a wider float type keeps every value; another one only as the last
-            # node (the output rounded, which lumpkit's exact semantics ignore as they ignore
-            # float arithmetic's roundings: lumpkit writes one after float64 weights)
+            # node or before the first layer (the output or the normalised input rounded,
+            # which lumpkit's exact semantics ignore as they ignore float arithmetic's
+            # roundings: lumpkit writes them around float64 normalisations and weights)
             keeps = to == data_type or (data_type, to) in _WIDENING
-            if not keeps and (out_name != node.output[0] or to not in (1, 10, 11, 16)):
+            at_end = out_name == node.output[0] or before_first
+            if not keeps and (not at_end or to not in (1, 10, 11, 16)):
                 raise UnsupportedLayerError(
                     f"{b.where(k, node)}: Cast of the data from {_type_name(data_type)} to "
                     f"{_type_name(to)} can change its values; lumpkit reads a Cast only to the "
-                    "same or a wider float type (a narrower one only as the last node): export the "
-                    "model without it")
+                    "same or a wider float type (a narrower one only before the first layer or "
+                    "as the last node): export the model without it")
             data_type = to
         elif op == "Gemm":
             if at.get("transA", 0):
@@ -930,8 +932,8 @@ def _float32_parts(a: np.ndarray, most: int = 3) -> list[np.ndarray] | None:
 
 def _splittable(net: Network) -> bool:
     """Every Dense/Conv2d parameter splits into float32 parts, and every other float
-    tensor written (batch norm, PReLU slopes, clip bounds, normalisation) is a float32
-    value."""
+    tensor written among the layers (batch norm, PReLU slopes, clip bounds) is a float32
+    value (a normalisation is written in float64 if it needs to be)."""
     def f32(values: Any) -> bool:
         arr = np.array([float(v) for v in np.asarray(values, dtype=object).reshape(-1)],
                        dtype=np.float64)
@@ -951,13 +953,16 @@ def _splittable(net: Network) -> bool:
                 extra.extend(np.asarray(layer.slopes).reshape(-1).tolist())
             if extra and not f32(extra):
                 return False
-    nrm = net.normalization
-    if nrm is not None:
-        fields = [nrm.input_mean, nrm.input_range, nrm.output_mean, nrm.output_range,
-                  nrm.input_min, nrm.input_max]
-        if not all(f32(a) for a in fields if a is not None):
-            return False
     return True
+
+
+def _float32_norm(nrm: Any) -> bool:
+    """Whether every value of a normalisation is a float32 value."""
+    fields = [nrm.input_mean, nrm.input_range, nrm.output_mean, nrm.output_range,
+              nrm.input_min, nrm.input_max]
+    arr = np.array([float(v) for a in fields if a is not None for v in a], dtype=np.float64)
+    with np.errstate(over="ignore"):
+        return bool(np.all(arr.astype(np.float32).astype(np.float64) == arr))
 
 
 #: (alpha, beta) of ONNX's HardSwish operator (and PyTorch's Hardswish)
@@ -1034,6 +1039,10 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
         node("Cast", [cur], to=onnx_dt)
     n_in = math.prod(netf.input_shape)
     nrm = netf.normalization
+    # float32 layers with a normalisation float32 cannot hold: the normalisation is computed
+    # in float64 (Casts around it; the data rounded to float32 after it, which lumpkit's
+    # exact semantics ignore as they ignore float arithmetic's roundings)
+    norm_dt = np.float64 if split and nrm is not None and not _float32_norm(nrm) else None
     if nrm is not None:
         shape_in = (1, *netf.input_shape)
 
@@ -1041,12 +1050,16 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
             v = np.array([float(x) for x in a])
             return np.broadcast_to(v, (n,)).reshape(shape_in[1:])[None]
 
+        if norm_dt is not None:
+            node("Cast", [cur], to=TensorProto.DOUBLE)
         if nrm.input_min is not None:
-            node("Max", [cur, init(vec(nrm.input_min, n_in), "in_min")])
+            node("Max", [cur, init(vec(nrm.input_min, n_in), "in_min", norm_dt)])
         if nrm.input_max is not None:
-            node("Min", [cur, init(vec(nrm.input_max, n_in), "in_max")])
-        node("Sub", [cur, init(vec(nrm.input_mean, n_in), "in_mean")])
-        node("Div", [cur, init(vec(nrm.input_range, n_in), "in_range")])
+            node("Min", [cur, init(vec(nrm.input_max, n_in), "in_max", norm_dt)])
+        node("Sub", [cur, init(vec(nrm.input_mean, n_in), "in_mean", norm_dt)])
+        node("Div", [cur, init(vec(nrm.input_range, n_in), "in_range", norm_dt)])
+        if norm_dt is not None:
+            node("Cast", [cur], to=TensorProto.FLOAT)
     def linear(op: str, weight: np.ndarray, bias: np.ndarray, bias_shape: tuple[int, ...],
                **kw: Any) -> None:
         """``op(x, W, b)``; with ``split``, W and b as sums of float32 parts."""
@@ -1165,10 +1178,14 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
                 raise UnsupportedLayerError(f"activation {kind!r} has no ONNX form here")
     if nrm is not None:
         n_out = math.prod(netf.output_shape)
+        if norm_dt is not None:
+            node("Cast", [cur], to=TensorProto.DOUBLE)
         node("Mul", [cur, init(np.broadcast_to(np.array([float(x) for x in nrm.output_range]),
-                                               (n_out,)), "out_range")])
+                                               (n_out,)), "out_range", norm_dt)])
         node("Add", [cur, init(np.broadcast_to(np.array([float(x) for x in nrm.output_mean]),
-                                               (n_out,)), "out_mean")])
+                                               (n_out,)), "out_mean", norm_dt)])
+        if norm_dt is not None:
+            node("Cast", [cur], to=TensorProto.FLOAT)
     if io_dt != onnx_dt:
         node("Cast", [cur], to=io_dt)
     graph = helper.make_graph(

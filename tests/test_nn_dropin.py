@@ -10,6 +10,7 @@ float32 data; the reduced file read back has the certificate's hash.
 from __future__ import annotations
 
 import json
+import warnings
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -116,19 +117,19 @@ def test_casts_that_round_inside_the_network_are_refused(tmp_path: Path) -> None
     w = numpy_helper.from_array(np.eye(3, dtype=np.float64), "w")
 
     def model(casts: list[int], name: str) -> Path:
-        nodes, cur = [], "x"
+        nodes, cur = [helper.make_node("MatMul", ["x", "w"], ["h"])], "h"
         for k, to in enumerate(casts):
             nodes.append(helper.make_node("Cast", [cur], [f"c{k}"], to=to))
             cur = f"c{k}"
         nodes.append(helper.make_node("MatMul", [cur, "w"], ["y"]))
         return save_onnx_graph(tmp_path / name, nodes, [None, 3], [None, 3], [w], double=True)
 
-    # double -> float -> double inside: a rounding of the data, refused by name
-    with pytest.raises(UnsupportedLayerError, match=r"node 0 \(Cast.*narrower"):
+    # double -> float -> double between layers: a rounding of the data, refused by name
+    with pytest.raises(UnsupportedLayerError, match=r"node 1 \(Cast.*narrower"):
         load_network(model([TensorProto.FLOAT, TensorProto.DOUBLE], "round.onnx"))
     # a cast to the type the data already has is nothing
     net = load_network(model([TensorProto.DOUBLE], "same.onnx"))
-    assert isinstance(net.layers[0], Dense)
+    assert [type(lyr) for lyr in net.layers] == [Dense, Dense]
 
 
 def _planted_conv() -> Network:
@@ -208,3 +209,26 @@ def test_parallel_linear_nodes_fuse_only_when_exact_and_unshared(tmp_path: Path)
               helper.make_node("Add", ["s", "g2"], ["y"])]
     with pytest.raises(UnsupportedLayerError, match="single chain"):
         load_network(save_onnx_graph(tmp_path / "q.onnx", shared, [None, 2], [None, 2], inits))
+
+
+def test_auto_dtype_keeps_normalisation_and_warns_when_rationals_round(tmp_path: Path) -> None:
+    from lumpcore import LumpkitWarning
+    from nnreduce import Normalization
+
+    w = np.array([[1.0, -2.0], [0.5, 4.0]], dtype=np.float32)
+    nrm = Normalization(input_mean=[Fraction(1, 10), 0.0], input_range=[1.0, 3.0],
+                        output_mean=[0.0, 0.0], output_range=[1.0, 1.0])
+    net = Network((Dense(w, np.zeros(2, dtype=np.float32)),), (2,), nrm)
+    save_network(net, tmp_path / "n.onnx")  # 1/10 rounds to float64, not float32
+    back = load_network(tmp_path / "n.onnx")
+    assert back.normalization is not None
+    assert list(back.normalization.input_mean) == [Fraction(0.1), 0]
+    # an exact network with a value float64 cannot hold: written rounded, and said so
+    exact = Network((Dense(np.array([[Fraction(1, 3), Fraction(1)]], dtype=object),
+                           np.array([Fraction(0)], dtype=object)),), (2,))
+    with pytest.warns(LumpkitWarning, match="1 exact parameter values"):
+        save_network(exact, tmp_path / "e.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # kept exact: no warning
+        save_network(exact, tmp_path / "e.npz")
+    assert load_network(tmp_path / "e.npz").layers[0].weight[0, 0] == Fraction(1, 3)

@@ -612,9 +612,12 @@ def _refused(variant: str) -> Any:
                       [*dense, _t("ratio", 0.5), numpy_helper.from_array(np.array(True), "train")],
                       ["N", 4], ["N", 3])
     if variant == "cast-narrowing":
-        return _model([_node("Cast", ["x"], "xf", to=F32), _node("Cast", ["xf"], "xd", to=F64),
+        # between two layers (before the first one and as the last node it is read)
+        return _model([_node("Gemm", ["x", "W0", "b0"], "h", transB=1),
+                       _node("Cast", ["h"], "xf", to=F32), _node("Cast", ["xf"], "xd", to=F64),
                        _node("Gemm", ["xd", "W1", "b1"], "y", transB=1)],
-                      [_t("W1", w1, np.float64), _t("b1", b1, np.float64)], ["N", 4], ["N", 3],
+                      [_t("W0", np.eye(4), np.float64), _t("b0", np.zeros(4), np.float64),
+                       _t("W1", w1, np.float64), _t("b1", b1, np.float64)], ["N", 4], ["N", 3],
                       dt=F64)
     if variant == "weight-first-on-batch":  # W @ x with x (N, 4) multiplies across the batch
         return _model([_node("MatMul", ["W", "x"], "y")], [_t("W", _dyadic(rng, 3, 2))],
@@ -636,7 +639,7 @@ REFUSALS = {
     "prelu-slope-per-column": r"node 1 \(PRelu 'prelu_y'\).*several values within a channel",
     "bias-growing": r"node 1 \(Add 'add_y'\).*shape \(3, 1\) does not broadcast",
     "dropout-training": r"node 1 \(Dropout 'dropout_y'\).*training mode",
-    "cast-narrowing": r"node 0 \(Cast 'cast_xf'\).*from DOUBLE to FLOAT",
+    "cast-narrowing": r"node 1 \(Cast 'cast_xf'\).*from DOUBLE to FLOAT",
     "weight-first-on-batch": r"node 0 \(MatMul 'matmul_y'\).*mix the examples of the batch",
     "softmax-on-padded-axes": r"node 1 \(Softmax 'softmax_y'\): Softmax of a \(batch, \*\(1, 3\)\)",
 }
