@@ -85,7 +85,7 @@ def _reduce(args: argparse.Namespace) -> int:
                          linear_dependence=args.linear_dependence)
     # the reduced model takes and gives the data type of the original (a drop-in
     # replacement), even where its weights need float64 to stay exact
-    io_dtype = "float32" if args.dtype == "float32" else stored_dtype(net)
+    io_dtype = "float32" if args.dtype == "float32" else net.data_dtype or stored_dtype(net)
     save_network(red.network, out, torchscript=model.suffix.lower() in (".pt", ".pth")
                  and is_torchscript(model), dtype=args.dtype, io_dtype=io_dtype)
     save_certificate(red, cert)

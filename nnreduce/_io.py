@@ -144,9 +144,9 @@ def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: boo
         ``.nnet`` writes float64 text, ``.npz`` float64 or exact rationals.
     io_dtype : {'float32', 'float64'}, optional
         ``.onnx`` and ``.pt`` only: the type of the model's input and output.
-        Default: with ``dtype='auto'``, float32 when ``net`` holds float32
-        arrays (it was read from a float32 model, or reduced from one), else
-        float64; otherwise ``dtype``.  float32 data around float64 weights
+        Default: with ``dtype='auto'``, ``net.data_dtype`` (the type of the
+        file it was read or reduced from), else float32 when ``net`` holds
+        float32 arrays, else float64; otherwise ``dtype``.  float32 data around float64 weights
         keeps a reduced float32 model a drop-in replacement (ONNX: float32
         parts, or casts; PyTorch: lumpkit's cast modules).  A float64
         interface around float32 weights is not written.
@@ -175,7 +175,7 @@ def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: boo
     if io_dtype not in (None, "float32", "float64"):
         raise ModelFormatError(f"io_dtype must be 'float32' or 'float64', got {io_dtype!r}")
     if dtype == "auto":
-        io_dtype = io_dtype or stored_dtype(net)
+        io_dtype = io_dtype or net.data_dtype or stored_dtype(net)
         dtype = "float64" if io_dtype == "float64" else natural_dtype(net)
     io_dtype = io_dtype or dtype
     if dtype == "float32" and io_dtype == "float64":

@@ -575,8 +575,9 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                     f"{b.where(k, node)}: {op} over axis {axis} of a (batch, *{b.shape}) tensor; "
                     "lumpkit takes a softmax over the features of a vector only"
                 )
-            rest = [n.op_type for n in graph_nodes[k + 1:] if n.op_type != "Identity"]
-            if rest:
+            rest = [n.op_type for n in graph_nodes[k + 1:]
+                    if n.op_type not in ("Identity", "Constant", "Cast")]
+            if rest not in ([], ["Mul"], ["Mul", "Add"]):  # (the output normalisation)
                 raise UnsupportedLayerError(
                     f"{b.where(k, node)}: {op} must be the last operator (followed by {rest[0]})"
                 )
@@ -715,7 +716,9 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
     if cur != g.output[0].name:
         raise UnsupportedLayerError(f"{p}: the output {g.output[0].name!r} is not the chain's end")
     nrm = normalization_of(b.norm, math.prod(in_shape), math.prod(b.shape))
-    net = Network(tuple(b.layers), in_shape, nrm)
+    io_type = inputs[0].type.tensor_type.elem_type
+    net = Network(tuple(b.layers), in_shape, nrm,
+                  "float64" if io_type == 11 else "float32" if io_type in (1, 10, 16) else None)
     # a float32 model is held as float32 (folded values that are not float32 stay float64)
     return net if wide else narrowed_to_float32(net)
 

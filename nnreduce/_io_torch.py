@@ -46,6 +46,8 @@ __all__ = ["from_torch", "read_torch", "to_torch", "write_torch"]
 
 # skipped: no-ops, and lumpkit's casts around float64 layers (exact semantics: no rounding)
 _SKIP = ("Identity", "Dropout", "Dropout1d", "Dropout2d", "CastFloat64", "CastFloat32")
+#: lumpkit's modules whose float64 buffers say nothing about the model's type
+_OWN_FLOAT64 = ("InputNormalization", "OutputNormalization")
 
 
 def _np(t: Any) -> np.ndarray:
@@ -359,10 +361,16 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
             raise UnsupportedLayerError(
                 f"reshape number {nth + 1} of the forward asks for (batch, {want}), but an "
                 f"example has {got} values there: it would change the batch size")
-    tensors = [*module.parameters(), *module.buffers()]
-    if all(not t.is_floating_point() or t.element_size() <= 4 for t in tensors):
-        net = narrowed_to_float32(net)  # a float32 model is held as float32
-    return net
+    # a float32 model is held as float32 (lumpkit's own normalisation modules hold float64
+    # buffers whatever the model's type; its CastFloat64 first marks float32 data)
+    tensors = [t for m in module.modules() if _kind(m) not in _OWN_FLOAT64
+               for t in (*m.parameters(recurse=False), *m.buffers(recurse=False))]
+    narrow = all(not t.is_floating_point() or t.element_size() <= 4 for t in tensors)
+    if narrow:
+        net = narrowed_to_float32(net)
+    lead = next((_kind(m) for _, m in children if _kind(m) not in _SKIP[:4]), None)
+    data = "float32" if narrow or lead == "CastFloat64" else "float64"
+    return Network(net.layers, net.input_shape, net.normalization, data)
 
 
 def _normalization(norm_ops: list[tuple[str, Any, str, int]], out_norm: Any, net: Network

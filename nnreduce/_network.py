@@ -497,6 +497,11 @@ class Network:
         Shape of one input (no batch dimension), e.g. ``(784,)`` or ``(1, 28, 28)``.
     normalization : Normalization or None
         NNet input/output normalisation (metadata, applied by the evaluators).
+    data_dtype : {'float32', 'float64'} or None
+        The float type of the input and output data of the model file the
+        network was read from (metadata, not part of the function or its
+        hash); :func:`save_network` writes that interface by default, so that
+        a reduced model is a drop-in replacement.  None when not known.
 
     Examples
     --------
@@ -509,9 +514,13 @@ class Network:
     layers: tuple[Layer, ...]
     input_shape: tuple[int, ...]
     normalization: Normalization | None = field(default=None)
+    data_dtype: str | None = field(default=None, repr=False)
     shapes: tuple[tuple[int, ...], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.data_dtype not in (None, "float32", "float64"):
+            raise ModelFormatError(
+                f"data_dtype must be 'float32', 'float64' or None, got {self.data_dtype!r}")
         layers = tuple(self.layers)
         for i, layer in enumerate(layers):
             if not isinstance(layer, Dense | Conv2d | MaxPool2d | AvgPool2d | Flatten | Permute
@@ -707,7 +716,7 @@ def narrowed_to_float32(net: Network) -> Network:
     float32 values stored as float32 (for importers of float32 models: folded
     or otherwise computed arrays keep their float64 values)."""
     return Network(tuple(_map_arrays(lyr, _narrow) for lyr in net.layers), net.input_shape,
-                   net.normalization)
+                   net.normalization, net.data_dtype)
 
 
 def as_exact(net: Network) -> Network:
@@ -721,7 +730,7 @@ def as_exact(net: Network) -> Network:
     Fraction(1, 2)
     """
     return Network(tuple(_map_arrays(lyr, _exact) for lyr in net.layers), net.input_shape,
-                   net.normalization)
+                   net.normalization, net.data_dtype)
 
 
 def as_float(net: Network) -> Network:
@@ -734,4 +743,4 @@ def as_float(net: Network) -> Network:
     dtype('float64')
     """
     return Network(tuple(_map_arrays(lyr, _float) for lyr in net.layers), net.input_shape,
-                   net.normalization)
+                   net.normalization, net.data_dtype)

@@ -614,8 +614,8 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
             m = _merge(wr, prev.blocks, prev_rho, exact)
             if prev_combined:
                 m = _fold_combined(wr, m, prev.blocks, prev_combined, prev_rho, exact_net)
-        if not exact and any(len(blk) > 1 for blk in prev.blocks):
-            rounded = True  # tolerance mode merges in float64 arithmetic
+        if not exact and not exact_net and any(len(blk) > 1 for blk in prev.blocks):
+            rounded = True  # tolerance mode merges in float64 arithmetic (rationals: exactly)
         n_out = m.shape[0]
         is_output = li == len(lin) - 1
         if is_output:
@@ -716,7 +716,7 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
         prev_removed = removed
         prev_combined = combined
 
-    red_net = Network(tuple(new_layers), net.input_shape, net.normalization)
+    red_net = Network(tuple(new_layers), net.input_shape, net.normalization, net.data_dtype)
     return _finish(net, red_net, results, exact, tol, max_dev, rounded, t0, certify)
 
 

@@ -232,3 +232,48 @@ def test_auto_dtype_keeps_normalisation_and_warns_when_rationals_round(tmp_path:
         warnings.simplefilter("error")  # kept exact: no warning
         save_network(exact, tmp_path / "e.npz")
     assert load_network(tmp_path / "e.npz").layers[0].weight[0, 0] == Fraction(1, 3)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+@pytest.mark.parametrize("case", ["normalised", "float64-slope"])
+@pytest.mark.parametrize("ext", [".onnx", ".pt"])
+def test_a_float32_interface_survives_lumpkits_own_files(tmp_path: Path, case: str, ext: str,
+                                                         ) -> None:
+    """A float32 model whose file lumpkit wrote with float64 parts (a float64 normalisation
+    buffer, or a PReLU slope float32 cannot hold, behind casts) is read back as a float32
+    model, and its reduction keeps float32 input and output."""
+    from nnreduce import Normalization
+
+    w1 = np.array([[1, 2], [2, 4], [1, -1]], np.float32)
+    b1 = np.array([1, 2, 0], np.float32)
+    act = Activation("relu") if case == "normalised" else Activation(
+        "prelu", slopes=np.array([0.1]))
+    nrm = Normalization([0.5], [2], [0], [1]) if case == "normalised" else None
+    net = Network((Dense(w1, b1), act, Dense(np.ones((1, 3), np.float32),
+                                             np.zeros(1, np.float32))), (2,), nrm)
+    src, dst = tmp_path / f"m{ext}", tmp_path / f"r{ext}"
+    save_network(net, src)
+    assert load_network(src).data_dtype == "float32"
+    assert main(["nn", "reduce", str(src), "-o", str(dst)]) == 0
+    x = np.array([[1.0, 2.0], [-3.0, 0.5]], dtype=np.float32)
+    if ext == ".onnx":
+        got, want = _run_onnx(dst, x), _run_onnx(src, x)
+    else:
+        with torch.no_grad():
+            got = torch.load(str(dst), weights_only=False)(torch.tensor(x)).numpy()
+            want = torch.load(str(src), weights_only=False)(torch.tensor(x)).numpy()
+        assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_softmax_output_with_output_normalisation_reads_back(tmp_path: Path) -> None:
+    """write_onnx puts the output normalisation after a final softmax; the reader takes it."""
+    from nnreduce import Normalization
+
+    net = Network((Dense(np.eye(2), np.zeros(2)), Activation("relu"),
+                   Dense(np.array([[1.0, -1.0], [0.5, 2.0]]), np.zeros(2)),
+                   Activation("softmax")), (2,), Normalization([0], [1], [1], [2]))
+    save_network(net, tmp_path / "s.onnx")
+    back = load_network(tmp_path / "s.onnx")
+    x = np.array([[0.25, -1.0], [2.0, 3.0]])
+    np.testing.assert_array_equal(evaluate(back, x), evaluate(net, x))

@@ -496,3 +496,19 @@ def test_pooling_across_the_channel_axis_is_refused() -> None:
                    Dense(rng.normal(size=(1, 8)), [0.0])), (1, 2, 2))
     with pytest.raises(UnsupportedLayerError, match="layer 3"):
         reduce_network(net)
+
+
+def test_tolerance_mode_on_an_exact_network_is_not_flagged_rounded() -> None:
+    """Rationals merge exactly even in tolerance mode: the reduced network stores the derived
+    weights, so 'rounded' is false and the independent checker agrees."""
+    from proofs import check_certificate
+
+    w1 = np.array([[Fraction(1, 3), Fraction(1)], [Fraction(2, 3), Fraction(2)],
+                   [Fraction(1), Fraction(-1)]], dtype=object)
+    net = Network((Dense(w1, [Fraction(1), Fraction(2), Fraction(0)]), Activation("relu"),
+                   Dense(np.array([[Fraction(1, 7), Fraction(1), Fraction(1)]], dtype=object),
+                         [Fraction(0)])), (2,))
+    red = reduce_network(net, tolerance=1e-6)
+    assert red.layers[0].neurons_after == 2 and red.rounded is False
+    assert red.certificate is not None and red.certificate["reduced"]["rounded"] is False
+    assert check_certificate(net, red.network, red.certificate).valid
