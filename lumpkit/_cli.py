@@ -59,17 +59,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_attach_negative_values(
         list(sys.argv[1:] if argv is None else argv)))
+    caught: list[warnings.WarningMessage] = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", LumpkitWarning)
-            try:
-                status: int = args.func(args)
-            finally:
-                for w in caught:
-                    if issubclass(w.category, LumpkitWarning):
-                        print(f"lumpkit: warning: {w.message}", file=sys.stderr)
-                    else:  # others as Python would show them
-                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        try:
+            with warnings.catch_warnings(record=True) as recorded:
+                warnings.simplefilter("always", LumpkitWarning)
+                try:
+                    status: int = args.func(args)
+                finally:
+                    caught = list(recorded)
+        finally:  # shown after the recording ends (inside it, showing records again)
+            for w in caught:
+                if issubclass(w.category, LumpkitWarning):
+                    print(f"lumpkit: warning: {w.message}", file=sys.stderr)
+                else:  # others as Python would show them
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     except LumpkitError as exc:
         print(f"lumpkit: error: {exc}", file=sys.stderr)
         return 2

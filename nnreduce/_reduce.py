@@ -658,6 +658,9 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
                 next_bias = trial
             removed.append((v, val))
             keep[v] = False
+        if removed and not keep.any():  # a layer of width 0 is no model the formats hold:
+            v, _ = removed.pop(0)       # its first constant neuron stays
+            keep[v] = True
         candidates = np.flatnonzero(keep)
         labels = _labels(ops, n_out)
         if fast is not None:

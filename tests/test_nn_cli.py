@@ -116,3 +116,49 @@ def test_linear_dependence_flag(tmp_path: Path, capsys: pytest.CaptureFixture[st
     x = np.random.default_rng(3).normal(size=(5, 2))
     np.testing.assert_allclose(evaluate(load_network(tmp_path / "lin.reduced.npz"), x),
                                evaluate(net, x), rtol=1e-12)
+
+
+def test_other_warnings_are_shown_once_and_the_command_ends(tmp_path: Path) -> None:
+    """A warning that is not lumpkit's, raised during a command, is shown as Python shows it
+    after the command; showing it inside the recording used to record it again, forever."""
+    import subprocess
+    import sys
+
+    net = Network((Dense(np.array([[1.0, 2.0], [2.0, 4.0]]), np.zeros(2)), Activation("relu"),
+                   Dense(np.ones((1, 2)), np.zeros(1))), (2,))
+    save_network(net, tmp_path / "m.npz")
+    script = (
+        "import warnings, nnreduce\n"
+        "from lumpkit._cli import main\n"
+        "orig = nnreduce.save_certificate\n"
+        "def noisy(*a, **k):\n"
+        "    warnings.warn('a third-party warning', UserWarning)\n"
+        "    return orig(*a, **k)\n"
+        "nnreduce.save_certificate = noisy\n"
+        f"raise SystemExit(main(['nn', 'reduce', {str(tmp_path / 'm.npz')!r}]))\n")
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("a third-party warning") == 1
+    assert (tmp_path / "m.reduced.npz").exists()
+
+
+def test_a_layer_of_constant_neurons_keeps_one(tmp_path: Path) -> None:
+    """All neurons of a hidden layer dead: one stays (a layer of width 0 is no model the
+    formats hold); the reduced ONNX reads back and its certificate is valid."""
+    from proofs import check_certificate
+
+    net = Network((Dense(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32), np.zeros(2, np.float32)),
+                   Activation("relu"),
+                   Dense(np.zeros((2, 2), np.float32), np.array([-1.0, 0.0], np.float32)),
+                   Activation("relu"),
+                   Dense(np.ones((1, 2), np.float32), np.zeros(1, np.float32))), (2,))
+    src, dst = tmp_path / "m.onnx", tmp_path / "r.onnx"
+    save_network(net, src)
+    assert main(["nn", "reduce", str(src), "-o", str(dst)]) == 0
+    back = load_network(dst)
+    assert [lyr.weight.shape[0] for lyr in back.layers if isinstance(lyr, Dense)] == [2, 1, 1]
+    cert = json.loads((tmp_path / "r.certificate.json").read_text())
+    assert check_certificate(load_network(src), back, cert).valid
+    x = np.array([[0.5, -1.0], [2.0, 3.0]])
+    np.testing.assert_array_equal(evaluate(back, x), evaluate(net, x))
