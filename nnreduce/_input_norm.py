@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from lumpcore import UnsupportedLayerError
+from lumpcore import ModelFormatError, UnsupportedLayerError
 
 from ._network import Normalization
 
@@ -39,6 +39,10 @@ def fold_input_op(norm: dict[str, np.ndarray], op: str, vals: np.ndarray, where:
     ``where``) when the result is not exactly a normalisation with float64
     parameters.
     """
+    if not np.all(np.isfinite(vals)):
+        bad = vals[~np.isfinite(vals)][0]
+        raise ModelFormatError(f"{where}: a {op} by {bad} in the input normalisation; its "
+                               "constants must be finite numbers")
     fr = [Fraction(v) for v in vals.tolist()]
     mean = [Fraction(v) for v in norm["input_mean"].tolist()] if "input_mean" in norm \
         else None

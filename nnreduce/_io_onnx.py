@@ -61,6 +61,18 @@ def _attrs(node: Any) -> dict[str, Any]:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _tensor_array(tensor: Any, where: str) -> np.ndarray:
+    """An ONNX tensor's values; a corrupt tensor (data not matching its dims, an unknown
+    type, missing external data) is a :class:`ModelFormatError` naming it."""
+    from onnx import numpy_helper
+
+    try:
+        return np.asarray(numpy_helper.to_array(tensor))
+    except Exception as exc:  # onnx raises ValueError, TypeError, KeyError, OSError, ...
+        raise ModelFormatError(f"{where}: its data cannot be read ({type(exc).__name__}: "
+                               f"{exc}); the file is corrupt or incomplete") from None
+
+
 def _exact_float_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     """``a + b`` when float64 holds every sum exactly (TwoSum error zero), else None."""
     x, y = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
@@ -264,7 +276,6 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         For malformed models.
     """
     import onnx
-    from onnx import numpy_helper
 
     p = str(path)
     try:
@@ -275,7 +286,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
     consts: dict[str, np.ndarray] = {}
     wide = False  # whether the model has a float tensor wider than float32
     for init in g.initializer:
-        arr = numpy_helper.to_array(init)
+        arr = _tensor_array(init, f"{p}: initializer {init.name!r}")
         if arr.dtype.kind == "f":
             wide |= arr.dtype.itemsize > 4
             arr = arr.astype(np.float64)
@@ -348,7 +359,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             return consts[name]
         nd = constant_nodes.get(name)
         value = _attrs(nd).get("value") if nd is not None else None
-        return None if value is None else numpy_helper.to_array(value)
+        return None if value is None else _tensor_array(value, f"Constant {name!r}")
 
     fused: set[int] = set()  # nodes of a multi-operator activation already read
     for k, node in enumerate(graph_nodes):
@@ -362,7 +373,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                       "value_int": np.int64, "value_ints": np.int64}
             kind = next((a for a in scalar if a in at), None)
             if t is not None:
-                arr = numpy_helper.to_array(t)
+                arr = _tensor_array(t, f"{b.where(k, node)}: its value")
             elif kind is not None:
                 arr = np.array(at[kind], dtype=scalar[kind])
             else:

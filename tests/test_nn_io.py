@@ -604,3 +604,27 @@ def test_a_hidden_mul_is_folded_not_moved(tmp_path: Path) -> None:
     net = load_network(path)
     assert net.normalization is None
     np.testing.assert_allclose(evaluate(net, x), _ort_run(path, x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", ["nan-mean", "inf-mean", "corrupt-initializer"])
+def test_bad_onnx_constants_are_clear_errors(tmp_path: Path, bad: str) -> None:
+    """A non-finite normalisation constant or an initializer whose data does not match its
+    dims: a ModelFormatError naming the file and the place, not a numpy traceback."""
+    from onnx import helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((3, 2), np.float32), "W")
+    nodes = [helper.make_node("Gemm", ["s", "W", "b"], ["y"], transB=1)]
+    inits = [w, numpy_helper.from_array(np.zeros(3, np.float32), "b")]
+    if bad == "corrupt-initializer":
+        w.dims[0] = 4  # the data holds 6 values, the dims say 8
+        nodes[0].input[0] = "x"
+        match = r"initializer 'W': its data cannot be read"
+    else:
+        value = np.nan if bad == "nan-mean" else np.inf
+        nodes.insert(0, helper.make_node("Sub", ["x", "mean"], ["s"], name="norm"))
+        inits.append(numpy_helper.from_array(np.array([0.5, value], np.float32), "mean"))
+        match = r"node 0 \(Sub 'norm'\): a Sub by (nan|inf) in the input normalisation"
+    path = save_onnx_graph(tmp_path / "m.onnx", nodes, ["N", 2], ["N", 3], inits)
+    with pytest.raises(ModelFormatError, match=match) as info:
+        load_network(path)
+    assert str(path) in str(info.value)
