@@ -138,10 +138,11 @@ def write_nnet(net: Network, path: str | os.PathLike[str]) -> None:
             return [default] * n
         v = [float(x) for x in a]
         return v * n if len(v) == 1 else v
-    if nrm is not None and nrm.output_mean.shape[0] > 1:
-        if len({float(x) for x in nrm.output_mean}) > 1 or len(
-            {float(x) for x in nrm.output_range}) > 1:
-            raise UnsupportedLayerError("NNet holds one output mean and range for all outputs")
+    if nrm is not None and (len({float(x) for x in nrm.output_mean}) > 1
+                            or len({float(x) for x in nrm.output_range}) > 1):
+        raise UnsupportedLayerError("NNet holds one output mean and range for all outputs; "
+                                    "this network's differ between outputs: export to .onnx "
+                                    "or .npz")
     mins = vals(nrm.input_min if nrm else None, n_in, -1.7976931348623157e308)
     maxs = vals(nrm.input_max if nrm else None, n_in, 1.7976931348623157e308)
     out_mean = float(nrm.output_mean[0]) if nrm else 0.0

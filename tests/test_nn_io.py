@@ -628,3 +628,14 @@ def test_bad_onnx_constants_are_clear_errors(tmp_path: Path, bad: str) -> None:
     with pytest.raises(ModelFormatError, match=match) as info:
         load_network(path)
     assert str(path) in str(info.value)
+
+
+def test_nnet_refuses_per_output_normalisation(tmp_path: Path) -> None:
+    """NNet holds one output mean and range: a per-output one is refused, whichever field
+    has several values (one mean with several ranges was written with the first range)."""
+    net = Network((Dense(np.eye(2), np.zeros(2)), Activation("relu"),
+                   Dense(np.eye(2), np.zeros(2))), (2,),
+                  Normalization([0], [1], [0], [1, 2]))
+    with pytest.raises(UnsupportedLayerError, match="one output mean and range"):
+        save_network(net, tmp_path / "m.nnet")
+    assert not (tmp_path / "m.nnet").exists()
