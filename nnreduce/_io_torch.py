@@ -436,7 +436,12 @@ def read_torch(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None
     text = text.decode() if isinstance(text, bytes) else text
     if input_shape is None and text:
         input_shape = tuple(int(x) for x in text.split(","))
-    return from_torch(module, input_shape)
+    try:
+        return from_torch(module, input_shape)
+    except AttributeError as exc:  # a pickle of another torch version, or a tampered one
+        raise ModelFormatError(
+            f"{p}: a module in the file lacks what this torch's class has ({exc}); re-save the "
+            "model with this torch version, or export it to ONNX") from None
 
 
 def to_torch(net: Network, dtype: str = "float32", io_dtype: str | None = None) -> Any:

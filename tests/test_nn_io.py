@@ -639,3 +639,14 @@ def test_nnet_refuses_per_output_normalisation(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedLayerError, match="one output mean and range"):
         save_network(net, tmp_path / "m.nnet")
     assert not (tmp_path / "m.nnet").exists()
+
+
+def test_a_pickled_module_missing_an_attribute_is_a_clear_error(tmp_path: Path) -> None:
+    """A pickle from another torch version (or tampered with) whose module lacks an
+    attribute: a ModelFormatError naming the file, not an AttributeError traceback."""
+    m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Flatten(),
+                            torch.nn.Linear(2, 1))
+    del m[2].start_dim
+    torch.save(m, tmp_path / "m.pt")
+    with pytest.raises(ModelFormatError, match=r"m\.pt: a module in the file lacks"):
+        load_network(tmp_path / "m.pt")
