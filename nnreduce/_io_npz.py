@@ -138,14 +138,14 @@ def read_npz(path: str | os.PathLike[str]) -> Network:
     p = str(path)
     try:
         z = np.load(p, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile) as exc:
         raise ModelFormatError(f"{p}: not a readable .npz file ({exc})") from None
     try:
         with z:
             return _read_npz(p, z)
     except LumpkitError:
         raise
-    except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError,
+    except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError, NotImplementedError,
             zipfile.BadZipFile) as exc:  # a damaged archive or description
         raise ModelFormatError(
             f"{p}: damaged or malformed lumpkit .npz ({type(exc).__name__}: {exc})"

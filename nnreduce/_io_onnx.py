@@ -525,7 +525,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             if op == "Div" and node.input[0] != cur:
                 raise UnsupportedLayerError(f"{b.where(k, node)}: constant / x is not supported")
             c = const(next(i for i in node.input if i != cur), k, node)
-            later = {n.op_type for n in graph_nodes[k + 1:]} - {"Identity", "Constant"}
+            later = {n.op_type for n in graph_nodes[k + 1:]} - {"Identity", "Constant", "Cast"}
             if op == "Mul" and later <= {"Add"} and not b.after_last:
                 # y * range (+ mean) at the very end: the output normalisation write_onnx writes
                 b.norm["output_range"] = _full_constant(b, c, b.where(k, node)).reshape(-1)

@@ -277,3 +277,21 @@ def test_softmax_output_with_output_normalisation_reads_back(tmp_path: Path) -> 
     back = load_network(tmp_path / "s.onnx")
     x = np.array([[0.25, -1.0], [2.0, 3.0]])
     np.testing.assert_array_equal(evaluate(back, x), evaluate(net, x))
+
+
+def test_softmax_output_after_a_float64_normalisation_reads_back(tmp_path: Path) -> None:
+    """A float32 classifier whose normalisation float32 cannot hold (mean 1/3) is written
+    with the output normalisation between Casts after the softmax; it reads back."""
+    from nnreduce import Normalization
+
+    net = Network((Dense(np.array([[1.0, -1.0], [0.5, 2.0]], np.float32),
+                         np.zeros(2, np.float32)), Activation("relu"),
+                   Dense(np.array([[1.0, 2.0], [-1.0, 0.5]], np.float32),
+                         np.zeros(2, np.float32)), Activation("softmax")), (2,),
+                  Normalization([Fraction(1, 3)], [1], [0], [1]))
+    save_network(net, tmp_path / "m.onnx")
+    back = load_network(tmp_path / "m.onnx")
+    assert back.normalization is not None
+    assert list(back.normalization.input_mean) == [Fraction(float(Fraction(1, 3)))] * 2
+    x = np.array([[0.25, -1.0], [2.0, 3.0]])
+    np.testing.assert_allclose(evaluate(back, x), evaluate(net, x), rtol=1e-15)
