@@ -12,15 +12,21 @@ rounded to the grid ``tolerance * Z`` in float arithmetic.  This is the same
 answer the general splitter algorithm gives on the edge list (the tests
 compare both); it is computed here in two compiled passes over the matrix:
 
-1. every column is hashed through the bit patterns of the correctly rounded
-   ratios ``fl(x_k / x_p)`` to its first non-zero entry ``x_p`` (or of the
-   entries themselves in plain mode); exactly proportional columns have equal
-   ratios, hence equal hashes, so no merge can be missed;
-2. every column of a hash group is compared *exactly* with the group's first
-   member: ``x_k * y_p == y_k * x_p`` for all ``k``, the products compared
-   exactly (Dekker's two-product; a plain product when both mantissas are
-   short enough for it to be exact).  A failed comparison (a hash collision)
-   splits the group and the comparison is repeated.
+1. every column gets a *key*: a random projection ``S = sum_k c_k x_k``
+   (fixed coefficients ``c_k`` in ``[1, 2)``) divided by its first non-zero
+   entry ``x_p`` (plain mode: ``S`` itself), computed in float arithmetic
+   together with a rigorous bound of its rounding error.  Exactly
+   proportional (plain: equal) columns have equal exact keys, so their
+   computed key intervals overlap: candidate groups are the connected runs
+   of overlapping intervals (per initial label, sign and pivot position), and
+   no merge can be missed.  A projection costs two multiply-adds per entry,
+   far less than a division per entry;
+2. every column of a candidate group is compared *exactly* with the group's
+   first member: ``x_k * y_p == y_k * x_p`` for all ``k``, the products
+   compared exactly (Dekker's two-product; a plain product when both
+   mantissas are short enough for it to be exact).  A failed comparison (two
+   distinct columns with overlapping keys) splits the group and the
+   comparison is repeated.
 
 Inputs the exact products cannot cover (entries beyond ``2**±400``, grid
 steps beyond ``2**±800``, grid integers of ``2**50`` or more, a float grid
@@ -41,7 +47,7 @@ from ._result import Lumping
 from ._threads import threads_for
 
 __all__ = ["SIGNATURE_VERSION", "Signatures", "column_signature", "dense_lumping",
-           "signature_multipliers", "signature_version", "with_signatures"]
+           "signature_coefficients", "signature_version", "with_signatures"]
 
 _SPLIT = 134217729.0  # 2**27 + 1, Dekker's splitter
 _LO = 2.0**-400  # exact products need every non-zero |entry| in [_LO, _HI]
@@ -137,12 +143,13 @@ class Signatures(NamedTuple):
 
     A caller that builds the matrix in a compiled pass of its own can compute
     them there, while each row is still in the cache, and attach them with
-    :func:`with_signatures`; :func:`dense_lumping` then skips its hashing
-    pass.  They must have been computed for the same ``proportional`` and
-    ``step`` and with :func:`signature_multipliers` of the row length.
+    :func:`with_signatures`; :func:`dense_lumping` then skips its own pass.
+    They must have been computed for the same ``proportional`` and ``step``
+    and with :func:`signature_coefficients` of the row length.
     """
 
-    hashes: np.ndarray  # uint64 per target
+    key: np.ndarray  # float64 per target: projection over the pivot value (plain: projection)
+    radius: np.ndarray  # float64: bound of |computed key - exact key|
     pivot: np.ndarray  # int64: first non-zero position (-1: all zero)
     pval: np.ndarray  # float64: the value there (after gridding)
     status: np.ndarray  # int8: _OK, _NONFINITE, _RANGE
@@ -155,7 +162,10 @@ class Signatures(NamedTuple):
 #: on-disk cache of a caller in another file (nnreduce's merge pass, which inlines it) is
 #: not invalidated by a change here, so callers report the version their compiled code
 #: was built with (:func:`signature_version`) and stale signatures are not used.
-SIGNATURE_VERSION = 2
+SIGNATURE_VERSION = 3
+
+_U = 2.0**-53  # unit roundoff of float64
+_TINY = 2.0**-1074  # smallest subnormal: the absolute error of one underflowing operation
 
 
 @njit(cache=True, inline="always")
@@ -164,31 +174,72 @@ def signature_version() -> int:
     return SIGNATURE_VERSION
 
 
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _project(vals: np.ndarray, coef: np.ndarray) -> tuple[float, float]:
+    """``sum_k coef[k] * vals[k]`` and ``sum_k coef[k] * |vals[k]|`` in float arithmetic.
+
+    Reassociation (vectorised partial sums) and fused multiply-adds are
+    allowed: the error bound used by :func:`column_signature` (``gamma_m``
+    times the sum of absolute products) holds for every order of summation.
+    """
+    s = 0.0
+    a = 0.0
+    for k in range(vals.shape[0]):
+        v = vals[k]
+        s += v * coef[k]
+        a += abs(v) * coef[k]
+    return s, a
+
+
+@njit(cache=True, inline="always")
+def _key_of(vals: np.ndarray, coef: np.ndarray, proportional: bool, pv: float
+            ) -> tuple[float, float]:
+    """Key and radius of one vector: ``|computed key - exact key| <= radius``.
+
+    ``S = sum c_k x_k`` is computed with error at most ``gamma_m * A`` where
+    ``A = sum c_k |x_k|`` (any summation order, ``gamma_m = m u / (1 - m u)``)
+    plus ``2 m`` underflowing operations of at most ``2**-1074`` each; ``A``
+    itself is computed with a relative error below ``gamma_m``.  In
+    proportional mode the key is ``S / pv`` (``pv`` the exact pivot value);
+    its division adds at most one rounding.
+    """
+    m = vals.shape[0]
+    s, a = _project(vals, coef)
+    g = m * _U / (1.0 - m * _U)
+    err = (g * a / (1.0 - g) + 2.0 * m * _TINY) * (1.0 + 2.0**-40)
+    if not proportional:
+        return s, err
+    key = s / pv
+    return key, (err / abs(pv) + abs(key) * 2.0**-52) * (1.0 + 2.0**-40)
+
+
 @njit(cache=True, inline="always")
 def column_signature(row: np.ndarray, proportional: bool, step: float, inv: float,
-                     mult: np.ndarray, buf: np.ndarray, qbuf: np.ndarray
-                     ) -> tuple[np.uint64, np.int64, float, np.int8, bool]:
-    """Hash, pivot, pivot value, status and shortness of one target's incoming vector.
+                     coef: np.ndarray, qbuf: np.ndarray
+                     ) -> tuple[float, float, np.int64, float, np.int8, bool]:
+    """Key, key radius, pivot, pivot value, status and shortness of one target's vector.
 
-    ``inv = 1 / step`` (0 without a grid); ``buf`` and ``qbuf`` are scratch
-    arrays of the row's length (``qbuf`` may be empty without a grid).
-    Exactly proportional (plain: equal) vectors get equal hashes.
+    ``inv = 1 / step`` (0 without a grid); ``qbuf`` is a scratch array of
+    the row's length (it may be empty without a grid).  Exactly proportional
+    (plain: equal) vectors get keys whose intervals ``key +- radius``
+    overlap.
     """
     m = row.shape[0]
     grid = step > 0.0
     top, bottom = _abs_bits_range(row)
     if top >= _INF_BITS:
-        return np.uint64(0), np.int64(-1), 0.0, np.int8(_NONFINITE), False
+        return 0.0, 0.0, np.int64(-1), 0.0, np.int8(_NONFINITE), False
     if grid:
         _grid_row(qbuf, row, step, inv)
         vals = qbuf
         top, bottom = _abs_bits_range(qbuf)
         if top >= _QMAX_BITS:
-            return np.uint64(0), np.int64(-1), 0.0, np.int8(_RANGE), False
+            return 0.0, 0.0, np.int64(-1), 0.0, np.int8(_RANGE), False
     else:
         vals = row
-        if proportional and top != 0 and (top > _HI_BITS or bottom < _LO_BITS):
-            return np.uint64(0), np.int64(-1), 0.0, np.int8(_RANGE), False
+        if top != 0 and (top > _HI_BITS or bottom < _LO_BITS):
+            # beyond the range of the exact products (and of the key's error bound)
+            return 0.0, 0.0, np.int64(-1), 0.0, np.int8(_RANGE), False
     p = -1
     pv = 1.0
     for k in range(m):
@@ -196,27 +247,22 @@ def column_signature(row: np.ndarray, proportional: bool, step: float, inv: floa
             p = k
             pv = vals[k]
             break
-    if not proportional:
-        pv = 1.0
-    for k in range(m):
-        buf[k] = vals[k] / pv + 0.0  # + 0.0 turns -0.0 into 0.0
-    bits = buf.view(np.uint64)
     vbits = vals.view(np.uint64)
-    h = np.uint64(0)
     low = np.uint64(0)
     for k in range(m):
-        h += bits[k] * mult[k]
         low |= vbits[k] & _LOW27
-    return (h ^ (h >> np.uint64(29)), np.int64(p), pv if p >= 0 else 0.0, np.int8(_OK),
-            low == 0)
+    key, rad = _key_of(vals, coef, proportional and p >= 0, pv)
+    return (key, rad, np.int64(p), pv if p >= 0 else 0.0, np.int8(_OK), low == 0)
 
 
 @njit(cache=True, parallel=True)
-def _hash_columns(t: np.ndarray, proportional: bool, step: float, mult: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _hash_columns(t: np.ndarray, proportional: bool, step: float, coef: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                             np.ndarray]:
     """:func:`column_signature` of every row of ``t`` (a target's incoming vector)."""
     n, m = t.shape
-    hashes = np.zeros(n, dtype=np.uint64)
+    key = np.zeros(n, dtype=np.float64)
+    radius = np.zeros(n, dtype=np.float64)
     pivot = np.full(n, -1, dtype=np.int64)
     pval = np.zeros(n, dtype=np.float64)
     status = np.zeros(n, dtype=np.int8)
@@ -224,11 +270,38 @@ def _hash_columns(t: np.ndarray, proportional: bool, step: float, mult: np.ndarr
     grid = step > 0.0
     inv = 1.0 / step if grid else 0.0
     for i in prange(n):
-        buf = np.empty(m, dtype=np.float64)
         qbuf = np.empty(m if grid else 0, dtype=np.float64)
-        hashes[i], pivot[i], pval[i], status[i], short[i] = column_signature(
-            t[i], proportional, step, inv, mult, buf, qbuf)
-    return hashes, pivot, pval, status, short
+        key[i], radius[i], pivot[i], pval[i], status[i], short[i] = column_signature(
+            t[i], proportional, step, inv, coef, qbuf)
+    return key, radius, pivot, pval, status, short
+
+
+@njit(cache=True)
+def _candidate_groups(order: np.ndarray, lab: np.ndarray, sign: np.ndarray,
+                      pivot: np.ndarray, key: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """Group number of every column: runs of overlapping key intervals.
+
+    ``order`` sorts the columns by label, sign, pivot and key; a new group
+    starts where one of the first three changes or where the next interval
+    starts above the largest upper end seen in the current group.
+    """
+    c = order.shape[0]
+    group = np.empty(c, dtype=np.int64)
+    g = -1
+    hi = 0.0
+    prev = -1
+    for j in range(c):
+        i = order[j]
+        lo_i = key[i] - radius[i]
+        if (prev < 0 or lab[i] != lab[prev] or sign[i] != sign[prev]
+                or pivot[i] != pivot[prev] or lo_i > hi):
+            g += 1
+            hi = key[i] + radius[i]
+        else:
+            hi = max(hi, key[i] + radius[i])
+        group[i] = g
+        prev = i
+    return group
 
 
 @njit(cache=True, parallel=True)
@@ -311,24 +384,25 @@ def _cross_equal(x: np.ndarray, y: np.ndarray, px: float, py: float) -> bool:
     return good
 
 
-_MULT_CACHE: dict[int, np.ndarray] = {}
+_COEF_CACHE: dict[int, np.ndarray] = {}
 
 
-def _multipliers(m: int) -> np.ndarray:
-    """Fixed odd 64-bit multipliers, one per position (deterministic)."""
-    got = _MULT_CACHE.get(m)
+def _coefficients(m: int) -> np.ndarray:
+    """Fixed projection coefficients in ``[1, 2)``, one per position (deterministic)."""
+    got = _COEF_CACHE.get(m)
     if got is None:
         rng = np.random.default_rng(0x5EED_1A4B)
-        got = rng.integers(0, 2**63, size=m, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-        if len(_MULT_CACHE) > 16:
-            _MULT_CACHE.clear()
-        _MULT_CACHE[m] = got
+        got = 1.0 + rng.random(m)
+        got.setflags(write=False)
+        if len(_COEF_CACHE) > 16:
+            _COEF_CACHE.clear()
+        _COEF_CACHE[m] = got
     return got
 
 
-def signature_multipliers(m: int) -> np.ndarray:
-    """The per-position multipliers of :func:`column_signature` for rows of length ``m``."""
-    return _multipliers(m)
+def signature_coefficients(m: int) -> np.ndarray:
+    """The per-position coefficients of :func:`column_signature` for rows of length ``m``."""
+    return _coefficients(m)
 
 
 def with_signatures(graph: Any, signatures: Signatures) -> Any:
@@ -391,11 +465,11 @@ def dense_lumping(graph: Any, init: np.ndarray, proportional: bool, arithmetic: 
         t = np.ascontiguousarray(t)
     sig = graph._signatures
     if sig is not None and sig.proportional == proportional and sig.step == step:
-        hashes, pivot, pval, status, short = sig[:5]
+        key, radius, pivot, pval, status, short = sig[:6]
     else:
         with threads_for(t.size):
-            hashes, pivot, pval, status, short = _hash_columns(t, proportional, step,
-                                                               _multipliers(r))
+            key, radius, pivot, pval, status, short = _hash_columns(t, proportional, step,
+                                                                    _coefficients(r))
     if status.any():
         if (status == _NONFINITE).any():
             check_biadjacency_finite(biadj)
@@ -403,14 +477,8 @@ def dense_lumping(graph: Any, init: np.ndarray, proportional: bool, arithmetic: 
     lab = init[r:]
     sign = np.sign(pval).astype(np.int64) if proportional else np.zeros(c, dtype=np.int64)
     idx = np.arange(c, dtype=np.int64)
-    order = np.lexsort((idx, hashes, sign, lab))
-    so = order
-    new = np.ones(c, dtype=bool)
-    if c > 1:
-        new[1:] = ((lab[so][1:] != lab[so][:-1]) | (sign[so][1:] != sign[so][:-1])
-                   | (hashes[so][1:] != hashes[so][:-1]))
-    group = np.empty(c, dtype=np.int64)
-    group[so] = np.cumsum(new) - 1
+    order = np.lexsort((key, pivot, sign, lab))
+    group = _candidate_groups(order, lab, sign, pivot, key, radius)
     verify_rounds = 1
     # compare every member with its group's first (smallest) member; split on failure
     pending = idx

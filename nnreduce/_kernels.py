@@ -22,34 +22,55 @@ _INF_BITS = np.int64(0x7FF0000000000000)  # bit pattern of inf; NaNs lie above
 
 
 # The helpers below work on slices so that LLVM vectorises their loops; their
-# reductions are integer max or boolean or (a float reduction would need
-# reassociation, which would also break the TwoSum check).
+# reductions are integer max or integer or (a bool or a float reduction keeps the
+# loop scalar; a float reduction would also need reassociation, which would break
+# the TwoSum check).
 @njit(cache=True, inline="always")
-def _scale_into(dst: np.ndarray, src: np.ndarray, scale: np.ndarray, inv: np.ndarray) -> bool:
-    """``dst = src * scale``; True if a product was inexact (it does not scale back)."""
-    inexact = False
-    for t in range(dst.shape[0]):
-        v = src[t]
-        x = v * scale[t]
-        inexact |= x * inv[t] != v
+def _scale_into(o: np.ndarray, c0: int, row: np.ndarray, s0: int, ln: int, scale: np.ndarray,
+                inv: np.ndarray, k0: int) -> np.int64:
+    """``o[c0:c0+ln] = row[s0:s0+ln] * scale[k0:k0+ln]``; non-zero if a product was inexact
+    (it does not scale back: ``inv`` holds the reciprocals)."""
+    inexact = np.int64(0)
+    dst = o[c0:c0 + ln]
+    src = row[s0:s0 + ln]
+    sc = scale[k0:k0 + ln]
+    iv = inv[k0:k0 + ln]
+    for t in range(ln):
+        v = np.float64(src[t])
+        x = v * sc[t]
+        inexact |= np.int64(x * iv[t] != v)
         dst[t] = x
     return inexact
 
 
 @njit(cache=True, inline="always")
-def _add_scaled_into(dst: np.ndarray, src: np.ndarray, scale: np.ndarray,
-                     inv: np.ndarray) -> bool:
-    """``dst += src * scale``; True if a product or a sum was inexact (TwoSum error)."""
-    inexact = False
-    for t in range(dst.shape[0]):
-        v = src[t]
-        x = v * scale[t]
+def _add_scaled_into(o: np.ndarray, c0: int, row: np.ndarray, s0: int, ln: int,
+                     scale: np.ndarray, inv: np.ndarray, k0: int) -> np.int64:
+    """``o[c0:c0+ln] += row[s0:s0+ln] * scale[k0:k0+ln]``; non-zero if a product or a sum
+    was inexact (TwoSum error)."""
+    inexact = np.int64(0)
+    dst = o[c0:c0 + ln]
+    src = row[s0:s0 + ln]
+    sc = scale[k0:k0 + ln]
+    iv = inv[k0:k0 + ln]
+    for t in range(ln):
+        v = np.float64(src[t])
+        x = v * sc[t]
         a = dst[t]
         s = a + x
         bb = s - a
-        inexact |= (x * inv[t] != v) | ((a - (s - bb)) + (x - bb) != 0.0)
+        inexact |= np.int64(x * iv[t] != v) | np.int64((a - (s - bb)) + (x - bb) != 0.0)
         dst[t] = s
     return inexact
+
+
+@njit(cache=True, inline="always")
+def _abs_max(x: np.ndarray) -> float:
+    """Largest ``|x[k]|`` of a finite ``x`` (0 when empty)."""
+    big = 0.0
+    for k in range(x.shape[0]):
+        big = max(big, abs(x[k]))
+    return big
 
 
 @njit(cache=True, inline="always")
@@ -66,9 +87,9 @@ def _abs_bits_max(x: np.ndarray) -> np.int64:
 def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
                   first_scale: np.ndarray, first_inv: np.ndarray, rest_runs: np.ndarray,
                   rest_scale: np.ndarray, rest_inv: np.ndarray, exact: bool, out: np.ndarray,
-                  normed: np.ndarray, signed: bool, mult_sig: np.ndarray, proportional: bool,
-                  step: float, hashes: np.ndarray, pivot: np.ndarray, pval: np.ndarray,
-                  status: np.ndarray, short: np.ndarray
+                  normed: np.ndarray, signed: bool, coef: np.ndarray, proportional: bool,
+                  step: float, key: np.ndarray, radius: np.ndarray, pivot: np.ndarray,
+                  pval: np.ndarray, status: np.ndarray, short: np.ndarray
                   ) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray, int]:
     """Fill ``out`` (rows of ``w``, ``1 + width`` columns) with the scaled column sums.
 
@@ -88,11 +109,11 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
     ``sign`` over its largest absolute entry (1 for an all-zero row); ``sign``
     is the sign of the row's first non-zero entry when ``signed``, else 1.
 
-    When ``hashes`` has rows, the pass also fills ``hashes``, ``pivot``,
+    When ``key`` has rows, the pass also fills ``key``, ``radius``, ``pivot``,
     ``pval``, ``status``, ``short`` with lumpcore's
     :func:`~lumpcore._dense.column_signature` of each row of ``normed`` (when
     it has rows) or of ``out`` (``proportional`` and ``step`` are
-    its parameters, ``mult_sig`` the multipliers), while the row is still in the cache.
+    its parameters, ``coef`` the projection coefficients), while the row is still in the cache.
     The last value returned is the signature version compiled into this pass
     (compare it with ``lumpcore._dense.SIGNATURE_VERSION``).
     """
@@ -103,28 +124,23 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
     scales = np.ones(n, dtype=np.float64)
     signs = np.ones(n, dtype=np.float64)
     normalise = normed.shape[0] > 0
-    sign_rows = hashes.shape[0] > 0
+    sign_rows = key.shape[0] > 0
     inv_step = 1.0 / step if step > 0.0 else 0.0
     for i in prange(n):
         o = out[i]
         row = w[i]
         o[0] = bias[i]
-        inexact = False
+        inexact = np.int64(0)
         for r in range(first_runs.shape[0]):
-            s0, c0, ln = first_runs[r, 0], first_runs[r, 1], first_runs[r, 2]
-            inexact |= _scale_into(o[1 + c0:1 + c0 + ln], row[s0:s0 + ln],
-                                   first_scale[c0:c0 + ln], first_inv[c0:c0 + ln])
+            inexact |= _scale_into(o, 1 + first_runs[r, 1], row, first_runs[r, 0],
+                                   first_runs[r, 2], first_scale, first_inv, first_runs[r, 1])
         for r in range(rest_runs.shape[0]):
-            s0, c0, ln, k0 = rest_runs[r, 0], rest_runs[r, 1], rest_runs[r, 2], rest_runs[r, 3]
-            inexact |= _add_scaled_into(o[1 + c0:1 + c0 + ln], row[s0:s0 + ln],
-                                        rest_scale[k0:k0 + ln], rest_inv[k0:k0 + ln])
+            inexact |= _add_scaled_into(o, 1 + rest_runs[r, 1], row, rest_runs[r, 0],
+                                        rest_runs[r, 2], rest_scale, rest_inv, rest_runs[r, 3])
         top = _abs_bits_max(o[1:])
         zero[i] = top == 0
-        top = max(top, _abs_bits_max(o[:1]))
-        bad[i] = top >= _INF_BITS or (exact and inexact)
-        cell = np.empty(1, dtype=np.int64)
-        cell[0] = top
-        big = cell.view(np.float64)[0]
+        top = max(top, np.int64(o[:1].view(np.int64)[0] & _ABS))
+        bad[i] = top >= _INF_BITS or (exact and inexact != 0)
         sg = 1.0
         if signed:
             for k in range(1 + width):
@@ -132,20 +148,19 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
                     sg = 1.0 if o[k] > 0.0 else -1.0
                     break
         signs[i] = sg
-        if big == 0.0:
-            big = 1.0
-        scales[i] = big
-        if normalise:
+        if normalise and not bad[i]:
+            big = _abs_max(o)
+            if big == 0.0:
+                big = 1.0
+            scales[i] = big
             factor = sg / big
             nrow = normed[i]
             for k in range(1 + width):
                 nrow[k] = o[k] * factor
         if sign_rows:
-            buf = np.empty(1 + width, dtype=np.float64)
             qbuf = np.empty(1 + width if step > 0.0 else 0, dtype=np.float64)
-            hashes[i], pivot[i], pval[i], status[i], short[i] = column_signature(
-                normed[i] if normalise else o, proportional, step, inv_step, mult_sig, buf,
-                qbuf)
+            key[i], radius[i], pivot[i], pval[i], status[i], short[i] = column_signature(
+                normed[i] if normalise else o, proportional, step, inv_step, coef, qbuf)
     return zero, not bad.any(), scales, signs, signature_version()
 
 

@@ -36,7 +36,7 @@ from lumpcore._atomic import atomic_write_text
 from lumpcore._dense import (
     SIGNATURE_VERSION,
     Signatures,
-    signature_multipliers,
+    signature_coefficients,
     with_signatures,
 )
 from lumpcore._threads import threads_for  # lumpcore's thread policy for compiled passes
@@ -901,7 +901,8 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
     n_sig = w2.shape[0] if factors is not None else 0
     proportional = factors != "one"
     step = 0.0 if exact else tol
-    sig = Signatures(np.zeros(n_sig, dtype=np.uint64), np.full(n_sig, -1, dtype=np.int64),
+    sig = Signatures(np.zeros(n_sig, dtype=np.float64), np.zeros(n_sig, dtype=np.float64),
+                     np.full(n_sig, -1, dtype=np.int64),
                      np.zeros(n_sig, dtype=np.float64), np.zeros(n_sig, dtype=np.int8),
                      np.zeros(n_sig, dtype=np.bool_), proportional, step)
     with threads_for(w2.size):
@@ -909,7 +910,7 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
             w2, bias, runs(first_src, np.arange(width)),
             scale[first_src], inv_scale[first_src], runs(rest_src, rest_dst),
             scale[rest_src], inv_scale[rest_src], exact, mb, normed, factors == "nonzero",
-            signature_multipliers(1 + width), proportional, step, *sig[:5])
+            signature_coefficients(1 + width), proportional, step, *sig[:6])
     if not ok:
         return None
     # every merged column one input column times 1: the weights are the layer's own
@@ -953,9 +954,10 @@ def _lump_layer_dense(
     if sig is not None:
         if subset is not None:
             sig = sig._replace(**{f: getattr(sig, f)[subset]
-                                  for f in ("hashes", "pivot", "pval", "status", "short")})
+                                  for f in ("key", "radius", "pivot", "pval", "status",
+                                            "short")})
         if merged.normed is None and factors == "nonzero":
-            sig = sig._replace(pval=sig.pval * sign)  # the hash is the same for -row
+            sig = sig._replace(pval=sig.pval * sign)  # the key (S / pivot) is the same for -row
     # initial labels: every source alone; the neurons by their per-neuron parameters
     init = np.empty(1 + n_src + m, dtype=np.int64)
     init[: 1 + n_src] = np.arange(1 + n_src)

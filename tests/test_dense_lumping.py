@@ -12,6 +12,7 @@ of the graph was never built).
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 import lumpcore._dense as dense
 from lumpcore import WeightedGraph, coarsest_lumping
+from lumpcore._threads import threads_for
 
 MODES = [("exact", 0.0), ("float", 0.25), ("float", 0.1), ("float", 1e-3)]
 
@@ -150,9 +152,10 @@ def _canon(block: list[int]) -> list[int]:
     return [seen.setdefault(b, len(seen)) for b in block]
 
 
-def test_forced_hash_collisions_are_split_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With every hash multiplier zero all columns collide; the exact comparison must split."""
-    monkeypatch.setattr(dense, "_multipliers", lambda m: np.zeros(m, dtype=np.uint64))
+def test_forced_key_collisions_are_split_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every projection coefficient zero all keys are 0 and all columns of one sign
+    collide; the exact comparison must split them."""
+    monkeypatch.setattr(dense, "_coefficients", lambda m: np.zeros(m, dtype=np.float64))
     rng = np.random.default_rng(7)
     base = rng.standard_normal((5, 4))
     m = np.concatenate([base, 2.0 * base, base[:, :2] * 0.5, -base[:, :1]], axis=1)
@@ -312,3 +315,44 @@ def test_power_of_two_ratios_are_compared_exactly(seed: int, e: int, k: int,
         assert g._edges is None, "the dense path was not taken"
         assert list(got.rho) == rho
         assert (got.block_of[5] == got.block_of[6]) == (nudge is None)
+
+
+@st.composite
+def _proportional_pair(draw: st.DrawFn) -> tuple[np.ndarray, int]:
+    """A matrix of exactly proportional rows (``y = r x`` computed exactly) of a hard kind.
+
+    Entries have mantissas of at most 26 bits and exponents over a wide range,
+    signs mixed so that the projections cancel; ``r`` is a positive integer of
+    at most 20 bits over a power of two, so every product is exact.
+    """
+    m = draw(st.integers(1, 257))
+    spread = draw(st.sampled_from([0, 8, 60, 300]))
+    mant = draw(st.lists(st.integers(-(2**26) + 1, 2**26 - 1), min_size=m, max_size=m))
+    exps = draw(st.lists(st.integers(-spread, spread), min_size=m, max_size=m))
+    x = np.array([math.ldexp(a, e - 26) for a, e in zip(mant, exps, strict=True)])
+    num = draw(st.integers(1, 2**20))
+    den_exp = draw(st.integers(-30, 30))
+    r = math.ldexp(num, den_exp)
+    rows = np.stack([x, x * r, -x, x * (1.0 + 2.0**-52)])
+    return rows, int(np.flatnonzero(x)[0]) if np.any(x) else -1
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_proportional_pair(), st.booleans())
+def test_keys_of_proportional_rows_overlap(case: tuple[np.ndarray, int], plain: bool) -> None:
+    """The candidate key's error bound: exactly proportional (plain: equal) rows get
+    overlapping key intervals, whatever the cancellation, dynamic range, length and the
+    rows' alignment in memory (a row of odd length starts at another alignment)."""
+    rows, pivot = case  # rows of odd length start at different alignments in memory
+    coef = dense.signature_coefficients(rows.shape[1])
+    with threads_for(rows.size):  # small: one thread, as lumpcore runs it
+        key, rad, piv, pval, status, _ = dense._hash_columns(rows, not plain, 0.0, coef)
+        again = dense._hash_columns(rows[::-1].copy(), not plain, 0.0, coef)
+    assert not status.any()
+    assert piv[0] == pivot
+    # the same rows at other addresses
+    assert np.all(np.abs(key - again[0][::-1]) <= rad + again[1][::-1])
+    if not plain:
+        assert abs(key[0] - key[1]) <= rad[0] + rad[1]  # y = r x
+        assert abs(key[0] - key[2]) <= rad[0] + rad[2]  # -x: the same key (sign apart)
+        assert np.sign(pval[2]) == -np.sign(pval[0]) or pivot < 0
