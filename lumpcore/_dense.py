@@ -425,15 +425,15 @@ def _exact_ratios(r: int, c: int, nonrep: np.ndarray, num: np.ndarray, den: np.n
     others are built from the floats' exact integer ratios.
     """
     one = Fraction(1)
-    vals: list[Fraction] = [one] * (r + c)
     mn, en = np.frexp(num)
     md, ed = np.frexp(den)
     pow2 = (mn == md) & (np.abs(en.astype(np.int64) - ed) < 1000)
     fast = np.flatnonzero(pow2)
     q = (num[fast] / den[fast]).tolist()
     cache = {x: Fraction(x) for x in set(q)}
-    for k, x in zip((r + nonrep[fast]).tolist(), q):
-        vals[k] = cache[x]
+    arr = np.full(r + c, one, dtype=object)
+    arr[r + nonrep[fast]] = list(map(cache.__getitem__, q))
+    vals: list[Fraction] = arr.tolist()
     slow = np.flatnonzero(~pow2)
     for k, a, b in zip(nonrep[slow].tolist(), num[slow].tolist(), den[slow].tolist()):
         na, da = a.as_integer_ratio()

@@ -961,7 +961,7 @@ def _lump_layer_dense(
     # initial labels: every source alone; the neurons by their per-neuron parameters
     init = np.empty(1 + n_src + m, dtype=np.int64)
     init[: 1 + n_src] = np.arange(1 + n_src)
-    if all(not lab for lab in labels):
+    if not any(labels):  # every label the empty tuple
         init[1 + n_src:] = 1 + n_src
     else:
         index: dict[tuple[Any, ...], int] = {}
@@ -1188,13 +1188,14 @@ def _collect(lump: Any, cand: np.ndarray, n_out: int, n_src: int, sign: np.ndarr
             fr = [-x if f else x for x, f in zip(fr, flip.tolist(), strict=True)]
         pow2 = False
     members = cand[order].tolist()
-    pairs = list(itertools.pairwise(bounds))
-    blocks = tuple(tuple(members[a:b]) for a, b in pairs)
+    # one tuple per block, built by C-level iteration (thousands of blocks per layer)
+    cuts = list(map(slice, bounds[:-1], bounds[1:]))
+    blocks = tuple(map(tuple, map(members.__getitem__, cuts)))
     if fr is None:
-        rho = tuple((one,) * (b - a) for a, b in pairs)
+        rho = tuple((one,) * (b - a) for a, b in itertools.pairwise(bounds))
     else:
-        fs = [fr[k] for k in order.tolist()]
-        rho = tuple(tuple(fs[a:b]) for a, b in pairs)
+        fs = list(map(fr.__getitem__, order.tolist()))
+        rho = tuple(map(tuple, map(fs.__getitem__, cuts)))
     block_of = np.full(n_out, -1, dtype=np.int64)
     block_of[cand] = local
     rho_f = np.ones(n_out, dtype=np.float64)
