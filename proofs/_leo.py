@@ -50,7 +50,8 @@ class LeoResult:
         The reduced network (exact rational weights), equal to the original
         on ``box`` only; the original's NNet normalisation is kept.
     box : tuple of (Fraction, Fraction)
-        The input box (in the network's input units).
+        The input box (in the network's input units; the NNet clip interval
+        when none was given).
     neurons_before, neurons_after : int
         Hidden ReLU neurons before and after.
     inactive, active : tuple of tuple of int
@@ -230,8 +231,9 @@ def leo_reduce(
         A dense ReLU network (hidden layers ReLU; other activations are left
         untouched).
     box : str or sequence of (lo, hi)
-        The input box in the network's input units (an NNet network's
-        clipping interval is intersected with it).
+        The input box in the network's input units (None: an NNet network's
+        clip interval).  The stability analysis runs on the box's image under
+        the network's clipping.
     milp : bool
         Use LP and MILP bounds after interval bounds (default); False: only
         exact interval bounds.
