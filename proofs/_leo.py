@@ -35,7 +35,7 @@ import numpy as np
 from lumpcore import ModelFormatError, UnsupportedLayerError, rational_to_str
 
 from ._mlp import MLP, DenseLayer, as_mlp
-from ._smt import _prepare_box_for, _round_down, _round_up, sign_possible
+from ._smt import _prepare_box_for, _round_down, _round_up, _seconds, sign_possible
 
 __all__ = ["LeoResult", "leo_reduce"]
 
@@ -254,7 +254,7 @@ def leo_reduce(
     Raises
     ------
     lumpcore.ModelFormatError
-        For a malformed box.
+        For a malformed box, a negative or NaN ``margin`` or a NaN time limit.
 
     Examples
     --------
@@ -266,6 +266,15 @@ def leo_reduce(
     start = time.perf_counter()
     if confirm not in ("auto", "z3", "none"):
         raise ModelFormatError(f"confirm must be 'auto', 'z3' or 'none', got {confirm!r}")
+    milp_time_limit = _seconds(milp_time_limit, "milp_time_limit")
+    time_limit = _seconds(time_limit, "time_limit")
+    try:
+        margin = float(margin)
+    except (TypeError, ValueError):
+        raise ModelFormatError(f"margin must be a finite number >= 0, got {margin!r}") from None
+    if not 0 <= margin < float("inf"):
+        # a negative margin would accept a float bound on the wrong side of 0 as a proof
+        raise ModelFormatError(f"margin must be a finite number >= 0, got {margin!r}")
     mlp = as_mlp(net)
     nrm = getattr(net, "normalization", None)
     raw_box, core_box = _prepare_box_for(net, mlp.n_inputs, box)

@@ -65,6 +65,7 @@ Form = tuple[dict[int, Fraction], Fraction]
 Box = tuple[tuple[Fraction, Fraction], ...]
 
 _GRID = 2**48
+_MAX_BITS = 10_000  # box bounds: about 3000 decimal digits (Python prints up to 4300)
 
 
 def _round_down(q: Fraction) -> Fraction:
@@ -217,14 +218,35 @@ def parse_box(spec: Any, n_inputs: int | None = None) -> Box:
             lo_s, hi_s = part.split(":")
             pairs.append((lo_s, hi_s))
     else:
-        pairs = [tuple(p) for p in spec]
+        try:
+            items = list(spec)
+        except TypeError:
+            raise ModelFormatError(
+                f"a box must be a 'LO:HI,...' string or a sequence of (lo, hi) pairs, got "
+                f"{spec!r}") from None
+        pairs = []
+        for k, p in enumerate(items):
+            if isinstance(p, str | bytes) or not hasattr(p, "__iter__"):
+                raise ModelFormatError(
+                    f"box entry {k} must be a pair (lo, hi), got {p!r} (a box for one input "
+                    "is [(lo, hi)], not (lo, hi))")
+            pairs.append(tuple(p))
     if n_inputs is not None and len(pairs) == 1 and n_inputs > 1:
         pairs = pairs * n_inputs
     box: list[tuple[Fraction, Fraction]] = []
     for k, pair in enumerate(pairs):
         if len(pair) != 2:
             raise ModelFormatError(f"box entry {k} must be a pair (lo, hi), got {pair!r}")
-        lo, hi = to_rational(pair[0]), to_rational(pair[1])
+        try:
+            lo, hi = to_rational(pair[0]), to_rational(pair[1])
+        except ValueError as exc:  # lumpcore's own errors name the value; add the entry
+            raise ModelFormatError(f"box entry {k}: {exc}") from None
+        for q in (lo, hi):
+            bits = max(abs(q.numerator).bit_length(), q.denominator.bit_length())
+            if bits > _MAX_BITS:
+                raise ModelFormatError(
+                    f"box entry {k}: a bound with about {int(bits * 0.30103)} digits is too "
+                    "large to handle exactly; give bounds of at most 3000 digits")
         if lo > hi:
             raise ModelFormatError(f"box entry {k}: lower bound {lo} exceeds upper bound {hi}")
         box.append((lo, hi))
@@ -497,7 +519,7 @@ def sign_possible(net: MLP, layer: int, neuron: int, box: Box, positive: bool,
         left = timeout - (time.perf_counter() - start)
         if left <= 0:
             return None
-        solver.set("timeout", max(1, int(left * 1000)))
+        solver.set("timeout", _z3_ms(left))
         ans = solver.check()
         if ans == z3.unsat:
             return False
@@ -707,6 +729,7 @@ def check_equivalence(
     ('counterexample', True)
     """
     start = time.perf_counter()
+    timeout = _seconds(timeout, "timeout")
     original, reduced, tail = _strip_softmax(original, reduced)
     net_a, net_b, the_box, coords, shown = _prepare_pair(original, reduced, box, tail)
     domain = (f"R^{net_a.n_inputs}" if shown.box is None else "the given box") + coords
@@ -759,7 +782,7 @@ def check_equivalence(
         left = timeout - (time.perf_counter() - start)
         if left <= 0:
             raise SolverUnknownError(f"time-out after {timeout} s ({rounds} refinements)")
-        solver.set("timeout", max(1, int(left * 1000)))
+        solver.set("timeout", _z3_ms(left))
         answer = solver.check()
         if answer == z3.unsat:
             opinion = None
@@ -827,6 +850,23 @@ def _shown_difference(shown: _Shown, x: Sequence[Fraction], net_a: MLP, net_b: M
     return raw, ya, yb
 
 
+def _seconds(value: Any, name: str) -> float:
+    """A time limit in seconds as a float (``inf``: no limit); NaN and non-numbers are
+    refused with a clear error."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ModelFormatError(f"{name} must be a number of seconds, got {value!r}") from None
+    if isinstance(value, bool) or out != out:
+        raise ModelFormatError(f"{name} must be a number of seconds, got {value!r}")
+    return out
+
+
+def _z3_ms(seconds: float) -> int:
+    """z3's ``timeout`` parameter (milliseconds, an unsigned int) for ``seconds`` left."""
+    return max(1, min(int(min(seconds, 4.0e6) * 1000), 2**32 - 2))
+
+
 def _float_layers(net: MLP) -> list[tuple[np.ndarray, np.ndarray, str, float]]:
     return [(np.array([[float(w) for w in row] for row in layer.weight], dtype=np.float64)
              .reshape(layer.n_out, -1),
@@ -864,21 +904,26 @@ def _falsify(net_a: MLP, net_b: MLP, box: Box | None, budget: float,
         if box is not None:
             lo = np.array([float(a) for a, _ in box])
             hi = np.array([float(b) for _, b in box])
-            X = lo + (hi - lo) * rng.random((256, n))
+            with np.errstate(all="ignore"):
+                X = lo + (hi - lo) * rng.random((256, n))
         else:
             X = rng.standard_normal((256, n)) * scales[rnd % len(scales)]
         rnd += 1
-        ya_f, yb_f = _float_eval(la, X), _float_eval(lb, X)
+        with np.errstate(all="ignore"):  # overflow to inf/NaN just means no candidate
+            ya_f, yb_f = _float_eval(la, X), _float_eval(lb, X)
         # gaps at the level of float rounding are not worth an exact re-check
-        scale = 1e-9 * (1.0 + np.maximum(np.abs(ya_f), np.abs(yb_f)).max(axis=1))
-        d = ya_f - yb_f
-        gap = np.abs(d - d[:, :1] if tail is not None else d).max(axis=1)
-        gap = np.where(gap > scale, gap, 0.0)
+        with np.errstate(all="ignore"):
+            scale = 1e-9 * (1.0 + np.maximum(np.abs(ya_f), np.abs(yb_f)).max(axis=1))
+            d = ya_f - yb_f
+            gap = np.abs(d - d[:, :1] if tail is not None else d).max(axis=1)
+            gap = np.where(gap > scale, gap, 0.0)
         if rnd >= 8 and not gap.any():
             break
         for k in np.argsort(-gap)[:3]:
             if not gap[k] > 0:
                 break
+            if not np.isfinite(X[k]).all():
+                continue
             x = [Fraction(float(v)) for v in X[k]]
             if box is not None:
                 x = [min(max(v, lo_), hi_) for v, (lo_, hi_) in zip(x, box, strict=True)]
