@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from typing import Any
 
 from lumpcore import LumpkitError, SolverUnknownError
@@ -82,8 +83,13 @@ def _read_box(args: argparse.Namespace) -> Any:
         return args.box
     if args.box_file is None:
         return None
-    with open(args.box_file, encoding="utf-8") as fh:
-        text = fh.read()
+    try:
+        with open(args.box_file, encoding="utf-8-sig") as fh:  # a BOM is not part of a number
+            text = fh.read()
+    except UnicodeDecodeError as exc:
+        raise _BoxFileError(f"{args.box_file}: not a text file ({exc.reason} at byte "
+                            f"{exc.start}); write one 'LO HI' per line or a JSON list of "
+                            "[lo, hi] pairs") from None
     if text.lstrip().startswith("["):
         try:
             return [tuple(p) for p in json.loads(text)]
@@ -139,11 +145,13 @@ def _verify(args: argparse.Namespace) -> int:
             out.update(verdict="equivalent", method="certificate", seconds=res.seconds)
             _emit(args, out, f"equivalent (certificate): {res.message}")
             return 0
+    started = time.perf_counter()
     try:
         v = proofs.check_equivalence(original, reduced, box=box, timeout=args.timeout,
                                      smtlib=args.smtlib, second_opinion=args.second_opinion)
     except SolverUnknownError as exc:
-        out.update(verdict="unknown", method="z3", reason=str(exc))
+        out.update(verdict="unknown", method="z3",
+                   seconds=round(time.perf_counter() - started, 6), reason=str(exc))
         _emit(args, out, f"unknown: {exc}")
         return 2
     out.update(v.to_json())

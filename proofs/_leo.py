@@ -35,7 +35,7 @@ import numpy as np
 from lumpcore import ModelFormatError, UnsupportedLayerError, rational_to_str
 
 from ._mlp import MLP, DenseLayer, as_mlp
-from ._smt import _prepare_box_for, _round_down, _round_up, sign_possible
+from ._smt import _prepare_box_for, _round_down, _round_up, _seconds, sign_possible
 
 __all__ = ["LeoResult", "leo_reduce"]
 
@@ -50,7 +50,8 @@ class LeoResult:
         The reduced network (exact rational weights), equal to the original
         on ``box`` only; the original's NNet normalisation is kept.
     box : tuple of (Fraction, Fraction)
-        The input box (in the network's input units).
+        The input box (in the network's input units; the NNet clip interval
+        when none was given).
     neurons_before, neurons_after : int
         Hidden ReLU neurons before and after.
     inactive, active : tuple of tuple of int
@@ -230,8 +231,9 @@ def leo_reduce(
         A dense ReLU network (hidden layers ReLU; other activations are left
         untouched).
     box : str or sequence of (lo, hi)
-        The input box in the network's input units (an NNet network's
-        clipping interval is intersected with it).
+        The input box in the network's input units (None: an NNet network's
+        clip interval).  The stability analysis runs on the box's image under
+        the network's clipping.
     milp : bool
         Use LP and MILP bounds after interval bounds (default); False: only
         exact interval bounds.
@@ -252,7 +254,7 @@ def leo_reduce(
     Raises
     ------
     lumpcore.ModelFormatError
-        For a malformed box.
+        For a malformed box, a negative or NaN ``margin`` or a NaN time limit.
 
     Examples
     --------
@@ -264,6 +266,15 @@ def leo_reduce(
     start = time.perf_counter()
     if confirm not in ("auto", "z3", "none"):
         raise ModelFormatError(f"confirm must be 'auto', 'z3' or 'none', got {confirm!r}")
+    milp_time_limit = _seconds(milp_time_limit, "milp_time_limit")
+    time_limit = _seconds(time_limit, "time_limit")
+    try:
+        margin = float(margin)
+    except (TypeError, ValueError):
+        raise ModelFormatError(f"margin must be a finite number >= 0, got {margin!r}") from None
+    if not 0 <= margin < float("inf"):
+        # a negative margin would accept a float bound on the wrong side of 0 as a proof
+        raise ModelFormatError(f"margin must be a finite number >= 0, got {margin!r}")
     mlp = as_mlp(net)
     nrm = getattr(net, "normalization", None)
     raw_box, core_box = _prepare_box_for(net, mlp.n_inputs, box)

@@ -48,7 +48,12 @@ def _edges(chain: Any) -> tuple[int, list[int], list[int], list[Fraction]]:
             coo = sp.coo_array(chain)
             n, src, dst, val = coo.shape[0], coo.row, coo.col, coo.data
         else:
-            rows = [list(r) for r in chain]
+            try:
+                rows = [list(r) for r in chain]
+            except TypeError:
+                raise _BadInput("the chain must be a square matrix (rows of numbers), a "
+                                "markov chain, a scipy sparse matrix or (n, src, dst, values)"
+                                ) from None
             n = len(rows)
             if any(len(r) != n for r in rows):
                 raise _BadInput("the matrix must be square (one row and column per state)")
@@ -71,12 +76,35 @@ def _edges(chain: Any) -> tuple[int, list[int], list[int], list[Fraction]]:
     return n, s, d, [to_rational(x) for x in v]
 
 
+def _state(x: Any, where: str) -> int:
+    """A state index: an integer (or an integral float / numpy integer), never truncated."""
+    if isinstance(x, bool | np.bool_):
+        raise _BadInput(f"{where}: state {x!r} is a boolean, not a state index")
+    try:
+        k = int(x)
+    except (TypeError, ValueError):
+        raise _BadInput(f"{where}: state {x!r} is not an integer state index") from None
+    if k != x:
+        raise _BadInput(f"{where}: state {x!r} is not an integer state index")
+    return k
+
+
 def _blocks(partition: Any, n: int) -> tuple[list[list[int]], list[int]]:
-    items = list(partition)
-    if items and all(isinstance(b, list | tuple | set | frozenset) for b in items):
-        blocks = [sorted(int(x) for x in b) for b in items]
+    if isinstance(partition, np.ndarray) and partition.ndim != 1:
+        raise _BadInput(f"a partition array must be 1-D (one label per state), got shape "
+                        f"{partition.shape}")
+    try:
+        items = list(partition)
+    except TypeError:
+        raise _BadInput(f"the partition must be a sequence of blocks or one label per state, "
+                        f"got {partition!r}") from None
+    if items and all(isinstance(b, list | tuple | set | frozenset)
+                     or (isinstance(b, np.ndarray) and b.ndim == 1) for b in items):
+        blocks = [sorted(_state(x, f"block {k}") for x in b) for k, b in enumerate(items)]
         block_of = [-1] * n
         for k, b in enumerate(blocks):
+            if not b:
+                raise _BadInput(f"block {k} is empty; a partition has non-empty blocks only")
             for s in b:
                 if not 0 <= s < n:
                     raise _BadInput(f"state {s} of block {k} is outside the {n} states")
@@ -90,9 +118,13 @@ def _blocks(partition: Any, n: int) -> tuple[list[list[int]], list[int]]:
         raise _BadInput(f"partition has {len(items)} labels for {n} states; give one per state")
     ids: dict[Any, int] = {}
     block_of = []
-    for lab in items:
+    for s, lab in enumerate(items):
         key = lab.item() if isinstance(lab, np.generic) else lab
-        block_of.append(ids.setdefault(key, len(ids)))
+        try:
+            block_of.append(ids.setdefault(key, len(ids)))
+        except TypeError:
+            raise _BadInput(f"label {lab!r} of state {s} cannot be a block label (labels are "
+                            "numbers or strings; blocks are lists of states)") from None
     blocks = [[] for _ in ids]
     for s, k in enumerate(block_of):
         blocks[k].append(s)
@@ -144,6 +176,8 @@ def check_markov_lumping(
     ('equal incoming sums (exact)', [0, 2])
     """
     start = time.perf_counter()
+    if not isinstance(notion, str):
+        raise _BadInput(f"notion must be a string, one of {', '.join(NOTIONS)}; got {notion!r}")
     key = notion.strip().lower().replace("-", "_").replace(" ", "_")
     if key not in NOTIONS:
         raise _BadInput(f"unknown notion {notion!r}; use one of {', '.join(NOTIONS)}")

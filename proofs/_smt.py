@@ -56,7 +56,7 @@ from lumpcore import (
 )
 from lumpcore._atomic import atomic_write_text
 
-from ._mlp import MLP, _is_nnreduce_network, as_mlp, evaluate_exact, fold_normalization
+from ._mlp import MLP, DenseLayer, _is_nnreduce_network, as_mlp, evaluate_exact, fold_normalization
 from ._verdict import Verdict
 
 __all__ = ["check_equivalence", "parse_box"]
@@ -65,6 +65,7 @@ Form = tuple[dict[int, Fraction], Fraction]
 Box = tuple[tuple[Fraction, Fraction], ...]
 
 _GRID = 2**48
+_MAX_BITS = 10_000  # box bounds: about 3000 decimal digits (Python prints up to 4300)
 
 
 def _round_down(q: Fraction) -> Fraction:
@@ -217,14 +218,35 @@ def parse_box(spec: Any, n_inputs: int | None = None) -> Box:
             lo_s, hi_s = part.split(":")
             pairs.append((lo_s, hi_s))
     else:
-        pairs = [tuple(p) for p in spec]
+        try:
+            items = list(spec)
+        except TypeError:
+            raise ModelFormatError(
+                f"a box must be a 'LO:HI,...' string or a sequence of (lo, hi) pairs, got "
+                f"{spec!r}") from None
+        pairs = []
+        for k, p in enumerate(items):
+            if isinstance(p, str | bytes) or not hasattr(p, "__iter__"):
+                raise ModelFormatError(
+                    f"box entry {k} must be a pair (lo, hi), got {p!r} (a box for one input "
+                    "is [(lo, hi)], not (lo, hi))")
+            pairs.append(tuple(p))
     if n_inputs is not None and len(pairs) == 1 and n_inputs > 1:
         pairs = pairs * n_inputs
     box: list[tuple[Fraction, Fraction]] = []
     for k, pair in enumerate(pairs):
         if len(pair) != 2:
             raise ModelFormatError(f"box entry {k} must be a pair (lo, hi), got {pair!r}")
-        lo, hi = to_rational(pair[0]), to_rational(pair[1])
+        try:
+            lo, hi = to_rational(pair[0]), to_rational(pair[1])
+        except ValueError as exc:  # lumpcore's own errors name the value; add the entry
+            raise ModelFormatError(f"box entry {k}: {exc}") from None
+        for q in (lo, hi):
+            bits = max(abs(q.numerator).bit_length(), q.denominator.bit_length())
+            if bits > _MAX_BITS:
+                raise ModelFormatError(
+                    f"box entry {k}: a bound with about {int(bits * 0.30103)} digits is too "
+                    "large to handle exactly; give bounds of at most 3000 digits")
         if lo > hi:
             raise ModelFormatError(f"box entry {k}: lower bound {lo} exceeds upper bound {hi}")
         box.append((lo, hi))
@@ -260,14 +282,49 @@ def _clip_box(nrm: Any, n: int) -> Box | None:
     return tuple(zip(lo, hi, strict=True))
 
 
-def _intersect(a: Box | None, b: Box | None) -> Box | None:
-    if a is None or b is None:
-        return a if b is None else b
-    out = tuple((max(x[0], y[0]), min(x[1], y[1])) for x, y in zip(a, b, strict=True))
-    for k, (lo, hi) in enumerate(out):
-        if lo > hi:
-            raise ModelFormatError(f"input {k}: the box does not meet the clip interval")
-    return out
+def _clamp_box(box: Box | None, clip: Box | None) -> Box | None:
+    """The image of ``box`` under clipping to ``clip`` (``clip`` itself for no box).
+
+    A network that clips its inputs computes on ``box`` exactly what its core
+    computes on this image, so two networks with the same clip are equal on
+    ``box`` exactly when their cores are equal on the image (an empty
+    intersection of the box and the clip interval is mapped to the clip end
+    nearest to it).
+    """
+    if clip is None or box is None:
+        return box if clip is None else clip
+    return tuple((min(max(lo, c_lo), c_hi), min(max(hi, c_lo), c_hi))
+                 for (lo, hi), (c_lo, c_hi) in zip(box, clip, strict=True))
+
+
+def _clamp(x: Sequence[Fraction], clip: Box | None) -> list[Fraction]:
+    if clip is None:
+        return list(x)
+    return [min(max(v, lo), hi) for v, (lo, hi) in zip(x, clip, strict=True)]
+
+
+def _preimage(x: Sequence[Fraction], box: Box | None) -> list[Fraction]:
+    """A point of ``box`` that clipping maps to ``x`` (a point of :func:`_clamp_box`'s image)."""
+    if box is None:
+        return list(x)
+    return [v if lo <= v <= hi else (lo if v < lo else hi) for v, (lo, hi) in zip(x, box,
+                                                                                 strict=True)]
+
+
+def _with_clip(mlp: MLP, clip: Box) -> MLP:
+    """``mlp`` after clipping its inputs to ``clip``, exactly, as one more ReLU layer:
+    ``min(max(x, lo), hi) = lo + relu(x - lo) - relu(x - hi)``."""
+    n = mlp.n_inputs
+    one, zero = Fraction(1), Fraction(0)
+    unit = [tuple(one if k == i else zero for k in range(n)) for i in range(n)]
+    clip_layer = DenseLayer(tuple(unit + unit), tuple([-lo for lo, _ in clip]
+                                                      + [-hi for _, hi in clip]), "relu")
+    first = mlp.layers[0]
+    W = tuple(tuple(row) + tuple(-w for w in row) for row in first.weight)
+    b = tuple(bb + sum((w * lo for w, (lo, _) in zip(row, clip, strict=True)), Fraction(0))
+              for row, bb in zip(first.weight, first.bias, strict=True))
+    return MLP(n, (clip_layer, DenseLayer(W, b, first.activation, first.alpha),
+                   *mlp.layers[1:]))
 
 
 def _output_softmax(net: Any) -> str | None:
@@ -312,8 +369,55 @@ def _differ(ya: Sequence[Fraction], yb: Sequence[Fraction], tail: str | None) ->
     return any(x != d[0] for x in d)
 
 
-def _prepare_pair(original: Any, reduced: Any, box: Any) -> tuple[MLP, MLP, Box | None, str]:
-    """Exact cores of both networks, the box in the cores' coordinates, and a note."""
+@dataclass(frozen=True)
+class _Shown:
+    """How a point of the compared networks' coordinates is shown to the user.
+
+    ``box`` is the user's box (None: all inputs); ``clip`` the clip interval
+    the compared box is the image under (None: no clipping was folded in this
+    way); ``mean``/``scale`` map normalised coordinates back to the networks'
+    inputs (None: the coordinates are already raw); ``full_a``/``full_b`` are
+    the networks as functions of their (clipped) raw inputs.
+    """
+
+    box: Box | None
+    clip: Box | None = None
+    mean: tuple[Fraction, ...] | None = None
+    scale: tuple[Fraction, ...] | None = None
+    full_a: MLP | None = None
+    full_b: MLP | None = None
+
+    def show(self, x: Sequence[Fraction], net_a: MLP, net_b: MLP,
+             ) -> tuple[list[Fraction], tuple[Fraction, ...], tuple[Fraction, ...]]:
+        """The input in the user's units (a point of the user's box) and both outputs,
+        evaluated exactly there."""
+        raw = list(x) if self.mean is None or self.scale is None else [
+            m + r * v for v, m, r in zip(x, self.mean, self.scale, strict=True)]
+        raw = _preimage(raw, self.box) if self.clip is not None else raw
+        fa, fb = self.full_a or net_a, self.full_b or net_b
+        seen = _clamp(raw, self.clip)
+        return raw, evaluate_exact(fa, seen), evaluate_exact(fb, seen)
+
+
+def _input_only(nrm: Any) -> Any:
+    """``nrm`` without its output normalisation (mean 0, range 1)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(input_mean=nrm.input_mean, input_range=nrm.input_range,
+                           output_mean=[0], output_range=[1])
+
+
+def _prepare_pair(original: Any, reduced: Any, box: Any, tail: str | None = None,
+                  ) -> tuple[MLP, MLP, Box | None, str, _Shown]:
+    """Exact networks to compare, the box in their coordinates, a note, and how a point
+    is shown to the user.
+
+    NNet input clipping is never handled by shrinking the box to the clip
+    interval alone (a network that clips and one that does not can differ
+    outside it): when both networks clip alike the box is replaced by its
+    image under the clip (:func:`_clamp_box`), otherwise the clipping is
+    folded in exactly as a ReLU layer (:func:`_with_clip`).
+    """
     nrm_a = getattr(original, "normalization", None)
     nrm_b = getattr(reduced, "normalization", None)
     net_a, net_b = as_mlp(original, relu_form=True), as_mlp(reduced, relu_form=True)
@@ -326,30 +430,40 @@ def _prepare_pair(original: Any, reduced: Any, box: Any) -> tuple[MLP, MLP, Box 
     n = net_a.n_inputs
     the_box = None if box is None else parse_box(box, n)
     if nrm_a is None and nrm_b is None:
-        return net_a, net_b, the_box, ""
+        return net_a, net_b, the_box, "", _Shown(the_box)
+    clip_a, clip_b = _clip_box(nrm_a, n), _clip_box(nrm_b, n)
     if _same_normalization(nrm_a, nrm_b):
-        if the_box is None:
-            return net_a, net_b, None, (
-                " (normalised coordinates: both networks apply the same NNet normalisation, "
-                "so equal cores imply equal networks)")
-        raw = _intersect(the_box, _clip_box(nrm_a, n))
-        assert raw is not None and nrm_a is not None
+        assert nrm_a is not None
+        image = _clamp_box(the_box, clip_a)
         mean = [to_rational(v) for v in nrm_a.input_mean]
         rng = [to_rational(v) for v in nrm_a.input_range]
         mean, rng = (mean * n if len(mean) == 1 else mean), (rng * n if len(rng) == 1 else rng)
+        fold = nrm_a if tail is None else _input_only(nrm_a)
+        shown = _Shown(the_box, clip_a, tuple(mean), tuple(rng),
+                       fold_normalization(net_a, fold), fold_normalization(net_b, fold))
+        note = (" (both networks apply the same NNet normalisation: their cores were compared "
+                "in normalised coordinates, and equal cores make equal networks; an input and "
+                "outputs shown are in the networks' own units)")
+        if image is None:
+            return net_a, net_b, None, note, shown
         core: list[tuple[Fraction, Fraction]] = []
-        for (lo, hi), m, r in zip(raw, mean, rng, strict=True):
+        for (lo, hi), m, r in zip(image, mean, rng, strict=True):
             a, b = (lo - m) / r, (hi - m) / r
             core.append((min(a, b), max(a, b)))
-        return net_a, net_b, tuple(core), " (normalised coordinates of the shared NNet " \
-            "normalisation; the box was mapped into them)"
-    the_box = _intersect(_intersect(the_box, _clip_box(nrm_a, n)), _clip_box(nrm_b, n))
-    return (fold_normalization(net_a, nrm_a), fold_normalization(net_b, nrm_b), the_box,
-            " (raw inputs; normalisations folded into the first and last layers)")
+        return net_a, net_b, tuple(core), note, shown
+    fa, fb = fold_normalization(net_a, nrm_a), fold_normalization(net_b, nrm_b)
+    note = " (raw inputs; normalisations folded into the first and last layers)"
+    if clip_a == clip_b:
+        return fa, fb, _clamp_box(the_box, clip_a), note, _Shown(the_box, clip_a)
+    # different clipping: fold each one in exactly
+    fa = fa if clip_a is None else _with_clip(fa, clip_a)
+    fb = fb if clip_b is None else _with_clip(fb, clip_b)
+    return fa, fb, the_box, note[:-1] + ", input clipping as a ReLU layer)", _Shown(the_box)
 
 
 def _prepare_box_for(net: Any, n: int, box: Any) -> tuple[Box, Box]:
-    """The box in raw input units (clip interval applied) and in the core's coordinates."""
+    """The box in raw input units (the clip interval without a box) and, in the core's
+    coordinates, its image under the network's clipping and normalisation."""
     nrm = getattr(net, "normalization", None)
     if box is None:
         clip = _clip_box(nrm, n)
@@ -360,7 +474,8 @@ def _prepare_box_for(net: Any, n: int, box: Any) -> tuple[Box, Box]:
         raw = parse_box(box, n)
     if nrm is None:
         return raw, raw
-    raw_c = _intersect(raw, _clip_box(nrm, n))
+    # the core sees the image of the box under the clip: that is the box to analyse
+    raw_c = _clamp_box(raw, _clip_box(nrm, n))
     assert raw_c is not None
     mean = [to_rational(v) for v in nrm.input_mean]
     rng = [to_rational(v) for v in nrm.input_range]
@@ -369,7 +484,7 @@ def _prepare_box_for(net: Any, n: int, box: Any) -> tuple[Box, Box]:
     for (lo, hi), m, r in zip(raw_c, mean, rng, strict=True):
         a, b = (lo - m) / r, (hi - m) / r
         core.append((min(a, b), max(a, b)))
-    return raw_c, tuple(core)
+    return raw, tuple(core)
 
 
 def sign_possible(net: MLP, layer: int, neuron: int, box: Box, positive: bool,
@@ -404,7 +519,7 @@ def sign_possible(net: MLP, layer: int, neuron: int, box: Box, positive: bool,
         left = timeout - (time.perf_counter() - start)
         if left <= 0:
             return None
-        solver.set("timeout", max(1, int(left * 1000)))
+        solver.set("timeout", _z3_ms(left))
         ans = solver.check()
         if ans == z3.unsat:
             return False
@@ -614,10 +729,10 @@ def check_equivalence(
     ('counterexample', True)
     """
     start = time.perf_counter()
+    timeout = _seconds(timeout, "timeout")
     original, reduced, tail = _strip_softmax(original, reduced)
-    net_a, net_b, box, coords = _prepare_pair(original, reduced, box)
-    the_box = box
-    domain = (f"R^{net_a.n_inputs}" if the_box is None else "the given box") + coords
+    net_a, net_b, the_box, coords, shown = _prepare_pair(original, reduced, box, tail)
+    domain = (f"R^{net_a.n_inputs}" if shown.box is None else "the given box") + coords
     # with a shared softmax the outputs compared are its logits (see _strip_softmax)
     logits = "" if tail is None else (
         f"; the outputs shown are the logits before the shared {tail}, whose difference is "
@@ -628,12 +743,12 @@ def check_equivalence(
     if falsify:
         found = _falsify(net_a, net_b, the_box, min(1.0, 0.05 * timeout), tail=tail)
         if found is not None:
-            x, ya, yb = found
+            x, ya, yb = _shown_difference(shown, found[0], net_a, net_b, tail)
             sampled = Verdict(False, method + "+sampling", time.perf_counter() - start,
                               f"the networks differ at the input shown (in {domain}); found "
                               "by sampling, both outputs recomputed in exact rational "
                               "arithmetic" + logits, input=tuple(x), outputs=(ya, yb),
-                              box=the_box)
+                              box=shown.box)
             if smtlib is None and second_opinion is None:
                 return sampled
     enc = _Encoder(net_a.n_inputs, the_box, share=share, use_bounds=share)
@@ -667,7 +782,7 @@ def check_equivalence(
         left = timeout - (time.perf_counter() - start)
         if left <= 0:
             raise SolverUnknownError(f"time-out after {timeout} s ({rounds} refinements)")
-        solver.set("timeout", max(1, int(left * 1000)))
+        solver.set("timeout", _z3_ms(left))
         answer = solver.check()
         if answer == z3.unsat:
             opinion = None
@@ -686,7 +801,7 @@ def check_equivalence(
                 + ")"
             )
             return Verdict(True, method, time.perf_counter() - start, statement,
-                           box=the_box, refinements=rounds, shared_neurons=enc.shared_hits,
+                           box=shown.box, refinements=rounds, shared_neurons=enc.shared_hits,
                            second_opinion=opinion)
         if answer != z3.sat:
             raise SolverUnknownError(
@@ -695,6 +810,7 @@ def check_equivalence(
         x = [_model_fraction(model, query.vars[i]) for i in range(query.n_in)]
         ya, yb = evaluate_exact(net_a, x), evaluate_exact(net_b, x)
         if _differ(ya, yb, tail):
+            x, ya, yb = _shown_difference(shown, x, net_a, net_b, tail)
             opinion = None
             if second_opinion is not None:
                 opinion = _second(second_opinion, query, "sat",
@@ -704,7 +820,7 @@ def check_equivalence(
                 "both outputs were recomputed in exact rational arithmetic" + logits
             )
             return Verdict(False, method, time.perf_counter() - start, statement,
-                           input=tuple(x), outputs=(ya, yb), box=the_box,
+                           input=tuple(x), outputs=(ya, yb), box=shown.box,
                            refinements=rounds, shared_neurons=enc.shared_hits,
                            second_opinion=opinion)
         # spurious: refine the atoms whose model value is not their true value
@@ -719,6 +835,36 @@ def check_equivalence(
             solver.add(query.exact[a])
             refined.add(a)
         rounds += 1
+
+
+def _shown_difference(shown: _Shown, x: Sequence[Fraction], net_a: MLP, net_b: MLP,
+                      tail: str | None
+                      ) -> tuple[list[Fraction], tuple[Fraction, ...], tuple[Fraction, ...]]:
+    """The counterexample ``x`` (compared coordinates) in the user's units, both outputs
+    re-evaluated exactly there; a difference that does not survive is a bug, not an answer."""
+    raw, ya, yb = shown.show(x, net_a, net_b)
+    if not _differ(ya, yb, tail):
+        raise VerificationError(
+            "a counterexample of the compared cores does not make the networks differ at "
+            f"the input {[rational_to_str(v) for v in raw]}; please report this bug")
+    return raw, ya, yb
+
+
+def _seconds(value: Any, name: str) -> float:
+    """A time limit in seconds as a float (``inf``: no limit); NaN and non-numbers are
+    refused with a clear error."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ModelFormatError(f"{name} must be a number of seconds, got {value!r}") from None
+    if isinstance(value, bool) or out != out:
+        raise ModelFormatError(f"{name} must be a number of seconds, got {value!r}")
+    return out
+
+
+def _z3_ms(seconds: float) -> int:
+    """z3's ``timeout`` parameter (milliseconds, an unsigned int) for ``seconds`` left."""
+    return max(1, min(int(min(seconds, 4.0e6) * 1000), 2**32 - 2))
 
 
 def _float_layers(net: MLP) -> list[tuple[np.ndarray, np.ndarray, str, float]]:
@@ -758,21 +904,26 @@ def _falsify(net_a: MLP, net_b: MLP, box: Box | None, budget: float,
         if box is not None:
             lo = np.array([float(a) for a, _ in box])
             hi = np.array([float(b) for _, b in box])
-            X = lo + (hi - lo) * rng.random((256, n))
+            with np.errstate(all="ignore"):
+                X = lo + (hi - lo) * rng.random((256, n))
         else:
             X = rng.standard_normal((256, n)) * scales[rnd % len(scales)]
         rnd += 1
-        ya_f, yb_f = _float_eval(la, X), _float_eval(lb, X)
+        with np.errstate(all="ignore"):  # overflow to inf/NaN just means no candidate
+            ya_f, yb_f = _float_eval(la, X), _float_eval(lb, X)
         # gaps at the level of float rounding are not worth an exact re-check
-        scale = 1e-9 * (1.0 + np.maximum(np.abs(ya_f), np.abs(yb_f)).max(axis=1))
-        d = ya_f - yb_f
-        gap = np.abs(d - d[:, :1] if tail is not None else d).max(axis=1)
-        gap = np.where(gap > scale, gap, 0.0)
+        with np.errstate(all="ignore"):
+            scale = 1e-9 * (1.0 + np.maximum(np.abs(ya_f), np.abs(yb_f)).max(axis=1))
+            d = ya_f - yb_f
+            gap = np.abs(d - d[:, :1] if tail is not None else d).max(axis=1)
+            gap = np.where(gap > scale, gap, 0.0)
         if rnd >= 8 and not gap.any():
             break
         for k in np.argsort(-gap)[:3]:
             if not gap[k] > 0:
                 break
+            if not np.isfinite(X[k]).all():
+                continue
             x = [Fraction(float(v)) for v in X[k]]
             if box is not None:
                 x = [min(max(v, lo_), hi_) for v, (lo_, hi_) in zip(x, box, strict=True)]
