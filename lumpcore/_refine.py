@@ -129,8 +129,9 @@ def coarsest_lumping(
     A graph built by :meth:`WeightedGraph.from_biadjacency` whose row nodes
     each start in a block of their own (a layer of weights) needs a single
     step in backward mode; it is done in two compiled passes over the matrix
-    (a hash of the correctly rounded ratios of every column, then an exact
-    comparison of the columns that share a hash) with the same result.
+    (a random projection of every column over its first non-zero entry with
+    a rigorous bound of its rounding error, then an exact comparison of the
+    columns whose key intervals overlap) with the same result.
 
     References
     ----------
