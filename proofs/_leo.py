@@ -22,6 +22,7 @@ next layer.  The result equals the original **on the box only**.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -284,7 +285,8 @@ def leo_reduce(
 
     lo = [a for a, _ in core_box]
     hi = [b for _, b in core_box]
-    model = _Model([float(x) for x in lo], [float(x) for x in hi])
+    # float bounds rounded outward, so that the float model never cuts off a real input
+    model = _Model([_float_down(x) for x in lo], [_float_up(x) for x in hi])
     prev_vars: list[int | None] = list(range(mlp.n_inputs))
     decided = {"interval": 0, "lp": 0, "milp": 0, "z3": 0}
     calls = 0
@@ -307,8 +309,8 @@ def leo_reduce(
             np.where(Z > 0, Z, float(layer.alpha) * Z) if layer.activation == "leaky_relu" else Z)
         plo, phi = _interval(layer.weight, layer.bias, lo, hi)
         st: list[str] = []
-        flo = [float(x) for x in plo]
-        fhi = [float(x) for x in phi]
+        flo = [_float_down(x) for x in plo]
+        fhi = [_float_up(x) for x in phi]
         for j in range(layer.n_out):
             if layer.activation != "relu":
                 st.append("other")
@@ -388,6 +390,29 @@ def leo_reduce(
                      {"seen_both_signs": seen_both})
 
 
+def _nearest_float(q: Fraction) -> float:
+    try:
+        return float(q)
+    except OverflowError:
+        return math.inf if q > 0 else -math.inf
+
+
+def _float_down(q: Fraction) -> float:
+    """The largest float ``<= q`` (``-inf`` below the float range)."""
+    f = _nearest_float(q)
+    if f == math.inf:
+        return sys.float_info.max
+    return math.nextafter(f, -math.inf) if math.isfinite(f) and Fraction(f) > q else f
+
+
+def _float_up(q: Fraction) -> float:
+    """The smallest float ``>= q`` (``inf`` above the float range)."""
+    f = _nearest_float(q)
+    if f == -math.inf:
+        return -sys.float_info.max
+    return math.nextafter(f, math.inf) if math.isfinite(f) and Fraction(f) < q else f
+
+
 def _extend_model(model: _Model, layer: DenseLayer, prev_vars: list[int | None], st: list[str],
                   flo: list[float], fhi: list[float]) -> list[int | None]:
     out: list[int | None] = []
@@ -408,7 +433,8 @@ def _extend_model(model: _Model, layer: DenseLayer, prev_vars: list[int | None],
                 y = model.var(-np.inf, np.inf)
                 out.append(y)
                 continue
-            y = model.var(lo_ - 1e-9, hi_ + 1e-9) if s == "active" else model.var(-np.inf, np.inf)
+            y = (model.var(lo_ - 1e-9 * (1 + abs(lo_)), hi_ + 1e-9 * (1 + abs(hi_)))
+                 if s == "active" else model.var(-np.inf, np.inf))
             coefs = dict(pre)
             coefs[y] = coefs.get(y, 0.0) - 1.0
             model.row(coefs, -b, -b)

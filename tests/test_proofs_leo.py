@@ -125,3 +125,26 @@ def test_bad_box_is_named() -> None:
         proofs.leo_reduce(net, "1:0")
     with pytest.raises(ModelFormatError, match="box"):
         proofs.leo_reduce(net, None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fractions(), st.integers(-1100, 1100))
+def test_float_bounds_of_the_milp_are_rounded_outward(q: Fraction, e: int) -> None:
+    """The float model's bounds enclose the exact rational bounds and are the tightest
+    floats that do (so the MILP never cuts off a real input, whatever the magnitude)."""
+    import math
+    import sys
+
+    from proofs._leo import _float_down, _float_up
+
+    q = q * Fraction(2) ** e
+    d, u = _float_down(q), _float_up(q)
+    big = sys.float_info.max
+    if abs(q) <= big:
+        assert Fraction(d) <= q <= Fraction(u)
+        assert math.nextafter(d, math.inf) > q or Fraction(d) == q
+        assert math.nextafter(u, -math.inf) < q or Fraction(u) == q
+    elif q > 0:
+        assert d == big and u == math.inf
+    else:
+        assert u == -big and d == -math.inf
