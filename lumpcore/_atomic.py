@@ -23,7 +23,10 @@ def _atomic(path: str | os.PathLike[str], opener: Callable[[int], IO[Any]],
             write: Callable[[Any], None]) -> None:
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:  # name the file asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from None
     try:
         with opener(fd) as fh:
             write(fh)
