@@ -25,6 +25,7 @@ from lumpcore._atomic import atomic_write_bytes as atomic_write
 from ._conv import compact_conv_weight, expand_conv_weight
 from ._input_norm import fold_input_op, normalization_of
 from ._io_fx import InputOp, traced_chain
+from ._io_traced import needs_traced_view, traced_view
 from ._network import (
     Activation,
     AvgPool2d,
@@ -214,6 +215,8 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
         where = f"module {pos} ({kind} {name!r})"
         if kind in _SKIP:
             continue
+        if needs_traced_view(m, kind):  # torch.jit.trace: the settings are in the graph only
+            m = traced_view(m, kind, where)
         if out_norm is not None:
             raise UnsupportedLayerError(f"{where}: a layer after the output normalisation")
         if isinstance(m, InputOp) or kind == "InputNormalization":
@@ -229,7 +232,8 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
             out_norm = m
             continue
         if kind == "Linear":
-            bias = _np(m.bias) if m.bias is not None else np.zeros(int(m.weight.shape[0]))
+            b_t = getattr(m, "bias", None)  # a traced Linear(bias=False) has no attribute
+            bias = _np(b_t) if b_t is not None else np.zeros(int(m.weight.shape[0]))
             layers.append(Dense(_np(m.weight), bias))
             open_linear = True
             continue
@@ -274,6 +278,13 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
             open_linear = False
             continue
         if kind.startswith("BatchNorm"):
+            if m.running_mean is None or m.running_var is None or getattr(
+                    m, "batch_statistics", False):
+                raise UnsupportedLayerError(
+                    f"{where}: normalises each batch by its own statistics "
+                    "(track_running_stats=False, or traced in training mode); lumpkit reads "
+                    "batch norm with running statistics only (call model.eval() before "
+                    "tracing, and keep track_running_stats=True)")
             mean, var = _np(m.running_mean), _np(m.running_var)
             w = _np(m.weight) if m.weight is not None else np.ones_like(mean)
             b = _np(m.bias) if m.bias is not None else np.zeros_like(mean)

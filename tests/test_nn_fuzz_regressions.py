@@ -1,0 +1,44 @@
+"""Regressions found by the differential campaign against PyTorch and onnxruntime.
+
+Oracles: PyTorch (float64 models, to 1e-12) and onnxruntime run the same
+models; lumpkit's reading must compute what they compute.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnreduce import evaluate, load_network, reduce_network, save_network
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+nn = torch.nn
+
+
+def test_softplus_with_beta_exported_by_torch_is_read_as_torch_computes_it(
+        tmp_path: Path) -> None:
+    # torch writes Softplus(beta=2) as Mul(2), Softplus, Div(2): read as softplus(2 y) / 2
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Softplus(beta=2.0), nn.Linear(4, 2)).double()
+    model.eval()
+    with torch.no_grad():
+        model[0].weight[1] = model[0].weight[0]
+        model[0].bias[1] = model[0].bias[0]
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 3, dtype=torch.float64),), str(path),
+                      dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "b"}})
+    x = np.random.default_rng(0).standard_normal((5, 3)) * 3
+    with torch.no_grad():
+        want = model(torch.tensor(x)).numpy()
+    net = load_network(path)
+    np.testing.assert_allclose(evaluate(net, x), want, rtol=1e-12, atol=1e-12)
+    red = reduce_network(net)
+    assert red.layers[0].neurons_after == 3
+    # onnxruntime has no float64 Softplus: run the reduction in torch
+    save_network(red.network, tmp_path / "r.pt", torchscript=True)
+    with torch.no_grad():
+        got = torch.jit.load(str(tmp_path / "r.pt"))(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
