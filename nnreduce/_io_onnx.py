@@ -322,6 +322,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             "give the shape of one input (input_shape=..., CLI: --input-shape C,H,W)")
     in_shape = tuple(int(d) for d in dims[1:] if d is not None)
     data_type = inputs[0].type.tensor_type.elem_type  # follows the Casts of the data
+    input_type = data_type
     b = _Builder(p, in_shape)
     cur = inputs[0].name
     out_name = g.output[0].name
@@ -435,17 +436,20 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         elif op == "Cast":
             to = int(at.get("to", 0))
             # the same or a wider float type keeps every value; another one only as the last
-            # node or before the first layer (the output or the normalised input rounded,
-            # which lumpkit's exact semantics ignore as they ignore float arithmetic's
-            # roundings: lumpkit writes them around float64 normalisations and weights)
+            # node, before the first layer, or back to the model's own input type (the
+            # output, the normalised input or a float64 batch norm rounded, which lumpkit's
+            # exact semantics ignore as they ignore float arithmetic's roundings: lumpkit
+            # writes them around float64 normalisations, batch norms and weights)
             keeps = to == data_type or (data_type, to) in _WIDENING
             at_end = out_name == node.output[0] or before_first
-            if not keeps and (not at_end or to not in (1, 10, 11, 16)):
+            back = to == input_type and (to, data_type) in _WIDENING
+            if not keeps and not back and (not at_end or to not in (1, 10, 11, 16)):
                 raise UnsupportedLayerError(
                     f"{b.where(k, node)}: Cast of the data from {_type_name(data_type)} to "
                     f"{_type_name(to)} can change its values; lumpkit reads a Cast only to the "
-                    "same or a wider float type (a narrower one only before the first layer or "
-                    "as the last node): export the model without it")
+                    "same or a wider float type (a narrower one only before the first layer, "
+                    "as the last node, or back to the model's input type): export the model "
+                    "without it")
             data_type = to
         elif op == "Gemm":
             if at.get("transA", 0):
@@ -944,28 +948,34 @@ def _float32_parts(a: np.ndarray, most: int = 3) -> list[np.ndarray] | None:
     return parts
 
 
-def _splittable(net: Network) -> bool:
-    """Every Dense/Conv2d parameter splits into float32 parts, and every other float
-    tensor written among the layers (batch norm, PReLU slopes, clip bounds) is a float32
-    value (a normalisation is written in float64 if it needs to be)."""
-    def f32(values: Any) -> bool:
-        arr = np.array([float(v) for v in np.asarray(values, dtype=object).reshape(-1)],
-                       dtype=np.float64)
-        with np.errstate(over="ignore"):
-            return bool(np.all(arr.astype(np.float32).astype(np.float64) == arr))
+def _f32(values: Any) -> bool:
+    """Whether every value is a float32 value."""
+    arr = np.array([float(v) for v in np.asarray(values, dtype=object).reshape(-1)],
+                   dtype=np.float64)
+    with np.errstate(over="ignore"):
+        return bool(np.all(arr.astype(np.float32).astype(np.float64) == arr))
 
+
+def _float64_params(layer: Layer) -> bool:
+    """Whether a layer other than Dense/Conv2d has a parameter tensor that float32 cannot
+    hold (batch norm, PReLU slopes, clip bounds; float attributes are float32 anyway)."""
+    if isinstance(layer, BatchNorm):
+        return not (_f32(layer.scale) and _f32(layer.shift))
+    if isinstance(layer, Activation):
+        extra = [v for v in (layer.bounds or ()) if v is not None]
+        if layer.slopes is not None:
+            extra.extend(np.asarray(layer.slopes).reshape(-1).tolist())
+        return bool(extra) and not _f32(extra)
+    return False
+
+
+def _splittable(net: Network) -> bool:
+    """Every Dense/Conv2d parameter splits into float32 parts (the other layers'
+    parameters that float32 cannot hold are computed in float64 between Casts, as a
+    normalisation is)."""
     for layer in net.layers:
         if isinstance(layer, Dense | Conv2d):
             if _float32_parts(layer.weight) is None or _float32_parts(layer.bias) is None:
-                return False
-        elif isinstance(layer, BatchNorm):
-            if not (f32(layer.scale) and f32(layer.shift)):
-                return False
-        elif isinstance(layer, Activation):  # (float attributes are float32 anyway)
-            extra = [v for v in (layer.bounds or ()) if v is not None]
-            if layer.slopes is not None:
-                extra.extend(np.asarray(layer.slopes).reshape(-1).tolist())
-            if extra and not f32(extra):
                 return False
     return True
 
@@ -1091,7 +1101,8 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
         for k, part in enumerate(bparts[1:]):
             node("Add", [cur, init(part.reshape(bias_shape), f"b_part{k + 2}")])
 
-    for layer in netf.layers:
+    def write_layer(layer: Layer, par_dt: Any) -> None:
+        nonlocal opset
         if isinstance(layer, Dense):
             linear("Gemm", layer.weight, layer.bias, (layer.bias.shape[0],), transB=1)
         elif isinstance(layer, Conv2d):
@@ -1122,12 +1133,13 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
         elif isinstance(layer, BatchNorm):
             c = layer.scale.shape[0]
             node("BatchNormalization",
-                 [cur, init(layer.scale, "bn_s"), init(layer.shift, "bn_b"),
-                  init(np.zeros(c), "bn_m"), init(np.ones(c), "bn_v")], epsilon=0.0)
+                 [cur, init(layer.scale, "bn_s", par_dt), init(layer.shift, "bn_b", par_dt),
+                  init(np.zeros(c), "bn_m", par_dt), init(np.ones(c), "bn_v", par_dt)],
+                 epsilon=0.0)
         elif isinstance(layer, Activation):
             kind = layer.kind
             if kind == "identity":
-                continue
+                return
             if kind == "relu":
                 node("Relu", [cur])
             elif kind == "leaky_relu":
@@ -1138,7 +1150,7 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
                 idx = list(netf.layers).index(layer)
                 shp = netf.shapes[idx]
                 s = s.reshape((-1,) + (1,) * (len(shp) - 1)) if s.size > 1 else s
-                node("PRelu", [cur, init(s, "slope")])
+                node("PRelu", [cur, init(s, "slope", par_dt)])
             elif kind == "sigmoid":
                 node("Sigmoid", [cur])
             elif kind == "tanh":
@@ -1148,8 +1160,9 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
             elif kind == "clip":
                 assert layer.bounds is not None
                 lo, hi = layer.bounds
-                node("Clip", [cur, "" if lo is None else init(np.array(float(lo)), "clip_lo"),
-                              "" if hi is None else init(np.array(float(hi)), "clip_hi")])
+                node("Clip", [cur,
+                              "" if lo is None else init(np.array(float(lo)), "clip_lo", par_dt),
+                              "" if hi is None else init(np.array(float(hi)), "clip_hi", par_dt)])
             elif kind in ("gelu", "gelu_tanh"):
                 node("Gelu", [cur], **({"approximate": "tanh"} if kind == "gelu_tanh" else {}))
                 opset = max(opset, 20)
@@ -1158,7 +1171,7 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
                 if kind == "hard_swish" and (layer.alpha, layer.beta) == _HARD_SWISH:
                     node("HardSwish", [cur])
                     opset = max(opset, 14)
-                    continue
+                    return
                 if kind == "silu":
                     node("Sigmoid", [cur])
                 else:  # x * HardSigmoid(x), read back as a hard_swish
@@ -1190,6 +1203,17 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
                 opset = max(opset, 18)
             else:  # pragma: no cover - every kind is handled above
                 raise UnsupportedLayerError(f"activation {kind!r} has no ONNX form here")
+    for layer in netf.layers:
+        # float32 data through a layer whose parameters float32 cannot hold: computed in
+        # float64 between Casts (the result rounded to float32, like the float32 arithmetic
+        # around it; onnxruntime has float64 kernels of these, not of Conv)
+        wide = split and _float64_params(layer)
+        if wide:
+            node("Cast", [cur], to=TensorProto.DOUBLE)
+        write_layer(layer, np.float64 if wide else None)
+        if wide:
+            node("Cast", [cur], to=TensorProto.FLOAT)
+
     if nrm is not None:
         n_out = math.prod(netf.output_shape)
         if norm_dt is not None:

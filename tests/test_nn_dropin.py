@@ -25,6 +25,7 @@ from lumpkit._cli import main
 from nnreduce import (
     Activation,
     AvgPool2d,
+    BatchNorm,
     Conv2d,
     Dense,
     Flatten,
@@ -32,6 +33,7 @@ from nnreduce import (
     Network,
     evaluate,
     load_network,
+    network_sha256,
     reduce_network,
     save_network,
 )
@@ -295,3 +297,36 @@ def test_softmax_output_after_a_float64_normalisation_reads_back(tmp_path: Path)
     assert list(back.normalization.input_mean) == [Fraction(float(Fraction(1, 3)))] * 2
     x = np.array([[0.25, -1.0], [2.0, 3.0]])
     np.testing.assert_allclose(evaluate(back, x), evaluate(net, x), rtol=1e-15)
+
+
+@pytest.mark.parametrize("post", ["batch_norm", "prelu", "clip"])
+def test_float32_cnn_with_float64_layer_parameters_runs_in_onnxruntime(
+        tmp_path: Path, post: str) -> None:
+    """A float32 CNN whose batch norm (after a pooling: not folded), PReLU slopes or clip
+    bound float32 cannot hold: that layer is written in float64 between Casts, so the
+    file stays a float32 model that onnxruntime runs (it has no float64 Conv).
+
+    Oracles: onnxruntime against nnreduce's float64 evaluation of the original network
+    (float32 accuracy), and the file read back has the reduced network's hash."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(3)
+    mid = {"batch_norm": BatchNorm(np.array([0.1, 0.2, 0.3]), np.array([0.0, 0.7, -0.1])),
+           "prelu": Activation("prelu", slopes=np.array([0.1, 0.2, 0.3])),
+           "clip": Activation("clip", bounds=(0.1, None))}[post]
+    half = rng.standard_normal((2, 2, 3, 3)).astype(np.float32)
+    net = Network((Conv2d(np.concatenate([half, 2 * half[:1]]), np.zeros(3, np.float32)),
+                   Activation("relu"), MaxPool2d((2, 2), (2, 2)), mid, Flatten(),
+                   Dense(rng.standard_normal((2, 12)).astype(np.float32),
+                         np.zeros(2, np.float32))),
+                  (2, 6, 6), data_dtype="float32")
+    red = reduce_network(net).network
+    dst = tmp_path / "red.onnx"
+    save_network(red, dst)
+    sess = ort.InferenceSession(str(dst))
+    assert sess.get_inputs()[0].type == "tensor(float)"
+    x = rng.standard_normal((5, 2, 6, 6)).astype(np.float32)
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, evaluate(net, x.astype(np.float64)), rtol=1e-4, atol=1e-4)
+    assert network_sha256(load_network(dst)) == network_sha256(red)
