@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from lumpcore import ModelFormatError, UnsupportedLayerError, to_rational
+from lumpcore import LumpkitWarning, ModelFormatError, UnsupportedLayerError, to_rational
 from lumpcore._atomic import atomic_write_bytes as atomic_write
 
 from ._conv import compact_conv_weight, expand_conv_weight
@@ -47,6 +47,26 @@ __all__ = ["from_torch", "read_torch", "to_torch", "write_torch"]
 
 # skipped: no-ops, and lumpkit's casts around float64 layers (exact semantics: no rounding)
 _SKIP = ("Identity", "Dropout", "Dropout1d", "Dropout2d", "CastFloat64", "CastFloat32")
+#: layers that compute differently in training mode
+_MODE_DEPENDENT = ("BatchNorm1d", "BatchNorm2d", "Dropout", "Dropout1d", "Dropout2d",
+                   "AlphaDropout", "FeatureAlphaDropout")
+
+
+def _warn_training_mode(module: Any) -> None:
+    """Warn when a module in training mode has layers whose values depend on the mode
+    (lumpkit reads them as in eval mode, as an ONNX export in eval mode computes)."""
+    if not getattr(module, "training", False):
+        return
+    try:
+        kinds = sorted({_kind(m) for m in module.modules()} & set(_MODE_DEPENDENT))
+    except (AttributeError, TypeError):
+        return
+    if kinds:
+        warnings.warn(
+            f"the module is in training mode and has {', '.join(kinds)}: lumpkit reads it "
+            "as in eval mode (batch norm with its running statistics, dropout as the "
+            "identity), which is not what this module computes now; call module.eval() "
+            "before converting it to silence this warning", LumpkitWarning, stacklevel=3)
 #: lumpkit's modules whose float64 buffers say nothing about the model's type
 _OWN_FLOAT64 = ("InputNormalization", "OutputNormalization")
 
@@ -196,6 +216,7 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
     >>> net
     Network(input (3,): Dense(3->2), relu)
     """
+    _warn_training_mode(module)
     sizes: list[tuple[int, int]] = []
     if _kind(module) == "Sequential":
         children, sizes = _flat_children(module)

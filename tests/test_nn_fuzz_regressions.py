@@ -6,6 +6,7 @@ models; lumpkit's reading must compute what they compute.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,3 +43,31 @@ def test_softplus_with_beta_exported_by_torch_is_read_as_torch_computes_it(
     with torch.no_grad():
         got = torch.jit.load(str(tmp_path / "r.pt"))(torch.tensor(x)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_module_in_training_mode_warns_that_it_is_read_as_in_eval_mode() -> None:
+    """A batch norm or dropout in training mode computes otherwise than lumpkit reads it
+    (eval semantics): torch itself shows the difference, and lumpkit warns."""
+    import torch
+
+    from lumpcore import LumpkitWarning
+    from nnreduce import from_torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4),
+                                torch.nn.ReLU(), torch.nn.Linear(4, 2)).double()
+    model.train()
+    x = torch.randn(6, 3, dtype=torch.float64)
+    with torch.no_grad():
+        train_out = model(x).numpy()
+    with pytest.warns(LumpkitWarning, match=r"training mode.*BatchNorm1d.*module\.eval"):
+        net = from_torch(model)
+    model.eval()
+    with torch.no_grad():
+        eval_out = model(x).numpy()
+    got = evaluate(net, x.numpy())
+    np.testing.assert_allclose(got, eval_out, rtol=1e-12, atol=1e-12)  # read as eval
+    assert not np.allclose(got, train_out)  # which is not what training mode computes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from_torch(model)  # eval mode: no warning
