@@ -43,9 +43,11 @@ def _parse_tra(
             )
         n, m = int(header[0]), int(header[1])
         header_line = lines.lineno
-        src = np.empty(m, dtype=np.int64)
-        dst = np.empty(m, dtype=np.int64)
-        vals: Any = np.empty(m, dtype=object if exact else np.float64)
+        # arrays grow with the lines read (a corrupt header must not allocate its count)
+        size = min(m, 1 << 16)
+        src = np.empty(size, dtype=np.int64)
+        dst = np.empty(size, dtype=np.int64)
+        vals: Any = np.empty(size, dtype=object if exact else np.float64)
         k = 0
         for line in it:
             parts = line.split()
@@ -67,6 +69,10 @@ def _parse_tra(
                 v = parse_number(parts[2], exact)
             except ValueError as exc:
                 raise lines.error(f"bad value {parts[2]!r}: {exc}") from None
+            if k == size:
+                size = min(m, 2 * size)
+                src, dst, vals = (np.resize(src, size), np.resize(dst, size),
+                                  np.resize(vals, size))
             src[k], dst[k], vals[k] = i, j, v
             k += 1
         if k != m:
@@ -92,7 +98,13 @@ def _parse_lab(path: Path, n: int) -> dict[str, list[int]]:
                     raise lines.error(
                         f"expected label declarations like 0=\"init\" 1=\"deadlock\", got {text!r}"
                     )
-                names[int(mt.group(1))] = mt.group(2)
+                index = int(mt.group(1))
+                if index in names:
+                    raise lines.error(
+                        f"label index {index} is declared twice ({names[index]!r} and "
+                        f"{mt.group(2)!r}); give every label its own index"
+                    )
+                names[index] = mt.group(2)
                 pos = mt.end()
             break
         out: dict[str, list[int]] = {name: [] for name in names.values()}
@@ -183,12 +195,14 @@ def _parse_srew(path: Path, n: int, exact: bool) -> tuple[str | None, list[Any]]
                 continue
             header = t.split()
             break
-        if header is None or len(header) != 2 or not all(h.isdigit() for h in header):
+        if header is None:
+            raise ModelFormatError(f"{path}: empty file; expected the header 'states nonzeros'")
+        if len(header) != 2 or not all(h.isdigit() for h in header):
             raise lines.error("expected the header 'states nonzeros' (two integers)")
         if int(header[0]) != n:
             raise lines.error(f"reward file is for {header[0]} states, the model has {n}")
-        zero = parse_number("0", exact)
-        rew: list[Any] = [zero] * n
+        announced, header_line = int(header[1]), lines.lineno
+        values: dict[int, Any] = {}
         for line in it:
             parts = line.split()
             if not parts or parts[0].startswith("#"):
@@ -197,12 +211,21 @@ def _parse_srew(path: Path, n: int, exact: bool) -> tuple[str | None, list[Any]]
                 raise lines.error(f"expected 'state value', got {line.strip()!r}")
             try:
                 s = int(parts[0])
-                rew[s] = parse_number(parts[1], exact)
-            except (ValueError, IndexError) as exc:
+                v = parse_number(parts[1], exact)
+            except ValueError as exc:
                 raise lines.error(f"bad line {line.strip()!r}: {exc}") from None
             if not 0 <= s < n:
                 raise lines.error(f"state {s} out of range 0..{n - 1}")
-    return name, rew
+            if s in values:
+                raise lines.error(f"state {s} has a second reward; give each state one line")
+            values[s] = v
+        if len(values) != announced:
+            raise ModelFormatError(
+                f"{path}, line {header_line}: the header announces {announced} rewards, "
+                f"the file has {len(values)}"
+            )
+    zero = parse_number("0", exact)
+    return name, [values.get(s, zero) for s in range(n)]
 
 
 def read_prism_explicit(
@@ -256,6 +279,24 @@ def read_prism_explicit(
     tra = Path(tra)
     if model_type not in ("ctmc", "dtmc"):
         raise ModelFormatError(f"model_type must be 'ctmc' or 'dtmc', got {model_type!r}")
+    try:
+        return _read_explicit(tra, lab, sta, srew, model_type, exact)
+    except MemoryError:  # e.g. a corrupt header announcing 10**13 states
+        raise ModelFormatError(
+            f"{tra}: not enough memory for the chain its header 'states transitions' "
+            "announces; check the first line"
+        ) from None
+
+
+def _read_explicit(
+    tra: Path,
+    lab: str | os.PathLike[str] | Literal[False] | None,
+    sta: str | os.PathLike[str] | Literal[False] | None,
+    srew: _PathOrNames | Literal[False] | None,
+    model_type: str,
+    exact: bool,
+) -> CTMC | DTMC:
+    """The body of :func:`read_prism_explicit` (which turns a MemoryError into a clear error)."""
     n, src, dst, vals = _parse_tra(tra, exact)
     stem = tra.with_suffix("")
 
@@ -287,10 +328,17 @@ def read_prism_explicit(
     elif srew is not False:
         srew_paths[None] = Path(srew)
     rewards: dict[str, Any] = {}
+    seen: dict[str, Path] = {}
     for given, p in srew_paths.items():
         inner, values = _parse_srew(p, n, exact)
         name = inner or given or p.stem
+        if name in rewards:
+            raise ModelFormatError(
+                f"{p}: reward structure {name!r} is also in {seen[name]}; give each .srew "
+                "file its own structure name"
+            )
         rewards[name] = values
+        seen[name] = p
     try:
         if model_type == "ctmc":
             return CTMC.from_rates((n, src, dst, vals), labels=labels, rewards=rewards,
@@ -329,7 +377,10 @@ def write_prism_explicit(
     valuations) and the state rewards (``<stem>.srew`` for one structure,
     ``<stem>1.srew``, ``<stem>2.srew``, ... for several, each naming its
     structure in a ``#`` comment).  CTMCs are written as rate matrices
-    (off-diagonal rates and the self-loops of :attr:`CTMC.loops`).  Floats
+    (off-diagonal rates and the self-loops of :attr:`CTMC.loops`).  A
+    ``.sta`` or ``.srew`` file beside ``tra`` that this write does not produce
+    but the reader would pick up (left by an earlier write of another chain
+    to the same name) is deleted, unless ``sta=False``/``srew=False``.  Floats
     are written with their shortest round-trip representation, exact values
     as finite decimals or ``p/q``.
 
@@ -428,4 +479,24 @@ def write_prism_explicit(
             p = stem.with_name(f"{stem.name}{k if many else ''}.srew")
             atomic_write(p, w_srew)
             written.append(p)
+    _remove_stale(stem, written, sta=sta, srew=srew)
     return written
+
+
+def _remove_stale(stem: Path, written: list[Path], *, sta: bool, srew: bool) -> None:
+    """Delete the ``.sta``/``.srew`` files beside ``stem`` that this write did not produce
+    but :func:`read_prism_explicit` would read with it (left by an earlier write of
+    another chain to the same name: its rewards would be read as this chain's)."""
+    keep = set(written)
+    stale: list[Path] = []
+    if sta:
+        stale.append(stem.with_name(stem.name + ".sta"))
+    if srew:
+        stale.append(stem.with_name(stem.name + ".srew"))
+        k = 1
+        while (p := stem.with_name(f"{stem.name}{k}.srew")).exists():
+            stale.append(p)
+            k += 1
+    for p in stale:
+        if p not in keep and p.is_file():
+            p.unlink()

@@ -9,10 +9,11 @@ from __future__ import annotations
 from fractions import Fraction as F
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lumpcore import ModelFormatError
-from markov import read_drn, read_prism_explicit
+from markov import CTMC, read_drn, read_prism_explicit, write_prism_explicit
 
 _HEAD = ("@type: CTMC\n@parameters\n\n@reward_models\n{rewards}\n@nr_states\n{n}\n"
          "@nr_choices\n{n}\n@model\n")
@@ -96,9 +97,81 @@ def test_rate_that_underflows_is_refused_not_dropped(tmp_path: Path) -> None:
     assert z.exact_matrix() == [{}, {0: F(5e-324), 1: -F(5e-324)}]
 
 
+@pytest.mark.parametrize("header", ["10000000000000 1", "2 10000000000000"])
+def test_huge_tra_header_is_a_format_error(tmp_path: Path, header: str) -> None:
+    # arrays of the announced sizes were allocated up front (MemoryError)
+    (tmp_path / "m.tra").write_text(header + "\n0 1 1\n")
+    with pytest.raises(ModelFormatError, match=r"m\.tra"):
+        read_prism_explicit(tmp_path / "m.tra")
+
+
+def test_tra_read_in_pieces_larger_than_the_first_allocation(tmp_path: Path) -> None:
+    n = 70_000  # more transitions than the first block of the growing arrays
+    lines = [f"{i} {(i + 1) % n} {i % 7 + 1}" for i in range(n)]
+    (tmp_path / "m.tra").write_text(f"{n} {n}\n" + "\n".join(lines) + "\n")
+    c = read_prism_explicit(tmp_path / "m.tra")
+    src, dst, val = c.off_diagonal()
+    np.testing.assert_array_equal(src, np.arange(n))
+    np.testing.assert_array_equal(dst, (np.arange(n) + 1) % n)
+    np.testing.assert_array_equal(val, np.arange(n) % 7 + 1.0)
+
+
 def test_utf8_byte_order_mark_is_skipped(tmp_path: Path) -> None:
     (tmp_path / "m.tra").write_bytes("\ufeff2 2\n0 1 3\n1 0 1\n".encode())
     (tmp_path / "m.lab").write_bytes('\ufeff0="init" 1="up"\n0: 0\n1: 1\n'.encode())
     c = read_prism_explicit(tmp_path / "m.tra")
     assert c.exact_matrix() == [{0: -3, 1: 3}, {0: 1, 1: -1}]
     assert c.labels["up"].tolist() == [1]
+
+
+def test_label_index_declared_twice_is_refused(tmp_path: Path) -> None:
+    # 0="init" 0="a": 'init' silently disappeared (and with it the initial states)
+    (tmp_path / "m.tra").write_text("2 2\n0 1 1\n1 0 1\n")
+    (tmp_path / "m.lab").write_text('0="init" 0="a"\n1: 0\n')
+    with pytest.raises(ModelFormatError, match=r"m\.lab, line 1: label index 0 is declared twice"):
+        read_prism_explicit(tmp_path / "m.tra")
+
+
+@pytest.mark.parametrize(
+    ("srew", "message"),
+    [
+        ("3 1\n7 2.5\n", r"m\.srew, line 2: state 7 out of range 0\.\.2"),
+        ("3 2\n1 2.5\n1 3\n", r"m\.srew, line 3: state 1 has a second reward"),
+        ("3 1\n1 2.5\n2 3\n", r"m\.srew, line 1: the header announces 1 rewards, the file has 2"),
+        ("", r"m\.srew: empty file"),
+    ],
+)
+def test_malformed_srew(tmp_path: Path, srew: str, message: str) -> None:
+    (tmp_path / "m.tra").write_text("3 2\n0 1 1\n1 2 1\n")
+    (tmp_path / "m.srew").write_text(srew)
+    with pytest.raises(ModelFormatError, match=message):
+        read_prism_explicit(tmp_path / "m.tra")
+
+
+def test_two_srew_files_with_one_name_are_refused(tmp_path: Path) -> None:
+    # the second file silently replaced the first
+    (tmp_path / "m.tra").write_text("3 2\n0 1 1\n1 2 1\n")
+    (tmp_path / "m1.srew").write_text('# Reward structure "a"\n3 1\n1 1\n')
+    (tmp_path / "m2.srew").write_text('# Reward structure "a"\n3 1\n2 1\n')
+    with pytest.raises(ModelFormatError, match=r"m2\.srew: reward structure 'a' is also in"):
+        read_prism_explicit(tmp_path / "m.tra")
+
+
+def test_rewriting_a_name_removes_the_stale_companion_files(tmp_path: Path) -> None:
+    # writing a chain with two reward structures, then one with one structure (and no
+    # valuations) to the same name left m1.srew, m2.srew and m.sta behind; reading
+    # gave the OLD rewards (m1.srew's 'r' replaced the new m.srew's 'r') and valuations
+    old = CTMC.from_rates([[0, 1], [2, 0]], rewards={"r": [1, 2], "s": [3, 4]},
+                          variables=["x"], valuations=[[1], [2]])
+    new = CTMC.from_rates([[0, 5], [7, 0]], rewards={"r": [5, 6]})
+    write_prism_explicit(old, tmp_path / "m.tra")
+    written = write_prism_explicit(new, tmp_path / "m.tra")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written) == [
+        "m.lab", "m.srew", "m.tra"]
+    back = read_prism_explicit(tmp_path / "m.tra")
+    assert {k: v.tolist() for k, v in back.rewards.items()} == {"r": [5.0, 6.0]}
+    assert back.valuations is None
+    # srew=False / sta=False: the caller keeps the files it did not ask to write
+    write_prism_explicit(old, tmp_path / "k.tra")
+    write_prism_explicit(new, tmp_path / "k.tra", srew=False, sta=False)
+    assert {"k1.srew", "k2.srew", "k.sta"} <= {p.name for p in tmp_path.iterdir()}
