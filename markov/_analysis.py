@@ -285,7 +285,7 @@ def transient(chain: CTMC | DTMC, t: float, initial: Any = None) -> np.ndarray:
         for _ in range(int(t)):
             p = pt @ p
         return np.asarray(p)
-    if t == 0:
+    if t == 0 or chain.n == 0:  # (scipy's expm_multiply fails on a 0 x 0 matrix)
         return p0.copy()
     q = chain.matrix
     out = spla.expm_multiply(q.T.tocsc() * float(t), p0)

@@ -767,7 +767,8 @@ def _check_initial(
                 init[s] = Fraction(1, int(states.size))
         else:
             init = np.zeros(n)
-            init[states] = 1.0 / states.size
+            if states.size:  # (a chain without states has no initial mass to place)
+                init[states] = 1.0 / states.size
         return _readonly(init)
     vals = list(initial.tolist() if isinstance(initial, np.ndarray) else initial)
     if len(vals) != n:

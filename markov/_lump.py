@@ -80,6 +80,8 @@ class ChainLumping:
     @functools.cached_property
     def blocks(self) -> tuple[tuple[int, ...], ...]:
         """The blocks, each sorted, in block order (built on first use)."""
+        if self.num_blocks == 0:  # a chain without states (np.split would give one empty block)
+            return ()
         order = np.argsort(self.block_of, kind="stable")
         bounds = np.cumsum(np.bincount(self.block_of, minlength=self.num_blocks))[:-1]
         return tuple(tuple(part.tolist()) for part in np.split(order, bounds))
