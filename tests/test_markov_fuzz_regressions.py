@@ -195,3 +195,18 @@ def test_chain_without_states(tmp_path: Path, cls: type, exact: bool) -> None:
     assert markov.transient(c, 1).tolist() == []
     (tmp_path / "e.tra").write_text("0 0\n")
     assert read_prism_explicit(tmp_path / "e.tra", model_type=c.kind).n == 0
+
+
+# ------------------------------------------------------------------- networkx
+
+
+def test_networkx_partial_initial_and_single_label_name() -> None:
+    nx = pytest.importorskip("networkx")
+    g = nx.DiGraph(kind="ctmc")
+    g.add_node("a", labels="goal")  # one name, not the labels 'g', 'o', 'a', 'l'
+    g.add_node("b", initial=1.0)  # 'a' has none: probability 0 (was: all attributes ignored,
+    g.add_edge("a", "b", rate=1.0)  # and the mass put on 'a')
+    g.add_edge("b", "a", rate=2.0)
+    c = markov.from_networkx(g)
+    assert {k: v.tolist() for k, v in c.labels.items()} == {"goal": [0]}
+    assert c.initial.tolist() == [0.0, 1.0]
