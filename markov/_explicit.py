@@ -354,10 +354,15 @@ def _read_explicit(
 def _support_uniform(chain: CTMC | DTMC) -> list[int]:
     init = chain.initial.tolist()
     support = [i for i, p in enumerate(init) if p > 0]
-    if len({init[i] for i in support}) > 1:
+    other = next((i for i in support if init[i] != init[support[0]]), None)
+    if other is not None:
+        first = support[0]
         raise ModelFormatError(
             "PRISM explicit and DRN files express only a uniform initial distribution over "
-            "the 'init' states; this chain's initial distribution is not uniform on its support"
+            "the 'init' states; this chain's initial distribution is not uniform on its support "
+            f"(state {first} has {init[first]}, state {other} has {init[other]}; a lumping "
+            "quotient has such a distribution when its blocks hold unequal numbers of initial "
+            "states)"
         )
     return support
 

@@ -210,3 +210,40 @@ def test_networkx_partial_initial_and_single_label_name() -> None:
     c = markov.from_networkx(g)
     assert {k: v.tolist() for k, v in c.labels.items()} == {"goal": [0]}
     assert c.initial.tolist() == [0.0, 1.0]
+
+
+# ------------------------------------------------------------------------ CLI
+
+
+def _two_init_model(tmp_path: Path) -> Path:
+    # states 0 and 1 both move to 3 at rate 1, state 2 at rate 5: 0 ~ 1 (ordinary)
+    (tmp_path / "m.tra").write_text("4 4\n0 3 1\n1 3 1\n2 3 5\n3 0 1\n")
+    (tmp_path / "m.lab").write_text('0="init" 1="goal"\n0: 0\n1: 0\n2: 0\n3: 1\n')
+    return tmp_path / "m.tra"
+
+
+@pytest.mark.parametrize("target", ["nodir/q.tra", "adir.tra"])
+def test_cli_output_path_is_checked_before_lumping(tmp_path: Path, target: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from lumpkit._cli import main
+
+    (tmp_path / "adir.tra").mkdir()
+    model = _two_init_model(tmp_path)
+    assert main(["ctmc", "lump", str(model), "--kind", "exact", "-o",
+                 str(tmp_path / target)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lumpkit: error: -o ") and ".tmp" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.tra", "m.lab", "m.tra"]
+
+
+def test_unwritable_initial_distribution_is_named(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from lumpkit._cli import main
+
+    # the ordinary quotient {0,1} {2} {3} has initial masses 2/3, 1/3: PRISM explicit
+    # and DRN can only say 'uniform over init'; the error names the states, nothing is written
+    model = _two_init_model(tmp_path)
+    assert main(["ctmc", "lump", str(model), "-o", str(tmp_path / "q.drn")]) == 2
+    err = capsys.readouterr().err
+    assert "state 0 has 0.666" in err and "state 1 has 0.333" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.lab", "m.tra"]
