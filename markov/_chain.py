@@ -740,8 +740,7 @@ def _check_labels(n: int, labels: Mapping[str, Iterable[int]] | None) -> dict[st
     for name, states in labels.items():
         if not isinstance(name, str) or not name:
             raise ChainError(f"label names must be non-empty strings, got {name!r}")
-        arr = np.asarray(sorted(set(int(s) for s in states)) if not isinstance(states, np.ndarray)
-                         else np.unique(states), dtype=np.int64)
+        arr = _label_states(name, states, n)
         bad = np.flatnonzero((arr < 0) | (arr >= n))
         if bad.size:
             raise ChainError(
@@ -749,6 +748,37 @@ def _check_labels(n: int, labels: Mapping[str, Iterable[int]] | None) -> dict[st
             )
         out[name] = _readonly(arr)
     return out
+
+
+def _label_states(name: str, states: Any, n: int) -> np.ndarray:
+    """The sorted distinct state indices of one label; refuses anything but integers
+    (1.5 was read as state 1, the string '12' as states 1 and 2, a boolean mask as
+    states 0 and 1)."""
+    hint = "give the label's states as integer indices, e.g. [0, 3]"
+    if isinstance(states, np.ndarray):
+        if states.dtype.kind in "iu":
+            return np.unique(states).astype(np.int64).reshape(-1)
+        if states.dtype.kind == "b":
+            raise ChainError(f"label {name!r}: got a boolean mask; {hint} "
+                             "(np.flatnonzero(mask))")
+        states = states.tolist()
+    if isinstance(states, str | bytes) or not isinstance(states, Iterable):
+        raise ChainError(f"label {name!r}: expected a collection of states, got {states!r}; "
+                         f"{hint}")
+    out: set[int] = set()
+    for x in states:
+        if isinstance(x, bool | np.bool_) or not isinstance(
+                x, int | np.integer | float | np.floating | Fraction):
+            raise ChainError(f"label {name!r}: {x!r} is not a state index; {hint}")
+        integral = (isinstance(x, int | np.integer)
+                    or (isinstance(x, Fraction) and x.denominator == 1)
+                    or (isinstance(x, float | np.floating) and float(x).is_integer()))
+        if not integral:
+            raise ChainError(f"label {name!r}: {x!r} is not a state index; {hint}")
+        if not 0 <= int(x) < n:
+            raise ChainError(f"label {name!r}: state {int(x)} does not exist (valid: 0..{n - 1})")
+        out.add(int(x))
+    return np.asarray(sorted(out), dtype=np.int64)
 
 
 def _check_initial(

@@ -197,6 +197,33 @@ def test_chain_without_states(tmp_path: Path, cls: type, exact: bool) -> None:
     assert read_prism_explicit(tmp_path / "e.tra", model_type=c.kind).n == 0
 
 
+@pytest.mark.parametrize(
+    ("states", "message"),
+    [
+        ([1.5], "1.5 is not a state index"),  # was state 1
+        (np.array([0.9, 2.2]), "0.9 is not a state index"),  # was states 0 and 2
+        ("12", "expected a collection of states, got '12'"),  # was states 1 and 2
+        (np.array([True, False, True]), "boolean mask"),  # was states 0 and 1
+        ([True], "True is not a state index"),
+        (["1"], "'1' is not a state index"),
+        ([F(3, 2)], r"Fraction\(3, 2\) is not a state index"),
+        ([float("nan")], "nan is not a state index"),
+        (3, "expected a collection of states, got 3"),  # was a bare TypeError
+        (None, "expected a collection of states, got None"),
+        ([10**30], "state 1000000000000000000000000000000 does not exist"),  # was OverflowError
+    ],
+)
+def test_label_states_must_be_integer_indices(states: object, message: str) -> None:
+    with pytest.raises(markov.ChainError, match=message):
+        CTMC([[-1, 1, 0], [0, -1, 1], [1, 0, -1]], labels={"a": states})
+
+
+def test_integral_label_states_of_any_number_type_are_accepted() -> None:
+    for states in ([2.0, 0], np.array([2.0, 0.0]), [F(2), np.int32(0)], {0, 2}, range(0, 3, 2)):
+        c = CTMC([[-1, 1, 0], [0, -1, 1], [1, 0, -1]], labels={"a": states})
+        assert c.labels["a"].tolist() == [0, 2]
+
+
 # ------------------------------------------------------------------- networkx
 
 
