@@ -274,3 +274,19 @@ def test_unwritable_initial_distribution_is_named(tmp_path: Path,
     err = capsys.readouterr().err
     assert "state 0 has 0.666" in err and "state 1 has 0.333" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.lab", "m.tra"]
+
+
+def test_prism_parse_error_names_the_place_and_keeps_stdout_clean(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("stormpy")
+    from lumpkit._cli import main
+
+    # the message was Storm's last line, the caret under the error ('\t   ^'), and
+    # Storm's own ERROR line went to stdout, in front of what --json prints
+    (tmp_path / "bad.prism").write_text(
+        "ctmc\nmodule m x:[0..2] init 0;\n[] x<2 -> 2:(x=x+1);\nendmodule\n")
+    assert main(["ctmc", "lump", str(tmp_path / "bad.prism"), "--json"]) == 2
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "bad.prism: stormpy could not build the model:" in err
+    assert "Parsing error at 3:13" in err and "[] x<2 -> 2:(x=x+1);" in err
