@@ -358,10 +358,25 @@ class _Chain:
 
         For a CTMC the diagonal is recomputed exactly from the off-diagonal
         rates, so the result is an exact generator.
+
+        Raises
+        ------
+        ChainError
+            When a DTMC row, or the initial distribution, does not sum to
+            exactly 1 at the binary values of its floats (``0.1, 0.2, 0.7``
+            sums to ``1 - 2**-55``): nothing is adjusted silently.  Read or
+            build the chain with ``exact=True`` from its decimal values
+            instead.
         """
         if self.exact:
             return self
-        return self._replace(exact=True)
+        try:
+            return self._replace(exact=True)
+        except ChainError as exc:
+            raise ChainError(
+                f"to_exact: {exc} (at the exact binary values of the floats; read or build "
+                "the chain with exact=True from its decimal values instead)"
+            ) from None
 
     def _replace(self, **kw: Any) -> Self:
         raise NotImplementedError

@@ -290,3 +290,14 @@ def test_prism_parse_error_names_the_place_and_keeps_stdout_clean(
     assert out == ""
     assert "bad.prism: stormpy could not build the model:" in err
     assert "Parsing error at 3:13" in err and "[] x<2 -> 2:(x=x+1);" in err
+
+
+def test_to_exact_of_decimal_probabilities_says_why_and_what_to_do() -> None:
+    # 0.1 + 0.2 + 0.7 at their binary values is 1 - 2**-55, not 1: refused, with the fix
+    d = DTMC([[0.1, 0.2, 0.7], [0, 1, 0], [0, 0, 1]])
+    assert sum((F(x) for x in (0.1, 0.2, 0.7)), F(0)) == 1 - F(1, 2**55)
+    with pytest.raises(markov.ChainError, match=r"to_exact: .*sums to .*read or build the chain "
+                                                r"with exact=True"):
+        d.to_exact()
+    exact = DTMC([["0.1", "0.2", "0.7"], [0, 1, 0], [0, 0, 1]])
+    assert exact.exact_matrix()[0] == {0: F(1, 10), 1: F(1, 5), 2: F(7, 10)}
