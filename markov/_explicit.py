@@ -165,7 +165,8 @@ def _parse_sta(path: Path, n: int) -> tuple[tuple[str, ...], list[tuple[Any, ...
                 raise lines.error(f"expected 'state:(v1,v2,...)', got {t!r}")
             try:
                 s = int(head)
-                row = tuple(_sta_value(x) for x in rest[1:-1].split(","))
+                inner = rest[1:-1]
+                row = tuple(_sta_value(x) for x in inner.split(",")) if inner.strip() else ()
             except ValueError:
                 raise lines.error(f"bad state index or value in {t!r}") from None
             if not 0 <= s < n:
@@ -424,6 +425,8 @@ def write_prism_explicit(
                 raise ModelFormatError(
                     f"reward structure {name!r} cannot be named in a .srew file (empty, or a "
                     "double quote or newline in it); rename it")
+    if sta and chain.valuations is not None:
+        _check_sta_writable(chain.variables, chain.valuations)
     if isinstance(chain, CTMC):
         _, src, dst, val = chain.rate_edges()
     else:
@@ -458,7 +461,7 @@ def write_prism_explicit(
         vals = chain.valuations
 
         def fmt_sta(x: Any) -> str:
-            if isinstance(x, bool):
+            if isinstance(x, bool | np.bool_):
                 return "true" if x else "false"
             return fmt_number(x) if isinstance(x, float) else str(x)
 
@@ -486,6 +489,26 @@ def write_prism_explicit(
             written.append(p)
     _remove_stale(stem, written, sta=sta, srew=srew)
     return written
+
+
+def _check_sta_writable(variables: tuple[str, ...],
+                        valuations: tuple[tuple[Any, ...], ...]) -> None:
+    """Refuse, before anything is written, valuations a ``.sta`` file cannot hold so
+    that the reader gets them back: ints, booleans and finite floats, under names
+    without separators (a networkx chain's node names were written, then refused)."""
+    for name in variables:
+        if not name or any(c in name for c in ",()") or any(c.isspace() for c in name):
+            raise ModelFormatError(
+                f"state variable {name!r} cannot be written to a .sta file (empty, or a comma, "
+                "parenthesis or space in it); rename it or pass sta=False")
+    for s, row in enumerate(valuations):
+        for x in row:
+            ok = isinstance(x, bool | int | np.integer | np.bool_) or (
+                isinstance(x, float | np.floating) and bool(np.isfinite(x)))
+            if not ok:
+                raise ModelFormatError(
+                    f"valuation of state {s}: {x!r} cannot be written to a .sta file (ints, "
+                    "booleans and finite floats only); pass sta=False to leave the .sta out")
 
 
 def _remove_stale(stem: Path, written: list[Path], *, sta: bool, srew: bool) -> None:

@@ -301,3 +301,34 @@ def test_to_exact_of_decimal_probabilities_says_why_and_what_to_do() -> None:
         d.to_exact()
     exact = DTMC([["0.1", "0.2", "0.7"], [0, 1, 0], [0, 0, 1]])
     assert exact.exact_matrix()[0] == {0: F(1, 10), 1: F(1, 5), 2: F(7, 10)}
+
+
+@pytest.mark.parametrize(
+    ("variables", "valuations", "message"),
+    [
+        (["node"], [("up",), ("down",)], "'up' cannot be written to a .sta file"),
+        (["x"], [(float("nan"),), (1,)], "nan cannot be written"),  # was a ValueError mid-write
+        (["a,b"], [(1,), (2,)], "state variable 'a,b' cannot be written"),
+    ],
+)
+def test_valuations_a_sta_file_cannot_hold_are_refused_before_writing(
+        tmp_path: Path, variables: list[str], valuations: list[tuple[object, ...]],
+        message: str) -> None:
+    # from_networkx gives named nodes string valuations: the .sta was written, and then
+    # read_prism_explicit refused it ('bad state index or value in 0:(up)')
+    c = CTMC.from_rates([[0, 1], [2, 0]], variables=variables, valuations=valuations)
+    with pytest.raises(ModelFormatError, match=message):
+        write_prism_explicit(c, tmp_path / "m.tra")
+    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in write_prism_explicit(c, tmp_path / "m.tra", sta=False)] == [
+        "m.tra", "m.lab"]
+
+
+def test_sta_values_of_numpy_types_and_no_variables_round_trip(tmp_path: Path) -> None:
+    c = CTMC.from_rates([[0, 1], [2, 0]], variables=["x", "y"],
+                        valuations=[(np.True_, np.int64(3)), (False, -1)])
+    write_prism_explicit(c, tmp_path / "m.tra")  # np.True_ was written 'True', unreadable
+    assert read_prism_explicit(tmp_path / "m.tra").valuations == ((True, 3), (False, -1))
+    e = CTMC.from_rates([[0, 1], [2, 0]], variables=[], valuations=[(), ()])
+    write_prism_explicit(e, tmp_path / "e.tra")  # '0:()' was read as one empty value
+    assert read_prism_explicit(tmp_path / "e.tra").valuations == ((), ())
