@@ -69,7 +69,10 @@ def _coo_from_any(matrix: Any, what: str) -> tuple[int, np.ndarray, np.ndarray, 
             False,
         )
     exact = _any_exact(matrix)
-    arr = np.asarray(matrix, dtype=object if exact else None)
+    try:
+        arr = np.asarray(matrix, dtype=object if exact else None)
+    except ValueError as exc:  # ragged nested lists
+        raise ChainError(f"{what} must be a square 2-D matrix: {exc}") from None
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
         raise ChainError(f"{what} must be a square 2-D matrix, got shape {arr.shape}")
     n = int(arr.shape[0])
@@ -497,9 +500,13 @@ class CTMC(_Chain):
         """
         if isinstance(rates, tuple) and len(rates) == 4:
             n = int(rates[0])
-            rows = np.asarray(rates[1], dtype=np.int64)
-            cols = np.asarray(rates[2], dtype=np.int64)
+            rows = np.asarray(rates[1], dtype=np.int64).reshape(-1)
+            cols = np.asarray(rates[2], dtype=np.int64).reshape(-1)
             v = rates[3]
+            if n < 0 or not rows.shape[0] == cols.shape[0] == len(v):
+                raise ChainError(
+                    f"rates (n, src, dst, values): need n >= 0 and arrays of one length, got "
+                    f"n = {n} and lengths {rows.shape[0]}, {cols.shape[0]}, {len(v)}")
             is_exact = (isinstance(v, np.ndarray) and v.dtype == object) or (
                 not isinstance(v, np.ndarray) and _any_exact(list(v))
             )

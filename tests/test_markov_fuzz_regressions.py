@@ -332,3 +332,26 @@ def test_sta_values_of_numpy_types_and_no_variables_round_trip(tmp_path: Path) -
     e = CTMC.from_rates([[0, 1], [2, 0]], variables=[], valuations=[(), ()])
     write_prism_explicit(e, tmp_path / "e.tra")  # '0:()' was read as one empty value
     assert read_prism_explicit(tmp_path / "e.tra").valuations == ((), ())
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: markov.transient(CTMC([[-1, 1], [2, -2]]), "1"), "time t must be a number"),
+        (lambda: markov.transient(CTMC([[-1, 1], [2, -2]]), None), "time t must be a number"),
+        (lambda: markov.stationary(CTMC([[-1, 1], [2, -2]]), initial=[1]),
+         "initial distribution must have 2 entries"),  # was accepted (one BSCC)
+        (lambda: CTMC([[0], [0, 0]]), "must be a square 2-D matrix"),  # numpy's ValueError
+        (lambda: CTMC.from_rates((2, [0, 1], [1], [1.0])), "arrays of one length"),  # IndexError
+        (lambda: CTMC.from_rates((-1, [], [], [])), "need n >= 0"),  # numpy's ValueError
+    ],
+)
+def test_api_misuse_is_a_chain_error(call: object, message: str) -> None:
+    with pytest.raises(markov.ChainError, match=message):
+        call()  # type: ignore[operator]
+
+
+def test_transient_accepts_fraction_and_numpy_times() -> None:
+    d = DTMC([["1/2", "1/2"], [0, 1]])
+    assert markov.transient(d, np.int64(2)).tolist() == [0.25, 0.75]  # P^2 by hand
+    assert markov.transient(d, F(2)).tolist() == [0.25, 0.75]
