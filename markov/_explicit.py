@@ -253,7 +253,9 @@ def read_prism_explicit(
         then ``i r``; a ``# Reward structure "name"`` comment names it).
         ``None`` (default): use ``<stem>.lab``/``.sta``/``.srew`` (or
         ``<stem>1.srew``, ``<stem>2.srew``, ...) beside ``tra`` when they
-        exist; ``False``: do not read.
+        exist; ``False``: do not read.  ``srew`` may also map structure
+        names to paths, ``{"cost": "a.srew"}``: those names are used (not the
+        files' comments).
     model_type : {'ctmc', 'dtmc'}
     exact : bool
         Read values as exact rationals (decimals at their decimal value).
@@ -316,6 +318,7 @@ def _read_explicit(
     if sta_p:
         variables, valuations = _parse_sta(sta_p, n)
     srew_paths: dict[str | None, Path] = {}
+    named_by_caller = isinstance(srew, Mapping)
     if srew is None:
         single = stem.with_name(stem.name + ".srew")
         if single.exists():
@@ -332,7 +335,8 @@ def _read_explicit(
     seen: dict[str, Path] = {}
     for given, p in srew_paths.items():
         inner, values = _parse_srew(p, n, exact)
-        name = inner or given or p.stem
+        # the caller's names win over the comments (the mapping's keys were ignored)
+        name = (given if named_by_caller and given else inner or given) or p.stem
         if name in rewards:
             raise ModelFormatError(
                 f"{p}: reward structure {name!r} is also in {seen[name]}; give each .srew "

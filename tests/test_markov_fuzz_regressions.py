@@ -355,3 +355,17 @@ def test_transient_accepts_fraction_and_numpy_times() -> None:
     d = DTMC([["1/2", "1/2"], [0, 1]])
     assert markov.transient(d, np.int64(2)).tolist() == [0.25, 0.75]  # P^2 by hand
     assert markov.transient(d, F(2)).tolist() == [0.25, 0.75]
+
+
+def test_srew_mapping_names_the_structures(tmp_path: Path) -> None:
+    # srew={"cost": ..., "energy": ...}: the keys were ignored for the files' comments,
+    # so two files commented "time" collided (or one came back as "time", not "cost")
+    (tmp_path / "m.tra").write_text("3 2\n0 1 1\n1 2 1\n")
+    (tmp_path / "a.srew").write_text('# Reward structure "time"\n3 1\n1 1\n')
+    (tmp_path / "b.srew").write_text('# Reward structure "time"\n3 1\n2 5\n')
+    c = read_prism_explicit(tmp_path / "m.tra", srew={"cost": tmp_path / "a.srew",
+                                                      "energy": tmp_path / "b.srew"})
+    assert {k: v.tolist() for k, v in c.rewards.items()} == {
+        "cost": [0.0, 1.0, 0.0], "energy": [0.0, 0.0, 5.0]}
+    one = read_prism_explicit(tmp_path / "m.tra", srew=tmp_path / "a.srew")  # a path: its comment
+    assert list(one.rewards) == ["time"]
