@@ -106,6 +106,10 @@ def _lump(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix.lower() not in (".tra", ".drn"):
         raise _UsageError(f"-o must name a .tra or .drn file, got {out}")
+    if out is not None and out.is_dir():  # checked before the (possibly long) lumping
+        raise _UsageError(f"-o {out} is a directory; name a .tra or .drn file")
+    if out is not None and not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise _UsageError(f"-o {out}: the directory {out.parent} does not exist; create it first")
     bar = _Steps(3 if out else 2)
     try:
         t0 = time.perf_counter()

@@ -3,6 +3,8 @@ transient distributions and expected rewards."""
 
 from __future__ import annotations
 
+import math
+import numbers
 from fractions import Fraction
 from typing import Any
 
@@ -94,6 +96,9 @@ def stationary(chain: CTMC | DTMC, *, exact: bool = False, initial: Any = None) 
         return np.zeros(0)
     if exact and not chain.exact:
         raise ChainError("exact=True needs an exact chain; build it with exact=True")
+    if initial is not None and np.shape(initial) != (chain.n,):  # checked for every chain,
+        raise ChainError(  # not only those with several BSCCs (where it is used)
+            f"initial distribution must have {chain.n} entries, got shape {np.shape(initial)}")
     bsccs, _ = _bottom_sccs(chain)
     if len(bsccs) == 1:
         return _on_bscc(chain, bsccs[0], exact)
@@ -270,7 +275,9 @@ def transient(chain: CTMC | DTMC, t: float, initial: Any = None) -> np.ndarray:
     True
     """
     chain = as_chain(chain)
-    if not np.isfinite(t) or t < 0:
+    if isinstance(t, bool | np.bool_) or not isinstance(t, numbers.Real):
+        raise ChainError(f"time t must be a number, got {t!r}")
+    if not math.isfinite(float(t)) or t < 0:
         raise ChainError(f"time t must be finite and >= 0, got {t!r}")
     p0 = np.asarray(
         [float(x) for x in (chain.initial if initial is None else initial)], dtype=np.float64
@@ -285,7 +292,7 @@ def transient(chain: CTMC | DTMC, t: float, initial: Any = None) -> np.ndarray:
         for _ in range(int(t)):
             p = pt @ p
         return np.asarray(p)
-    if t == 0:
+    if t == 0 or chain.n == 0:  # (scipy's expm_multiply fails on a 0 x 0 matrix)
         return p0.copy()
     q = chain.matrix
     out = spla.expm_multiply(q.T.tocsc() * float(t), p0)

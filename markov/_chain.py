@@ -69,7 +69,10 @@ def _coo_from_any(matrix: Any, what: str) -> tuple[int, np.ndarray, np.ndarray, 
             False,
         )
     exact = _any_exact(matrix)
-    arr = np.asarray(matrix, dtype=object if exact else None)
+    try:
+        arr = np.asarray(matrix, dtype=object if exact else None)
+    except ValueError as exc:  # ragged nested lists
+        raise ChainError(f"{what} must be a square 2-D matrix: {exc}") from None
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
         raise ChainError(f"{what} must be a square 2-D matrix, got shape {arr.shape}")
     n = int(arr.shape[0])
@@ -358,10 +361,25 @@ class _Chain:
 
         For a CTMC the diagonal is recomputed exactly from the off-diagonal
         rates, so the result is an exact generator.
+
+        Raises
+        ------
+        ChainError
+            When a DTMC row, or the initial distribution, does not sum to
+            exactly 1 at the binary values of its floats (``0.1, 0.2, 0.7``
+            sums to ``1 - 2**-55``): nothing is adjusted silently.  Read or
+            build the chain with ``exact=True`` from its decimal values
+            instead.
         """
         if self.exact:
             return self
-        return self._replace(exact=True)
+        try:
+            return self._replace(exact=True)
+        except ChainError as exc:
+            raise ChainError(
+                f"to_exact: {exc} (at the exact binary values of the floats; read or build "
+                "the chain with exact=True from its decimal values instead)"
+            ) from None
 
     def _replace(self, **kw: Any) -> Self:
         raise NotImplementedError
@@ -482,9 +500,13 @@ class CTMC(_Chain):
         """
         if isinstance(rates, tuple) and len(rates) == 4:
             n = int(rates[0])
-            rows = np.asarray(rates[1], dtype=np.int64)
-            cols = np.asarray(rates[2], dtype=np.int64)
+            rows = np.asarray(rates[1], dtype=np.int64).reshape(-1)
+            cols = np.asarray(rates[2], dtype=np.int64).reshape(-1)
             v = rates[3]
+            if n < 0 or not rows.shape[0] == cols.shape[0] == len(v):
+                raise ChainError(
+                    f"rates (n, src, dst, values): need n >= 0 and arrays of one length, got "
+                    f"n = {n} and lengths {rows.shape[0]}, {cols.shape[0]}, {len(v)}")
             is_exact = (isinstance(v, np.ndarray) and v.dtype == object) or (
                 not isinstance(v, np.ndarray) and _any_exact(list(v))
             )
@@ -740,8 +762,7 @@ def _check_labels(n: int, labels: Mapping[str, Iterable[int]] | None) -> dict[st
     for name, states in labels.items():
         if not isinstance(name, str) or not name:
             raise ChainError(f"label names must be non-empty strings, got {name!r}")
-        arr = np.asarray(sorted(set(int(s) for s in states)) if not isinstance(states, np.ndarray)
-                         else np.unique(states), dtype=np.int64)
+        arr = _label_states(name, states, n)
         bad = np.flatnonzero((arr < 0) | (arr >= n))
         if bad.size:
             raise ChainError(
@@ -749,6 +770,37 @@ def _check_labels(n: int, labels: Mapping[str, Iterable[int]] | None) -> dict[st
             )
         out[name] = _readonly(arr)
     return out
+
+
+def _label_states(name: str, states: Any, n: int) -> np.ndarray:
+    """The sorted distinct state indices of one label; refuses anything but integers
+    (1.5 was read as state 1, the string '12' as states 1 and 2, a boolean mask as
+    states 0 and 1)."""
+    hint = "give the label's states as integer indices, e.g. [0, 3]"
+    if isinstance(states, np.ndarray):
+        if states.dtype.kind in "iu":
+            return np.unique(states).astype(np.int64).reshape(-1)
+        if states.dtype.kind == "b":
+            raise ChainError(f"label {name!r}: got a boolean mask; {hint} "
+                             "(np.flatnonzero(mask))")
+        states = states.tolist()
+    if isinstance(states, str | bytes) or not isinstance(states, Iterable):
+        raise ChainError(f"label {name!r}: expected a collection of states, got {states!r}; "
+                         f"{hint}")
+    out: set[int] = set()
+    for x in states:
+        if isinstance(x, bool | np.bool_) or not isinstance(
+                x, int | np.integer | float | np.floating | Fraction):
+            raise ChainError(f"label {name!r}: {x!r} is not a state index; {hint}")
+        integral = (isinstance(x, int | np.integer)
+                    or (isinstance(x, Fraction) and x.denominator == 1)
+                    or (isinstance(x, float | np.floating) and float(x).is_integer()))
+        if not integral:
+            raise ChainError(f"label {name!r}: {x!r} is not a state index; {hint}")
+        if not 0 <= int(x) < n:
+            raise ChainError(f"label {name!r}: state {int(x)} does not exist (valid: 0..{n - 1})")
+        out.add(int(x))
+    return np.asarray(sorted(out), dtype=np.int64)
 
 
 def _check_initial(
@@ -767,7 +819,8 @@ def _check_initial(
                 init[s] = Fraction(1, int(states.size))
         else:
             init = np.zeros(n)
-            init[states] = 1.0 / states.size
+            if states.size:  # (a chain without states has no initial mass to place)
+                init[states] = 1.0 / states.size
         return _readonly(init)
     vals = list(initial.tolist() if isinstance(initial, np.ndarray) else initial)
     if len(vals) != n:

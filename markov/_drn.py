@@ -72,9 +72,11 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
     dst: list[int] = []
     vals: list[Any] = []
     labels: dict[str, list[int]] = {}
-    rewards: list[list[Any]] = []
+    # rewards of the states listed so far (filled into lists of n values at the end, once
+    # the file has shown n states: a corrupt @nr_states must not allocate its count)
+    rewards: list[dict[int, Any]] = []
     exits: dict[int, tuple[Any, int]] = {}
-    action_reward: list[list[Any]] = []
+    action_reward: list[dict[int, Any]] = []
     state: int | None = None
     actions = 0
     expected_state = 0
@@ -118,8 +120,8 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
                     n = int(t)
                 except ValueError:
                     raise lines.error(f"expected the number of states, got {t!r}") from None
-                rewards = [[parse_number("0", exact)] * n for _ in reward_names]
-                action_reward = [[parse_number("0", exact)] * n for _ in reward_names]
+                rewards = [{} for _ in reward_names]
+                action_reward = [{} for _ in reward_names]
                 continue
             if section == "@nr_choices":
                 continue
@@ -187,8 +189,11 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
     else:
         vals_arr = np.asarray(vals, dtype=np.float64)
     s_arr, d_arr = np.asarray(src, np.int64), np.asarray(dst, np.int64)
-    rew = reward_rates(f"{path}: ", reward_names, rewards, action_reward, n, s_arr, vals,
-                       mtype == "CTMC", "action")
+    zero = parse_number("0", exact)
+    rew = reward_rates(f"{path}: ", reward_names,
+                       [[r.get(s, zero) for s in range(n)] for r in rewards],
+                       [[a.get(s, zero) for s in range(n)] for a in action_reward],
+                       n, s_arr, vals, mtype == "CTMC", "action")
     try:
         if mtype == "CTMC":
             chain: CTMC | DTMC = CTMC.from_rates((n, s_arr, d_arr, vals_arr), labels=labels,
@@ -203,15 +208,23 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
 def _read_drn_fast(path: Path) -> CTMC | DTMC | None:
     """Vectorised reader for well-formed float DRN files (Storm's own exports).
 
-    Returns ``None`` on anything unusual; the caller then uses the
-    line-by-line reader, which reports the file, line and reason.
+    Returns ``None`` on anything unusual (a token that is not a number, a
+    state line without its index, a line out of place); the caller then uses
+    the line-by-line reader, which reports the file, line and reason.
     """
-    import io
-
     try:
         text = path.read_text(encoding="utf-8")
     except (UnicodeDecodeError, OSError):
         return None
+    try:
+        return _parse_drn_fast(path, text)
+    except (ValueError, IndexError):  # malformed: let the checked reader name the line
+        return None
+
+
+def _parse_drn_fast(path: Path, text: str) -> CTMC | DTMC | None:
+    """The body of :func:`_read_drn_fast`; may raise ValueError/IndexError on bad tokens."""
+    import io
     lines = text.split("\n")
     try:
         at = lines.index("@model")
@@ -253,6 +266,16 @@ def _read_drn_fast(path: Path) -> CTMC | DTMC | None:
         x.strip() and not x.lstrip().startswith("//") for x in itertools.compress(model, other)
     ):
         return None
+    # the layout of a chain: every state line, then its one action line, then its
+    # transitions (an MDP's second action, or a transition before the first state
+    # or before its state's action line, goes to the checked reader, which refuses it)
+    st_at, act_at = np.flatnonzero(is_st), np.flatnonzero(is_act)
+    if st_at.size != n or act_at.size != n:
+        return None
+    if n:
+        tr_before = np.cumsum(is_tr)  # transitions up to each line
+        if np.any(act_at != st_at + 1) or int(tr_before[st_at[0]]) != 0:
+            return None
     actions = list(itertools.compress(model, is_act))
     action_reward = [np.zeros(n) for _ in reward_names]
     for s_i, x in enumerate(actions):
@@ -283,6 +306,8 @@ def _read_drn_fast(path: Path) -> CTMC | DTMC | None:
         if np.any(dst != arr[:, 0]) or np.any((dst < 0) | (dst >= n)):
             return None
         vals = arr[:, 1]
+        if np.any(vals == 0):  # '0', or a value like 1e-400 that underflows: the checked reader
+            return None
     else:
         dst, vals = np.zeros(0, np.int64), np.zeros(0)
     counts = np.diff(np.append(starts, m)).astype(np.int64)
@@ -333,7 +358,7 @@ def _parse_state_line(
     n: int,
     exact: bool,
     reward_names: list[str],
-    rewards: list[list[Any]],
+    rewards: list[dict[int, Any]],
     labels: dict[str, list[int]],
     exits: dict[int, tuple[Any, int]],
     mtype: str,

@@ -43,9 +43,11 @@ def _parse_tra(
             )
         n, m = int(header[0]), int(header[1])
         header_line = lines.lineno
-        src = np.empty(m, dtype=np.int64)
-        dst = np.empty(m, dtype=np.int64)
-        vals: Any = np.empty(m, dtype=object if exact else np.float64)
+        # arrays grow with the lines read (a corrupt header must not allocate its count)
+        size = min(m, 1 << 16)
+        src = np.empty(size, dtype=np.int64)
+        dst = np.empty(size, dtype=np.int64)
+        vals: Any = np.empty(size, dtype=object if exact else np.float64)
         k = 0
         for line in it:
             parts = line.split()
@@ -67,6 +69,10 @@ def _parse_tra(
                 v = parse_number(parts[2], exact)
             except ValueError as exc:
                 raise lines.error(f"bad value {parts[2]!r}: {exc}") from None
+            if k == size:
+                size = min(m, 2 * size)
+                src, dst, vals = (np.resize(src, size), np.resize(dst, size),
+                                  np.resize(vals, size))
             src[k], dst[k], vals[k] = i, j, v
             k += 1
         if k != m:
@@ -92,7 +98,13 @@ def _parse_lab(path: Path, n: int) -> dict[str, list[int]]:
                     raise lines.error(
                         f"expected label declarations like 0=\"init\" 1=\"deadlock\", got {text!r}"
                     )
-                names[int(mt.group(1))] = mt.group(2)
+                index = int(mt.group(1))
+                if index in names:
+                    raise lines.error(
+                        f"label index {index} is declared twice ({names[index]!r} and "
+                        f"{mt.group(2)!r}); give every label its own index"
+                    )
+                names[index] = mt.group(2)
                 pos = mt.end()
             break
         out: dict[str, list[int]] = {name: [] for name in names.values()}
@@ -153,7 +165,8 @@ def _parse_sta(path: Path, n: int) -> tuple[tuple[str, ...], list[tuple[Any, ...
                 raise lines.error(f"expected 'state:(v1,v2,...)', got {t!r}")
             try:
                 s = int(head)
-                row = tuple(_sta_value(x) for x in rest[1:-1].split(","))
+                inner = rest[1:-1]
+                row = tuple(_sta_value(x) for x in inner.split(",")) if inner.strip() else ()
             except ValueError:
                 raise lines.error(f"bad state index or value in {t!r}") from None
             if not 0 <= s < n:
@@ -183,12 +196,14 @@ def _parse_srew(path: Path, n: int, exact: bool) -> tuple[str | None, list[Any]]
                 continue
             header = t.split()
             break
-        if header is None or len(header) != 2 or not all(h.isdigit() for h in header):
+        if header is None:
+            raise ModelFormatError(f"{path}: empty file; expected the header 'states nonzeros'")
+        if len(header) != 2 or not all(h.isdigit() for h in header):
             raise lines.error("expected the header 'states nonzeros' (two integers)")
         if int(header[0]) != n:
             raise lines.error(f"reward file is for {header[0]} states, the model has {n}")
-        zero = parse_number("0", exact)
-        rew: list[Any] = [zero] * n
+        announced, header_line = int(header[1]), lines.lineno
+        values: dict[int, Any] = {}
         for line in it:
             parts = line.split()
             if not parts or parts[0].startswith("#"):
@@ -197,12 +212,21 @@ def _parse_srew(path: Path, n: int, exact: bool) -> tuple[str | None, list[Any]]
                 raise lines.error(f"expected 'state value', got {line.strip()!r}")
             try:
                 s = int(parts[0])
-                rew[s] = parse_number(parts[1], exact)
-            except (ValueError, IndexError) as exc:
+                v = parse_number(parts[1], exact)
+            except ValueError as exc:
                 raise lines.error(f"bad line {line.strip()!r}: {exc}") from None
             if not 0 <= s < n:
                 raise lines.error(f"state {s} out of range 0..{n - 1}")
-    return name, rew
+            if s in values:
+                raise lines.error(f"state {s} has a second reward; give each state one line")
+            values[s] = v
+        if len(values) != announced:
+            raise ModelFormatError(
+                f"{path}, line {header_line}: the header announces {announced} rewards, "
+                f"the file has {len(values)}"
+            )
+    zero = parse_number("0", exact)
+    return name, [values.get(s, zero) for s in range(n)]
 
 
 def read_prism_explicit(
@@ -229,7 +253,9 @@ def read_prism_explicit(
         then ``i r``; a ``# Reward structure "name"`` comment names it).
         ``None`` (default): use ``<stem>.lab``/``.sta``/``.srew`` (or
         ``<stem>1.srew``, ``<stem>2.srew``, ...) beside ``tra`` when they
-        exist; ``False``: do not read.
+        exist; ``False``: do not read.  ``srew`` may also map structure
+        names to paths, ``{"cost": "a.srew"}``: those names are used (not the
+        files' comments).
     model_type : {'ctmc', 'dtmc'}
     exact : bool
         Read values as exact rationals (decimals at their decimal value).
@@ -256,6 +282,24 @@ def read_prism_explicit(
     tra = Path(tra)
     if model_type not in ("ctmc", "dtmc"):
         raise ModelFormatError(f"model_type must be 'ctmc' or 'dtmc', got {model_type!r}")
+    try:
+        return _read_explicit(tra, lab, sta, srew, model_type, exact)
+    except MemoryError:  # e.g. a corrupt header announcing 10**13 states
+        raise ModelFormatError(
+            f"{tra}: not enough memory for the chain its header 'states transitions' "
+            "announces; check the first line"
+        ) from None
+
+
+def _read_explicit(
+    tra: Path,
+    lab: str | os.PathLike[str] | Literal[False] | None,
+    sta: str | os.PathLike[str] | Literal[False] | None,
+    srew: _PathOrNames | Literal[False] | None,
+    model_type: str,
+    exact: bool,
+) -> CTMC | DTMC:
+    """The body of :func:`read_prism_explicit` (which turns a MemoryError into a clear error)."""
     n, src, dst, vals = _parse_tra(tra, exact)
     stem = tra.with_suffix("")
 
@@ -274,6 +318,7 @@ def read_prism_explicit(
     if sta_p:
         variables, valuations = _parse_sta(sta_p, n)
     srew_paths: dict[str | None, Path] = {}
+    named_by_caller = isinstance(srew, Mapping)
     if srew is None:
         single = stem.with_name(stem.name + ".srew")
         if single.exists():
@@ -287,10 +332,18 @@ def read_prism_explicit(
     elif srew is not False:
         srew_paths[None] = Path(srew)
     rewards: dict[str, Any] = {}
+    seen: dict[str, Path] = {}
     for given, p in srew_paths.items():
         inner, values = _parse_srew(p, n, exact)
-        name = inner or given or p.stem
+        # the caller's names win over the comments (the mapping's keys were ignored)
+        name = (given if named_by_caller and given else inner or given) or p.stem
+        if name in rewards:
+            raise ModelFormatError(
+                f"{p}: reward structure {name!r} is also in {seen[name]}; give each .srew "
+                "file its own structure name"
+            )
         rewards[name] = values
+        seen[name] = p
     try:
         if model_type == "ctmc":
             return CTMC.from_rates((n, src, dst, vals), labels=labels, rewards=rewards,
@@ -306,10 +359,15 @@ def read_prism_explicit(
 def _support_uniform(chain: CTMC | DTMC) -> list[int]:
     init = chain.initial.tolist()
     support = [i for i, p in enumerate(init) if p > 0]
-    if len({init[i] for i in support}) > 1:
+    other = next((i for i in support if init[i] != init[support[0]]), None)
+    if other is not None:
+        first = support[0]
         raise ModelFormatError(
             "PRISM explicit and DRN files express only a uniform initial distribution over "
-            "the 'init' states; this chain's initial distribution is not uniform on its support"
+            "the 'init' states; this chain's initial distribution is not uniform on its support "
+            f"(state {first} has {init[first]}, state {other} has {init[other]}; a lumping "
+            "quotient has such a distribution when its blocks hold unequal numbers of initial "
+            "states)"
         )
     return support
 
@@ -329,7 +387,10 @@ def write_prism_explicit(
     valuations) and the state rewards (``<stem>.srew`` for one structure,
     ``<stem>1.srew``, ``<stem>2.srew``, ... for several, each naming its
     structure in a ``#`` comment).  CTMCs are written as rate matrices
-    (off-diagonal rates and the self-loops of :attr:`CTMC.loops`).  Floats
+    (off-diagonal rates and the self-loops of :attr:`CTMC.loops`).  A
+    ``.sta`` or ``.srew`` file beside ``tra`` that this write does not produce
+    but the reader would pick up (left by an earlier write of another chain
+    to the same name) is deleted, unless ``sta=False``/``srew=False``.  Floats
     are written with their shortest round-trip representation, exact values
     as finite decimals or ``p/q``.
 
@@ -368,6 +429,8 @@ def write_prism_explicit(
                 raise ModelFormatError(
                     f"reward structure {name!r} cannot be named in a .srew file (empty, or a "
                     "double quote or newline in it); rename it")
+    if sta and chain.valuations is not None:
+        _check_sta_writable(chain.variables, chain.valuations)
     if isinstance(chain, CTMC):
         _, src, dst, val = chain.rate_edges()
     else:
@@ -402,7 +465,7 @@ def write_prism_explicit(
         vals = chain.valuations
 
         def fmt_sta(x: Any) -> str:
-            if isinstance(x, bool):
+            if isinstance(x, bool | np.bool_):
                 return "true" if x else "false"
             return fmt_number(x) if isinstance(x, float) else str(x)
 
@@ -428,4 +491,44 @@ def write_prism_explicit(
             p = stem.with_name(f"{stem.name}{k if many else ''}.srew")
             atomic_write(p, w_srew)
             written.append(p)
+    _remove_stale(stem, written, sta=sta, srew=srew)
     return written
+
+
+def _check_sta_writable(variables: tuple[str, ...],
+                        valuations: tuple[tuple[Any, ...], ...]) -> None:
+    """Refuse, before anything is written, valuations a ``.sta`` file cannot hold so
+    that the reader gets them back: ints, booleans and finite floats, under names
+    without separators (a networkx chain's node names were written, then refused)."""
+    for name in variables:
+        if not name or any(c in name for c in ",()") or any(c.isspace() for c in name):
+            raise ModelFormatError(
+                f"state variable {name!r} cannot be written to a .sta file (empty, or a comma, "
+                "parenthesis or space in it); rename it or pass sta=False")
+    for s, row in enumerate(valuations):
+        for x in row:
+            ok = isinstance(x, bool | int | np.integer | np.bool_) or (
+                isinstance(x, float | np.floating) and bool(np.isfinite(x)))
+            if not ok:
+                raise ModelFormatError(
+                    f"valuation of state {s}: {x!r} cannot be written to a .sta file (ints, "
+                    "booleans and finite floats only); pass sta=False to leave the .sta out")
+
+
+def _remove_stale(stem: Path, written: list[Path], *, sta: bool, srew: bool) -> None:
+    """Delete the ``.sta``/``.srew`` files beside ``stem`` that this write did not produce
+    but :func:`read_prism_explicit` would read with it (left by an earlier write of
+    another chain to the same name: its rewards would be read as this chain's)."""
+    keep = set(written)
+    stale: list[Path] = []
+    if sta:
+        stale.append(stem.with_name(stem.name + ".sta"))
+    if srew:
+        stale.append(stem.with_name(stem.name + ".srew"))
+        k = 1
+        while (p := stem.with_name(f"{stem.name}{k}.srew")).exists():
+            stale.append(p)
+            k += 1
+    for p in stale:
+        if p not in keep and p.is_file():
+            p.unlink()

@@ -53,10 +53,18 @@ def parse_number(tok: str, exact: bool) -> Fraction | float:
     if exact:
         return to_rational(tok)
     if "/" in tok:
-        return float(to_rational(tok))
-    v = float(tok)
-    if not np.isfinite(v):
-        raise ValueError(f"{tok!r} is not a finite number")
+        q = to_rational(tok)
+        v = float(q)
+    else:
+        v = float(tok)
+        if not np.isfinite(v):
+            raise ValueError(f"{tok!r} is not a finite number")
+        if v != 0.0:
+            return v
+        q = to_rational(tok)
+    if v == 0.0 and q != 0:  # e.g. 1e-400: the transition would vanish
+        raise ValueError(f"{tok!r} is not zero but rounds to 0 in float64; read the model "
+                         "with exact=True (--exact) or rescale the values")
     return v
 
 
@@ -67,7 +75,7 @@ class FileLines:
         self.path = Path(path)
         self.lineno = 0
         try:
-            self._fh = open(self.path, encoding="utf-8")
+            self._fh = open(self.path, encoding="utf-8-sig")  # a leading BOM is skipped
         except UnicodeDecodeError as exc:  # pragma: no cover - open does not decode
             raise ModelFormatError(f"{self.path}: not a text file ({exc})") from None
 

@@ -80,6 +80,8 @@ class ChainLumping:
     @functools.cached_property
     def blocks(self) -> tuple[tuple[int, ...], ...]:
         """The blocks, each sorted, in block order (built on first use)."""
+        if self.num_blocks == 0:  # a chain without states (np.split would give one empty block)
+            return ()
         order = np.argsort(self.block_of, kind="stable")
         bounds = np.cumsum(np.bincount(self.block_of, minlength=self.num_blocks))[:-1]
         return tuple(tuple(part.tolist()) for part in np.split(order, bounds))
@@ -228,9 +230,12 @@ def lump(
     arithmetic : {'exact', 'float'}, optional
         Engine arithmetic.  Default ``'exact'``: rationals for exact chains,
         the exact binary value of every stored float for float chains (the
-        stored diagonal of a float generator is the correctly rounded
-        minus exit rate; build the chain with ``exact=True`` for the exact
-        generator).  ``'float'`` rounds every entry to the grid
+        stored diagonal of a float generator is minus the float sum of the
+        row's rates, which is not always the correctly rounded exit rate:
+        rates 0.05, 0.05, 3.3 give 3.3999999999999995, rates 0.1, 3.3 give
+        3.4, though both sum to the same rational, so ordinary and strict
+        lumping can keep such states apart; build the chain with
+        ``exact=True`` for the exact generator).  ``'float'`` rounds every entry to the grid
         ``tolerance * Z`` first (see :func:`lumpcore.coarsest_lumping`).
     tolerance : float
         Float arithmetic only.

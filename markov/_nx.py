@@ -56,9 +56,11 @@ def from_networkx(graph: Any, kind: str | None = None, *, exact: bool | None = N
     """Build a chain from a ``networkx.DiGraph`` written by :func:`to_networkx`
     (or by hand: edges with ``rate`` for a CTMC, ``prob`` for a DTMC).
 
-    Node attributes ``labels`` (iterable of names), ``initial`` and
-    ``reward:<name>`` are optional.  Nodes are numbered in ``graph.nodes``
-    order.
+    Node attributes ``labels`` (iterable of names, or one name),
+    ``initial`` and ``reward:<name>`` are optional; when some nodes have
+    ``initial``, the others have initial probability 0 (when none has it,
+    the chain's default applies: uniform over ``init``, else the first
+    node).  Nodes are numbered in ``graph.nodes`` order.
 
     Examples
     --------
@@ -86,16 +88,19 @@ def from_networkx(graph: Any, kind: str | None = None, *, exact: bool | None = N
         dst.append(index[v])
         val.append(data[key])
     labels: dict[str, list[int]] = {}
-    initial: list[Any] | None = []
+    # nodes without an 'initial' attribute have initial probability 0 when any node has
+    # one (they were all ignored, and the mass put on the first node, before)
+    given_initial = any("initial" in data for _, data in graph.nodes(data=True))
+    initial: list[Any] | None = [] if given_initial else None
     rewards: dict[str, list[Any]] = {}
     for v, data in graph.nodes(data=True):
-        for lab in data.get("labels", ()):
+        names = data.get("labels", ())
+        if isinstance(names, str):  # one label name, not the set of its characters
+            names = (names,)
+        for lab in names:
             labels.setdefault(str(lab), []).append(index[v])
         if initial is not None:
-            if "initial" in data:
-                initial.append(data["initial"])
-            else:
-                initial = None
+            initial.append(data.get("initial", 0))
         for k, x in data.items():
             if k.startswith("reward:"):
                 rewards.setdefault(k[len("reward:"):], [0] * n)[index[v]] = x

@@ -115,8 +115,9 @@ def read_prism(
             pass
     dev = stormpy.developer
     old_level = dev.get_log_level()
-    # Storm logs warnings to stdout, which would corrupt --json output: quiet it while building.
-    dev.set_log_level(dev.LogLevel.ERR)
+    # Storm logs warnings and errors to stdout, which would corrupt --json output: quiet it
+    # while building (an error also raises, and its text goes into the ModelFormatError).
+    dev.set_log_level(dev.LogLevel.OFF)
     try:
         if path.suffix.lower() == ".jani":
             model_desc, _props = stormpy.parse_jani_model(str(path))
@@ -148,9 +149,12 @@ def read_prism(
         builder = stormpy.build_model[stormpy.Rational] if exact else stormpy.build_model
         model = builder(model_desc, options=opts)
     except (RuntimeError, UnicodeDecodeError, stormpy.exceptions.StormError) as exc:
-        msg = str(exc).strip().splitlines()
+        # one line: Storm's reason with the offending source line (its caret line, the
+        # last line of a parsing error, was all that was shown before)
+        msg = " ".join(t.strip() for t in str(exc).splitlines()
+                       if t.strip() and t.strip() != "^")
         raise ModelFormatError(
-            f"{path}: stormpy could not build the model: {msg[-1] if msg else exc}"
+            f"{path}: stormpy could not build the model: {msg or type(exc).__name__}"
         ) from None
     finally:
         dev.set_log_level(old_level)
