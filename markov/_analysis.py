@@ -99,6 +99,14 @@ def stationary(chain: CTMC | DTMC, *, exact: bool = False, initial: Any = None) 
     if initial is not None and np.shape(initial) != (chain.n,):  # checked for every chain,
         raise ChainError(  # not only those with several BSCCs (where it is used)
             f"initial distribution must have {chain.n} entries, got shape {np.shape(initial)}")
+    if initial is not None:
+        try:
+            _check_distribution(np.array([float(x) for x in np.asarray(initial).tolist()],
+                                         dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ChainError):
+                raise
+            raise ChainError(f"initial distribution: {exc}") from None
     bsccs, _ = _bottom_sccs(chain)
     if len(bsccs) == 1:
         return _on_bscc(chain, bsccs[0], exact)
@@ -135,6 +143,20 @@ def _on_bscc(chain: CTMC | DTMC, support: np.ndarray, exact: bool) -> np.ndarray
     return out
 
 
+def _check_distribution(p0: np.ndarray) -> None:
+    """A user's start distribution: finite, non-negative, summing to 1 (to 1e-9)."""
+    bad = np.flatnonzero(~np.isfinite(p0) | (p0 < 0))
+    if bad.size:
+        k = int(bad[0])
+        raise ChainError(
+            f"initial distribution: entry {k} is {float(p0[k])!r}; a distribution has finite, "
+            "non-negative masses")
+    total = float(p0.sum())
+    if abs(total - 1.0) > 1e-9:
+        raise ChainError(
+            f"initial distribution sums to {total!r}, not 1; divide it by its sum")
+
+
 def _reach_probabilities(chain: CTMC | DTMC, bsccs: list[np.ndarray], initial: Any,
                          exact: bool) -> list[Any]:
     """Probability of ending in each BSCC from ``initial`` (default: the chain's).
@@ -146,6 +168,8 @@ def _reach_probabilities(chain: CTMC | DTMC, bsccs: list[np.ndarray], initial: A
     p0 = chain.initial if initial is None else np.asarray(initial, dtype=object)
     if p0.shape != (n,):
         raise ChainError(f"initial distribution must have {n} entries, got {p0.shape}")
+    if initial is not None:
+        _check_distribution(np.array([float(x) for x in p0.tolist()], dtype=np.float64))
     which = np.full(n, -1, dtype=np.int64)
     for k, support in enumerate(bsccs):
         which[support] = k
@@ -284,6 +308,8 @@ def transient(chain: CTMC | DTMC, t: float, initial: Any = None) -> np.ndarray:
     )
     if p0.shape != (chain.n,):
         raise ChainError(f"initial distribution must have {chain.n} entries, got {p0.shape}")
+    if initial is not None:
+        _check_distribution(p0)
     if isinstance(chain, DTMC):
         if float(t) != int(t):
             raise ChainError(f"a DTMC moves in whole steps; got t = {t!r}")

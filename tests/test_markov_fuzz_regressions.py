@@ -369,3 +369,22 @@ def test_srew_mapping_names_the_structures(tmp_path: Path) -> None:
         "cost": [0.0, 1.0, 0.0], "energy": [0.0, 0.0, 5.0]}
     one = read_prism_explicit(tmp_path / "m.tra", srew=tmp_path / "a.srew")  # a path: its comment
     assert list(one.rewards) == ["time"]
+
+
+def test_transient_and_stationary_refuse_a_start_that_is_no_distribution() -> None:
+    """A negative mass or a total other than 1 is no start distribution (transient
+    used to propagate it as a signed measure)."""
+    import markov
+    from markov import ChainError
+
+    chain = markov.paper_example_2()
+    n = chain.n
+    for bad, needle in (([-1.0] + [0.0] * (n - 2) + [2.0], "entry 0 is -1.0"),
+                        ([0.5] * n, "sums to 4.0"),
+                        ([float("nan")] + [0.0] * (n - 1), "entry 0 is nan")):
+        with pytest.raises(ChainError, match=needle):
+            markov.transient(chain, 1.0, bad)
+        with pytest.raises(ChainError, match=needle):
+            markov.stationary(chain, initial=bad)
+    ok = [1.0] + [0.0] * (n - 1)
+    assert abs(float(markov.transient(chain, 1.0, ok).sum()) - 1.0) < 1e-12
