@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["forward_quotient", "rate_edges_float", "sorted_offdiagonal_rows"]
+__all__ = ["exact_diagonals", "forward_quotient", "rate_edges_float", "sorted_offdiagonal_rows"]
 
 
 @njit(cache=True, inline="always")
@@ -194,3 +194,58 @@ def sorted_offdiagonal_rows(  # pragma: no cover - compiled
             nr += 1
     starts[nr] = sp
     return rows_with[:nr], starts[:nr + 1]
+
+
+@njit(cache=True)
+def exact_diagonals(  # pragma: no cover - compiled
+    n: int, src: np.ndarray, dst: np.ndarray, val: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Minus the exact rate sum of every row (edges sorted by row) whose stored diagonal
+    is not exactly that, as floats whose exact sum it is.
+
+    Each row's rates are summed into a non-overlapping expansion (Shewchuk's
+    grow-expansion: Knuth's TwoSum, zero components dropped), which holds the
+    exact sum; usually one or two floats.  Returns ``bad`` (per row: the stored
+    diagonal differs), and the rows and values of the expansions' components
+    (negated) of the bad rows.
+    """
+    m = src.shape[0]
+    bad = np.zeros(n, dtype=np.bool_)
+    out_rows = np.empty(m, dtype=np.int64)
+    out_vals = np.empty(m, dtype=np.float64)
+    comp = np.empty(m + 1, dtype=np.float64)
+    k_out = 0
+    e = 0
+    while e < m:
+        r = src[e]
+        nc = 0
+        d = 0.0
+        while e < m and src[e] == r:
+            x = val[e]
+            if dst[e] == r:
+                d = x
+            else:
+                q = x
+                kept = 0
+                for i in range(nc):
+                    h = comp[i]
+                    t = q + h
+                    bb = t - q
+                    err = (q - (t - bb)) + (h - bb)
+                    q = t
+                    if err != 0.0:
+                        comp[kept] = err
+                        kept += 1
+                if q != 0.0:
+                    comp[kept] = q
+                    kept += 1
+                nc = kept
+            e += 1
+        exact = (nc == 0 and d == 0.0) or (nc == 1 and comp[0] == -d)
+        if not exact:
+            bad[r] = True
+            for i in range(nc):
+                out_rows[k_out] = r
+                out_vals[k_out] = -comp[i]
+                k_out += 1
+    return bad, out_rows[:k_out], out_vals[:k_out]

@@ -229,13 +229,13 @@ def lump(
     kind : {'ordinary', 'exact', 'strict', 'proportional', 'proportional-exact', 'bisim'}
     arithmetic : {'exact', 'float'}, optional
         Engine arithmetic.  Default ``'exact'``: rationals for exact chains,
-        the exact binary value of every stored float for float chains (the
-        stored diagonal of a float generator is minus the float sum of the
-        row's rates, which is not always the correctly rounded exit rate:
-        rates 0.05, 0.05, 3.3 give 3.3999999999999995, rates 0.1, 3.3 give
-        3.4, though both sum to the same rational, so ordinary and strict
-        lumping can keep such states apart; build the chain with
-        ``exact=True`` for the exact generator).  ``'float'`` rounds every entry to the grid
+        the exact binary value of every stored float for float chains, with a
+        generator's diagonal taken as exactly minus its row's rate sum (the
+        stored diagonal is that sum rounded, and in a summation order: rates
+        0.05, 0.05, 3.3 give 3.3999999999999995, rates 0.1, 3.3 give 3.4,
+        though both sum to the same rational; lumped as stored, such states
+        would be kept apart, and no row would sum to exactly 0).  ``'float'``
+        rounds every entry, the stored diagonal included, to the grid
         ``tolerance * Z`` first (see :func:`lumpcore.coarsest_lumping`).
     tolerance : float
         Float arithmetic only.
@@ -285,7 +285,12 @@ def lump(
         n, src, dst, val = chain.rate_edges()  # Storm's rate matrix: self-loops, no -exit
     else:
         n, src, dst, val = chain.to_edges()
-    if val.dtype == np.float64:
+    if (val.dtype == np.float64 and arithmetic == "exact" and kind != "bisim"
+            and isinstance(chain, CTMC)):
+        # a generator's diagonal is minus the row's rate sum, which a float may not hold:
+        # the engine gets it exactly, as one self-edge -q(s, t) per rate where needed
+        graph = _exact_generator_graph(n, src, dst, val)
+    elif val.dtype == np.float64:
         # the chain's arrays are validated (indices in range, finite values):
         # hand them to the engine as they are, without from_edges' copies
         graph = WeightedGraph(n, _readonly(src), _readonly(dst), _readonly(val))
@@ -348,6 +353,30 @@ def lump(
         kind=kind, chain=chain, quotient=quotient, block_of=eng.block_of,
         rho=rho, arithmetic=arithmetic, engine=tuple(runs), seconds=seconds,
     )
+
+
+def _exact_generator_graph(n: int, src: np.ndarray, dst: np.ndarray, val: np.ndarray
+                           ) -> WeightedGraph:
+    """The generator's graph with every diagonal exactly minus its row's rate sum.
+
+    The stored diagonal of a float generator is the float sum of the row's
+    rates, rounded: rates 0.1, 0.2, 0.3 and 0.3, 0.2, 0.1 give different
+    diagonals, and no float row sums to exactly 0, so exact arithmetic on the
+    stored values kept apart states that the exact generator lumps.  Rows
+    whose stored diagonal is exact keep it; the others get the exact sum as
+    a few self-edges (floats whose exact sum it is; the engine sums parallel
+    edges exactly).
+    """
+    from ._kernels import exact_diagonals
+
+    bad, rows, vals = exact_diagonals(n, src, dst, val)
+    if not bad.any():
+        return WeightedGraph(n, _readonly(src), _readonly(dst), _readonly(val))
+    keep = ~(bad[src] & (src == dst))  # drop the inexact diagonals
+    s2 = np.concatenate([src[keep], rows])
+    d2 = np.concatenate([dst[keep], rows])
+    v2 = np.concatenate([val[keep], vals])
+    return WeightedGraph(n, _readonly(s2), _readonly(d2), _readonly(v2))
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
