@@ -73,7 +73,28 @@ def _edges(chain: Any) -> tuple[int, list[int], list[int], list[Fraction]]:
     for k, (a, b) in enumerate(zip(s, d, strict=True)):
         if not (0 <= a < n and 0 <= b < n):
             raise _BadInput(f"entry {k} ({a}, {b}) is outside the {n} states")
-    return n, s, d, [to_rational(x) for x in v]
+    q = [to_rational(x) for x in v]
+    if _is_ctmc(chain):
+        # a generator's diagonal is minus its rate sum, exactly; a float chain stores that
+        # sum rounded (rates 0.1, 0.2, 0.3 sum to 0.6000000000000001 in one order, 0.6 in
+        # another), as markov.lump also takes it
+        exit_rate = [Fraction(0)] * n
+        for a, b, x in zip(s, d, q, strict=True):
+            if a != b:
+                exit_rate[a] += x
+        keep = [k for k, (a, b) in enumerate(zip(s, d, strict=True)) if a != b]
+        s = [s[k] for k in keep] + list(range(n))
+        d = [d[k] for k in keep] + list(range(n))
+        q = [q[k] for k in keep] + [-e for e in exit_rate]
+    return n, s, d, q
+
+
+def _is_ctmc(chain: Any) -> bool:
+    try:
+        from markov import CTMC
+    except ImportError:  # pragma: no cover - markov ships with proofs
+        return False
+    return isinstance(chain, CTMC)
 
 
 def _state(x: Any, where: str) -> int:
@@ -144,7 +165,9 @@ def check_markov_lumping(
     ----------
     chain : markov.CTMC / DTMC, ``(n, src, dst, values)``, or a square matrix
         Generator ``Q`` (with its diagonal) or transition matrix ``P``.
-        Floats are taken at their exact binary value.
+        Floats are taken at their exact binary value; the diagonal of a
+        ``markov.CTMC`` is taken as exactly minus its row's rate sum (a float
+        chain stores that sum rounded).
     partition : sequence of blocks, or one label per state
     notion : {"ordinary", "exact", "strict", "proportional", "proportional_exact"}
         ordinary: equal outgoing sums ``sum_{u in B} Q(s, u)`` inside a block;
