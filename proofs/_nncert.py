@@ -326,6 +326,33 @@ def _post_value(ops: list[Any], b: Fraction, channel: int) -> Fraction | None:
     return v
 
 
+def _param_arrays(op: Any) -> dict[str, np.ndarray]:
+    """The parameter arrays of a non-linear layer (PReLU slopes, batch norm)."""
+    from nnreduce import Activation, BatchNorm
+    if isinstance(op, BatchNorm):
+        return {"scale": op.scale, "shift": op.shift}
+    if isinstance(op, Activation) and op.slopes is not None:
+        return {"slopes": op.slopes}
+    return {}
+
+
+def _per_channel(op: Any) -> bool:
+    """Whether ``op`` treats the channels (axis 0) differently or mixes positions."""
+    from nnreduce import AvgPool2d, BatchNorm, MaxPool2d
+    return isinstance(op, BatchNorm | MaxPool2d | AvgPool2d) or any(
+        a.shape[0] > 1 for a in _param_arrays(op).values())
+
+
+def _channel_axis_kept(net: Any, lin_pos: int, q: int) -> bool:
+    """Whether axis 0 of the input of layer ``q`` is still the neuron (channel) axis of the
+    linear layer at ``lin_pos``, position for position (section 2.1's channel map)."""
+    shape = net.shapes[q]
+    ch = _channel_map(net, lin_pos, q).reshape(shape)
+    n = net.shapes[lin_pos + 1][0]
+    return bool(shape[0] == n and np.all(
+        ch == np.arange(n).reshape((-1,) + (1,) * (len(shape) - 1))))
+
+
 def _constant_passes(ops: list[Any], nxt: Any) -> bool:
     from nnreduce import AvgPool2d, Conv2d
     if isinstance(nxt, Conv2d) and any(nxt.padding):
@@ -387,8 +414,15 @@ class _Checker:
                         raise _Violation("unchanged layer", {"layer": p, "attribute": attr},
                                          {"original": getattr(a, attr),
                                           "reduced": getattr(b, attr)})
-            elif isinstance(a, Conv2d) and (a.stride != b.stride or a.padding != b.padding):
-                raise _Violation("unchanged convolution geometry", {"layer": p}, {})
+            elif isinstance(a, Conv2d) and (a.stride != b.stride or a.padding != b.padding
+                                            or a.weight.shape[2:] != b.weight.shape[2:]):
+                raise _Violation("unchanged convolution geometry", {"layer": p},
+                                 {"original": (a.weight.shape[2:], a.stride, a.padding),
+                                  "reduced": (b.weight.shape[2:], b.stride, b.padding)})
+        if tuple(orig.input_shape) != tuple(red.input_shape):
+            raise _Violation("unchanged input shape", {"network": "reduced"},
+                             {"original": tuple(orig.input_shape),
+                              "reduced": tuple(red.input_shape)})
         if not _same_norm(orig.normalization, red.normalization):
             raise _Violation("unchanged normalisation", {"network": "reduced"}, {})
         entries = cert.get("layers")
@@ -408,6 +442,8 @@ class _Checker:
                                   "expected reduced": rlin[idx]})
             self._partition(info, part, idx)
             parts.append(part)
+
+        self._channel_params(lin, parts)
 
         rounded_any = False
         red_layers: list[Any] = list(red.layers)
@@ -623,34 +659,52 @@ class _Checker:
                                  {"stored": _fr(g), "derived": e})
             if rb.dtype != object and Fraction(float(g)) != e:
                 rounded = True
-        self._prelu(ops, rlin, i, rep_rows, where)
         return rounded
 
-    def _prelu(self, ops: list[Any], rlin: list[int], i: int, rep_rows: np.ndarray,
-               where: int) -> None:
-        from nnreduce import Activation
-        rops_start = rlin[i] + 1
-        for off, op in enumerate(ops):
-            if isinstance(op, Activation) and op.kind == "prelu" and op.slopes is not None \
-                    and op.slopes.shape[0] > 1:
-                rop = self.red.layers[rops_start + off]
-                want = [_fr(op.slopes[r]) for r in rep_rows]
-                got = [_fr(s) for s in rop.slopes]
+    def _channel_params(self, lin: list[int], parts: list[_Part]) -> None:
+        """Per-channel parameters (PReLU slopes, batch norm) and pooling in the post-ops of
+        a hidden layer act on its neurons (no flatten or permute moved the channel axis
+        before them, nor before a convolution that follows); the reduced network holds
+        the representatives' parameters there and every other parameter unchanged."""
+        from nnreduce import Conv2d
+
+        owner: dict[int, int] = {}  # layer position -> hidden linear layer it follows
+        for i in range(len(parts)):
+            for q in range(lin[i] + 1, lin[i + 1] + 1):
+                op = self.orig.layers[q]
+                if q < lin[i + 1] and not _per_channel(op):
+                    continue
+                if q == lin[i + 1] and not isinstance(op, Conv2d):
+                    continue
+                if not _channel_axis_kept(self.orig, lin[i], q):
+                    raise _Violation("channel axis of a per-channel layer is the neuron axis",
+                                     {"layer": q, "after linear layer": lin[i]},
+                                     {"layer type": _op_kind(op)})
+                if q < lin[i + 1]:
+                    owner[q] = i
+        for q, (a, b) in enumerate(zip(self.orig.layers, self.red.layers, strict=True)):
+            hidden = owner.get(q)
+            keep = None if hidden is None else np.array(
+                [blk[0] for blk in parts[hidden].blocks], dtype=np.int64)
+            for name, want_arr in _param_arrays(a).items():
+                got_arr = _param_arrays(b).get(name)
+                want = [_fr(x) for x in (want_arr if keep is None or want_arr.shape[0] == 1
+                                         else want_arr[keep])]
+                got = None if got_arr is None else [_fr(x) for x in got_arr]
                 if want != got:
-                    raise _Violation("PReLU slopes restricted to representatives",
-                                     {"layer": where}, {"stored": got, "expected": want})
+                    raise _Violation(
+                        f"{_op_kind(a)} {name} " + ("unchanged" if keep is None or
+                                                    want_arr.shape[0] == 1
+                                                    else "restricted to representatives"),
+                        {"layer": q}, {"stored": got, "expected": want})
 
     def _conditions(self, where: int, Wr: np.ndarray, cur: _Part, plain: list[int],
                     plain_cols: np.ndarray, merged: list[int], m_exact: Any,
                     b_eff: list[Fraction], ops: list[Any], mode: str, dev: Fraction,
                     lin: list[int], i: int, m_fast: Any) -> None:
-        from nnreduce import Activation
         factors = _factors(ops)
-        slopes = None
-        for op in ops:
-            if isinstance(op, Activation) and op.kind == "prelu" and op.slopes is not None \
-                    and op.slopes.shape[0] > 1:
-                slopes = op.slopes
+        per_channel = [(f"{_op_kind(op)} {name}", arr) for op in ops
+                       for name, arr in _param_arrays(op).items() if arr.shape[0] > 1]
         members: list[tuple[Any, int, int, Fraction]] = []
         labelled: list[tuple[Any, list[int], list[Fraction]]] = [
             (K, blk, rh) for K, (blk, rh) in enumerate(zip(cur.blocks, cur.rho, strict=True))]
@@ -662,10 +716,12 @@ class _Checker:
                         or (factors == "one" and rv != 1):
                     raise _Violation(f"factor allowed by the post-ops ({factors})",
                                      {"layer": where, "block": K, "neuron": v}, {"rho": rv})
-                if slopes is not None and _fr(slopes[v]) != _fr(slopes[r]):
-                    raise _Violation("equal PReLU slopes", {"layer": where, "block": K,
-                                                            "neuron": v, "representative": r},
-                                     {"slope(v)": _fr(slopes[v]), "slope(r)": _fr(slopes[r])})
+                for what, arr in per_channel:
+                    if _fr(arr[v]) != _fr(arr[r]):
+                        raise _Violation(f"equal {what} in a block",
+                                         {"layer": where, "block": K, "neuron": v,
+                                          "representative": r},
+                                         {"v": _fr(arr[v]), "r": _fr(arr[r])})
                 if v != r:
                     members.append((K, v, r, rv))
 
