@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -34,6 +35,10 @@ _ZERO = Fraction(0)
 #: tolerance mode: a merged weight computed in float64 is within this much of the
 #: exact value, relative to the sum of the absolute values of its terms
 _MERGE_REL = Fraction(1, 2**40)
+#: an exact number of the certificate: "p" or "p/q" (section 1)
+_RATIONAL = re.compile(r"-?(0|[1-9][0-9]*)(/[1-9][0-9]*)?")
+#: longest number string read (Python's int() refuses more than 4300 digits anyway)
+_MAX_NUMBER_CHARS = 4000
 
 
 class _Violation(Exception):
@@ -71,9 +76,20 @@ def _exact(a: np.ndarray) -> np.ndarray:
 
 
 def _pow2(q: Fraction) -> bool:
-    """Whether ``|q|`` is a power of two (scaling a float by it is exact, barring range)."""
+    """Whether ``|q|`` is a power of two within the float64 range (scaling a float by it
+    is exact, barring over/underflow of the result)."""
     n, d = abs(q.numerator), q.denominator
-    return n != 0 and n & (n - 1) == 0 and d & (d - 1) == 0
+    return (n != 0 and n & (n - 1) == 0 and d & (d - 1) == 0
+            and max(n.bit_length(), d.bit_length()) <= 1000)
+
+
+def _round(e: Fraction) -> float | None:
+    """``e`` rounded to the nearest float64, or None when that overflows (no finite
+    stored float can equal it)."""
+    try:
+        return float(e)
+    except OverflowError:
+        return None
 
 
 def _scale_exact(x: np.ndarray, f: Fraction) -> np.ndarray | None:
@@ -145,12 +161,20 @@ def _load(certificate: Any) -> dict[str, Any]:
 
 
 def _num(x: Any, what: str) -> Fraction:
+    """A number of the certificate: the string ``"p/q"`` or ``"p"`` of section 1 (``q > 1``,
+    lowest terms); decimal and exponent forms are refused (``"1e999999999"`` would make
+    Fraction build a billion-digit integer)."""
     if not isinstance(x, str):
         raise CertificateError(f"{what}: exact numbers are JSON strings 'p/q', got {x!r}")
-    try:
-        return to_rational(x)
-    except ValueError:
-        raise CertificateError(f"{what}: {x!r} is not a rational 'p/q'") from None
+    if len(x) > _MAX_NUMBER_CHARS or not _RATIONAL.fullmatch(x):
+        raise CertificateError(
+            f"{what}: {x[:40]!r}{'...' if len(x) > 40 else ''} is not a rational 'p/q' "
+            f"(integers, q > 1, at most {_MAX_NUMBER_CHARS} characters)")
+    q = Fraction(x)
+    if rational_to_str(q) != x:
+        raise CertificateError(f"{what}: {x!r} is not in lowest terms with q > 1; "
+                               f"write {rational_to_str(q)!r}")
+    return q
 
 
 def _int(x: Any, what: str) -> int:
@@ -187,8 +211,10 @@ def _parse_layer(entry: Any, k: int) -> tuple[dict[str, Any], _Part]:
     for item in removed_raw:
         if not isinstance(item, dict) or "neuron" not in item or "value" not in item:
             raise CertificateError(f"{where}: removed entries need 'neuron' and 'value'")
-        removed[_int(item["neuron"], f"{where} removed neuron")] = _num(
-            item["value"], f"{where} removed value")
+        j = _int(item["neuron"], f"{where} removed neuron")
+        if j in removed:
+            raise CertificateError(f"{where}: neuron {j} is removed twice")
+        removed[j] = _num(item["value"], f"{where} removed value")
     combined: list[tuple[list[int], list[Fraction], list[tuple[int, Fraction]]]] = []
     combined_raw = entry.get("combined") or []
     if not isinstance(combined_raw, list):
@@ -213,6 +239,8 @@ def _parse_layer(entry: Any, k: int) -> tuple[dict[str, Any], _Part]:
         combined.append(([_int(v, f"{where} combined {j}") for v in blk],
                          [_num(r, f"{where} combined {j} rho") for r in rh], coeffs))
     n = _int(entry["neurons_before"], f"{where} neurons_before")
+    if n < 0:
+        raise CertificateError(f"{where}: neurons_before must be >= 0, got {n}")
     return entry, _Part(n, blocks, rho, removed, combined)
 
 
@@ -373,8 +401,8 @@ class _Checker:
         if not isinstance(orig, Network) or not isinstance(red, Network):
             raise CertificateError("check_certificate needs two nnreduce.Network objects")
         version = cert.get("version")
-        if cert.get("format") != "lumpkit-nn-certificate" or version not in (1, 2) \
-                or isinstance(version, bool):
+        if cert.get("format") != "lumpkit-nn-certificate" or type(version) is not int \
+                or version not in (1, 2):
             raise CertificateError(
                 "not a lumpkit-nn-certificate version 1 or 2 (fields 'format' and 'version'), "
                 f"got format {cert.get('format')!r}, version {version!r}")
@@ -386,6 +414,11 @@ class _Checker:
             raise _Violation("exact mode needs max_weight_deviation 0", {}, {"deviation": dev})
         if not isinstance(cert.get("original"), dict) or not isinstance(cert.get("reduced"), dict):
             raise CertificateError("certificate needs 'original' and 'reduced' objects")
+        if not isinstance(cert["reduced"].get("rounded"), bool):
+            # a reader (lumpkit nn verify) takes "exact and not rounded" as equality: the
+            # flag must be there and be checked
+            raise CertificateError("certificate needs 'reduced.rounded', true or false, got "
+                                   f"{cert['reduced'].get('rounded')!r}")
         h = network_sha256(orig)
         if cert["original"].get("sha256") != h:
             raise _Violation("original network hash", {"network": "original"},
@@ -472,8 +505,8 @@ class _Checker:
         if mode == "tolerance" and not exact_red and any(
                 len(b) > 1 for p in parts for b in p.blocks):
             rounded_any = True  # merged in float64 arithmetic: flagged whether or not exact
-        flag = cert["reduced"].get("rounded")
-        if flag is not None and bool(flag) != rounded_any:
+        flag = cert["reduced"]["rounded"]
+        if flag != rounded_any:
             raise _Violation("reduced.rounded flag", {}, {"certificate": flag,
                                                            "recomputed": rounded_any})
         merged = sum(p.n - len(p.blocks) for p in parts)
@@ -643,7 +676,7 @@ class _Checker:
                         ok = abs(_fr(g) - e) <= bound[r, p]
                         rounded |= ok and _fr(g) != e
                     else:
-                        ok = float(g) == float(e)
+                        ok = float(g) == _round(e)
                         rounded |= ok and Fraction(float(g)) != e
                     if not ok:
                         raise _Violation("reduced weight",
@@ -653,7 +686,7 @@ class _Checker:
         for r, row in enumerate(rep_rows):
             e = b_eff[row]
             g = rb[r]
-            ok = (_fr(g) == e) if rb.dtype == object else float(g) == float(e)
+            ok = (_fr(g) == e) if rb.dtype == object else float(g) == _round(e)
             if not ok:
                 raise _Violation("reduced bias", {"layer": where, "reduced neuron": r},
                                  {"stored": _fr(g), "derived": e})

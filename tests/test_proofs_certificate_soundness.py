@@ -10,12 +10,14 @@ output of the code under test.
 from __future__ import annotations
 
 import copy
+import json
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import pytest
 
+from lumpcore import CertificateError
 from nnreduce import (
     Activation,
     BatchNorm,
@@ -247,3 +249,77 @@ def test_changed_input_shape_is_rejected() -> None:
     assert not _same_function(net, bad)
     res = check_certificate(net, bad, _forged(net, bad, red.certificate))
     assert not res.valid and res.condition == "unchanged input shape"
+
+
+# ------------------------------------------------------- malformed certificates
+def _rounded_pair() -> tuple[Network, Any]:
+    """A float reduction whose merged weight 1 + 3 * 0.1 is rounded (rounded: true)."""
+    net = Network((Dense([[1.0], [3.0]], [0.0, 0.0]), Activation("relu"),
+                   Dense([[1.0, 0.1]], [0.0])), (1,))
+    return net, reduce_network(net)
+
+
+@pytest.mark.parametrize("flag", [None, "missing", "false", 0])
+def test_rounded_flag_must_be_a_boolean(flag: Any, tmp_path: Any) -> None:
+    net, red = _rounded_pair()
+    # the stored weight is not the exact derived value: not the same function
+    assert Fraction(0.1) * 3 + 1 != Fraction(float(red.network.layers[2].weight[0, 0]))
+    assert not _same_function(net, red.network)
+    assert red.certificate["reduced"]["rounded"] is True
+    cert = copy.deepcopy(red.certificate)
+    if flag == "missing":
+        del cert["reduced"]["rounded"]
+    else:
+        cert["reduced"]["rounded"] = flag
+    with pytest.raises(CertificateError, match=r"reduced\.rounded"):
+        check_certificate(net, red.network, cert)
+    # lumpkit nn verify read a null flag as "not rounded" and printed "equivalent"
+    from lumpkit._cli import main
+    from nnreduce import save_network
+    save_network(net, tmp_path / "o.npz")
+    save_network(red.network, tmp_path / "r.npz")
+    (tmp_path / "c.json").write_text(json.dumps(cert))
+    assert main(["nn", "verify", str(tmp_path / "o.npz"), str(tmp_path / "r.npz"),
+                 "--certificate", str(tmp_path / "c.json")]) == 2
+
+
+@pytest.mark.parametrize("text", ["1e999999999", "0.5", "2/4", "3/1", "-0", " 1/2", "1_0/2_0",
+                                  "1/" + "3" * 5000, "1/0"])
+def test_numbers_outside_the_format_are_refused(text: str) -> None:
+    net = Network((Dense([[1.0], [2.0]], [0.0, 0.0]), Activation("relu"),
+                   Dense([[1.0, 1.0]], [0.0])), (1,))
+    red = reduce_network(net)
+    cert = copy.deepcopy(red.certificate)
+    cert["layers"][0]["rho"][0][1] = text
+    with pytest.raises(CertificateError, match="rho of block 0"):
+        check_certificate(net, red.network, cert)
+
+
+def test_removed_twice_and_negative_counts_are_refused() -> None:
+    net = Network((Dense([[1.0], [0.0]], [0.0, -1.0]), Activation("relu"),
+                   Dense([[1.0, 1.0]], [0.0])), (1,))
+    red = reduce_network(net)
+    assert red.certificate["layers"][0]["removed"][0]["neuron"] == 1
+    cert = copy.deepcopy(red.certificate)
+    cert["layers"][0]["removed"].append({"neuron": 1, "value": "5", "reason": "constant"})
+    with pytest.raises(CertificateError, match="removed twice"):
+        check_certificate(net, red.network, cert)
+    cert = copy.deepcopy(red.certificate)
+    cert["layers"][0].update(blocks=[], rho=[], removed=[], neurons_before=-1, neurons_after=0)
+    with pytest.raises(CertificateError, match="neurons_before"):
+        check_certificate(net, red.network, cert)
+    cert = copy.deepcopy(red.certificate)
+    cert["version"] = 1.0
+    with pytest.raises(CertificateError, match="version"):
+        check_certificate(net, red.network, cert)
+
+
+def test_derived_weight_beyond_float64_is_a_violation() -> None:
+    # rho = 2^-1000 makes the merged weight 1 + 2^1100: no finite float64 stores it
+    net = Network((Dense([[1.0], [2.0**1000]], [0.0, 0.0]), Activation("relu"),
+                   Dense([[1.0, 2.0**100]], [0.0])), (1,))
+    red = Network((Dense([[1.0]], [0.0]), Activation("relu"), Dense([[1.0]], [0.0])), (1,))
+    assert _oracle(net, [1]) == [1 + Fraction(2) ** 1100] != _oracle(red, [1])
+    cert = _cert(net, red, [_entry(2, [[0, 1]], [["1", "1/" + str(2**1000)]], "positive")])
+    res = check_certificate(net, red, cert)
+    assert not res.valid and res.condition == "reduced weight"
