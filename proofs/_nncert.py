@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -34,6 +35,10 @@ _ZERO = Fraction(0)
 #: tolerance mode: a merged weight computed in float64 is within this much of the
 #: exact value, relative to the sum of the absolute values of its terms
 _MERGE_REL = Fraction(1, 2**40)
+#: an exact number of the certificate: "p" or "p/q" (section 1)
+_RATIONAL = re.compile(r"-?(0|[1-9][0-9]*)(/[1-9][0-9]*)?")
+#: longest number string read (Python's int() refuses more than 4300 digits anyway)
+_MAX_NUMBER_CHARS = 4000
 
 
 class _Violation(Exception):
@@ -71,9 +76,20 @@ def _exact(a: np.ndarray) -> np.ndarray:
 
 
 def _pow2(q: Fraction) -> bool:
-    """Whether ``|q|`` is a power of two (scaling a float by it is exact, barring range)."""
+    """Whether ``|q|`` is a power of two within the float64 range (scaling a float by it
+    is exact, barring over/underflow of the result)."""
     n, d = abs(q.numerator), q.denominator
-    return n != 0 and n & (n - 1) == 0 and d & (d - 1) == 0
+    return (n != 0 and n & (n - 1) == 0 and d & (d - 1) == 0
+            and max(n.bit_length(), d.bit_length()) <= 1000)
+
+
+def _round(e: Fraction) -> float | None:
+    """``e`` rounded to the nearest float64, or None when that overflows (no finite
+    stored float can equal it)."""
+    try:
+        return float(e)
+    except OverflowError:
+        return None
 
 
 def _scale_exact(x: np.ndarray, f: Fraction) -> np.ndarray | None:
@@ -145,12 +161,20 @@ def _load(certificate: Any) -> dict[str, Any]:
 
 
 def _num(x: Any, what: str) -> Fraction:
+    """A number of the certificate: the string ``"p/q"`` or ``"p"`` of section 1 (``q > 1``,
+    lowest terms); decimal and exponent forms are refused (``"1e999999999"`` would make
+    Fraction build a billion-digit integer)."""
     if not isinstance(x, str):
         raise CertificateError(f"{what}: exact numbers are JSON strings 'p/q', got {x!r}")
-    try:
-        return to_rational(x)
-    except ValueError:
-        raise CertificateError(f"{what}: {x!r} is not a rational 'p/q'") from None
+    if len(x) > _MAX_NUMBER_CHARS or not _RATIONAL.fullmatch(x):
+        raise CertificateError(
+            f"{what}: {x[:40]!r}{'...' if len(x) > 40 else ''} is not a rational 'p/q' "
+            f"(integers, q > 1, at most {_MAX_NUMBER_CHARS} characters)")
+    q = Fraction(x)
+    if rational_to_str(q) != x:
+        raise CertificateError(f"{what}: {x!r} is not in lowest terms with q > 1; "
+                               f"write {rational_to_str(q)!r}")
+    return q
 
 
 def _int(x: Any, what: str) -> int:
@@ -187,8 +211,10 @@ def _parse_layer(entry: Any, k: int) -> tuple[dict[str, Any], _Part]:
     for item in removed_raw:
         if not isinstance(item, dict) or "neuron" not in item or "value" not in item:
             raise CertificateError(f"{where}: removed entries need 'neuron' and 'value'")
-        removed[_int(item["neuron"], f"{where} removed neuron")] = _num(
-            item["value"], f"{where} removed value")
+        j = _int(item["neuron"], f"{where} removed neuron")
+        if j in removed:
+            raise CertificateError(f"{where}: neuron {j} is removed twice")
+        removed[j] = _num(item["value"], f"{where} removed value")
     combined: list[tuple[list[int], list[Fraction], list[tuple[int, Fraction]]]] = []
     combined_raw = entry.get("combined") or []
     if not isinstance(combined_raw, list):
@@ -213,6 +239,8 @@ def _parse_layer(entry: Any, k: int) -> tuple[dict[str, Any], _Part]:
         combined.append(([_int(v, f"{where} combined {j}") for v in blk],
                          [_num(r, f"{where} combined {j} rho") for r in rh], coeffs))
     n = _int(entry["neurons_before"], f"{where} neurons_before")
+    if n < 0:
+        raise CertificateError(f"{where}: neurons_before must be >= 0, got {n}")
     return entry, _Part(n, blocks, rho, removed, combined)
 
 
@@ -326,6 +354,33 @@ def _post_value(ops: list[Any], b: Fraction, channel: int) -> Fraction | None:
     return v
 
 
+def _param_arrays(op: Any) -> dict[str, np.ndarray]:
+    """The parameter arrays of a non-linear layer (PReLU slopes, batch norm)."""
+    from nnreduce import Activation, BatchNorm
+    if isinstance(op, BatchNorm):
+        return {"scale": op.scale, "shift": op.shift}
+    if isinstance(op, Activation) and op.slopes is not None:
+        return {"slopes": op.slopes}
+    return {}
+
+
+def _per_channel(op: Any) -> bool:
+    """Whether ``op`` treats the channels (axis 0) differently or mixes positions."""
+    from nnreduce import AvgPool2d, BatchNorm, MaxPool2d
+    return isinstance(op, BatchNorm | MaxPool2d | AvgPool2d) or any(
+        a.shape[0] > 1 for a in _param_arrays(op).values())
+
+
+def _channel_axis_kept(net: Any, lin_pos: int, q: int) -> bool:
+    """Whether axis 0 of the input of layer ``q`` is still the neuron (channel) axis of the
+    linear layer at ``lin_pos``, position for position (section 2.1's channel map)."""
+    shape = net.shapes[q]
+    ch = _channel_map(net, lin_pos, q).reshape(shape)
+    n = net.shapes[lin_pos + 1][0]
+    return bool(shape[0] == n and np.all(
+        ch == np.arange(n).reshape((-1,) + (1,) * (len(shape) - 1))))
+
+
 def _constant_passes(ops: list[Any], nxt: Any) -> bool:
     from nnreduce import AvgPool2d, Conv2d
     if isinstance(nxt, Conv2d) and any(nxt.padding):
@@ -346,8 +401,8 @@ class _Checker:
         if not isinstance(orig, Network) or not isinstance(red, Network):
             raise CertificateError("check_certificate needs two nnreduce.Network objects")
         version = cert.get("version")
-        if cert.get("format") != "lumpkit-nn-certificate" or version not in (1, 2) \
-                or isinstance(version, bool):
+        if cert.get("format") != "lumpkit-nn-certificate" or type(version) is not int \
+                or version not in (1, 2):
             raise CertificateError(
                 "not a lumpkit-nn-certificate version 1 or 2 (fields 'format' and 'version'), "
                 f"got format {cert.get('format')!r}, version {version!r}")
@@ -359,6 +414,11 @@ class _Checker:
             raise _Violation("exact mode needs max_weight_deviation 0", {}, {"deviation": dev})
         if not isinstance(cert.get("original"), dict) or not isinstance(cert.get("reduced"), dict):
             raise CertificateError("certificate needs 'original' and 'reduced' objects")
+        if not isinstance(cert["reduced"].get("rounded"), bool):
+            # a reader (lumpkit nn verify) takes "exact and not rounded" as equality: the
+            # flag must be there and be checked
+            raise CertificateError("certificate needs 'reduced.rounded', true or false, got "
+                                   f"{cert['reduced'].get('rounded')!r}")
         h = network_sha256(orig)
         if cert["original"].get("sha256") != h:
             raise _Violation("original network hash", {"network": "original"},
@@ -387,8 +447,15 @@ class _Checker:
                         raise _Violation("unchanged layer", {"layer": p, "attribute": attr},
                                          {"original": getattr(a, attr),
                                           "reduced": getattr(b, attr)})
-            elif isinstance(a, Conv2d) and (a.stride != b.stride or a.padding != b.padding):
-                raise _Violation("unchanged convolution geometry", {"layer": p}, {})
+            elif isinstance(a, Conv2d) and (a.stride != b.stride or a.padding != b.padding
+                                            or a.weight.shape[2:] != b.weight.shape[2:]):
+                raise _Violation("unchanged convolution geometry", {"layer": p},
+                                 {"original": (a.weight.shape[2:], a.stride, a.padding),
+                                  "reduced": (b.weight.shape[2:], b.stride, b.padding)})
+        if tuple(orig.input_shape) != tuple(red.input_shape):
+            raise _Violation("unchanged input shape", {"network": "reduced"},
+                             {"original": tuple(orig.input_shape),
+                              "reduced": tuple(red.input_shape)})
         if not _same_norm(orig.normalization, red.normalization):
             raise _Violation("unchanged normalisation", {"network": "reduced"}, {})
         entries = cert.get("layers")
@@ -408,6 +475,8 @@ class _Checker:
                                   "expected reduced": rlin[idx]})
             self._partition(info, part, idx)
             parts.append(part)
+
+        self._channel_params(lin, parts)
 
         rounded_any = False
         red_layers: list[Any] = list(red.layers)
@@ -436,8 +505,8 @@ class _Checker:
         if mode == "tolerance" and not exact_red and any(
                 len(b) > 1 for p in parts for b in p.blocks):
             rounded_any = True  # merged in float64 arithmetic: flagged whether or not exact
-        flag = cert["reduced"].get("rounded")
-        if flag is not None and bool(flag) != rounded_any:
+        flag = cert["reduced"]["rounded"]
+        if flag != rounded_any:
             raise _Violation("reduced.rounded flag", {}, {"certificate": flag,
                                                            "recomputed": rounded_any})
         merged = sum(p.n - len(p.blocks) for p in parts)
@@ -607,7 +676,7 @@ class _Checker:
                         ok = abs(_fr(g) - e) <= bound[r, p]
                         rounded |= ok and _fr(g) != e
                     else:
-                        ok = float(g) == float(e)
+                        ok = float(g) == _round(e)
                         rounded |= ok and Fraction(float(g)) != e
                     if not ok:
                         raise _Violation("reduced weight",
@@ -617,40 +686,58 @@ class _Checker:
         for r, row in enumerate(rep_rows):
             e = b_eff[row]
             g = rb[r]
-            ok = (_fr(g) == e) if rb.dtype == object else float(g) == float(e)
+            ok = (_fr(g) == e) if rb.dtype == object else float(g) == _round(e)
             if not ok:
                 raise _Violation("reduced bias", {"layer": where, "reduced neuron": r},
                                  {"stored": _fr(g), "derived": e})
             if rb.dtype != object and Fraction(float(g)) != e:
                 rounded = True
-        self._prelu(ops, rlin, i, rep_rows, where)
         return rounded
 
-    def _prelu(self, ops: list[Any], rlin: list[int], i: int, rep_rows: np.ndarray,
-               where: int) -> None:
-        from nnreduce import Activation
-        rops_start = rlin[i] + 1
-        for off, op in enumerate(ops):
-            if isinstance(op, Activation) and op.kind == "prelu" and op.slopes is not None \
-                    and op.slopes.shape[0] > 1:
-                rop = self.red.layers[rops_start + off]
-                want = [_fr(op.slopes[r]) for r in rep_rows]
-                got = [_fr(s) for s in rop.slopes]
+    def _channel_params(self, lin: list[int], parts: list[_Part]) -> None:
+        """Per-channel parameters (PReLU slopes, batch norm) and pooling in the post-ops of
+        a hidden layer act on its neurons (no flatten or permute moved the channel axis
+        before them, nor before a convolution that follows); the reduced network holds
+        the representatives' parameters there and every other parameter unchanged."""
+        from nnreduce import Conv2d
+
+        owner: dict[int, int] = {}  # layer position -> hidden linear layer it follows
+        for i in range(len(parts)):
+            for q in range(lin[i] + 1, lin[i + 1] + 1):
+                op = self.orig.layers[q]
+                if q < lin[i + 1] and not _per_channel(op):
+                    continue
+                if q == lin[i + 1] and not isinstance(op, Conv2d):
+                    continue
+                if not _channel_axis_kept(self.orig, lin[i], q):
+                    raise _Violation("channel axis of a per-channel layer is the neuron axis",
+                                     {"layer": q, "after linear layer": lin[i]},
+                                     {"layer type": _op_kind(op)})
+                if q < lin[i + 1]:
+                    owner[q] = i
+        for q, (a, b) in enumerate(zip(self.orig.layers, self.red.layers, strict=True)):
+            hidden = owner.get(q)
+            keep = None if hidden is None else np.array(
+                [blk[0] for blk in parts[hidden].blocks], dtype=np.int64)
+            for name, want_arr in _param_arrays(a).items():
+                got_arr = _param_arrays(b).get(name)
+                want = [_fr(x) for x in (want_arr if keep is None or want_arr.shape[0] == 1
+                                         else want_arr[keep])]
+                got = None if got_arr is None else [_fr(x) for x in got_arr]
                 if want != got:
-                    raise _Violation("PReLU slopes restricted to representatives",
-                                     {"layer": where}, {"stored": got, "expected": want})
+                    raise _Violation(
+                        f"{_op_kind(a)} {name} " + ("unchanged" if keep is None or
+                                                    want_arr.shape[0] == 1
+                                                    else "restricted to representatives"),
+                        {"layer": q}, {"stored": got, "expected": want})
 
     def _conditions(self, where: int, Wr: np.ndarray, cur: _Part, plain: list[int],
                     plain_cols: np.ndarray, merged: list[int], m_exact: Any,
                     b_eff: list[Fraction], ops: list[Any], mode: str, dev: Fraction,
                     lin: list[int], i: int, m_fast: Any) -> None:
-        from nnreduce import Activation
         factors = _factors(ops)
-        slopes = None
-        for op in ops:
-            if isinstance(op, Activation) and op.kind == "prelu" and op.slopes is not None \
-                    and op.slopes.shape[0] > 1:
-                slopes = op.slopes
+        per_channel = [(f"{_op_kind(op)} {name}", arr) for op in ops
+                       for name, arr in _param_arrays(op).items() if arr.shape[0] > 1]
         members: list[tuple[Any, int, int, Fraction]] = []
         labelled: list[tuple[Any, list[int], list[Fraction]]] = [
             (K, blk, rh) for K, (blk, rh) in enumerate(zip(cur.blocks, cur.rho, strict=True))]
@@ -662,10 +749,12 @@ class _Checker:
                         or (factors == "one" and rv != 1):
                     raise _Violation(f"factor allowed by the post-ops ({factors})",
                                      {"layer": where, "block": K, "neuron": v}, {"rho": rv})
-                if slopes is not None and _fr(slopes[v]) != _fr(slopes[r]):
-                    raise _Violation("equal PReLU slopes", {"layer": where, "block": K,
-                                                            "neuron": v, "representative": r},
-                                     {"slope(v)": _fr(slopes[v]), "slope(r)": _fr(slopes[r])})
+                for what, arr in per_channel:
+                    if _fr(arr[v]) != _fr(arr[r]):
+                        raise _Violation(f"equal {what} in a block",
+                                         {"layer": where, "block": K, "neuron": v,
+                                          "representative": r},
+                                         {"v": _fr(arr[v]), "r": _fr(arr[r])})
                 if v != r:
                     members.append((K, v, r, rv))
 
