@@ -46,14 +46,15 @@ from ._graph import check_biadjacency_finite
 from ._result import Lumping
 from ._threads import threads_for
 
-__all__ = ["SIGNATURE_VERSION", "Signatures", "column_signature", "dense_lumping",
-           "signature_coefficients", "signature_version", "with_signatures"]
+__all__ = ["SIGNATURE_VERSION", "Signatures", "add_to_summary", "bits_summary",
+           "column_signature", "dense_lumping", "signature_coefficients", "signature_version",
+           "summarised_signature", "with_signatures"]
 
 _SPLIT = 134217729.0  # 2**27 + 1, Dekker's splitter
 _LO = 2.0**-400  # exact products need every non-zero |entry| in [_LO, _HI]
 _HI = 2.0**400
 _QMAX = 2.0**50  # grid integers must stay below this
-_LOW27 = np.uint64((1 << 27) - 1)  # mantissa bits that must be zero for a plain exact product
+_LOW27I = np.int64((1 << 27) - 1)  # mantissa bits that must be zero for a plain exact product
 
 # status codes of a column
 _OK, _NONFINITE, _RANGE = 0, 1, 2
@@ -128,14 +129,33 @@ def _abs_bits_range(x: np.ndarray) -> tuple[np.int64, np.int64]:
     Infinities and NaNs have the largest patterns; an all-zero ``x`` gives
     ``(0, 2**63 - 1)``.
     """
+    top, bottom, _ = bits_summary(x)
+    return top, bottom
+
+
+@njit(cache=True, inline="always")
+def bits_summary(x: np.ndarray) -> tuple[np.int64, np.int64, np.int64]:
+    """:func:`_abs_bits_range` of ``x`` and the or of its entries' low 27 mantissa bits
+    (0: every mantissa fits 26 bits), in one pass."""
     bits = x.view(np.int64)
     top = np.int64(0)
     bottom = _MAXI
+    low = np.int64(0)
     for k in range(bits.shape[0]):
         b = bits[k] & _ABS
         top = max(top, b)
         bottom = min(bottom, b if b != 0 else _MAXI)
-    return top, bottom
+        low |= b & _LOW27I
+    return top, bottom, low
+
+
+@njit(cache=True, inline="always")
+def add_to_summary(summary: tuple[np.int64, np.int64, np.int64], x: np.ndarray
+                   ) -> tuple[np.int64, np.int64, np.int64]:
+    """:func:`bits_summary` of an array extended by the entries of ``x`` (a few)."""
+    top, bottom, low = summary
+    more = bits_summary(x)
+    return max(top, more[0]), min(bottom, more[1]), low | more[2]
 
 
 class Signatures(NamedTuple):
@@ -162,7 +182,7 @@ class Signatures(NamedTuple):
 #: on-disk cache of a caller in another file (nnreduce's merge pass, which inlines it) is
 #: not invalidated by a change here, so callers report the version their compiled code
 #: was built with (:func:`signature_version`) and stale signatures are not used.
-SIGNATURE_VERSION = 3
+SIGNATURE_VERSION = 4
 
 _U = 2.0**-53  # unit roundoff of float64
 _TINY = 2.0**-1074  # smallest subnormal: the absolute error of one underflowing operation
@@ -224,15 +244,25 @@ def column_signature(row: np.ndarray, proportional: bool, step: float, inv: floa
     (plain: equal) vectors get keys whose intervals ``key +- radius``
     overlap.
     """
+    return summarised_signature(row, bits_summary(row), proportional, step, inv, coef, qbuf)
+
+
+@njit(cache=True, inline="always")
+def summarised_signature(row: np.ndarray, summary: tuple[np.int64, np.int64, np.int64],
+                         proportional: bool, step: float, inv: float, coef: np.ndarray,
+                         qbuf: np.ndarray
+                         ) -> tuple[float, float, np.int64, float, np.int8, bool]:
+    """:func:`column_signature` given :func:`bits_summary` of ``row`` (a caller that
+    built the row can compute it while it writes the row)."""
     m = row.shape[0]
     grid = step > 0.0
-    top, bottom = _abs_bits_range(row)
+    top, bottom, low = summary
     if top >= _INF_BITS:
         return 0.0, 0.0, np.int64(-1), 0.0, np.int8(_NONFINITE), False
     if grid:
         _grid_row(qbuf, row, step, inv)
         vals = qbuf
-        top, bottom = _abs_bits_range(qbuf)
+        top, bottom, low = bits_summary(qbuf)
         if top >= _QMAX_BITS:
             return 0.0, 0.0, np.int64(-1), 0.0, np.int8(_RANGE), False
     else:
@@ -247,10 +277,6 @@ def column_signature(row: np.ndarray, proportional: bool, step: float, inv: floa
             p = k
             pv = vals[k]
             break
-    vbits = vals.view(np.uint64)
-    low = np.uint64(0)
-    for k in range(m):
-        low |= vbits[k] & _LOW27
     key, rad = _key_of(vals, coef, proportional and p >= 0, pv)
     return (key, rad, np.int64(p), pv if p >= 0 else 0.0, np.int8(_OK), low == 0)
 

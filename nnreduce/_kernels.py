@@ -10,9 +10,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from lumpcore._dense import (  # lumpcore's candidate hash, fused into the pass
+from lumpcore._dense import (  # lumpcore's candidate keys, fused into the pass
+    add_to_summary,
+    bits_summary,
     column_signature,
     signature_version,
+    summarised_signature,
 )
 
 __all__ = ["deviation_bound", "merge_columns", "runs", "take_rows"]
@@ -137,10 +140,10 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
         for r in range(rest_runs.shape[0]):
             inexact |= _add_scaled_into(o, 1 + rest_runs[r, 1], row, rest_runs[r, 0],
                                         rest_runs[r, 2], rest_scale, rest_inv, rest_runs[r, 3])
-        top = _abs_bits_max(o[1:])
-        zero[i] = top == 0
-        top = max(top, np.int64(o[:1].view(np.int64)[0] & _ABS))
-        bad[i] = top >= _INF_BITS or (exact and inexact != 0)
+        summary = bits_summary(o[1:])  # one pass: zero rows, finiteness, signature ranges
+        zero[i] = summary[0] == 0
+        summary = add_to_summary(summary, o[:1])
+        bad[i] = summary[0] >= _INF_BITS or (exact and inexact != 0)
         sg = 1.0
         if signed:
             for k in range(1 + width):
@@ -159,8 +162,12 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
                 nrow[k] = o[k] * factor
         if sign_rows:
             qbuf = np.empty(1 + width if step > 0.0 else 0, dtype=np.float64)
-            key[i], radius[i], pivot[i], pval[i], status[i], short[i] = column_signature(
-                normed[i] if normalise else o, proportional, step, inv_step, coef, qbuf)
+            if normalise:
+                key[i], radius[i], pivot[i], pval[i], status[i], short[i] = column_signature(
+                    normed[i], proportional, step, inv_step, coef, qbuf)
+            else:
+                key[i], radius[i], pivot[i], pval[i], status[i], short[i] = \
+                    summarised_signature(o, summary, proportional, step, inv_step, coef, qbuf)
     return zero, not bad.any(), scales, signs, signature_version()
 
 
