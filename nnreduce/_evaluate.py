@@ -50,7 +50,13 @@ def _cast(a: np.ndarray, exact: bool) -> np.ndarray:
     if exact:
         return _exact(a)
     if is_exact_array(a):
-        return np.array([float(x) for x in a.reshape(-1)], dtype=np.float64).reshape(a.shape)
+        try:
+            return np.array([float(x) for x in a.reshape(-1)],
+                            dtype=np.float64).reshape(a.shape)
+        except OverflowError:
+            raise ModelFormatError(
+                "a parameter of this network is beyond float64's range, so it cannot be "
+                "evaluated in floats; use evaluate_exact") from None
     return a
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lumpcore import LumpkitError, LumpkitWarning, ModelFormatError
 
-from ._network import Network
+from ._network import Network, as_float
 
 __all__ = ["FORMATS", "is_torchscript", "load_network", "natural_dtype", "save_network"]
 
@@ -183,6 +183,7 @@ def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: boo
             "io_dtype='float64' around float32 weights would round the data at the input; "
             "use dtype='float64' (or 'auto')")
     if ext != ".npz":
+        as_float(net)  # a clear error for values beyond float64's range, before any file
         lost = _not_float64(net)
         if lost:
             warnings.warn(
@@ -247,7 +248,7 @@ def natural_dtype(net: Network) -> str:
     exactly a float32 value, else ``'float64'``."""
     import numpy as np
 
-    from ._network import Activation, BatchNorm, Conv2d, Dense, as_float
+    from ._network import Activation, BatchNorm, Conv2d, Dense
 
     arrays: list[np.ndarray] = []
     for layer in as_float(net).layers:

@@ -702,7 +702,26 @@ def _exact(a: np.ndarray) -> np.ndarray:
 def _float(a: np.ndarray) -> np.ndarray:
     if not is_exact_array(a):
         return a
-    return np.array([float(x) for x in a.reshape(-1)], dtype=np.float64).reshape(a.shape)
+    out = []
+    for x in a.reshape(-1).tolist():
+        try:
+            out.append(float(x))
+        except OverflowError:
+            raise ModelFormatError(
+                f"the value {_short(x)} is beyond float64's range, so this network cannot be "
+                "held in floats; keep it exact (save it as .npz, which stores exact rationals)"
+            ) from None
+    return np.array(out, dtype=np.float64).reshape(a.shape)
+
+
+def _short(x: Any) -> str:
+    """A rational for a message: itself, or its order of magnitude when it is long."""
+    text = str(x)
+    if len(text) <= 40:
+        return text
+    q = Fraction(x)
+    digits = len(str(abs(q.numerator))) - len(str(q.denominator))
+    return f"{'-' if q < 0 else ''}~1e{digits}"
 
 
 def _narrow(a: np.ndarray) -> np.ndarray:

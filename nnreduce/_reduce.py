@@ -433,9 +433,15 @@ def _to_float(a: np.ndarray) -> tuple[np.ndarray, bool]:
     if not is_exact_array(a):
         return a, False
     flat = a.reshape(-1)
+    if any(abs(x) >= _FLOAT_MAX_EXCL for x in flat):
+        return a, False  # beyond float64's range: the values stay exact rationals
     f = np.array([float(x) for x in flat], dtype=np.float64)
     changed = any(Fraction(float(x)) != x for x in flat)
     return f.reshape(a.shape), changed
+
+
+#: values of at least this size round to infinity in float64 (max float + half an ulp)
+_FLOAT_MAX_EXCL = Fraction(2) ** 1024 - Fraction(2) ** 970
 
 
 # ------------------------------------------------------------------ reduction

@@ -71,3 +71,34 @@ def test_module_in_training_mode_warns_that_it_is_read_as_in_eval_mode() -> None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         from_torch(model)  # eval mode: no warning
+
+
+def test_merged_weight_beyond_float64_stays_exact(tmp_path: Path) -> None:
+    """Neurons merged with factor 2**1000 fold a weight of about 2**1100 into the next
+    layer: the reduced network keeps it as an exact rational (it used to crash with an
+    OverflowError), is certified, and float formats refuse it clearly, writing nothing.
+
+    Oracles: exact evaluation of both networks, and the independent checker."""
+    from fractions import Fraction
+
+    from lumpcore import ModelFormatError
+    from nnreduce import Activation, Dense, Network, evaluate_exact, network_sha256
+    from proofs import check_certificate
+
+    net = Network((Dense(np.array([[1.0], [2.0**1000]]), np.zeros(2)), Activation("relu"),
+                   Dense(np.array([[1.0, 2.0**100]]), np.zeros(1))), (1,))
+    red = reduce_network(net)
+    assert red.layers[0].neurons_after == 1
+    w = red.network.layers[2].weight
+    assert w[0, 0] == 1 + Fraction(2) ** 1100
+    for x in (Fraction(3), Fraction(-5, 7), Fraction(2) ** -1100):
+        assert evaluate_exact(net, [[x]]).tolist() == evaluate_exact(red.network, [[x]]).tolist()
+    assert check_certificate(net, red.network, red.certificate).valid
+    with pytest.raises(ModelFormatError, match="beyond float64's range"):
+        evaluate(red.network, np.ones((1, 1)))
+    for ext in (".onnx", ".nnet", ".pt"):
+        with pytest.raises(ModelFormatError, match=r"beyond float64's range.*npz"):
+            save_network(red.network, tmp_path / f"red{ext}")
+        assert not (tmp_path / f"red{ext}").exists()
+    save_network(red.network, tmp_path / "red.npz")
+    assert network_sha256(load_network(tmp_path / "red.npz")) == network_sha256(red.network)
