@@ -18,7 +18,8 @@ from lumpcore._dense import (  # lumpcore's candidate keys, fused into the pass
     summarised_signature,
 )
 
-__all__ = ["deviation_bound", "merge_columns", "runs", "take_rows"]
+__all__ = ["deviation_bound", "merge_columns", "merge_columns_integer", "runs", "take_rows",
+           "take_rows_divided"]
 
 _ABS = np.int64(0x7FFFFFFFFFFFFFFF)  # all bits but the sign
 _INF_BITS = np.int64(0x7FF0000000000000)  # bit pattern of inf; NaNs lie above
@@ -67,6 +68,89 @@ def _add_scaled_into(o: np.ndarray, c0: int, row: np.ndarray, s0: int, ln: int,
     return inexact
 
 
+_SPLIT = 134217729.0  # 2**27 + 1, Dekker's splitter
+_PROD_LO = 2.0**-900  # Dekker's product error is exact for products in this range
+_PROD_HI = 2.0**900
+
+
+@njit(cache=True, inline="always")
+def _product_inexact(v: float, m: float, x: float) -> bool:
+    """Whether ``x = fl(v * m)`` differs from the exact product (Dekker's two-product;
+    outside ``[2**-900, 2**900]`` the answer is "inexact", to be safe)."""
+    if x == 0.0:
+        return v != 0.0 and m != 0.0
+    if not (_PROD_LO <= abs(x) <= _PROD_HI):
+        return True
+    c = _SPLIT * v
+    vh = c - (c - v)
+    vl = v - vh
+    c = _SPLIT * m
+    mh = c - (c - m)
+    ml = m - mh
+    return ((vh * mh - x) + vh * ml + vl * mh) + vl * ml != 0.0
+
+
+@njit(cache=True, inline="always")
+def _scale_into_checked(o: np.ndarray, c0: int, row: np.ndarray, s0: int, ln: int,
+                        scale: np.ndarray, k0: int) -> np.int64:
+    """:func:`_scale_into` for any (integer) scales: products checked by two-product."""
+    inexact = np.int64(0)
+    for t in range(ln):
+        v = np.float64(row[s0 + t])
+        x = v * scale[k0 + t]
+        inexact |= np.int64(_product_inexact(v, scale[k0 + t], x))
+        o[c0 + t] = x
+    return inexact
+
+
+@njit(cache=True, inline="always")
+def _add_scaled_into_checked(o: np.ndarray, c0: int, row: np.ndarray, s0: int, ln: int,
+                             scale: np.ndarray, k0: int) -> np.int64:
+    """:func:`_add_scaled_into` for any (integer) scales: products checked by two-product."""
+    inexact = np.int64(0)
+    for t in range(ln):
+        v = np.float64(row[s0 + t])
+        x = v * scale[k0 + t]
+        a = o[c0 + t]
+        s = a + x
+        bb = s - a
+        inexact |= (np.int64(_product_inexact(v, scale[k0 + t], x))
+                    | np.int64((a - (s - bb)) + (x - bb) != 0.0))
+        o[c0 + t] = s
+    return inexact
+
+
+@njit(cache=True, inline="always")
+def _scale_into_exact(o: np.ndarray, c0: int, row: np.ndarray, s0: int, ln: int,
+                      scale: np.ndarray, k0: int) -> np.int64:
+    """:func:`_scale_into` for products exact by construction (float32 weights times
+    integers below ``2**29``): nothing to check."""
+    dst = o[c0:c0 + ln]
+    src = row[s0:s0 + ln]
+    sc = scale[k0:k0 + ln]
+    for t in range(ln):
+        dst[t] = np.float64(src[t]) * sc[t]
+    return np.int64(0)
+
+
+@njit(cache=True, inline="always")
+def _add_scaled_into_exact(o: np.ndarray, c0: int, row: np.ndarray, s0: int, ln: int,
+                           scale: np.ndarray, k0: int) -> np.int64:
+    """:func:`_add_scaled_into` for products exact by construction: sums checked only."""
+    inexact = np.int64(0)
+    dst = o[c0:c0 + ln]
+    src = row[s0:s0 + ln]
+    sc = scale[k0:k0 + ln]
+    for t in range(ln):
+        x = np.float64(src[t]) * sc[t]
+        a = dst[t]
+        s = a + x
+        bb = s - a
+        inexact |= np.int64((a - (s - bb)) + (x - bb) != 0.0)
+        dst[t] = s
+    return inexact
+
+
 @njit(cache=True, inline="always")
 def _abs_max(x: np.ndarray) -> float:
     """Largest ``|x[k]|`` of a finite ``x`` (0 when empty)."""
@@ -86,6 +170,96 @@ def _abs_bits_max(x: np.ndarray) -> np.int64:
     return top
 
 
+@njit(cache=True)
+def _finish_row(i: int, o: np.ndarray, inexact: np.int64, exact: bool, signed: bool,
+                normed: np.ndarray, normalise: bool, sign_rows: bool, proportional: bool,
+                step: float, inv_step: float, coef: np.ndarray, zero: np.ndarray,
+                bad: np.ndarray, scales: np.ndarray, signs: np.ndarray, key: np.ndarray,
+                radius: np.ndarray, pivot: np.ndarray, pval: np.ndarray, status: np.ndarray,
+                short: np.ndarray) -> None:
+    """Everything :func:`merge_columns` records of a merged row ``o`` (row ``i``)."""
+    width = o.shape[0] - 1
+    summary = bits_summary(o[1:])  # one pass: zero rows, finiteness, signature ranges
+    zero[i] = summary[0] == 0
+    summary = add_to_summary(summary, o[:1])
+    bad[i] = summary[0] >= _INF_BITS or (exact and inexact != 0)
+    sg = 1.0
+    if signed:
+        for k in range(1 + width):
+            if o[k] != 0.0:
+                sg = 1.0 if o[k] > 0.0 else -1.0
+                break
+    signs[i] = sg
+    if normalise and not bad[i]:
+        big = _abs_max(o)
+        if big == 0.0:
+            big = 1.0
+        scales[i] = big
+        factor = sg / big
+        nrow = normed[i]
+        for k in range(1 + width):
+            nrow[k] = o[k] * factor
+    if sign_rows:
+        qbuf = np.empty(1 + width if step > 0.0 else 0, dtype=np.float64)
+        if normalise:
+            key[i], radius[i], pivot[i], pval[i], status[i], short[i] = column_signature(
+                normed[i], proportional, step, inv_step, coef, qbuf)
+        else:
+            key[i], radius[i], pivot[i], pval[i], status[i], short[i] = \
+                summarised_signature(o, summary, proportional, step, inv_step, coef, qbuf)
+
+
+@njit(cache=True, parallel=True)
+def merge_columns_integer(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
+                          first_scale: np.ndarray, rest_runs: np.ndarray,
+                          rest_scale: np.ndarray, exact_products: bool, out: np.ndarray,
+                          signed: bool, coef: np.ndarray, proportional: bool,
+                          key: np.ndarray, radius: np.ndarray, pivot: np.ndarray,
+                          pval: np.ndarray, status: np.ndarray, short: np.ndarray
+                          ) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray, int]:
+    """:func:`merge_columns` in exact mode with integer scales (any integers, not only
+    powers of two; lumpkit passes them below ``2**29``).
+
+    With ``exact_products`` (float32 weights: 24-bit mantissas times such
+    integers fit float64) only the sums are checked; otherwise every product
+    is checked by Dekker's two-product as well.  A separate pass, compiled
+    only when a network needs it (exact merges with factors that are not
+    powers of two).
+    """
+    n = w.shape[0]
+    zero = np.zeros(n, dtype=np.bool_)
+    bad = np.zeros(n, dtype=np.bool_)
+    scales = np.ones(n, dtype=np.float64)
+    signs = np.ones(n, dtype=np.float64)
+    normed = np.empty((0, 0), dtype=np.float64)
+    sign_rows = key.shape[0] > 0
+    for i in prange(n):
+        o = out[i]
+        row = w[i]
+        o[0] = bias[i]
+        inexact = np.int64(0)
+        if exact_products:
+            for r in range(first_runs.shape[0]):
+                inexact |= _scale_into_exact(o, 1 + first_runs[r, 1], row, first_runs[r, 0],
+                                             first_runs[r, 2], first_scale, first_runs[r, 1])
+            for r in range(rest_runs.shape[0]):
+                inexact |= _add_scaled_into_exact(o, 1 + rest_runs[r, 1], row,
+                                                  rest_runs[r, 0], rest_runs[r, 2],
+                                                  rest_scale, rest_runs[r, 3])
+        else:
+            for r in range(first_runs.shape[0]):
+                inexact |= _scale_into_checked(o, 1 + first_runs[r, 1], row, first_runs[r, 0],
+                                               first_runs[r, 2], first_scale, first_runs[r, 1])
+            for r in range(rest_runs.shape[0]):
+                inexact |= _add_scaled_into_checked(o, 1 + rest_runs[r, 1], row,
+                                                    rest_runs[r, 0], rest_runs[r, 2],
+                                                    rest_scale, rest_runs[r, 3])
+        _finish_row(i, o, inexact, True, signed, normed, False, sign_rows, proportional,
+                    0.0, 0.0, coef, zero, bad, scales, signs, key, radius, pivot, pval,
+                    status, short)
+    return zero, not bad.any(), scales, signs, signature_version()
+
+
 @njit(cache=True, parallel=True)
 def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
                   first_scale: np.ndarray, first_inv: np.ndarray, rest_runs: np.ndarray,
@@ -102,11 +276,12 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
     Inputs come in runs, consecutive in input and merged column:
     ``first_runs`` rows ``(src, column, length)``, ``rest_runs`` rows
     ``(src, column, length, k)``.  ``*_inv`` are the reciprocals of the
-    scales.  Returns whether each row's weights (bias excluded) are all zero,
-    whether every entry is finite and, when ``exact``, every product and sum
-    was exact (the scales are powers of two: a product is exact iff it
-    scales back to the weight; sums by Knuth's TwoSum error), and each row's
-    largest absolute entry and sign (below).
+    scales (powers of two: a product is exact iff it scales back to the
+    weight; :func:`merge_columns_integer` takes integer scales).  Returns whether
+    each row's weights (bias excluded) are all zero, whether every entry is
+    finite and, when ``exact``, every product and sum was exact (sums by
+    Knuth's TwoSum error), and each row's largest absolute entry and sign
+    (below).
 
     When ``normed`` has rows, it receives each row of ``out`` times its
     ``sign`` over its largest absolute entry (1 for an all-zero row); ``sign``
@@ -121,7 +296,6 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
     (compare it with ``lumpcore._dense.SIGNATURE_VERSION``).
     """
     n = w.shape[0]
-    width = out.shape[1] - 1
     zero = np.zeros(n, dtype=np.bool_)
     bad = np.zeros(n, dtype=np.bool_)
     scales = np.ones(n, dtype=np.float64)
@@ -140,34 +314,9 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
         for r in range(rest_runs.shape[0]):
             inexact |= _add_scaled_into(o, 1 + rest_runs[r, 1], row, rest_runs[r, 0],
                                         rest_runs[r, 2], rest_scale, rest_inv, rest_runs[r, 3])
-        summary = bits_summary(o[1:])  # one pass: zero rows, finiteness, signature ranges
-        zero[i] = summary[0] == 0
-        summary = add_to_summary(summary, o[:1])
-        bad[i] = summary[0] >= _INF_BITS or (exact and inexact != 0)
-        sg = 1.0
-        if signed:
-            for k in range(1 + width):
-                if o[k] != 0.0:
-                    sg = 1.0 if o[k] > 0.0 else -1.0
-                    break
-        signs[i] = sg
-        if normalise and not bad[i]:
-            big = _abs_max(o)
-            if big == 0.0:
-                big = 1.0
-            scales[i] = big
-            factor = sg / big
-            nrow = normed[i]
-            for k in range(1 + width):
-                nrow[k] = o[k] * factor
-        if sign_rows:
-            qbuf = np.empty(1 + width if step > 0.0 else 0, dtype=np.float64)
-            if normalise:
-                key[i], radius[i], pivot[i], pval[i], status[i], short[i] = column_signature(
-                    normed[i], proportional, step, inv_step, coef, qbuf)
-            else:
-                key[i], radius[i], pivot[i], pval[i], status[i], short[i] = \
-                    summarised_signature(o, summary, proportional, step, inv_step, coef, qbuf)
+        _finish_row(i, o, inexact, exact, signed, normed, normalise, sign_rows, proportional,
+                    step, inv_step, coef, zero, bad, scales, signs, key, radius, pivot, pval,
+                    status, short)
     return zero, not bad.any(), scales, signs, signature_version()
 
 
@@ -197,6 +346,30 @@ def take_rows(mb: np.ndarray, rows: np.ndarray, first_col: int, out: np.ndarray)
         dst = out[j]
         for k in range(m):
             dst[k] = src[first_col + k]
+
+
+@njit(cache=True, parallel=True)
+def take_rows_divided(mb: np.ndarray, rows: np.ndarray, first_col: int, div: np.ndarray,
+                      out: np.ndarray) -> bool:
+    """``out[:] = mb[rows, first_col:] / div`` (columnwise, correctly rounded); returns
+    whether any quotient was inexact (its two-product with the divisor is not the
+    dividend)."""
+    n = rows.shape[0]
+    m = mb.shape[1] - first_col
+    bad = np.zeros(n, dtype=np.bool_)
+    for j in prange(n):
+        src = mb[rows[j]]
+        dst = out[j]
+        inexact = False
+        for k in range(m):
+            a = src[first_col + k]
+            d = div[k]
+            q = a / d
+            dst[k] = q
+            if d != 1.0:
+                inexact |= q * d != a or _product_inexact(q, d, a)
+        bad[j] = inexact
+    return bool(bad.any())
 
 
 @njit(cache=True, parallel=True)

@@ -45,8 +45,10 @@ from ._hash import network_sha256
 from ._kernels import (
     deviation_bound,
     merge_columns,
+    merge_columns_integer,
     runs,
     take_rows,
+    take_rows_divided,
 )
 from ._network import (
     Activation,
@@ -625,9 +627,11 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
         n_out = m.shape[0]
         is_output = li == len(lin) - 1
         if is_output:
-            wq, bq = m, b_eff
             keep_rows = list(range(n_out))
-            out_layer, changed = _rebuild(layer, wq, bq, keep_rows, exact_net, new_cols)
+            if fast is not None and fast.col_div is not None:
+                out_layer, changed = _rebuild_fast(layer, fast, b_eff, keep_rows, new_cols)
+            else:
+                out_layer, changed = _rebuild(layer, m, b_eff, keep_rows, exact_net, new_cols)
             new_layers[idx] = out_layer
             rounded = rounded or changed
             break
@@ -683,7 +687,7 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
         reps = [b[0] for b in blocks]
         if mb is not None:
             assert fast is not None
-            rebuilt, ch = _rebuild_fast(layer, fast, b_eff, reps, new_cols), False
+            rebuilt, ch = _rebuild_fast(layer, fast, b_eff, reps, new_cols)
         else:
             rebuilt, ch = _rebuild(layer, m, b_eff, reps, exact_net, new_cols)
         rounded = rounded or ch
@@ -754,6 +758,7 @@ class _Merged(NamedTuple):
     sign: np.ndarray  # +-1 per row (first non-zero entry's sign for linear layers)
     dtype: np.dtype[Any]  # float32 when every weight is one of a float32 layer's own
     sig: Signatures | None  # lumpcore's signatures of the rows to be lumped (None: output)
+    col_div: np.ndarray | None = None  # merged column k of mb is col_div[k] times the true one
 
 
 class _Channels(NamedTuple):
@@ -882,15 +887,29 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
     When the rows will be lumped (``factors`` given), the pass also computes
     their lumpcore signatures (as :func:`_lump_layer_dense` will lump them).
     """
-    if exact and not prev.pow2:
-        return None  # 1 / rho is not an exact float
-    # tolerance mode: rho came from floats, so 1.0 / rho_f is the rounded 1 / rho
-    inv = 1.0 / prev.rho_f
     kb = prev.block_of[ch]
     dest = np.where(kb >= 0, kb * p + pp, -1).astype(np.int64)
-    scale = inv[ch]
-    inv_scale = prev.rho_f[ch]  # the scale's reciprocal: products are checked by scaling back
     width = len(prev.blocks) * p
+    col_div: np.ndarray | None = None
+    product_check = 0  # the scales are powers of two: products checked by scaling back
+    if exact and not prev.pow2:
+        # 1 / rho is not an exact float: every merged column is built times the lcm of its
+        # factors' numerators instead, from integer multiples of the weights (exact, checked);
+        # proportionality of rows (and equality) is the same for columns scaled by constants
+        ints = _integer_scales(prev)
+        if ints is None:
+            return None
+        mult, block_div = ints
+        # float32 weights (24-bit mantissas) times integers below 2**29: exact in float64
+        product_check = 2 if w2.dtype == np.float32 else 1
+        scale = mult[ch]
+        inv_scale = scale  # (unused by the integer pass)
+        col_div = np.repeat(block_div, p)
+    else:
+        # tolerance mode: rho came from floats, so 1.0 / rho_f is the rounded 1 / rho
+        inv = 1.0 / prev.rho_f
+        scale = inv[ch]
+        inv_scale = prev.rho_f[ch]  # the reciprocal: products are checked by scaling back
     # the first input feeding each merged column, then the others (added exactly)
     live = np.flatnonzero(dest >= 0)
     order = live[np.argsort(dest[live], kind="stable")]
@@ -912,11 +931,18 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
                      np.zeros(n_sig, dtype=np.float64), np.zeros(n_sig, dtype=np.int8),
                      np.zeros(n_sig, dtype=np.bool_), proportional, step)
     with threads_for(w2.size):
-        zero, ok, row_scale, row_sign, version = merge_columns(
-            w2, bias, runs(first_src, np.arange(width)),
-            scale[first_src], inv_scale[first_src], runs(rest_src, rest_dst),
-            scale[rest_src], inv_scale[rest_src], exact, mb, normed, factors == "nonzero",
-            signature_coefficients(1 + width), proportional, step, *sig[:6])
+        if product_check:
+            zero, ok, row_scale, row_sign, version = merge_columns_integer(
+                w2, bias, runs(first_src, np.arange(width)), scale[first_src],
+                runs(rest_src, rest_dst), scale[rest_src], product_check == 2, mb,
+                factors == "nonzero", signature_coefficients(1 + width), proportional,
+                *sig[:6])
+        else:
+            zero, ok, row_scale, row_sign, version = merge_columns(
+                w2, bias, runs(first_src, np.arange(width)),
+                scale[first_src], inv_scale[first_src], runs(rest_src, rest_dst),
+                scale[rest_src], inv_scale[rest_src], exact, mb, normed, factors == "nonzero",
+                signature_coefficients(1 + width), proportional, step, *sig[:6])
     if not ok:
         return None
     # every merged column one input column times 1: the weights are the layer's own
@@ -925,7 +951,34 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
     fresh = factors is not None and version == SIGNATURE_VERSION
     return _Merged(mb, zero, normed if normalise else None, row_scale if normalise else None,
                    row_sign.astype(np.int64), w2.dtype if own else np.dtype(np.float64),
-                   sig if fresh else None)
+                   sig if fresh else None, col_div)
+
+
+#: integer column multipliers must stay below this (exact floats, and with float32 weights
+#: of 24-bit mantissas exact products)
+_INT_SCALE_MAX = 2.0**29
+
+
+def _integer_scales(prev: _Channels) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per channel an integer ``m(u)``, per kept block ``S`` an integer ``d(S)``, with
+    ``m(u) / d(S) = 1 / rho(u)`` for every member ``u`` of ``S`` (``d`` the lcm of the
+    numerators of the block's factors); ``None`` when they would be too large."""
+    rho = prev.rho_list()
+    mult = np.ones(len(rho), dtype=np.float64)
+    block_div = np.ones(len(prev.blocks), dtype=np.float64)
+    for k, members in enumerate(prev.blocks):
+        d = 1
+        for u in members:
+            d = math.lcm(d, abs(rho[u].numerator))
+        if d >= _INT_SCALE_MAX:
+            return None
+        block_div[k] = d
+        for u in members:
+            m_u = d * rho[u].denominator // rho[u].numerator  # exact: numerator divides d
+            if abs(m_u) >= _INT_SCALE_MAX:
+                return None
+            mult[u] = m_u
+    return mult, block_div
 
 
 def _lump_layer_dense(
@@ -1030,27 +1083,33 @@ def _fold_combined(wr: np.ndarray, m: np.ndarray, blocks: Sequence[Sequence[int]
 
 
 def _rebuild_fast(layer: Dense | Conv2d, merged: _Merged, b_eff: np.ndarray, rows: list[int],
-                  new_cols: np.ndarray | None) -> Layer:
+                  new_cols: np.ndarray | None) -> tuple[Layer, bool]:
     """:func:`_rebuild` for the float matrix of :func:`_fast_merge` (finite, checked).
 
     Float32 layers whose weights were not merged stay float32 (the values
-    are their own); merged sums are float64.
+    are their own); merged sums are float64.  Also says whether a weight was
+    rounded (columns built times an integer, divided back inexactly).
     """
     mb = merged.mb
     wq = np.empty((len(rows), mb.shape[1] - 1), dtype=merged.dtype)
+    changed = False
     with threads_for(wq.size):
-        take_rows(mb, np.asarray(rows, dtype=np.int64), 1, wq)
+        if merged.col_div is None:
+            take_rows(mb, np.asarray(rows, dtype=np.int64), 1, wq)
+        else:  # columns built times an integer: divided back, rounded when inexact
+            changed = take_rows_divided(mb, np.asarray(rows, dtype=np.int64), 1,
+                                        merged.col_div, wq)
     bq = np.ascontiguousarray(np.asarray(b_eff)[rows])
     if isinstance(layer, Conv2d):
         kh, kw = layer.weight.shape[2:]
         return trusted_layer(Conv2d, weight=wq.reshape(wq.shape[0], -1, kh, kw), bias=bq,
-                             stride=layer.stride, padding=layer.padding)
+                             stride=layer.stride, padding=layer.padding), changed
     if new_cols is not None and not (new_cols.shape[1] == 1 and np.array_equal(
             new_cols[:, 0], np.arange(new_cols.shape[0]))):
         w = np.empty((wq.shape[0], new_cols.size), dtype=wq.dtype)
         w[:, new_cols] = wq.reshape(wq.shape[0], new_cols.shape[0], new_cols.shape[1])
         wq = w
-    return trusted_layer(Dense, weight=wq, bias=bq)
+    return trusted_layer(Dense, weight=wq, bias=bq), changed
 
 
 def _rebuild(layer: Dense | Conv2d, m: np.ndarray, b_eff: np.ndarray, rows: list[int],

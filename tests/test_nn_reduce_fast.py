@@ -11,6 +11,7 @@ then lumpcore's dense biadjacency path).  Oracles:
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Any
 
@@ -257,3 +258,52 @@ def test_signatures_of_a_stale_compiled_pass_are_not_used(monkeypatch: pytest.Mo
     assert not attached
     _same_reduction(got, want, exact=True)
     assert [lr.neurons_after for lr in got.layers] == planted
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("factors", [(3.0, 5.0, 0.75), (1.5, 2.0**-3, 7.0), (2.0**30 + 1,)])
+def test_integer_scaled_merge_equals_general_path(monkeypatch: pytest.MonkeyPatch,
+                                                  dtype: type, factors: tuple[float, ...]
+                                                  ) -> None:
+    """Exact merges with factors that are not powers of two: the compiled pass builds
+    each merged column times the lcm of its factors' numerators (integer scales) and
+    divides back when the reduced weights are written.
+
+    Oracles: the general path (rational arithmetic, the compiled pass disabled) gives
+    the identical reduction (blocks, factors, bit-identical reduced weights, the same
+    'rounded' flag: sums like w1 + w2 / 3 are rounded to float64), and exact
+    evaluation shows the same function up to that rounding.  Factors whose scales
+    would pass 2**29 take the general path (same answer)."""
+    rng = np.random.default_rng(11)
+    layers: list[Any] = []
+    prev = 6
+    for k in range(3):
+        half = (rng.integers(-64, 65, size=(4, prev)) / 16).astype(dtype)
+        bias = (rng.integers(-64, 65, size=4) / 16).astype(dtype)
+        f = np.asarray(factors[k % len(factors)], dtype=dtype)
+        layers += [Dense(np.vstack([half, f * half]), np.concatenate([bias, f * bias])),
+                   _act("relu")]
+        prev = 8
+    layers.append(Dense(rng.standard_normal((2, prev)).astype(dtype), np.zeros(2, dtype)))
+    net = Network(tuple(layers), (6,))
+    calls: list[bool] = []
+    real = red_mod.merge_columns_integer
+    with monkeypatch.context() as mp:
+        mp.setattr(red_mod, "merge_columns_integer",
+                   lambda *a: calls.append(bool(a[6])) or real(*a))
+        got = reduce_network(net)
+    # the integer pass ran for each layer after one merged with a factor that is not a
+    # power of two (float32: products exact by construction), unless its scale is too large
+    expected = sum(1 for k in range(3) if not math.log2(factors[k % len(factors)]).is_integer()
+                   and factors[k % len(factors)] < 2**29)
+    assert calls == [dtype == np.float32] * expected
+    assert [lr.neurons_after for lr in got.layers] == [4, 4, 4]
+    ref = _general(monkeypatch, net)
+    _same_reduction(got, ref, exact=True)
+    assert got.certificate is not None and ref.certificate is not None
+    assert got.certificate["reduced"]["rounded"] == ref.certificate["reduced"]["rounded"]
+    for _ in range(4):
+        x = np.array([Fraction(int(v), 4) for v in rng.integers(-9, 10, size=6)], dtype=object)
+        want = np.array(evaluate_exact(net, x).tolist(), dtype=float)
+        have = np.array(evaluate_exact(got.network, x).tolist(), dtype=float)
+        assert np.allclose(have, want, rtol=1e-9, atol=1e-9)
