@@ -90,3 +90,22 @@ def test_decimal_and_fraction_constants_are_exact(tmp_path: Path) -> None:
         for value, want in ((0.1, F(1, 10)), (F(1, 3), F(1, 3)), (np.float64(2.5), F(5, 2)),
                             (1e-20, F(1, 10**20))):
             assert read_prism(p, {"r": value}, exact=True).exact_matrix()[0][1] == want
+
+
+# ------------------------------------------------- float arithmetic: exact diagonal
+
+
+@pytest.mark.parametrize("kind", ["ordinary", "proportional"])
+def test_float_arithmetic_takes_the_generator_diagonal_exactly(kind: str) -> None:
+    # Without labels the one-block partition is ordinarily (and proportionally) lumpable
+    # for every CTMC: rows of Q sum to 0.  The stored diagonal of state 0 is the float
+    # sum 0.1 + 0.2 = 0.30000000000000004, not minus the exact sum of its rates; float
+    # arithmetic (default grid, far finer than these floats' spacing) used it and split
+    # every state, while exact arithmetic on the same chain gave one block.
+    from markov import CTMC
+
+    chain = CTMC.from_rates([[0, 0.1, 0.2], [0.3, 0, 0], [0.5, 0, 0]])
+    assert chain.exit_rates()[0] == 0.1 + 0.2 != F(0.1) + F(0.2)
+    res = lump(chain, kind, arithmetic="float")
+    assert res.blocks == ((0, 1, 2),)
+    assert res.quotient.n == 1 and res.quotient.num_transitions == 0
