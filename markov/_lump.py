@@ -235,8 +235,9 @@ def lump(
         0.05, 0.05, 3.3 give 3.3999999999999995, rates 0.1, 3.3 give 3.4,
         though both sum to the same rational; lumped as stored, such states
         would be kept apart, and no row would sum to exactly 0).  ``'float'``
-        rounds every entry, the stored diagonal included, to the grid
-        ``tolerance * Z`` first (see :func:`lumpcore.coarsest_lumping`).
+        rounds every entry to the grid ``tolerance * Z`` first (see
+        :func:`lumpcore.coarsest_lumping`); a float generator's diagonal is
+        given to it as the same exact sum, in parts, each part rounded.
     tolerance : float
         Float arithmetic only.
     labels : collection of str, optional
@@ -285,10 +286,11 @@ def lump(
         n, src, dst, val = chain.rate_edges()  # Storm's rate matrix: self-loops, no -exit
     else:
         n, src, dst, val = chain.to_edges()
-    if (val.dtype == np.float64 and arithmetic == "exact" and kind != "bisim"
-            and isinstance(chain, CTMC)):
+    if val.dtype == np.float64 and kind != "bisim" and isinstance(chain, CTMC):
         # a generator's diagonal is minus the row's rate sum, which a float may not hold:
-        # the engine gets it exactly, as one self-edge -q(s, t) per rate where needed
+        # the engine gets it exactly, as one self-edge -q(s, t) per rate where needed (in
+        # float arithmetic too: the stored diagonal's rounding error would otherwise be
+        # kept by the fine default grid and split states whose rates agree)
         graph = _exact_generator_graph(n, src, dst, val)
     elif val.dtype == np.float64:
         # the chain's arrays are validated (indices in range, finite values):

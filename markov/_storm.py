@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from fractions import Fraction
@@ -40,10 +41,19 @@ def _constants_string(constants: Mapping[str, Any] | None) -> str:
     for name, value in constants.items():
         if not str(name).isidentifier():
             raise ModelFormatError(f"constant name {name!r} is not an identifier")
-        if isinstance(value, bool):
+        if isinstance(value, bool | np.bool_):  # Storm reads true/false, not True/False
             text = "true" if value else "false"
-        elif isinstance(value, Fraction):
-            text = f"{value.numerator}/{value.denominator}"
+        elif isinstance(value, Fraction | np.integer | int | float | np.floating):
+            # a whole number as an integer, so that an int constant accepts Fraction(3) or
+            # 3.0 (Storm refuses "3/1" and "3.0" for one); other values as p/q or repr
+            q = value if isinstance(value, Fraction) else (
+                Fraction(int(value)) if isinstance(value, int | np.integer) else None)
+            if q is None:
+                f = float(value)
+                q = Fraction(f) if math.isfinite(f) and f.is_integer() else None
+                text = str(q.numerator) if q is not None else repr(f)
+            else:
+                text = str(q.numerator) if q.denominator == 1 else f"{q.numerator}/{q.denominator}"
         else:
             text = str(value).strip()
         if not text or any(c in text for c in ",="):
@@ -76,7 +86,9 @@ def read_prism(
         ``.jani`` files are parsed as JANI, everything else as PRISM.
     constants : mapping name -> value, optional
         Values of undefined constants (``{"N": 4}``), as on the command line
-        ``-c N=4``.
+        ``-c N=4``: bools, ints, floats, Fractions, their numpy types, or
+        strings as Storm reads them (a whole number is passed as an integer,
+        so ``3.0`` or ``Fraction(3)`` suits an ``int`` constant).
     exact : bool
         Build with exact rationals (stormpy's exact model builder) and
         return an exact chain.
@@ -88,8 +100,9 @@ def read_prism(
     -------
     CTMC or DTMC
         With labels (``init`` included), the initial distribution (uniform
-        over Storm's initial states), state rewards and (if asked) state
-        valuations.
+        over Storm's initial states), state rewards (the unnamed structure
+        called ``default``, or ``default_2`` when the model names one
+        ``default``) and (if asked) state valuations.
 
     Raises
     ------
@@ -186,6 +199,12 @@ def from_stormpy(model: Any) -> CTMC | DTMC:
         raise ModelFormatError(
             f"model type {mtype} is not supported; lumpkit reads CTMCs and DTMCs"
         )
+    if getattr(model, "supports_parameters", False):
+        raise ModelFormatError(
+            "stormpy model: a parametric model (its probabilities or rates are functions of "
+            "parameters); instantiate the parameters first (stormpy.instantiate_constants on "
+            "the program, or read_prism(path, {'p': VALUE}))"
+        )
     exact = bool(model.is_exact)
     n = int(model.nr_states)
     tm = model.transition_matrix
@@ -198,7 +217,7 @@ def from_stormpy(model: Any) -> CTMC | DTMC:
         if not (rm.has_state_rewards or rm.has_state_action_rewards
                 or rm.has_transition_rewards):
             continue
-        names.append(name or "default")
+        names.append(name or _unnamed_reward_name(model.reward_models))
         state.append([_value(x, exact) for x in rm.state_rewards] if rm.has_state_rewards
                      else [Fraction(0) if exact else 0.0] * n)
         extra.append(_per_firing(rm, n, src, dst, vals, mtype == model_types.CTMC, exact))
@@ -216,6 +235,18 @@ def from_stormpy(model: Any) -> CTMC | DTMC:
                     variables=variables, valuations=valuations)
     except ChainError as exc:
         raise ModelFormatError(f"stormpy model: {exc}") from None
+
+
+def _unnamed_reward_name(reward_models: Any) -> str:
+    """The name given to the model's unnamed reward structure: ``default``, or
+    ``default_2``, ``default_3``, ... when the model also names a structure so
+    (the unnamed one would otherwise replace it)."""
+    taken = set(reward_models.keys())
+    name, k = "default", 1
+    while name in taken:
+        k += 1
+        name = f"default_{k}"
+    return name
 
 
 def _per_firing(rm: Any, n: int, src: np.ndarray, dst: np.ndarray, vals: Any, ctmc: bool,
