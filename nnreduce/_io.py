@@ -212,7 +212,8 @@ def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: boo
 
 
 def _not_float64(net: Network) -> int:
-    """How many exact (rational) parameters of ``net`` float64 cannot hold."""
+    """How many exact (rational) parameters of ``net`` (its normalisation included) float64
+    cannot hold."""
     from fractions import Fraction
 
     from ._network import Activation, BatchNorm, Conv2d, Dense
@@ -226,6 +227,12 @@ def _not_float64(net: Network) -> int:
         for a in arrays:
             if a.dtype == object:
                 count += sum(Fraction(float(x)) != x for x in a.reshape(-1).tolist())
+    nrm = net.normalization  # exact rationals; every float format writes them as floats
+    if nrm is not None:
+        for v in (nrm.input_mean, nrm.input_range, nrm.output_mean, nrm.output_range,
+                  nrm.input_min, nrm.input_max):
+            if v is not None:
+                count += sum(Fraction(float(x)) != x for x in v.tolist())
     return count
 
 

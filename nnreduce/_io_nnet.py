@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,64 +17,113 @@ from ._network import Activation, Dense, Network, Normalization, as_float
 __all__ = ["read_nnet", "write_nnet"]
 
 
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|infinity|nan)",
+                     re.IGNORECASE)
+_DBL_MAX = 1.7976931348623157e308  # what write_nnet writes for "no clipping"
+
+
 def _floats(line: str, path: str, lineno: int) -> list[float]:
+    """The numbers of a line separated by commas and/or white space (a trailing comma is
+    optional); anything else (``1_0``, ``0x10``, text) is refused with the token named."""
     parts = [p for p in line.replace(",", " ").split() if p]
-    try:
-        return [float(p) for p in parts]
-    except ValueError:
-        raise ModelFormatError(f"{path}:{lineno}: expected numbers, got {line.strip()!r}") from None
+    for k, part in enumerate(parts):
+        if not _NUMBER.fullmatch(part):
+            raise ModelFormatError(
+                f"{path}:{lineno}: entry {k + 1} ({part!r}) is not a number; expected "
+                f"comma-separated decimal numbers, got {line.strip()[:80]!r}")
+    return [float(p) for p in parts]
+
+
+def _counts(values: list[float], what: str, path: str, lineno: int) -> list[int]:
+    """Layer counts/sizes: whole numbers >= 1, else a clear error naming the entry."""
+    out = []
+    for k, v in enumerate(values):
+        if not (math.isfinite(v) and v == int(v) and v >= 1):
+            raise ModelFormatError(
+                f"{path}:{lineno}: {what} entry {k + 1} is {v!r}; expected a whole number >= 1")
+        out.append(int(v))
+    return out
 
 
 def read_nnet(path: str | os.PathLike[str]) -> Network:
     """Read a ``.nnet`` file: hidden layers ReLU, output linear, normalisation kept.
 
     The NNet normalisation (input clip to min/max, mean, range; output mean,
-    range) becomes the network's :class:`Normalization`.
+    range) becomes the network's :class:`Normalization`; the one
+    :func:`write_nnet` writes for a network without any (bounds of +-DBL_MAX,
+    means 0, ranges 1) is read as none, and bounds of +-DBL_MAX on every input
+    as no clipping on that side.
+
+    Comment lines (``//``, also indented), blank lines, a trailing comma or
+    none, white space as separator, CR/CRLF line ends, a byte-order mark and any
+    text on the unused flag line are accepted, as the NNet tools write them.
+
+    Raises
+    ------
+    ModelFormatError
+        Naming the file and line: a token that is not a decimal number, sizes
+        that are not whole numbers >= 1 or that contradict the header, rows of
+        the wrong length, an input minimum above its maximum, lines after the
+        last bias, a file that ends early.
     """
     p = str(path)
     with open(p, "rb") as fh:
         data = fh.read()
     try:
-        raw = data.decode("utf-8").splitlines()
+        raw = data.decode("utf-8-sig").splitlines()  # a BOM (Windows editors) is not text
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ModelFormatError(
             f"{p}:{line}: byte {exc.start} (0x{data[exc.start]:02x}) is not text; "
             "an .nnet file is UTF-8/ASCII text"
         ) from None
-    lines = [(k + 1, ln) for k, ln in enumerate(raw) if ln.strip() and not ln.startswith("//")]
+    lines = [(k + 1, ln) for k, ln in enumerate(raw)
+             if ln.strip() and not ln.lstrip().startswith("//")]
     pos = 0
 
-    def nxt() -> tuple[int, list[float]]:
+    def nxt_text() -> tuple[int, str]:
         nonlocal pos
         if pos >= len(lines):
             last = lines[-1][0] if lines else 0
             raise ModelFormatError(f"{p}: file ends early (after line {last})")
-        lineno, text = lines[pos]
         pos += 1
+        return lines[pos - 1]
+
+    def nxt() -> tuple[int, list[float]]:
+        lineno, text = nxt_text()
         return lineno, _floats(text, p, lineno)
 
-    ln, head = nxt()
+    ln_h, head = nxt()
     if len(head) < 3:
-        raise ModelFormatError(f"{p}:{ln}: expected 'numLayers, inputSize, outputSize, maxSize'")
-    n_layers = int(head[0])
+        raise ModelFormatError(f"{p}:{ln_h}: expected 'numLayers, inputSize, outputSize, "
+                               "maxSize'")
+    n_layers, n_in_h, n_out_h = _counts(head[:3], "header", p, ln_h)
     ln, sizes_f = nxt()
-    sizes = [int(s) for s in sizes_f]
+    sizes = _counts(sizes_f, "layer size", p, ln)
     if len(sizes) != n_layers + 1:
         raise ModelFormatError(
             f"{p}:{ln}: {len(sizes)} layer sizes for {n_layers} layers (need {n_layers + 1})"
         )
-    nxt()  # legacy symmetric flag
-    _, mins = nxt()
+    if (sizes[0], sizes[-1]) != (n_in_h, n_out_h):
+        raise ModelFormatError(
+            f"{p}:{ln}: the layer sizes give {sizes[0]} inputs and {sizes[-1]} outputs, the "
+            f"header (line {ln_h}) {n_in_h} and {n_out_h}; make them agree")
+    nxt_text()  # the unused flag line: other tools write anything there ("0," or text)
+    ln_lo, mins = nxt()
     _, maxs = nxt()
     ln_m, means = nxt()
     ln_r, ranges = nxt()
-    n_in, n_out = sizes[0], sizes[-1]
+    n_in = sizes[0]
     if len(means) != n_in + 1 or len(ranges) != n_in + 1 or len(mins) != n_in or len(maxs) != n_in:
         raise ModelFormatError(
             f"{p}:{ln_m}-{ln_r}: normalisation lines must have {n_in} (min/max) and "
             f"{n_in + 1} (mean/range) entries"
         )
+    for i, (lo, hi) in enumerate(zip(mins, maxs, strict=True)):
+        if lo > hi:  # NNet tools clip x < min to min first; lumpkit clips max(x, min) first
+            raise ModelFormatError(
+                f"{p}:{ln_lo}: input {i} has minimum {lo!r} above its maximum {hi!r}; the "
+                "clipping box is empty: fix the input minimums and maximums")
     layers: list[Dense | Activation] = []
     for k in range(n_layers):
         rows = []
@@ -92,12 +143,21 @@ def read_nnet(path: str | os.PathLike[str]) -> Network:
         layers.append(Dense(np.array(rows, dtype=np.float64), np.array(bias)))
         if k < n_layers - 1:
             layers.append(Activation("relu"))
-    nrm = Normalization(
-        input_mean=np.array(means[:n_in]), input_range=np.array(ranges[:n_in]),
-        output_mean=np.array([means[n_in]]), output_range=np.array([ranges[n_in]]),
-        input_min=np.array(mins), input_max=np.array(maxs),
-    )
-    del n_out
+    if pos < len(lines):
+        raise ModelFormatError(
+            f"{p}:{lines[pos][0]}: {len(lines) - pos} more line(s) after the last bias of the "
+            f"{n_layers} layers the header declares; the header or the layer sizes do not "
+            "match the weights")
+    no_min = all(v == -_DBL_MAX for v in mins)  # write_nnet's "no clipping"
+    no_max = all(v == _DBL_MAX for v in maxs)
+    nrm: Normalization | None = None
+    if not (no_min and no_max and all(v == 0 for v in means) and all(v == 1 for v in ranges)):
+        nrm = Normalization(
+            input_mean=np.array(means[:n_in]), input_range=np.array(ranges[:n_in]),
+            output_mean=np.array([means[n_in]]), output_range=np.array([ranges[n_in]]),
+            input_min=None if no_min else np.array(mins),
+            input_max=None if no_max else np.array(maxs),
+        )
     return Network(tuple(layers), (n_in,), nrm)
 
 

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import zipfile
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,22 @@ def _dec(a: np.ndarray, what: str) -> np.ndarray:
             raise ModelFormatError(f"{what}: {exc}") from None
         return out
     if a.dtype.kind not in "fiu":
-        raise ModelFormatError(f"{what}: unexpected dtype {a.dtype}")
-    return np.asarray(a, dtype=np.float32 if a.dtype in (np.float32, np.float16)
-                      else np.float64)
+        raise ModelFormatError(
+            f"{what}: unexpected dtype {a.dtype}; store float32/float64 numbers or unicode "
+            "'p/q' strings")
+    if a.dtype in (np.float32, np.float16):
+        return np.asarray(a, dtype=np.float32)
+    wide = np.asarray(a, dtype=np.float64)
+    if a.dtype.kind in "iu" or a.dtype.itemsize > 8:  # integers, long double
+        with np.errstate(over="ignore", invalid="ignore"):
+            same = np.asarray(wide.astype(a.dtype) == a) | ~np.isfinite(a)  # NaN: refused later
+        if not same.all():  # float64 would round them: keep the values exactly
+            out = np.empty(a.shape, dtype=object)
+            out.reshape(-1)[:] = [to_rational(x.item()) if a.dtype.kind in "iu"
+                                  else Fraction(*x.as_integer_ratio())
+                                  for x in a.reshape(-1)]
+            return out
+    return wide
 
 
 def write_npz(net: Network, path: str | os.PathLike[str]) -> None:
@@ -159,16 +173,29 @@ def _read_npz(p: str, z: Any) -> Network:
         meta = json.loads(str(z["__lumpkit__"]))
     except json.JSONDecodeError as exc:
         raise ModelFormatError(f"{p}: bad '__lumpkit__' entry ({exc})") from None
-    if meta.get("format") != "lumpkit-nn-npz" or meta.get("version") != 1:
-        raise ModelFormatError(f"{p}: unknown format/version {meta.get('format')!r}")
+    if not isinstance(meta, dict):
+        raise ModelFormatError(
+            f"{p}: '__lumpkit__' holds a JSON {type(meta).__name__}; expected an object "
+            '{"format": "lumpkit-nn-npz", "version": 1, "input_shape": [...], "layers": [...]}')
+    version = meta.get("version")
+    if meta.get("format") != "lumpkit-nn-npz" or type(version) is not int or version != 1:
+        raise ModelFormatError(f"{p}: unknown format/version {meta.get('format')!r}/"
+                               f"{version!r}; expected 'lumpkit-nn-npz'/1")
+    specs = meta.get("layers")
+    if not isinstance(specs, list) or not all(isinstance(sp, dict) for sp in specs):
+        raise ModelFormatError(
+            f"{p}: '__lumpkit__' 'layers' must be a list of objects such as "
+            f'{{"type": "dense"}}, got {str(specs)[:80]}')
+    used = {"__lumpkit__"}
 
     def arr(key: str) -> np.ndarray:
         if key not in z.files:
             raise ModelFormatError(f"{p}: missing array {key!r}")
+        used.add(key)
         return _dec(z[key], f"{p}:{key}")
 
     layers: list[Layer] = []
-    for i, spec in enumerate(meta["layers"]):
+    for i, spec in enumerate(specs):
         t = spec.get("type")
         if t == "dense":
             layers.append(Dense(arr(f"layer{i}.weight"), arr(f"layer{i}.bias")))
@@ -207,4 +234,10 @@ def _read_npz(p: str, z: Any) -> Network:
         nrm = Normalization(arr("norm.input_mean"), arr("norm.input_range"),
                             arr("norm.output_mean"), arr("norm.output_range"),
                             opt("input_min"), opt("input_max"))
+    unused = sorted(set(z.files) - used)
+    if unused:  # a misspelt key or a layer type that does not match its arrays
+        raise ModelFormatError(
+            f"{p}: arrays {unused} are not used by the description in '__lumpkit__' (layers "
+            f"{[sp.get('type') for sp in specs]}, normalization {bool(meta.get('normalization'))})"
+            "; remove them or fix the description (docs/formats-nn.md lists the keys)")
     return Network(tuple(layers), tuple(meta["input_shape"]), nrm)

@@ -711,7 +711,28 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             if perm != sorted(perm):
                 b.add(Permute(tuple(x - 1 for x in perm[1:])))
         elif op == "BatchNormalization":
+            extra = [o for o in node.output[1:] if o]
+            if (int(at.get("training_mode", 0)) or extra
+                    or (_opset(model) < 7 and not int(at.get("is_test", 0)))):
+                # onnxruntime then normalises with the batch's own mean and variance
+                how = ("training_mode=1" if int(at.get("training_mode", 0)) else
+                       f"the running-statistics outputs {extra}" if extra else "is_test=0")
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: BatchNormalization in training mode ({how}) "
+                    "normalises with the statistics of the batch, not a fixed scale and shift; "
+                    "export the model in inference (eval) mode")
+            if not int(at.get("spatial", 1)):
+                raise UnsupportedLayerError(
+                    f"{b.where(k, node)}: BatchNormalization with spatial=0 (statistics per "
+                    "activation, not per channel) is not supported; export it with spatial=1 "
+                    "or fold it into the layer before")
             scale_, bias_, mean_, var_ = (const(node.input[i], k, node) for i in range(1, 5))
+            for i, v in enumerate((scale_, bias_, mean_, var_), start=1):
+                if v.shape != (b.shape[0],):
+                    raise UnsupportedLayerError(
+                        f"{b.where(k, node)}: BatchNormalization input {i} "
+                        f"({node.input[i]!r}) has shape {v.shape}; expected one value per "
+                        f"channel, ({b.shape[0]},), for the (batch, *{b.shape}) input")
             eps = float(at.get("epsilon", 1e-5))
             s = scale_ / np.sqrt(var_ + eps)
             t = bias_ - mean_ * s

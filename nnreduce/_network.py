@@ -529,7 +529,13 @@ class Network:
                     f"layer {i}: {type(layer).__name__} is not a lumpkit layer"
                 )
         object.__setattr__(self, "layers", layers)
-        shape = tuple(int(s) for s in self.input_shape)
+        try:
+            shape = tuple(int(s) for s in self.input_shape)
+        except (TypeError, ValueError):
+            shape = ()
+        if any(isinstance(s, bool) or s != d for s, d in zip(self.input_shape, shape)):
+            raise ModelFormatError(  # 3.5 was read as 3, True as 1
+                f"input_shape must be non-empty positive ints, got {tuple(self.input_shape)}")
         if not shape or min(shape) < 1:
             raise ModelFormatError(f"input_shape must be non-empty positive ints, got {shape}")
         object.__setattr__(self, "input_shape", shape)
