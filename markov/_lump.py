@@ -288,7 +288,7 @@ def lump(
         n, src, dst, val = chain.to_edges()
     if val.dtype == np.float64 and kind != "bisim" and isinstance(chain, CTMC):
         # a generator's diagonal is minus the row's rate sum, which a float may not hold:
-        # the engine gets it exactly, as one self-edge -q(s, t) per rate where needed (in
+        # the engine gets it exactly, as a few self-edges summing to it where needed (in
         # float arithmetic too: the stored diagonal's rounding error would otherwise be
         # kept by the fine default grid and split states whose rates agree)
         graph = _exact_generator_graph(n, src, dst, val)
