@@ -292,6 +292,9 @@ def coarsest_lumping(
         labels = _canonical(outcome.new_labels)
 
     block_of = _canonical(block_of)
+    # every block beyond the initial ones was created by a split: of the compiled core,
+    # of a sign split or of an exact repair (the core's own counter misses the last two)
+    splits = (int(block_of.max()) + 1 if n else 0) - (int(init.max()) + 1 if n else 0)
     rho: tuple[Fraction, ...] | np.ndarray | None = None
     if proportional:
         assert outcome.rho_num is not None and outcome.rho_den is not None

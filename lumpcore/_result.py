@@ -49,7 +49,8 @@ class Lumping:
         (the tolerance, or the finest safe fixed-point step when the
         tolerance is 0).
     splits : int
-        Number of new blocks created by splitting.
+        Number of new blocks created by splitting: ``num_blocks`` minus the
+        number of initial blocks (repairs after a verification pass included).
     rounds : int
         Number of splitter blocks processed by the compiled core.
     verify_rounds : int
