@@ -163,13 +163,23 @@ def coarsest_lumping(
             f"graph must be a WeightedGraph, got {type(graph).__name__}; build one with "
             "WeightedGraph.from_edges, .from_matrix or .from_networkx"
         )
-    if direction not in _DIRECTIONS:
+    if not isinstance(direction, str) or direction not in _DIRECTIONS:
         raise _ArgumentError(f"direction must be 'backward' or 'forward', got {direction!r}")
-    if arithmetic not in _ARITHMETICS:
+    if not isinstance(arithmetic, str) or arithmetic not in _ARITHMETICS:
         raise _ArgumentError(f"arithmetic must be 'exact' or 'float', got {arithmetic!r}")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float | np.floating):
-        raise _ArgumentTypeError(f"tolerance must be a number, got {tolerance!r}")
-    tolerance = float(tolerance)
+    if not (isinstance(proportional, bool | np.bool_)
+            or (isinstance(proportional, int | np.integer) and proportional in (0, 1))):
+        raise _ArgumentTypeError(f"proportional must be True or False, got {proportional!r}")
+    if isinstance(tolerance, bool | np.bool_) or not isinstance(
+            tolerance, int | float | np.integer | np.floating):
+        raise _ArgumentTypeError(
+            f"tolerance must be a float (the grid step), got {tolerance!r} of type "
+            f"{type(tolerance).__name__}")
+    try:
+        tolerance = float(tolerance)
+    except OverflowError:
+        raise _ArgumentError(
+            f"tolerance must be finite and >= 0, got {tolerance!r} (beyond float64)") from None
     if not math.isfinite(tolerance) or tolerance < 0:
         raise _ArgumentError(f"tolerance must be finite and >= 0, got {tolerance!r}")
     if arithmetic == "exact" and tolerance != 0:
@@ -352,7 +362,9 @@ def block_sums(
     >>> block_sums(g, [0, 0, 1])
     {(0, 2): Fraction(3, 4), (1, 0): Fraction(1, 1)}
     """
-    if direction not in _DIRECTIONS:
+    if not isinstance(graph, WeightedGraph):
+        raise _ArgumentTypeError(f"graph must be a WeightedGraph, got {type(graph).__name__}")
+    if not isinstance(direction, str) or direction not in _DIRECTIONS:
         raise _ArgumentError(f"direction must be 'backward' or 'forward', got {direction!r}")
     bo = np.asarray(block_of)
     if bo.shape != (graph.n,) or (bo.size and bo.dtype.kind not in "iu"):
