@@ -87,11 +87,12 @@ def coarsest_lumping(
     arithmetic : {'exact', 'float'}
         ``'exact'`` (default): weights are exact rationals (floats at their
         exact binary value); the partition is verified stable in exact
-        arithmetic before it is returned.  ``'float'``: every weight is first
-        rounded to the nearest multiple of ``resolution`` (the tolerance, or,
-        for ``tolerance=0``, the finest power of two for which all sums fit in
-        63-bit fixed point), and the *exact* coarsest lumping of that rounded
-        graph is returned.  This makes float mode deterministic, independent
+        arithmetic before it is returned.  ``'float'``: every weight (parallel
+        edges: their exact sum) is first rounded to the nearest multiple of
+        ``resolution`` (the tolerance, or, for ``tolerance=0``, the finest power
+        of two, at least ``2**-1074``, for which all sums fit in 63-bit fixed
+        point), and the *exact* coarsest lumping of that rounded graph is
+        returned.  This makes float mode deterministic, independent
         of node and edge order, and transitive: two sums compare equal iff
         their rounded versions are equal.  Each rounded weight differs from the
         original by at most ``resolution / 2``.
@@ -197,6 +198,9 @@ def coarsest_lumping(
             return fast
 
     g = graph if direction == "backward" else graph.reversed()
+    if arithmetic == "float":
+        # parallel edges act as one edge carrying their sum: round the sum, not each term
+        g = _coalesce_parallel(g)
     if arithmetic == "exact" and not proportional:
         exact128 = _plain_exact128(g, init)
         if exact128 is not None:
@@ -463,6 +467,62 @@ def _plain_exact128(g: WeightedGraph, init: np.ndarray) -> tuple[np.ndarray, int
     if not ok:
         return None
     return block_of.copy(), int(splits), int(rounds)
+
+
+def _coalesce_parallel(g: WeightedGraph) -> WeightedGraph:
+    """``g`` with its parallel edges replaced by one edge carrying their exact sum.
+
+    Returns ``g`` itself when it has no parallel edges.  The summed weights
+    stay float64 (int64) when every sum is exactly a float (fits in int64);
+    otherwise they become exact rationals.
+    """
+    n, src, dst, w = g.n, g.src, g.dst, g.weight
+    m = src.shape[0]
+    if m < 2:
+        return g
+    key = src * np.int64(n) + dst if n < 2**31 else None
+    order = (np.argsort(key, kind="stable") if key is not None
+             else np.lexsort((dst, src)))
+    s_src, s_dst = src[order], dst[order]
+    same = (s_src[1:] == s_src[:-1]) & (s_dst[1:] == s_dst[:-1])
+    if not same.any():
+        return g
+    starts = np.flatnonzero(np.concatenate(([True], ~same)))
+    counts = np.diff(np.append(starts, m))
+    ws = w[order]
+    multi = np.flatnonzero(counts > 1).tolist()
+    exact_sums = {
+        k: sum((Fraction(x) for x in ws[starts[k]:starts[k] + counts[k]].tolist()), Fraction(0))
+        for k in multi
+    }
+    if w.dtype == object:
+        new_w = ws[starts].copy()
+        for k, v in exact_sums.items():
+            new_w[k] = v
+    else:
+        new_w = ws[starts].copy()
+        fits = True
+        for k, v in exact_sums.items():
+            if w.dtype == np.int64:
+                ok = abs(v) <= 2**62
+                val: Any = int(v)
+            else:
+                try:
+                    val = float(v)
+                except OverflowError:
+                    ok = False
+                else:
+                    ok = Fraction(val) == v if math.isfinite(val) else False
+            if not ok:
+                fits = False
+                break
+            new_w[k] = val
+        if not fits:
+            new_w = np.empty(starts.shape[0], dtype=object)
+            new_w[:] = [Fraction(x) for x in ws[starts].tolist()]
+            for k, v in exact_sums.items():
+                new_w[k] = v
+    return WeightedGraph(n, s_src[starts].copy(), s_dst[starts].copy(), new_w, g.nodes)
 
 
 def _in_abs_bound(g: WeightedGraph, absw: np.ndarray) -> float:
