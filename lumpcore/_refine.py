@@ -320,10 +320,7 @@ def coarsest_lumping(
                 for a, b in zip(num.tolist(), den.tolist())
             )
         else:
-            rho = np.array(
-                [int(a) / int(b) for a, b in zip(num.tolist(), den.tolist())], dtype=np.float64
-            )
-            rho.setflags(write=False)
+            rho = _float_ratios(num.tolist(), den.tolist())
     block_of.setflags(write=False)
     return Lumping(
         block_of=block_of,
@@ -336,6 +333,26 @@ def coarsest_lumping(
         rounds=rounds,
         verify_rounds=verify_round,
     )
+
+
+def _float_ratios(num: list[Any], den: list[Any]) -> np.ndarray:
+    """``num[v] / den[v]`` as a read-only float64 array (each correctly rounded).
+
+    Raises a clear error where a factor lies beyond the range of float64 (grid
+    integers of very different sizes: a tiny tolerance with huge weights).
+    """
+    out = np.empty(len(num), dtype=np.float64)
+    for v, (a, b) in enumerate(zip(num, den)):
+        try:
+            out[v] = int(a) / int(b)
+        except OverflowError:
+            log2 = abs(int(a)).bit_length() - abs(int(b)).bit_length()
+            raise _ArgumentError(
+                f"the factor rho of node {v} is about 2**{log2}, beyond float64; "
+                "use arithmetic='exact' or a coarser tolerance"
+            ) from None
+    out.setflags(write=False)
+    return out
 
 
 def block_sums(
@@ -652,7 +669,10 @@ def _exact_integer_weights(g: WeightedGraph) -> np.ndarray | _Dyadic:
             return np.zeros(w.shape[0], dtype=np.int64)
         if max_bits + math.log2(degmax + 1) < 60:
             return mant << shift
-        bits = math.log2(absmax) - emin + 2 if absmax > 0 else 1.0
+        if math.isfinite(absmax):
+            bits = math.log2(absmax) - emin + 2 if absmax > 0 else 1.0
+        else:  # the float sum overflowed: bound it by its terms instead
+            bits = max_bits + math.log2(degmax) + 1
         return _Dyadic(mant, shift, bits)
     else:
         fr = w.tolist()
@@ -673,59 +693,100 @@ def _exact_integer_weights(g: WeightedGraph) -> np.ndarray | _Dyadic:
 
 
 def _fixed_point_weights(g: WeightedGraph, tolerance: float) -> tuple[np.ndarray, float]:
-    """Round weights to the grid ``resolution * Z`` and return the integers."""
+    """Round weights to the grid ``resolution * Z`` and return the integers.
+
+    Float weights, and integers of at most 53 bits, are rounded in vectorised
+    float arithmetic (exactly: entries near a half-way point or beyond float
+    integers are settled with :class:`fractions.Fraction`).  Larger integers
+    and rational weights are rounded exactly as themselves, never through
+    their (rounded, possibly overflowing) float values.
+    """
     w = g.weight
-    wf = (
-        w.astype(np.float64)
-        if w.dtype != object
-        else np.array([float(q) for q in w.tolist()], dtype=np.float64)
-    )
-    bound = _in_abs_bound(g, np.abs(wf))
+    exact_input = w.dtype == object or (
+        w.dtype == np.int64 and w.size > 0 and int(np.abs(w).max()) > 2**53)
     if tolerance > 0:
         resolution = tolerance
+        if exact_input:
+            step = Fraction(resolution)
+            ints = [round(Fraction(x) / step) for x in w.tolist()]
+            return _pack_ints(g, ints), resolution
+        wf = w.astype(np.float64)  # exact: integers of at most 53 bits
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             q = wf / resolution
             scaled = np.rint(q)
             # settle in exact arithmetic (ties to the even multiple) every entry whose
-            # float quotient lies near a half-way point (rational weights: their float
-            # value is itself rounded), or is too large for exact float integers
+            # float quotient lies near a half-way point, or is too large for exact float
+            # integers (an overflowing quotient included)
             unsure = (np.abs(np.abs(q - np.floor(q)) - 0.5) <= 1e-6 + np.abs(q) * 2.0**-50) | ~(
                 np.abs(q) < 2.0**50)
-        if not np.all(np.isfinite(q)):
-            raise _ArgumentError(
-                f"tolerance={tolerance!r} is too small for weights of this size")
         near = np.flatnonzero(unsure)
         if near.size:
             step = Fraction(resolution)
-            exact = [round((w[k] if w.dtype == object else Fraction(float(wf[k]))) / step)
-                     for k in near.tolist()]
+            exact = [round(Fraction(float(wf[k])) / step) for k in near.tolist()]
             if any(abs(v) >= 2**53 for v in exact):  # beyond float integers: Python ints
                 obj = np.empty(scaled.shape[0], dtype=object)
                 obj[:] = [int(x) for x in np.where(unsure, 0.0, scaled).tolist()]
                 obj[near] = exact
-                return obj, resolution
+                return _pack_ints(g, obj.tolist()), resolution
             scaled[near] = exact
     else:
-        if bound == 0:
+        log2_bound = _log2_in_abs_bound(g, exact_input)
+        if log2_bound is None:
             return np.zeros(w.shape[0], dtype=np.int64), 1.0
-        f = 59 - math.ceil(math.log2(bound))
+        # the finest power of two for which every sum fits in 63-bit fixed point, but
+        # no finer than the smallest float (every float weight is a multiple of it)
+        f = min(59 - math.ceil(log2_bound), 1074)
+        if f < -1023:
+            raise _ArgumentError(
+                f"sums of |weights| into a node reach about 2**{log2_bound:.0f}, beyond float64: "
+                "float arithmetic has no grid step for them; use arithmetic='exact' or pass "
+                "a tolerance")
         resolution = math.ldexp(1.0, -f)
-        if w.dtype == object:  # round the rationals themselves, not their float values
+        if exact_input:  # round the exact numbers themselves, not their float values
             grid = Fraction(2) ** f
-            ints = [round(x * grid) for x in w.tolist()]
-            if any(abs(v) >= 2**53 for v in ints):
-                big = np.empty(len(ints), dtype=object)
-                big[:] = ints
-                if _in_abs_bound(g, np.array([abs(float(v)) for v in ints])) < _SUM_LIMIT / 2:
-                    return np.array(ints, dtype=np.int64), resolution
-                return big, resolution
-            scaled = np.array(ints, dtype=np.float64)
-        else:
-            scaled = np.rint(np.ldexp(wf, f))
-    if not np.all(np.isfinite(scaled)):
-        raise _ArgumentError(f"tolerance={tolerance!r} is too small for weights of this size")
+            return _pack_ints(g, [round(Fraction(x) * grid) for x in w.tolist()]), resolution
+        scaled = np.rint(np.ldexp(w.astype(np.float64), f))
     if _in_abs_bound(g, np.abs(scaled)) < _SUM_LIMIT:
         return scaled.astype(np.int64), resolution
     obj = np.empty(scaled.shape[0], dtype=object)
     obj[:] = [int(x) for x in scaled.tolist()]
     return obj, resolution
+
+
+def _pack_ints(g: WeightedGraph, ints: list[int]) -> np.ndarray:
+    """Grid integers as int64 when every sum into a node fits, else as Python ints."""
+    if all(abs(v) < 2**53 for v in ints):
+        arr = np.array(ints, dtype=np.int64)
+        if _in_abs_bound(g, np.abs(arr).astype(np.float64)) < _SUM_LIMIT:
+            return arr
+    obj = np.empty(len(ints), dtype=object)
+    obj[:] = [int(v) for v in ints]
+    return obj
+
+
+def _log2_in_abs_bound(g: WeightedGraph, exact_input: bool) -> float | None:
+    """``log2`` of the largest sum of ``|w|`` into one node (``None``: all weights zero).
+
+    Computed on the weights scaled by a power of two, so that neither sums of
+    floats near the top of their range nor rationals beyond it overflow.
+    """
+    w = g.weight
+    if exact_input:
+        fr = [Fraction(x) for x in w.tolist()]
+        nz = [q for q in fr if q != 0]
+        if not nz:
+            return None
+        # |q| < 2**e with e = bits(numerator) - bits(denominator) + 1
+        e = max(abs(q.numerator).bit_length() - q.denominator.bit_length() + 1 for q in nz)
+        scaled = np.array(
+            [float(Fraction(abs(q.numerator), q.denominator << e) if e >= 0
+                   else Fraction(abs(q.numerator) << -e, q.denominator)) for q in fr],
+            dtype=np.float64)
+    else:
+        absw = np.abs(w.astype(np.float64))
+        top = float(absw.max()) if absw.size else 0.0
+        if top == 0:
+            return None
+        e = math.frexp(top)[1]
+        scaled = np.ldexp(absw, -e)
+    return math.log2(_in_abs_bound(g, scaled)) + e
