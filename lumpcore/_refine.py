@@ -110,9 +110,13 @@ def coarsest_lumping(
     ValueError
         For an unknown ``direction``/``arithmetic``, a negative or non-finite
         tolerance, a tolerance in exact mode, or an ``initial`` of the wrong
-        length.
+        length; in float mode, for weights whose sums reach ``2**1024`` with
+        ``tolerance=0`` (no float grid step exists) and for a factor ``rho``
+        beyond float64 (use ``arithmetic='exact'``).
     TypeError
-        If ``graph`` is not a :class:`WeightedGraph`.
+        If ``graph`` is not a :class:`WeightedGraph`, ``proportional`` is not a
+        boolean, ``tolerance`` is not a real number, or a label of ``initial``
+        is unhashable.
 
     Notes
     -----

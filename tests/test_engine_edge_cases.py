@@ -47,7 +47,9 @@ def _partitions(labels: Sequence[int]) -> list[tuple[int, ...]]:
     return out
 
 
-def _vectors(n: int, edges: Sequence[Edge], bo: Sequence[int], direction: str) -> list[list[Fraction]]:
+def _vectors(
+    n: int, edges: Sequence[Edge], bo: Sequence[int], direction: str
+) -> list[list[Fraction]]:
     vec = [[Fraction(0)] * (max(bo) + 1) for _ in range(n)]
     for u, v, w in edges:
         if direction == "backward":
@@ -260,9 +262,12 @@ def test_clear_errors_for_bad_input() -> None:
             "rectangular")
     _raises(ValueError, lambda: WeightedGraph.from_edges(
         2, np.array([2**63], dtype=np.uint64), [0], [1.0]), str(2**63))
-    _raises(TypeError, lambda: coarsest_lumping(g, proportional="no"), "'no'")
-    _raises(TypeError, lambda: coarsest_lumping(g, proportional=None), "None")
-    _raises(ValueError, lambda: coarsest_lumping(g, direction=np.array(["backward"])),
+    _raises(TypeError, lambda: coarsest_lumping(g, proportional="no"),  # type: ignore[arg-type]
+            "'no'")
+    _raises(TypeError, lambda: coarsest_lumping(g, proportional=None),  # type: ignore[arg-type]
+            "None")
+    _raises(ValueError, lambda: coarsest_lumping(
+        g, direction=np.array(["backward"])),  # type: ignore[arg-type]
             "direction")
     _raises(ValueError, lambda: coarsest_lumping(g, arithmetic="float", tolerance=10**400),
             "tolerance")
@@ -277,14 +282,16 @@ def test_clear_errors_for_bad_input() -> None:
 def test_unhashable_nodelist_is_a_clear_error() -> None:
     nx = pytest.importorskip("networkx")
     graph = nx.DiGraph([(1, 2, {"weight": 1.0})])
-    _raises(TypeError, lambda: WeightedGraph.from_networkx(graph, nodelist=[[1], 2]),
+    _raises(TypeError, lambda: WeightedGraph.from_networkx(
+        graph, nodelist=[[1], 2]),  # type: ignore[list-item]
             "hashable")
 
 
 def test_numpy_integer_tolerance_is_a_tolerance() -> None:
     """``np.int64(1)`` is accepted like the int 1 (weights 0.4 and 0.6 round to 0 and 1)."""
     g = WeightedGraph.from_edges(3, [0, 0], [1, 2], [0.4, 0.6])
-    for tol in (1, np.int64(1), 1.0):
+    tols: tuple[Any, ...] = (1, np.int64(1), 1.0)
+    for tol in tols:
         lump = coarsest_lumping(g, [0, 1, 1], arithmetic="float", tolerance=tol)
         assert lump.blocks == ((0,), (1,), (2,))
         assert lump.resolution == 1.0
