@@ -204,7 +204,7 @@ def coarsest_lumping(
     g = graph if direction == "backward" else graph.reversed()
     if arithmetic == "float":
         # parallel edges act as one edge carrying their sum: round the sum, not each term
-        g = _coalesce_parallel(g)
+        g, inexact_sums = _coalesce_parallel(g)
     if arithmetic == "exact" and not proportional:
         exact128 = _plain_exact128(g, init)
         if exact128 is not None:
@@ -231,7 +231,7 @@ def coarsest_lumping(
             ints = exact_w
         resolution = None
     else:
-        ints, resolution = _fixed_point_weights(g, tolerance)
+        ints, resolution = _fixed_point_weights(g, tolerance, inexact_sums)
 
     src, dst = g.src, g.dst
     if dyadic is not None:
@@ -490,60 +490,74 @@ def _plain_exact128(g: WeightedGraph, init: np.ndarray) -> tuple[np.ndarray, int
     return block_of.copy(), int(splits), int(rounds)
 
 
-def _coalesce_parallel(g: WeightedGraph) -> WeightedGraph:
+def _coalesce_parallel(g: WeightedGraph) -> tuple[WeightedGraph, dict[int, Fraction]]:
     """``g`` with its parallel edges replaced by one edge carrying their exact sum.
 
-    Returns ``g`` itself when it has no parallel edges.  The summed weights
-    stay float64 (int64) when every sum is exactly a float (fits in int64);
-    otherwise they become exact rationals.
+    Returns ``(g, {})`` when ``g`` has no parallel edges (one sort of the edge
+    keys decides).  Otherwise the first edge of every group of parallel edges
+    carries the group's sum and the others are dropped; the weights keep
+    their type: float64 weights hold the sum rounded to a float (good enough
+    for magnitude bounds) and the second result maps every edge (index into
+    the new graph) whose sum is not exactly a float to that exact sum, for
+    exact rounding; int64 sums beyond ``2**62`` make the weights rationals.
     """
     n, src, dst, w = g.n, g.src, g.dst, g.weight
     m = src.shape[0]
     if m < 2:
-        return g
-    key = src * np.int64(n) + dst if n < 2**31 else None
-    order = (np.argsort(key, kind="stable") if key is not None
-             else np.lexsort((dst, src)))
-    s_src, s_dst = src[order], dst[order]
-    same = (s_src[1:] == s_src[:-1]) & (s_dst[1:] == s_dst[:-1])
-    if not same.any():
-        return g
-    starts = np.flatnonzero(np.concatenate(([True], ~same)))
-    counts = np.diff(np.append(starts, m))
-    ws = w[order]
-    multi = np.flatnonzero(counts > 1).tolist()
-    exact_sums = {
-        k: sum((Fraction(x) for x in ws[starts[k]:starts[k] + counts[k]].tolist()), Fraction(0))
-        for k in multi
-    }
-    if w.dtype == object:
-        new_w = ws[starts].copy()
-        for k, v in exact_sums.items():
-            new_w[k] = v
-    else:
-        new_w = ws[starts].copy()
-        fits = True
-        for k, v in exact_sums.items():
-            if w.dtype == np.int64:
-                ok = abs(v) <= 2**62
-                val: Any = int(v)
+        return g, {}
+    if n < 2**31:
+        key = src * np.int64(n) + dst
+    else:  # n * n beyond int64: number the distinct (src, dst) pairs instead
+        key = np.unique(np.stack([src, dst], axis=1), axis=0, return_inverse=True)[1]
+        key = key.reshape(-1).astype(np.int64)
+    sk = np.sort(key)
+    repeated = sk[1:] == sk[:-1]
+    if not repeated.any():
+        return g, {}
+    dup_keys = np.unique(sk[1:][repeated])
+    # every edge with a parallel twin: a bucket filter first (cheap), then exact membership
+    buckets = np.int64(1048573)  # a prime near 2**20
+    marked = np.zeros(int(buckets), dtype=bool)
+    marked[dup_keys % buckets] = True
+    candidates = np.flatnonzero(marked[key % buckets])
+    members = candidates[np.isin(key[candidates], dup_keys)]
+    members = members[np.argsort(key[members], kind="stable")]  # by key, then index
+    mk = key[members]
+    cuts = np.flatnonzero(mk[1:] != mk[:-1]) + 1
+    keep = np.ones(m, dtype=bool)
+    new_w = w.copy()
+    inexact: dict[int, Fraction] = {}  # by old edge index
+    big: dict[int, int] = {}  # int64 sums beyond 2**62, by old edge index
+    for group in np.split(members, cuts):
+        carrier = int(group[0])
+        keep[group[1:]] = False
+        terms = w[group].tolist()
+        if w.dtype == np.float64:
+            total = sum((Fraction(x) for x in terms), Fraction(0))
+            try:
+                approx = float(total)  # correctly rounded
+            except OverflowError:  # beyond float64: its largest float (for bounds only)
+                approx = float(np.finfo(np.float64).max) * (1.0 if total > 0 else -1.0)
+            new_w[carrier] = approx
+            if Fraction(approx) != total:
+                inexact[carrier] = total
+        elif w.dtype == np.int64:
+            isum = sum(int(x) for x in terms)
+            if abs(isum) > 2**62:
+                big[carrier] = isum
             else:
-                try:
-                    val = float(v)
-                except OverflowError:
-                    ok = False
-                else:
-                    ok = Fraction(val) == v if math.isfinite(val) else False
-            if not ok:
-                fits = False
-                break
-            new_w[k] = val
-        if not fits:
-            new_w = np.empty(starts.shape[0], dtype=object)
-            new_w[:] = [Fraction(x) for x in ws[starts].tolist()]
-            for k, v in exact_sums.items():
-                new_w[k] = v
-    return WeightedGraph(n, s_src[starts].copy(), s_dst[starts].copy(), new_w, g.nodes)
+                new_w[carrier] = isum
+        else:
+            new_w[carrier] = sum(terms, Fraction(0))
+    if big:
+        obj = np.empty(m, dtype=object)
+        obj[:] = [Fraction(int(x)) for x in new_w.tolist()]
+        for k, isum in big.items():
+            obj[k] = Fraction(isum)
+        new_w = obj
+    new_index = np.cumsum(keep) - 1
+    out = WeightedGraph(n, src[keep], dst[keep], new_w[keep], g.nodes)
+    return out, {int(new_index[k]): v for k, v in inexact.items()}
 
 
 def _in_abs_bound(g: WeightedGraph, absw: np.ndarray) -> float:
@@ -696,24 +710,28 @@ def _exact_integer_weights(g: WeightedGraph) -> np.ndarray | _Dyadic:
     return obj
 
 
-def _fixed_point_weights(g: WeightedGraph, tolerance: float) -> tuple[np.ndarray, float]:
+def _fixed_point_weights(
+    g: WeightedGraph, tolerance: float, exact_sums: dict[int, Fraction] | None = None
+) -> tuple[np.ndarray, float]:
     """Round weights to the grid ``resolution * Z`` and return the integers.
 
     Float weights, and integers of at most 53 bits, are rounded in vectorised
     float arithmetic (exactly: entries near a half-way point or beyond float
     integers are settled with :class:`fractions.Fraction`).  Larger integers
     and rational weights are rounded exactly as themselves, never through
-    their (rounded, possibly overflowing) float values.
+    their (rounded, possibly overflowing) float values.  ``exact_sums`` maps
+    edges whose float weight only approximates their true weight (a sum of
+    parallel edges) to that exact value, which is the one rounded.
     """
     w = g.weight
     exact_input = w.dtype == object or (
         w.dtype == np.int64 and w.size > 0 and int(np.abs(w).max()) > 2**53)
+    fixes: dict[int, int]  # grid integers settled exactly
     if tolerance > 0:
         resolution = tolerance
+        step = Fraction(resolution)
         if exact_input:
-            step = Fraction(resolution)
-            ints = [round(Fraction(x) / step) for x in w.tolist()]
-            return _pack_ints(g, ints), resolution
+            return _pack_ints(g, [round(Fraction(x) / step) for x in w.tolist()]), resolution
         wf = w.astype(np.float64)  # exact: integers of at most 53 bits
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             q = wf / resolution
@@ -723,16 +741,8 @@ def _fixed_point_weights(g: WeightedGraph, tolerance: float) -> tuple[np.ndarray
             # integers (an overflowing quotient included)
             unsure = (np.abs(np.abs(q - np.floor(q)) - 0.5) <= 1e-6 + np.abs(q) * 2.0**-50) | ~(
                 np.abs(q) < 2.0**50)
-        near = np.flatnonzero(unsure)
-        if near.size:
-            step = Fraction(resolution)
-            exact = [round(Fraction(float(wf[k])) / step) for k in near.tolist()]
-            if any(abs(v) >= 2**53 for v in exact):  # beyond float integers: Python ints
-                obj = np.empty(scaled.shape[0], dtype=object)
-                obj[:] = [int(x) for x in np.where(unsure, 0.0, scaled).tolist()]
-                obj[near] = exact
-                return _pack_ints(g, obj.tolist()), resolution
-            scaled[near] = exact
+        fixes = {k: round(Fraction(float(wf[k])) / step) for k in np.flatnonzero(unsure).tolist()}
+        fixes.update((k, round(v / step)) for k, v in (exact_sums or {}).items())
     else:
         log2_bound = _log2_in_abs_bound(g, exact_input)
         if log2_bound is None:
@@ -746,10 +756,19 @@ def _fixed_point_weights(g: WeightedGraph, tolerance: float) -> tuple[np.ndarray
                 "float arithmetic has no grid step for them; use arithmetic='exact' or pass "
                 "a tolerance")
         resolution = math.ldexp(1.0, -f)
+        grid = Fraction(2) ** f
         if exact_input:  # round the exact numbers themselves, not their float values
-            grid = Fraction(2) ** f
             return _pack_ints(g, [round(Fraction(x) * grid) for x in w.tolist()]), resolution
         scaled = np.rint(np.ldexp(w.astype(np.float64), f))
+        fixes = {k: round(v * grid) for k, v in (exact_sums or {}).items()}
+    if fixes:
+        if any(abs(v) >= 2**53 for v in fixes.values()):  # beyond float integers: Python ints
+            ints = [int(x) for x in np.where(np.isfinite(scaled), scaled, 0.0).tolist()]
+            for k, v in fixes.items():
+                ints[k] = v
+            return _pack_ints(g, ints), resolution
+        scaled[np.fromiter(fixes.keys(), np.int64, len(fixes))] = np.fromiter(
+            fixes.values(), np.float64, len(fixes))
     if _in_abs_bound(g, np.abs(scaled)) < _SUM_LIMIT:
         return scaled.astype(np.int64), resolution
     obj = np.empty(scaled.shape[0], dtype=object)

@@ -217,18 +217,31 @@ def test_coo_duplicates_are_one_matrix_entry_in_float_mode() -> None:
     assert lump.blocks == ((0,), (1, 2))
 
 
-def test_parallel_edges_are_summed_exactly() -> None:
+@pytest.mark.parametrize("tolerance", [2.0**-60, 0.0])
+def test_parallel_edges_are_summed_exactly(tolerance: float) -> None:
     """0.1 + 0.2 is exactly 0.3000000000000000166..., not a float; float addition
     gives 0.30000000000000004 (0.3000000000000000444...).  Both are multiples of
     2**-60, so with node 2 receiving 0.30000000000000004 the exact sum keeps
-    nodes 1 and 2 apart (a float sum would merge them)."""
+    nodes 1 and 2 apart (a float sum would merge them).  Tolerance 0 picks the
+    same step: sums below 0.5 fit 63-bit fixed point with 2**-60."""
     g = WeightedGraph.from_edges(3, [0, 0, 0], [1, 1, 2], [0.1, 0.2, 0.1 + 0.2])
     edges = [(0, 1, Fraction(0.1) + Fraction(0.2)), (0, 2, Fraction(0.1 + 0.2))]
     step = Fraction(2) ** -60
     rounded = [(u, v, round(w / step) * step) for u, v, w in edges]
     expected, _ = brute_force(3, rounded, [0, 1, 1], "backward", False)
-    lump = coarsest_lumping(g, [0, 1, 1], arithmetic="float", tolerance=2.0**-60)
+    lump = coarsest_lumping(g, [0, 1, 1], arithmetic="float", tolerance=tolerance)
+    assert lump.resolution == 2.0**-60
     assert lump.blocks == expected == ((0,), (1,), (2,))
+
+
+@pytest.mark.parametrize("tolerance", [1e300, 0.0])
+def test_parallel_edges_summing_beyond_float64(tolerance: float) -> None:
+    """Nodes 1 and 2 each get 1.7e308 + 1.7e308 (a sum beyond float64), node 3 gets
+    1.7e308 once: {1, 2} | {3} on every grid that can hold them."""
+    big = 1.7e308
+    g = WeightedGraph.from_edges(4, [0] * 5, [1, 1, 2, 2, 3], [big] * 5)
+    lump = coarsest_lumping(g, [0, 1, 1, 1], arithmetic="float", tolerance=tolerance)
+    assert lump.blocks == ((0,), (1, 2), (3,))
 
 
 # ---------------------------------------------------------- extended precision
