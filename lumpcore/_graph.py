@@ -224,7 +224,7 @@ class WeightedGraph:
             return cls.from_edges(
                 int(m.shape[0]), np.asarray(m.row)[keep], np.asarray(m.col)[keep], data[keep]
             )
-        arr = np.asarray(matrix, dtype=object if _has_exact(matrix) else None)
+        arr = _as_matrix(matrix, "matrix")
         if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
             raise _GraphInputError(f"matrix must be square 2-D, got shape {arr.shape}")
         if arr.dtype == object:
@@ -268,8 +268,7 @@ class WeightedGraph:
         >>> g.src.tolist(), g.dst.tolist(), g.weight.tolist()
         ([0, 0, 1], [2, 3, 3], [1.0, 2.0, 4.0])
         """
-        exact = _has_exact(matrix)
-        arr = np.asarray(matrix, dtype=object if exact else None)
+        arr = _as_matrix(matrix, "biadjacency matrix")
         if arr.ndim != 2:
             raise _GraphInputError(
                 f"a biadjacency matrix must be 2-D (rows = sources, columns = targets), "
@@ -325,7 +324,12 @@ class WeightedGraph:
                 "convert undirected graphs with G.to_directed()"
             )
         order = list(graph.nodes) if nodelist is None else list(nodelist)
-        index = {v: i for i, v in enumerate(order)}
+        try:
+            index = {v: i for i, v in enumerate(order)}
+        except TypeError:
+            raise _GraphTypeError(
+                "nodelist must hold the graph's (hashable) nodes, got an unhashable entry"
+            ) from None
         if len(index) != len(order) or set(index) != set(graph.nodes):
             raise _GraphInputError("nodelist must list every node of the graph exactly once")
         src, dst, w = [], [], []
@@ -351,6 +355,16 @@ def _edges_of_biadjacency(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return _readonly(src), _readonly(dst), _readonly(w)
 
 
+def _as_matrix(matrix: Any, what: str) -> np.ndarray:
+    """``matrix`` as a numpy array (object dtype when it holds exact numbers)."""
+    try:
+        return np.asarray(matrix, dtype=object if _has_exact(matrix) else None)
+    except (ValueError, TypeError) as exc:
+        raise _GraphInputError(
+            f"{what} must be a rectangular array of numbers (rows of equal length): {exc}"
+        ) from None
+
+
 def _has_exact(values: Any) -> bool:
     if isinstance(values, np.ndarray):
         return values.dtype == object
@@ -365,6 +379,9 @@ def _as_index_array(a: npt.ArrayLike, name: str) -> np.ndarray:
         raise _GraphInputError(f"{name} must be one-dimensional, got shape {arr.shape}")
     if arr.size == 0:
         return np.zeros(0, dtype=np.int64)
+    if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:
+        k = int(np.argmax(arr > np.iinfo(np.int64).max))
+        raise _GraphInputError(f"edge {k}: {name} = {int(arr[k])} is not a node index")
     if arr.dtype.kind not in "iu":
         if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
@@ -374,9 +391,22 @@ def _as_index_array(a: npt.ArrayLike, name: str) -> np.ndarray:
 
 
 def _as_weight_array(weight: Iterable[Any]) -> np.ndarray:
+    if isinstance(weight, np.ndarray) and weight.dtype.kind == "f" and weight.dtype.itemsize > 8:
+        # extended precision (numpy.longdouble): float64 only where it holds every value
+        # exactly, else exact rationals (non-finite values are reported below either way)
+        with np.errstate(over="ignore"):
+            as64 = weight.astype(np.float64)
+        if weight.ndim == 1 and np.all(np.isfinite(weight)) and np.any(
+                as64.astype(weight.dtype) != weight):
+            return _as_weight_array([to_rational(x) for x in weight])
+        weight = as64
     if isinstance(weight, np.ndarray) and weight.dtype.kind in "fiub":
         arr = weight
     else:
+        if isinstance(weight, str | bytes) or not isinstance(weight, Iterable):
+            raise _GraphTypeError(
+                f"weight must be a sequence of numbers (one per edge), got {type(weight).__name__}"
+            )
         seq = list(weight) if not isinstance(weight, np.ndarray) else weight.tolist()
         plain = all(
             isinstance(x, float | int | np.floating | np.integer) and not isinstance(x, bool)

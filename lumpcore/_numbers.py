@@ -29,6 +29,10 @@ class _BadNumber(LumpkitError, ValueError):
     pass
 
 
+class _BadType(LumpkitError, TypeError):
+    pass
+
+
 def to_rational(x: Any) -> Fraction:
     """Convert a number to an exact :data:`Rational`.
 
@@ -61,6 +65,10 @@ def to_rational(x: Any) -> Fraction:
         raise _BadNumber(f"expected a number, got the boolean {x!r}")
     if isinstance(x, int | np.integer):
         return Fraction(int(x))
+    if isinstance(x, np.floating) and x.dtype.itemsize > 8:  # numpy.longdouble: all its bits
+        if not np.isfinite(x):
+            raise _BadNumber(f"expected a finite number, got {x!r}; remove NaN/inf first")
+        return Fraction(*x.as_integer_ratio())
     if isinstance(x, float | np.floating):
         xf = float(x)
         if not math.isfinite(xf):
@@ -93,6 +101,11 @@ def to_rationals(xs: Iterable[Any]) -> list[Fraction]:
     >>> to_rationals([1, "1/2", 0.25])
     [Fraction(1, 1), Fraction(1, 2), Fraction(1, 4)]
     """
+    if isinstance(xs, str | bytes) or not isinstance(xs, Iterable):
+        raise _BadType(
+            f"to_rationals takes a sequence of numbers, got {type(xs).__name__}; "
+            "use to_rational for a single number"
+        )
     return [to_rational(x) for x in xs]
 
 
@@ -104,5 +117,5 @@ def rational_to_str(q: Fraction) -> str:
     >>> rational_to_str(Fraction(-3, 4)), rational_to_str(Fraction(2))
     ('-3/4', '2')
     """
-    q = Fraction(q)
+    q = to_rational(q)
     return str(q.numerator) if q.denominator == 1 else f"{q.numerator}/{q.denominator}"

@@ -87,11 +87,12 @@ def coarsest_lumping(
     arithmetic : {'exact', 'float'}
         ``'exact'`` (default): weights are exact rationals (floats at their
         exact binary value); the partition is verified stable in exact
-        arithmetic before it is returned.  ``'float'``: every weight is first
-        rounded to the nearest multiple of ``resolution`` (the tolerance, or,
-        for ``tolerance=0``, the finest power of two for which all sums fit in
-        63-bit fixed point), and the *exact* coarsest lumping of that rounded
-        graph is returned.  This makes float mode deterministic, independent
+        arithmetic before it is returned.  ``'float'``: every weight (parallel
+        edges: their exact sum) is first rounded to the nearest multiple of
+        ``resolution`` (the tolerance, or, for ``tolerance=0``, the finest power
+        of two, at least ``2**-1074``, for which all sums fit in 63-bit fixed
+        point), and the *exact* coarsest lumping of that rounded graph is
+        returned.  This makes float mode deterministic, independent
         of node and edge order, and transitive: two sums compare equal iff
         their rounded versions are equal.  Each rounded weight differs from the
         original by at most ``resolution / 2``.
@@ -109,9 +110,13 @@ def coarsest_lumping(
     ValueError
         For an unknown ``direction``/``arithmetic``, a negative or non-finite
         tolerance, a tolerance in exact mode, or an ``initial`` of the wrong
-        length.
+        length; in float mode, for weights whose sums reach ``2**1024`` with
+        ``tolerance=0`` (no float grid step exists) and for a factor ``rho``
+        beyond float64 (use ``arithmetic='exact'``).
     TypeError
-        If ``graph`` is not a :class:`WeightedGraph`.
+        If ``graph`` is not a :class:`WeightedGraph`, ``proportional`` is not a
+        boolean, ``tolerance`` is not a real number, or a label of ``initial``
+        is unhashable.
 
     Notes
     -----
@@ -163,13 +168,23 @@ def coarsest_lumping(
             f"graph must be a WeightedGraph, got {type(graph).__name__}; build one with "
             "WeightedGraph.from_edges, .from_matrix or .from_networkx"
         )
-    if direction not in _DIRECTIONS:
+    if not isinstance(direction, str) or direction not in _DIRECTIONS:
         raise _ArgumentError(f"direction must be 'backward' or 'forward', got {direction!r}")
-    if arithmetic not in _ARITHMETICS:
+    if not isinstance(arithmetic, str) or arithmetic not in _ARITHMETICS:
         raise _ArgumentError(f"arithmetic must be 'exact' or 'float', got {arithmetic!r}")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float | np.floating):
-        raise _ArgumentTypeError(f"tolerance must be a number, got {tolerance!r}")
-    tolerance = float(tolerance)
+    if not (isinstance(proportional, bool | np.bool_)
+            or (isinstance(proportional, int | np.integer) and proportional in (0, 1))):
+        raise _ArgumentTypeError(f"proportional must be True or False, got {proportional!r}")
+    if isinstance(tolerance, bool | np.bool_) or not isinstance(
+            tolerance, int | float | np.integer | np.floating):
+        raise _ArgumentTypeError(
+            f"tolerance must be a float (the grid step), got {tolerance!r} of type "
+            f"{type(tolerance).__name__}")
+    try:
+        tolerance = float(tolerance)
+    except OverflowError:
+        raise _ArgumentError(
+            f"tolerance must be finite and >= 0, got {tolerance!r} (beyond float64)") from None
     if not math.isfinite(tolerance) or tolerance < 0:
         raise _ArgumentError(f"tolerance must be finite and >= 0, got {tolerance!r}")
     if arithmetic == "exact" and tolerance != 0:
@@ -187,6 +202,9 @@ def coarsest_lumping(
             return fast
 
     g = graph if direction == "backward" else graph.reversed()
+    if arithmetic == "float":
+        # parallel edges act as one edge carrying their sum: round the sum, not each term
+        g, inexact_sums = _coalesce_parallel(g)
     if arithmetic == "exact" and not proportional:
         exact128 = _plain_exact128(g, init)
         if exact128 is not None:
@@ -213,7 +231,7 @@ def coarsest_lumping(
             ints = exact_w
         resolution = None
     else:
-        ints, resolution = _fixed_point_weights(g, tolerance)
+        ints, resolution = _fixed_point_weights(g, tolerance, inexact_sums)
 
     src, dst = g.src, g.dst
     if dyadic is not None:
@@ -292,6 +310,9 @@ def coarsest_lumping(
         labels = _canonical(outcome.new_labels)
 
     block_of = _canonical(block_of)
+    # every block beyond the initial ones was created by a split: of the compiled core,
+    # of a sign split or of an exact repair (the core's own counter misses the last two)
+    splits = (int(block_of.max()) + 1 if n else 0) - (int(init.max()) + 1 if n else 0)
     rho: tuple[Fraction, ...] | np.ndarray | None = None
     if proportional:
         assert outcome.rho_num is not None and outcome.rho_den is not None
@@ -303,10 +324,7 @@ def coarsest_lumping(
                 for a, b in zip(num.tolist(), den.tolist())
             )
         else:
-            rho = np.array(
-                [int(a) / int(b) for a, b in zip(num.tolist(), den.tolist())], dtype=np.float64
-            )
-            rho.setflags(write=False)
+            rho = _float_ratios(num.tolist(), den.tolist())
     block_of.setflags(write=False)
     return Lumping(
         block_of=block_of,
@@ -319,6 +337,26 @@ def coarsest_lumping(
         rounds=rounds,
         verify_rounds=verify_round,
     )
+
+
+def _float_ratios(num: list[Any], den: list[Any]) -> np.ndarray:
+    """``num[v] / den[v]`` as a read-only float64 array (each correctly rounded).
+
+    Raises a clear error where a factor lies beyond the range of float64 (grid
+    integers of very different sizes: a tiny tolerance with huge weights).
+    """
+    out = np.empty(len(num), dtype=np.float64)
+    for v, (a, b) in enumerate(zip(num, den)):
+        try:
+            out[v] = int(a) / int(b)
+        except OverflowError:
+            log2 = abs(int(a)).bit_length() - abs(int(b)).bit_length()
+            raise _ArgumentError(
+                f"the factor rho of node {v} is about 2**{log2}, beyond float64; "
+                "use arithmetic='exact' or a coarser tolerance"
+            ) from None
+    out.setflags(write=False)
+    return out
 
 
 def block_sums(
@@ -349,7 +387,9 @@ def block_sums(
     >>> block_sums(g, [0, 0, 1])
     {(0, 2): Fraction(3, 4), (1, 0): Fraction(1, 1)}
     """
-    if direction not in _DIRECTIONS:
+    if not isinstance(graph, WeightedGraph):
+        raise _ArgumentTypeError(f"graph must be a WeightedGraph, got {type(graph).__name__}")
+    if not isinstance(direction, str) or direction not in _DIRECTIONS:
         raise _ArgumentError(f"direction must be 'backward' or 'forward', got {direction!r}")
     bo = np.asarray(block_of)
     if bo.shape != (graph.n,) or (bo.size and bo.dtype.kind not in "iu"):
@@ -448,6 +488,76 @@ def _plain_exact128(g: WeightedGraph, init: np.ndarray) -> tuple[np.ndarray, int
     if not ok:
         return None
     return block_of.copy(), int(splits), int(rounds)
+
+
+def _coalesce_parallel(g: WeightedGraph) -> tuple[WeightedGraph, dict[int, Fraction]]:
+    """``g`` with its parallel edges replaced by one edge carrying their exact sum.
+
+    Returns ``(g, {})`` when ``g`` has no parallel edges (one sort of the edge
+    keys decides).  Otherwise the first edge of every group of parallel edges
+    carries the group's sum and the others are dropped; the weights keep
+    their type: float64 weights hold the sum rounded to a float (good enough
+    for magnitude bounds) and the second result maps every edge (index into
+    the new graph) whose sum is not exactly a float to that exact sum, for
+    exact rounding; int64 sums beyond ``2**62`` make the weights rationals.
+    """
+    n, src, dst, w = g.n, g.src, g.dst, g.weight
+    m = src.shape[0]
+    if m < 2:
+        return g, {}
+    if n < 2**31:
+        key = src * np.int64(n) + dst
+    else:  # n * n beyond int64: number the distinct (src, dst) pairs instead
+        key = np.unique(np.stack([src, dst], axis=1), axis=0, return_inverse=True)[1]
+        key = key.reshape(-1).astype(np.int64)
+    sk = np.sort(key)
+    repeated = sk[1:] == sk[:-1]
+    if not repeated.any():
+        return g, {}
+    dup_keys = np.unique(sk[1:][repeated])
+    # every edge with a parallel twin: a bucket filter first (cheap), then exact membership
+    buckets = np.int64(1048573)  # a prime near 2**20
+    marked = np.zeros(int(buckets), dtype=bool)
+    marked[dup_keys % buckets] = True
+    candidates = np.flatnonzero(marked[key % buckets])
+    members = candidates[np.isin(key[candidates], dup_keys)]
+    members = members[np.argsort(key[members], kind="stable")]  # by key, then index
+    mk = key[members]
+    cuts = np.flatnonzero(mk[1:] != mk[:-1]) + 1
+    keep = np.ones(m, dtype=bool)
+    new_w = w.copy()
+    inexact: dict[int, Fraction] = {}  # by old edge index
+    big: dict[int, int] = {}  # int64 sums beyond 2**62, by old edge index
+    for group in np.split(members, cuts):
+        carrier = int(group[0])
+        keep[group[1:]] = False
+        terms = w[group].tolist()
+        if w.dtype == np.float64:
+            total = sum((Fraction(x) for x in terms), Fraction(0))
+            try:
+                approx = float(total)  # correctly rounded
+            except OverflowError:  # beyond float64: its largest float (for bounds only)
+                approx = float(np.finfo(np.float64).max) * (1.0 if total > 0 else -1.0)
+            new_w[carrier] = approx
+            if Fraction(approx) != total:
+                inexact[carrier] = total
+        elif w.dtype == np.int64:
+            isum = sum(int(x) for x in terms)
+            if abs(isum) > 2**62:
+                big[carrier] = isum
+            else:
+                new_w[carrier] = isum
+        else:
+            new_w[carrier] = sum(terms, Fraction(0))
+    if big:
+        obj = np.empty(m, dtype=object)
+        obj[:] = [Fraction(int(x)) for x in new_w.tolist()]
+        for k, isum in big.items():
+            obj[k] = Fraction(isum)
+        new_w = obj
+    new_index = np.cumsum(keep) - 1
+    out = WeightedGraph(n, src[keep], dst[keep], new_w[keep], g.nodes)
+    return out, {int(new_index[k]): v for k, v in inexact.items()}
 
 
 def _in_abs_bound(g: WeightedGraph, absw: np.ndarray) -> float:
@@ -577,7 +687,10 @@ def _exact_integer_weights(g: WeightedGraph) -> np.ndarray | _Dyadic:
             return np.zeros(w.shape[0], dtype=np.int64)
         if max_bits + math.log2(degmax + 1) < 60:
             return mant << shift
-        bits = math.log2(absmax) - emin + 2 if absmax > 0 else 1.0
+        if math.isfinite(absmax):
+            bits = math.log2(absmax) - emin + 2 if absmax > 0 else 1.0
+        else:  # the float sum overflowed: bound it by its terms instead
+            bits = max_bits + math.log2(degmax) + 1
         return _Dyadic(mant, shift, bits)
     else:
         fr = w.tolist()
@@ -597,60 +710,106 @@ def _exact_integer_weights(g: WeightedGraph) -> np.ndarray | _Dyadic:
     return obj
 
 
-def _fixed_point_weights(g: WeightedGraph, tolerance: float) -> tuple[np.ndarray, float]:
-    """Round weights to the grid ``resolution * Z`` and return the integers."""
+def _fixed_point_weights(
+    g: WeightedGraph, tolerance: float, exact_sums: dict[int, Fraction] | None = None
+) -> tuple[np.ndarray, float]:
+    """Round weights to the grid ``resolution * Z`` and return the integers.
+
+    Float weights, and integers of at most 53 bits, are rounded in vectorised
+    float arithmetic (exactly: entries near a half-way point or beyond float
+    integers are settled with :class:`fractions.Fraction`).  Larger integers
+    and rational weights are rounded exactly as themselves, never through
+    their (rounded, possibly overflowing) float values.  ``exact_sums`` maps
+    edges whose float weight only approximates their true weight (a sum of
+    parallel edges) to that exact value, which is the one rounded.
+    """
     w = g.weight
-    wf = (
-        w.astype(np.float64)
-        if w.dtype != object
-        else np.array([float(q) for q in w.tolist()], dtype=np.float64)
-    )
-    bound = _in_abs_bound(g, np.abs(wf))
+    exact_input = w.dtype == object or (
+        w.dtype == np.int64 and w.size > 0 and int(np.abs(w).max()) > 2**53)
+    fixes: dict[int, int]  # grid integers settled exactly
     if tolerance > 0:
         resolution = tolerance
+        step = Fraction(resolution)
+        if exact_input:
+            return _pack_ints(g, [round(Fraction(x) / step) for x in w.tolist()]), resolution
+        wf = w.astype(np.float64)  # exact: integers of at most 53 bits
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             q = wf / resolution
             scaled = np.rint(q)
             # settle in exact arithmetic (ties to the even multiple) every entry whose
-            # float quotient lies near a half-way point (rational weights: their float
-            # value is itself rounded), or is too large for exact float integers
+            # float quotient lies near a half-way point, or is too large for exact float
+            # integers (an overflowing quotient included)
             unsure = (np.abs(np.abs(q - np.floor(q)) - 0.5) <= 1e-6 + np.abs(q) * 2.0**-50) | ~(
                 np.abs(q) < 2.0**50)
-        if not np.all(np.isfinite(q)):
-            raise _ArgumentError(
-                f"tolerance={tolerance!r} is too small for weights of this size")
-        near = np.flatnonzero(unsure)
-        if near.size:
-            step = Fraction(resolution)
-            exact = [round((w[k] if w.dtype == object else Fraction(float(wf[k]))) / step)
-                     for k in near.tolist()]
-            if any(abs(v) >= 2**53 for v in exact):  # beyond float integers: Python ints
-                obj = np.empty(scaled.shape[0], dtype=object)
-                obj[:] = [int(x) for x in np.where(unsure, 0.0, scaled).tolist()]
-                obj[near] = exact
-                return obj, resolution
-            scaled[near] = exact
+        fixes = {k: round(Fraction(float(wf[k])) / step) for k in np.flatnonzero(unsure).tolist()}
+        fixes.update((k, round(v / step)) for k, v in (exact_sums or {}).items())
     else:
-        if bound == 0:
+        log2_bound = _log2_in_abs_bound(g, exact_input)
+        if log2_bound is None:
             return np.zeros(w.shape[0], dtype=np.int64), 1.0
-        f = 59 - math.ceil(math.log2(bound))
+        # the finest power of two for which every sum fits in 63-bit fixed point, but
+        # no finer than the smallest float (every float weight is a multiple of it)
+        f = min(59 - math.ceil(log2_bound), 1074)
+        if f < -1023:
+            raise _ArgumentError(
+                f"sums of |weights| into a node reach about 2**{log2_bound:.0f}, beyond float64: "
+                "float arithmetic has no grid step for them; use arithmetic='exact' or pass "
+                "a tolerance")
         resolution = math.ldexp(1.0, -f)
-        if w.dtype == object:  # round the rationals themselves, not their float values
-            grid = Fraction(2) ** f
-            ints = [round(x * grid) for x in w.tolist()]
-            if any(abs(v) >= 2**53 for v in ints):
-                big = np.empty(len(ints), dtype=object)
-                big[:] = ints
-                if _in_abs_bound(g, np.array([abs(float(v)) for v in ints])) < _SUM_LIMIT / 2:
-                    return np.array(ints, dtype=np.int64), resolution
-                return big, resolution
-            scaled = np.array(ints, dtype=np.float64)
-        else:
-            scaled = np.rint(np.ldexp(wf, f))
-    if not np.all(np.isfinite(scaled)):
-        raise _ArgumentError(f"tolerance={tolerance!r} is too small for weights of this size")
+        grid = Fraction(2) ** f
+        if exact_input:  # round the exact numbers themselves, not their float values
+            return _pack_ints(g, [round(Fraction(x) * grid) for x in w.tolist()]), resolution
+        scaled = np.rint(np.ldexp(w.astype(np.float64), f))
+        fixes = {k: round(v * grid) for k, v in (exact_sums or {}).items()}
+    if fixes:
+        if any(abs(v) >= 2**53 for v in fixes.values()):  # beyond float integers: Python ints
+            ints = [int(x) for x in np.where(np.isfinite(scaled), scaled, 0.0).tolist()]
+            for k, v in fixes.items():
+                ints[k] = v
+            return _pack_ints(g, ints), resolution
+        scaled[np.fromiter(fixes.keys(), np.int64, len(fixes))] = np.fromiter(
+            fixes.values(), np.float64, len(fixes))
     if _in_abs_bound(g, np.abs(scaled)) < _SUM_LIMIT:
         return scaled.astype(np.int64), resolution
     obj = np.empty(scaled.shape[0], dtype=object)
     obj[:] = [int(x) for x in scaled.tolist()]
     return obj, resolution
+
+
+def _pack_ints(g: WeightedGraph, ints: list[int]) -> np.ndarray:
+    """Grid integers as int64 when every sum into a node fits, else as Python ints."""
+    if all(abs(v) < 2**53 for v in ints):
+        arr = np.array(ints, dtype=np.int64)
+        if _in_abs_bound(g, np.abs(arr).astype(np.float64)) < _SUM_LIMIT:
+            return arr
+    obj = np.empty(len(ints), dtype=object)
+    obj[:] = [int(v) for v in ints]
+    return obj
+
+
+def _log2_in_abs_bound(g: WeightedGraph, exact_input: bool) -> float | None:
+    """``log2`` of the largest sum of ``|w|`` into one node (``None``: all weights zero).
+
+    Computed on the weights scaled by a power of two, so that neither sums of
+    floats near the top of their range nor rationals beyond it overflow.
+    """
+    w = g.weight
+    if exact_input:
+        fr = [Fraction(x) for x in w.tolist()]
+        nz = [q for q in fr if q != 0]
+        if not nz:
+            return None
+        # |q| < 2**e with e = bits(numerator) - bits(denominator) + 1
+        e = max(abs(q.numerator).bit_length() - q.denominator.bit_length() + 1 for q in nz)
+        scaled = np.array(
+            [float(Fraction(abs(q.numerator), q.denominator << e) if e >= 0
+                   else Fraction(abs(q.numerator) << -e, q.denominator)) for q in fr],
+            dtype=np.float64)
+    else:
+        absw = np.abs(w.astype(np.float64))
+        top = float(absw.max()) if absw.size else 0.0
+        if top == 0:
+            return None
+        e = math.frexp(top)[1]
+        scaled = np.ldexp(absw, -e)
+    return math.log2(_in_abs_bound(g, scaled)) + e

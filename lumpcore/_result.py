@@ -46,10 +46,11 @@ class Lumping:
         coarsest one of that rounded graph.
     resolution : float or None
         Float arithmetic only: the grid step the weights were rounded to
-        (the tolerance, or the finest safe fixed-point step when the
-        tolerance is 0).
+        (the tolerance, or the finest safe fixed-point step, a power of two
+        no smaller than ``2**-1074``, when the tolerance is 0).
     splits : int
-        Number of new blocks created by splitting.
+        Number of new blocks created by splitting: ``num_blocks`` minus the
+        number of initial blocks (repairs after a verification pass included).
     rounds : int
         Number of splitter blocks processed by the compiled core.
     verify_rounds : int

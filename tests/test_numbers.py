@@ -251,9 +251,27 @@ def test_float_grid_beyond_int64() -> None:
     assert coarsest_lumping(g, init).blocks == ((0, 1, 2), (3,), (4,), (5,))
 
 
-def test_tolerance_too_fine_is_an_error() -> None:
-    g = WeightedGraph.from_edges(2, [0], [1], np.array([1e300]))
+def test_very_fine_tolerance_rounds_in_exact_integers() -> None:
+    """Grid integers beyond float64 (1e300 on the grid 1e-300) are exact Python ints.
+
+    Node 1 gets 1e300 and node 2 gets 1e300 + 1e-300 (one grid step more), node 3
+    the same as node 1: {1, 3} | {2}."""
+    g = WeightedGraph.from_edges(
+        4, [0, 0, 0, 0], [1, 2, 2, 3], np.array([1e300, 1e300, 1e-300, 1e300])
+    )
+    lump = coarsest_lumping(g, [0, 1, 1, 1], arithmetic="float", tolerance=1e-300)
+    assert lump.blocks == ((0,), (1, 3), (2,))
+    assert lump.resolution == 1e-300
+
+
+def test_float_factor_beyond_float64_is_an_error() -> None:
+    """Proportional float mode: node 2 gets 1e-300 (1 grid step), node 1 gets 1e300
+    (about 1e600 steps): their factor is not a float64; exact mode gives it."""
+    g = WeightedGraph.from_edges(3, [0, 0], [1, 2], np.array([1e300, 1e-300]))
     with pytest.raises(ValueError) as info:
-        coarsest_lumping(g, arithmetic="float", tolerance=1e-300)
+        coarsest_lumping(g, [0, 1, 1], proportional=True, arithmetic="float", tolerance=1e-300)
     assert isinstance(info.value, LumpkitError)
-    assert "1e-300" in str(info.value)
+    assert "arithmetic='exact'" in str(info.value)
+    exact = coarsest_lumping(g, [0, 1, 1], proportional=True)
+    assert exact.blocks == ((0,), (1, 2))
+    assert exact.rho is not None and exact.rho[2] == Fraction(1e300) / Fraction(1e-300)
