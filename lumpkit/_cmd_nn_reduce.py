@@ -10,6 +10,8 @@ from typing import Any
 
 from lumpcore import LumpkitError
 
+from ._args import check_output
+
 __all__ = ["register"]
 
 
@@ -68,6 +70,10 @@ def _reduce(args: argparse.Namespace) -> int:
     from nnreduce._io import is_torchscript, stored_dtype
 
     model = Path(args.model)
+    if not model.exists():  # before deriving the output's name from it
+        raise FileNotFoundError(f"no such model file: {str(model)!r}")
+    if model.is_dir():
+        raise IsADirectoryError(f"{str(model)!r} is a directory, not a model file")
     out = Path(args.output) if args.output else model.with_name(
         f"{model.stem}.reduced{model.suffix}")
     if out.suffix.lower() != model.suffix.lower() and not (
@@ -80,6 +86,11 @@ def _reduce(args: argparse.Namespace) -> int:
         raise _ArgumentError(f"output {str(out)!r} would overwrite the input; choose another -o")
     cert = Path(args.certificate) if args.certificate else out.with_name(
         f"{out.stem}.certificate.json")
+    if cert.resolve() in (out.resolve(), model.resolve()):
+        raise _ArgumentError(f"--certificate {str(cert)!r} would overwrite a model; "
+                             "choose another path")
+    check_output(out, "-o")  # before the reduction, which can take minutes
+    check_output(cert, "--certificate")
     net = load_network(model, input_shape=_parse_shape(args.input_shape))
     red = reduce_network(net, tolerance=args.tolerance,
                          linear_dependence=args.linear_dependence)
@@ -88,7 +99,11 @@ def _reduce(args: argparse.Namespace) -> int:
     io_dtype = "float32" if args.dtype == "float32" else net.data_dtype or stored_dtype(net)
     save_network(red.network, out, torchscript=model.suffix.lower() in (".pt", ".pth")
                  and is_torchscript(model), dtype=args.dtype, io_dtype=io_dtype)
-    save_certificate(red, cert)
+    try:
+        save_certificate(red, cert)
+    except BaseException:  # no reduced model without its certificate
+        out.unlink(missing_ok=True)
+        raise
     summary: dict[str, Any] = red.summary()
     summary.update({"model": str(model), "output": str(out), "certificate": str(cert)})
     if args.json:
