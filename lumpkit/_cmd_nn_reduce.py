@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
-from lumpcore import LumpkitError
+from lumpcore import LumpkitError, LumpkitWarning
 
 from ._args import check_output
 
@@ -45,9 +46,10 @@ def register(nsub: Any) -> None:
                    help="shape of one input, for PyTorch models whose file does not record "
                         "it and ONNX models with open input dimensions")
     p.add_argument("--dtype", choices=["auto", "float32", "float64"], default="auto",
-                   help=".onnx/.pt weight type written (auto: float32 when every reduced "
-                        "weight is a float32 value, else float64, exactly; float32: rounded); "
-                        "inputs and outputs keep the input model's type")
+                   help=".onnx/.pt weight type written (auto: exact; float32 for a float32 "
+                        "model whose reduced weights are all float32 values, else float64; "
+                        "float32: rounded, and the certificate then rejects the file); inputs "
+                        "and outputs keep the input model's type")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_reduce)
 
@@ -67,7 +69,7 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
 
 def _reduce(args: argparse.Namespace) -> int:
     from nnreduce import load_network, reduce_network, save_certificate, save_network
-    from nnreduce._io import is_torchscript, stored_dtype
+    from nnreduce._io import is_torchscript, natural_dtype, stored_dtype
 
     model = Path(args.model)
     if not model.exists():  # before deriving the output's name from it
@@ -99,6 +101,12 @@ def _reduce(args: argparse.Namespace) -> int:
     io_dtype = "float32" if args.dtype == "float32" else net.data_dtype or stored_dtype(net)
     save_network(red.network, out, torchscript=model.suffix.lower() in (".pt", ".pth")
                  and is_torchscript(model), dtype=args.dtype, io_dtype=io_dtype)
+    if args.dtype == "float32" and out.suffix.lower() in (".onnx", ".pt", ".pth") \
+            and natural_dtype(red.network) != "float32":
+        warnings.warn(
+            f"{out}: --dtype float32 rounded reduced weights that are not float32 values; the "
+            "file is not the certified network, so 'lumpkit nn verify --certificate' rejects "
+            "it (--dtype auto writes it exactly)", LumpkitWarning, stacklevel=1)
     try:
         save_certificate(red, cert)
     except BaseException:  # no reduced model without its certificate

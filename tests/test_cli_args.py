@@ -147,3 +147,37 @@ def test_verify_checks_smtlib_before_solving(tmp_path: Path, capsys: pytest.Capt
     argv = ["nn", "verify", str(model), str(model), "--smtlib", str(tmp_path / "no" / "q.smt2")]
     assert main(argv) == 2
     assert "does not exist" in _one_line_error(capsys)
+
+
+def _float32_planted(tmp_path: Path) -> Path:
+    """A float32 ONNX MLP whose hidden neuron 3 is twice neuron 0: the merged
+    outgoing weights are sums that float32 cannot hold."""
+    pytest.importorskip("onnx")
+    rng = np.random.default_rng(3)
+    w1 = rng.normal(size=(4, 3)).astype(np.float32)
+    b1 = rng.normal(size=4).astype(np.float32)
+    w1[3], b1[3] = 2 * w1[0], 2 * b1[0]
+    w2 = rng.normal(size=(2, 4)).astype(np.float32)
+    net = Network((Dense(w1, b1), Activation("relu"),
+                   Dense(w2, rng.normal(size=2).astype(np.float32))), (3,))
+    path = tmp_path / "p.onnx"
+    save_network(net, path)
+    return path
+
+
+@pytest.mark.parametrize("dtype", ["auto", "float32"])
+def test_reduce_dtype_float32_warns_that_the_file_is_not_certified(
+        dtype: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nnreduce import load_network
+    from proofs import check_certificate
+
+    model = _float32_planted(tmp_path)
+    assert main(["nn", "reduce", str(model), "--dtype", dtype]) == 0
+    err = capsys.readouterr().err
+    reduced = load_network(tmp_path / "p.reduced.onnx")
+    assert reduced.layers[0].weight.shape == (3, 3)
+    valid = check_certificate(load_network(model), reduced,
+                              tmp_path / "p.reduced.certificate.json").valid
+    # the warning is there exactly when the written file fails its own certificate
+    assert valid == (dtype == "auto")
+    assert ("lumpkit: warning:" in err and "rejects it" in err) == (not valid)
