@@ -159,11 +159,12 @@ def _verify(args: argparse.Namespace) -> int:
         _emit(args, out, f"unknown: {exc}")
         return 2
     out.update(v.to_json())
+    opinion = f"; cvc5 answered {v.second_opinion} too" if v.second_opinion else ""
     if v.equivalent:
-        _emit(args, out, f"equivalent ({v.method}, {v.seconds:.3f} s): {v.statement}")
+        _emit(args, out, f"equivalent ({v.method}, {v.seconds:.3f} s{opinion}): {v.statement}")
         return 0
     assert v.input is not None and v.outputs is not None
-    text = (f"counterexample ({v.method}, {v.seconds:.3f} s)\n"
+    text = (f"counterexample ({v.method}, {v.seconds:.3f} s{opinion})\n"
             f"  input:    {out['input']}\n"
             f"  original: {out['outputs']['original']}\n"
             f"  reduced:  {out['outputs']['reduced']}\n"

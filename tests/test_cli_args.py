@@ -181,3 +181,23 @@ def test_reduce_dtype_float32_warns_that_the_file_is_not_certified(
     # the warning is there exactly when the written file fails its own certificate
     assert valid == (dtype == "auto")
     assert ("lumpkit: warning:" in err and "rejects it" in err) == (not valid)
+
+
+@pytest.mark.parametrize("planted", [True, False])
+def test_verify_text_reports_the_second_opinion(
+        planted: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("cvc5")
+    from nnreduce import load_network, reduce_network
+
+    model = _model(tmp_path)
+    other = tmp_path / "other.npz"
+    net = load_network(model)
+    if planted:  # the reduction: equivalent
+        save_network(reduce_network(net).network, other)
+    else:  # the output negated: a counterexample
+        w, b = net.layers[2].weight, net.layers[2].bias
+        save_network(Network((*net.layers[:2], Dense(-w, -b)), net.input_shape), other)
+    status = main(["nn", "verify", str(model), str(other), "--second-opinion", "cvc5"])
+    out = capsys.readouterr().out
+    assert status == (0 if planted else 1)
+    assert f"cvc5 answered {'unsat' if planted else 'sat'} too" in out.splitlines()[0]
