@@ -11,17 +11,31 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from lumpcore import LumpkitError, LumpkitWarning
 
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on standard error,
+    ``lumpkit: error: ...`` (as every other error of lumpkit), with exit status 2.
+
+    Subcommand parsers are made with the parent's class, so the whole tree
+    reports errors this way."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("lumpkit").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"lumpkit: error: {where}{message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser of ``lumpkit``."""
     from . import _cmd_ctmc, _cmd_demo, _cmd_nn
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lumpkit",
         description=(
             "Exact lumpability for Markov chains and lossless, data-free reduction of "

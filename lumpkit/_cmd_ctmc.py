@@ -11,6 +11,8 @@ from typing import Any
 
 from lumpcore import LumpkitError
 
+from ._args import check_output
+
 __all__ = ["register"]
 
 
@@ -106,10 +108,8 @@ def _lump(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix.lower() not in (".tra", ".drn"):
         raise _UsageError(f"-o must name a .tra or .drn file, got {out}")
-    if out is not None and out.is_dir():  # checked before the (possibly long) lumping
-        raise _UsageError(f"-o {out} is a directory; name a .tra or .drn file")
-    if out is not None and not (out.parent if str(out.parent) else Path(".")).is_dir():
-        raise _UsageError(f"-o {out}: the directory {out.parent} does not exist; create it first")
+    if out is not None:  # checked before the (possibly long) lumping
+        check_output(out, "-o")
     bar = _Steps(3 if out else 2)
     try:
         t0 = time.perf_counter()

@@ -9,6 +9,8 @@ from typing import Any
 
 from lumpcore import LumpkitError, SolverUnknownError
 
+from ._args import check_output, seconds
+
 __all__ = ["register"]
 
 
@@ -34,7 +36,7 @@ def register(sub: Any) -> None:
     v.add_argument("--smt", action="store_true",
                    help="with --certificate: also run the z3 equivalence check")
     _box_args(v)
-    v.add_argument("--timeout", type=float, default=60.0, metavar="S",
+    v.add_argument("--timeout", type=seconds, default=60.0, metavar="S",
                    help="seconds for the SMT check (default 60)")
     v.add_argument("--smtlib", metavar="OUT", help="write the exact SMT-LIB 2 query to OUT")
     v.add_argument("--second-opinion", choices=["cvc5"],
@@ -57,9 +59,9 @@ def register(sub: Any) -> None:
     g.add_argument("--lump", action="store_true",
                    help="then apply exact lumping (nnreduce) to the LEO result")
     g.add_argument("--no-milp", action="store_true", help="interval bounds only")
-    g.add_argument("--milp-time-limit", type=float, default=10.0, metavar="S",
+    g.add_argument("--milp-time-limit", type=seconds, default=10.0, metavar="S",
                    help="seconds per LP/MILP solve (default 10)")
-    g.add_argument("--time-limit", type=float, default=600.0, metavar="S",
+    g.add_argument("--time-limit", type=seconds, default=600.0, metavar="S",
                    help="seconds for all solves (default 600)")
     g.add_argument("--confirm", choices=["auto", "z3", "none"], default="auto",
                    help="confirm LP/MILP decisions with exact z3 queries (auto: small networks)")
@@ -122,6 +124,8 @@ def _verify(args: argparse.Namespace) -> int:
     import proofs
 
     box = _read_box(args)
+    if args.smtlib is not None:
+        check_output(args.smtlib, "--smtlib")
     original, reduced = _load(args.original, args), _load(args.reduced, args)
     out: dict[str, Any] = {}
     if args.certificate is not None:
@@ -155,11 +159,12 @@ def _verify(args: argparse.Namespace) -> int:
         _emit(args, out, f"unknown: {exc}")
         return 2
     out.update(v.to_json())
+    opinion = f"; cvc5 answered {v.second_opinion} too" if v.second_opinion else ""
     if v.equivalent:
-        _emit(args, out, f"equivalent ({v.method}, {v.seconds:.3f} s): {v.statement}")
+        _emit(args, out, f"equivalent ({v.method}, {v.seconds:.3f} s{opinion}): {v.statement}")
         return 0
     assert v.input is not None and v.outputs is not None
-    text = (f"counterexample ({v.method}, {v.seconds:.3f} s)\n"
+    text = (f"counterexample ({v.method}, {v.seconds:.3f} s{opinion})\n"
             f"  input:    {out['input']}\n"
             f"  original: {out['outputs']['original']}\n"
             f"  reduced:  {out['outputs']['reduced']}\n"
@@ -179,6 +184,11 @@ def _leo(args: argparse.Namespace) -> int:
     import proofs
 
     box = _read_box(args)
+    if args.output is not None:  # before the solves, which can take minutes
+        from nnreduce._io import _ext
+
+        _ext(args.output)
+        check_output(args.output, "-o")
     net = _load(args.model, args)
     res = proofs.leo_reduce(net, box, milp=not args.no_milp,
                             milp_time_limit=args.milp_time_limit,

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
-from lumpcore import LumpkitError
+from lumpcore import LumpkitError, LumpkitWarning
+
+from ._args import check_output
 
 __all__ = ["register"]
 
@@ -43,9 +46,10 @@ def register(nsub: Any) -> None:
                    help="shape of one input, for PyTorch models whose file does not record "
                         "it and ONNX models with open input dimensions")
     p.add_argument("--dtype", choices=["auto", "float32", "float64"], default="auto",
-                   help=".onnx/.pt weight type written (auto: float32 when every reduced "
-                        "weight is a float32 value, else float64, exactly; float32: rounded); "
-                        "inputs and outputs keep the input model's type")
+                   help=".onnx/.pt weight type written (auto: exact; float32 for a float32 "
+                        "model whose reduced weights are all float32 values, else float64; "
+                        "float32: rounded, and the certificate then rejects the file); inputs "
+                        "and outputs keep the input model's type")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_reduce)
 
@@ -65,9 +69,13 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
 
 def _reduce(args: argparse.Namespace) -> int:
     from nnreduce import load_network, reduce_network, save_certificate, save_network
-    from nnreduce._io import is_torchscript, stored_dtype
+    from nnreduce._io import is_torchscript, natural_dtype, stored_dtype
 
     model = Path(args.model)
+    if not model.exists():  # before deriving the output's name from it
+        raise FileNotFoundError(f"no such model file: {str(model)!r}")
+    if model.is_dir():
+        raise IsADirectoryError(f"{str(model)!r} is a directory, not a model file")
     out = Path(args.output) if args.output else model.with_name(
         f"{model.stem}.reduced{model.suffix}")
     if out.suffix.lower() != model.suffix.lower() and not (
@@ -80,6 +88,11 @@ def _reduce(args: argparse.Namespace) -> int:
         raise _ArgumentError(f"output {str(out)!r} would overwrite the input; choose another -o")
     cert = Path(args.certificate) if args.certificate else out.with_name(
         f"{out.stem}.certificate.json")
+    if cert.resolve() in (out.resolve(), model.resolve()):
+        raise _ArgumentError(f"--certificate {str(cert)!r} would overwrite a model; "
+                             "choose another path")
+    check_output(out, "-o")  # before the reduction, which can take minutes
+    check_output(cert, "--certificate")
     net = load_network(model, input_shape=_parse_shape(args.input_shape))
     red = reduce_network(net, tolerance=args.tolerance,
                          linear_dependence=args.linear_dependence)
@@ -88,7 +101,17 @@ def _reduce(args: argparse.Namespace) -> int:
     io_dtype = "float32" if args.dtype == "float32" else net.data_dtype or stored_dtype(net)
     save_network(red.network, out, torchscript=model.suffix.lower() in (".pt", ".pth")
                  and is_torchscript(model), dtype=args.dtype, io_dtype=io_dtype)
-    save_certificate(red, cert)
+    if args.dtype == "float32" and out.suffix.lower() in (".onnx", ".pt", ".pth") \
+            and natural_dtype(red.network) != "float32":
+        warnings.warn(
+            f"{out}: --dtype float32 rounded reduced weights that are not float32 values; the "
+            "file is not the certified network, so 'lumpkit nn verify --certificate' rejects "
+            "it (--dtype auto writes it exactly)", LumpkitWarning, stacklevel=1)
+    try:
+        save_certificate(red, cert)
+    except BaseException:  # no reduced model without its certificate
+        out.unlink(missing_ok=True)
+        raise
     summary: dict[str, Any] = red.summary()
     summary.update({"model": str(model), "output": str(out), "certificate": str(cert)})
     if args.json:

@@ -141,7 +141,8 @@ def reward_rates(where: str, names: Sequence[str], state: Sequence[Any],
             f"{where}reward structure(s) {', '.join(repr(d) for d in folded)}: {kinds} "
             "rewards are folded into state reward rates (expected reward per time unit, "
             "or per step of a DTMC), as Storm does for long-run and accumulated rewards; "
-            "lumping respects them and keeps those measures, but not instantaneous rewards",
+            "a lumping that respects them (the default; not when rewards= or --rewards "
+            "leaves them out) keeps those measures, but not instantaneous rewards",
             LumpkitWarning, stacklevel=3)
     return out
 

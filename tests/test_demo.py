@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import re
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lumpkit._cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +33,20 @@ def demo_json() -> dict:
     return json.loads(buf.getvalue())
 
 
-def test_demo_text_report(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"]) == 0
-    out = capsys.readouterr().out
+@pytest.fixture(scope="module")
+def demo_text() -> str:
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        status = main(["demo"])
+    assert status == 0
+    return buf.getvalue()
+
+
+def test_demo_text_report(demo_text: str) -> None:
+    out = demo_text
     # Example 2 as stated in the paper: classes and rho.
     assert "4 blocks {1} {2,3,4} {5,6,7} {8}" in out
     assert "rho = 1, 1, 2, 2, 1, 2, 2, 1" in out
@@ -45,6 +59,25 @@ def test_demo_text_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert re.search(r"counterexample x = \S+: original o = \S+, Def. 6 reduction o = 0", out)
     assert "proved equivalent" in out
     assert "all checks passed" in out
+
+
+def _shown_sessions(page: Path) -> list[str]:
+    """The output shown after ``$ lumpkit demo`` in the console blocks of ``page``."""
+    text = page.read_text(encoding="utf-8")
+    blocks = re.findall(r"```console\n\$ lumpkit demo\n(.*?)```", text, flags=re.S)
+    return [b for b in blocks if b.strip()]
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/cli.md"])
+def test_pages_show_what_demo_prints(page: str, demo_text: str) -> None:
+    # the README and the command-line page say that only the times vary
+    def times_out(text: str) -> str:
+        return re.sub(r"\d+\.\d+ s\b", "<time> s", text).strip()
+
+    sessions = _shown_sessions(ROOT / page)
+    assert sessions, f"{page} shows no demo output"
+    for shown in sessions:
+        assert times_out(shown) == times_out(demo_text)
 
 
 def test_example_2_stationary_matches_numpy(demo_json: dict) -> None:
