@@ -200,5 +200,7 @@ def test_cli_box_file_that_is_not_text_is_a_clear_error(tmp_path: Path,
     assert "not a text file" in capsys.readouterr().err
     assert main(["nn", "verify", a, a, "--box-file", str(tmp_path / "bom.txt"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["box"] == [["0", "1"], ["0", "1"]]
-    assert main(["nn", "verify", a, a, "--timeout", "nan"]) == 2
-    assert "timeout must be a number of seconds" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # a usage error, as argparse reports them
+        main(["nn", "verify", a, a, "--timeout", "nan"])
+    assert info.value.code == 2
+    assert "time limit must be > 0 seconds, got 'nan'" in capsys.readouterr().err
