@@ -48,7 +48,7 @@ from ._threads import threads_for
 
 __all__ = ["SIGNATURE_VERSION", "Signatures", "add_to_summary", "bits_summary",
            "column_signature", "dense_lumping", "signature_coefficients", "signature_version",
-           "summarised_signature", "with_signatures"]
+           "summarised_signature", "two_prod", "with_signatures"]
 
 _SPLIT = 134217729.0  # 2**27 + 1, Dekker's splitter
 _LO = 2.0**-400  # exact products need every non-zero |entry| in [_LO, _HI]
@@ -69,7 +69,8 @@ _QMAX_BITS = np.int64(np.array([_QMAX]).view(np.int64)[0])
 
 
 @njit(inline="always")
-def _two_prod(a: float, b: float) -> tuple[float, float]:
+def two_prod(a: float, b: float) -> tuple[float, float]:
+    """``fl(a * b)`` and its exact error (Dekker; no overflow, no underflow assumed)."""
     p = a * b
     c = _SPLIT * a
     ah = c - (c - a)
@@ -95,7 +96,7 @@ def _grid(x: float, step: float, inv: float) -> float:
     if abs(f - 0.5) > window:
         return k + 1.0 if f > 0.5 else k
     # near a half-way point: the sign of x - (k + 1/2) * step, exactly
-    p, e = _two_prod(k + 0.5, step)
+    p, e = two_prod(k + 0.5, step)
     d = x - p  # exact (Sterbenz): x and p agree to far better than a factor 2
     if d > e:
         return k + 1.0
@@ -123,20 +124,11 @@ def _grid_row(dst: np.ndarray, src: np.ndarray, step: float, inv: float) -> None
 
 
 @njit(cache=True, inline="always")
-def _abs_bits_range(x: np.ndarray) -> tuple[np.int64, np.int64]:
-    """Largest and smallest non-zero bit pattern of ``|x[k]|`` (ordered like the values).
-
-    Infinities and NaNs have the largest patterns; an all-zero ``x`` gives
-    ``(0, 2**63 - 1)``.
-    """
-    top, bottom, _ = bits_summary(x)
-    return top, bottom
-
-
-@njit(cache=True, inline="always")
 def bits_summary(x: np.ndarray) -> tuple[np.int64, np.int64, np.int64]:
-    """:func:`_abs_bits_range` of ``x`` and the or of its entries' low 27 mantissa bits
-    (0: every mantissa fits 26 bits), in one pass."""
+    """Largest and smallest non-zero bit pattern of ``|x[k]|`` (ordered like the
+    values; infinities and NaNs have the largest, an all-zero ``x`` gives
+    ``(0, 2**63 - 1)``) and the or of the entries' low 27 mantissa bits (0: every
+    mantissa fits 26 bits), in one pass."""
     bits = x.view(np.int64)
     top = np.int64(0)
     bottom = _MAXI
@@ -404,8 +396,8 @@ def _cross_equal(x: np.ndarray, y: np.ndarray, px: float, py: float) -> bool:
     """``x * py == y * px`` entrywise, the products compared exactly (two-product)."""
     good = True
     for k in range(x.shape[0]):
-        p1, e1 = _two_prod(x[k], py)
-        p2, e2 = _two_prod(y[k], px)
+        p1, e1 = two_prod(x[k], py)
+        p2, e2 = two_prod(y[k], px)
         good &= (p1 == p2) & (e1 == e2)
     return good
 

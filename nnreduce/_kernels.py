@@ -16,12 +16,12 @@ from lumpcore._dense import (  # lumpcore's candidate keys, fused into the pass
     column_signature,
     signature_version,
     summarised_signature,
+    two_prod,
 )
 
 __all__ = ["deviation_bound", "merge_columns", "merge_columns_integer", "runs", "take_rows",
            "take_rows_divided"]
 
-_ABS = np.int64(0x7FFFFFFFFFFFFFFF)  # all bits but the sign
 _INF_BITS = np.int64(0x7FF0000000000000)  # bit pattern of inf; NaNs lie above
 
 
@@ -68,7 +68,6 @@ def _add_scaled_into(o: np.ndarray, c0: int, row: np.ndarray, s0: int, ln: int,
     return inexact
 
 
-_SPLIT = 134217729.0  # 2**27 + 1, Dekker's splitter
 _PROD_LO = 2.0**-900  # Dekker's product error is exact for products in this range
 _PROD_HI = 2.0**900
 
@@ -81,13 +80,8 @@ def _product_inexact(v: float, m: float, x: float) -> bool:
         return v != 0.0 and m != 0.0
     if not (_PROD_LO <= abs(x) <= _PROD_HI):
         return True
-    c = _SPLIT * v
-    vh = c - (c - v)
-    vl = v - vh
-    c = _SPLIT * m
-    mh = c - (c - m)
-    ml = m - mh
-    return ((vh * mh - x) + vh * ml + vl * mh) + vl * ml != 0.0
+    p, e = two_prod(v, m)
+    return p != x or e != 0.0
 
 
 @njit(cache=True, inline="always")
@@ -158,16 +152,6 @@ def _abs_max(x: np.ndarray) -> float:
     for k in range(x.shape[0]):
         big = max(big, abs(x[k]))
     return big
-
-
-@njit(cache=True, inline="always")
-def _abs_bits_max(x: np.ndarray) -> np.int64:
-    """Largest bit pattern of ``|x[k]|`` (ordered like the values; inf and NaN on top)."""
-    bits = x.view(np.int64)
-    top = np.int64(0)
-    for k in range(bits.shape[0]):
-        top = max(top, bits[k] & _ABS)
-    return top
 
 
 @njit(cache=True)
@@ -389,6 +373,6 @@ def deviation_bound(mb: np.ndarray, members: np.ndarray, reps: np.ndarray,
             ref = y[k]
             buf[k] = abs(scaled - ref) + 2.0**-40 * (abs(scaled) + abs(ref))
         cell = np.empty(1, dtype=np.int64)
-        cell[0] = _abs_bits_max(buf)  # the largest (non-negative) entry, by its bits
+        cell[0] = bits_summary(buf)[0]  # the largest (non-negative) entry, by its bits
         best[j] = cell.view(np.float64)[0]
     return best.max() if n else 0.0
