@@ -38,6 +38,7 @@ from ._network import (
     Normalization,
     Permute,
     _exact,
+    float_array,
     is_exact_array,
 )
 
@@ -49,15 +50,7 @@ _ZERO = Fraction(0)
 def _cast(a: np.ndarray, exact: bool) -> np.ndarray:
     if exact:
         return _exact(a)
-    if is_exact_array(a):
-        try:
-            return np.array([float(x) for x in a.reshape(-1)],
-                            dtype=np.float64).reshape(a.shape)
-        except OverflowError:
-            raise ModelFormatError(
-                "a parameter of this network is beyond float64's range, so it cannot be "
-                "evaluated in floats; use evaluate_exact") from None
-    return a
+    return float_array(a, "evaluate it with evaluate_exact")
 
 
 def _prepare_input(net: Network, x: Any, exact: bool) -> tuple[np.ndarray, bool]:

@@ -705,7 +705,12 @@ def _exact(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _float(a: np.ndarray) -> np.ndarray:
+_KEEP_EXACT = "keep it exact (save it as .npz, which stores exact rationals)"
+
+
+def float_array(a: np.ndarray, fix: str = _KEEP_EXACT) -> np.ndarray:
+    """An exact array rounded to float64 (float arrays as they are); a value beyond
+    float64's range is a :class:`ModelFormatError` that names it and says ``fix``."""
     if not is_exact_array(a):
         return a
     out = []
@@ -715,9 +720,9 @@ def _float(a: np.ndarray) -> np.ndarray:
         except OverflowError:
             raise ModelFormatError(
                 f"the value {_short(x)} is beyond float64's range, so this network cannot be "
-                "held in floats; keep it exact (save it as .npz, which stores exact rationals)"
-            ) from None
+                f"held in floats; {fix}") from None
     return np.array(out, dtype=np.float64).reshape(a.shape)
+
 
 
 def _short(x: Any) -> str:
@@ -767,5 +772,5 @@ def as_float(net: Network) -> Network:
     >>> as_float(Network((Dense([[Fraction(1, 3)]], [0]),), (1,))).layers[0].weight.dtype
     dtype('float64')
     """
-    return Network(tuple(_map_arrays(lyr, _float) for lyr in net.layers), net.input_shape,
+    return Network(tuple(_map_arrays(lyr, float_array) for lyr in net.layers), net.input_shape,
                    net.normalization, net.data_dtype)
