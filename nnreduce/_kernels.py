@@ -19,8 +19,8 @@ from lumpcore._dense import (  # lumpcore's candidate keys, fused into the pass
     two_prod,
 )
 
-__all__ = ["deviation_bound", "merge_columns", "merge_columns_integer", "runs", "take_rows",
-           "take_rows_divided"]
+__all__ = ["compact_rows", "deviation_bound", "merge_columns", "merge_columns_integer", "runs",
+           "take_rows", "take_rows_divided"]
 
 _INF_BITS = np.int64(0x7FF0000000000000)  # bit pattern of inf; NaNs lie above
 
@@ -330,6 +330,19 @@ def take_rows(mb: np.ndarray, rows: np.ndarray, first_col: int, out: np.ndarray)
         dst = out[j]
         for k in range(m):
             dst[k] = src[first_col + k]
+
+
+@njit(cache=True)
+def compact_rows(flat: np.ndarray, rows: np.ndarray, row_len: int, first_col: int,
+                 width: int) -> None:
+    """In place: ``flat[j*width:(j+1)*width] = flat[r*row_len+first_col:][:width]`` for
+    ``r = rows[j]``, in order (``rows`` increasing, so every target lies at or before its
+    source and no source is overwritten before it is read)."""
+    for j in range(rows.shape[0]):
+        src = rows[j] * row_len + first_col
+        dst = j * width
+        for k in range(width):
+            flat[dst + k] = flat[src + k]
 
 
 @njit(cache=True, parallel=True)

@@ -43,6 +43,7 @@ from lumpcore._threads import threads_for  # lumpcore's thread policy for compil
 
 from ._hash import network_sha256
 from ._kernels import (
+    compact_rows,
     deviation_bound,
     merge_columns,
     merge_columns_integer,
@@ -571,7 +572,10 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
     prev_cols: np.ndarray | None = None  # grouping of this layer's dense inputs (original)
     new_cols: np.ndarray | None = None  # the same grouping in the reduced shapes
 
-    work = _Workspace()  # the merged layer of the compiled path; valid for one iteration
+    # the merged layer of the compiled path, valid for one iteration: at most every row of a
+    # layer with a column per input (channel x position) and the bias
+    work = _Workspace(max(lyr.weight.size + lyr.weight.shape[0] for lyr in layers
+                          if isinstance(lyr, Dense | Conv2d)))
     for li, idx in enumerate(lin):
         layer = layers[idx]
         assert isinstance(layer, Dense | Conv2d)
@@ -687,7 +691,12 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
         reps = [b[0] for b in blocks]
         if mb is not None:
             assert fast is not None
-            rebuilt, ch = _rebuild_fast(layer, fast, b_eff, reps, new_cols)
+            # the last hidden layer: its merged rows are the workspace's last use but for the
+            # (narrow) output layer, so the reduced weights are compacted into it
+            rebuilt, ch = _rebuild_fast(layer, fast, b_eff, reps, new_cols,
+                                        work if li == len(lin) - 2 else None)
+            # (the workspace may have been handed over: no view of it is used again)
+            fast = mb = m = flat_m = None  # type: ignore[assignment]
         else:
             rebuilt, ch = _rebuild(layer, m, b_eff, reps, exact_net, new_cols)
         rounded = rounded or ch
@@ -834,15 +843,21 @@ class _Lumped:
 
 
 class _Workspace:
-    """Two float64 buffers reused from layer to layer (fresh pages cost page faults)."""
+    """Two float64 buffers reused from layer to layer (fresh pages cost page faults).
 
-    def __init__(self) -> None:
+    ``capacity`` (entries) is the most any layer will ask for: a buffer is
+    allocated at that size once, and only the pages a layer writes are ever
+    touched, so a wider layer later does not fault in a second buffer.
+    """
+
+    def __init__(self, capacity: int = 0) -> None:
         self.buffers: list[np.ndarray] = [np.empty(0), np.empty(0)]
+        self.capacity = capacity
 
     def get(self, which: int, shape: tuple[int, int]) -> np.ndarray:
         size = shape[0] * shape[1]
         if self.buffers[which].size < size:
-            self.buffers[which] = np.empty(size, dtype=np.float64)
+            self.buffers[which] = np.empty(max(size, self.capacity), dtype=np.float64)
         return self.buffers[which][:size].reshape(shape)
 
 
@@ -1083,14 +1098,35 @@ def _fold_combined(wr: np.ndarray, m: np.ndarray, blocks: Sequence[Sequence[int]
 
 
 def _rebuild_fast(layer: Dense | Conv2d, merged: _Merged, b_eff: np.ndarray, rows: list[int],
-                  new_cols: np.ndarray | None) -> tuple[Layer, bool]:
+                  new_cols: np.ndarray | None, hand_over: _Workspace | None = None
+                  ) -> tuple[Layer, bool]:
     """:func:`_rebuild` for the float matrix of :func:`_fast_merge` (finite, checked).
 
     Float32 layers whose weights were not merged stay float32 (the values
     are their own); merged sums are float64.  Also says whether a weight was
     rounded (columns built times an integer, divided back inexactly).
+
+    With ``hand_over`` (the workspace that holds ``merged.mb``, not needed
+    afterwards but for a new buffer), float64 reduced weights are compacted
+    into the workspace's buffer itself, which is then shrunk and given away:
+    no fresh pages for them (page faults cost more than the copy).
     """
     mb = merged.mb
+    plain = new_cols is None or (new_cols.shape[1] == 1 and np.array_equal(
+        new_cols[:, 0], np.arange(new_cols.shape[0])))
+    if (hand_over is not None and merged.col_div is None and plain
+            and merged.dtype == np.float64 and len(rows) > 0):
+        base = hand_over.buffers[0]
+        width = mb.shape[1] - 1
+        idx = np.asarray(rows, dtype=np.int64)
+        if mb.base is base and bool(np.all(np.diff(idx) > 0)):
+            hand_over.buffers[0] = np.empty(0)  # the next layer allocates its own
+            compact_rows(base, idx, mb.shape[1], 1, width)
+            del mb, merged
+            # realloc: shrinking the buffer keeps its first pages where they are
+            base.resize(len(rows) * width, refcheck=False)
+            return _fast_layer(layer, base.reshape(len(rows), width),
+                               np.ascontiguousarray(np.asarray(b_eff)[rows]), new_cols), False
     wq = np.empty((len(rows), mb.shape[1] - 1), dtype=merged.dtype)
     changed = False
     with threads_for(wq.size):
@@ -1100,16 +1136,22 @@ def _rebuild_fast(layer: Dense | Conv2d, merged: _Merged, b_eff: np.ndarray, row
             changed = take_rows_divided(mb, np.asarray(rows, dtype=np.int64), 1,
                                         merged.col_div, wq)
     bq = np.ascontiguousarray(np.asarray(b_eff)[rows])
+    return _fast_layer(layer, wq, bq, new_cols), changed
+
+
+def _fast_layer(layer: Dense | Conv2d, wq: np.ndarray, bq: np.ndarray,
+                new_cols: np.ndarray | None) -> Layer:
+    """The reduced layer of :func:`_rebuild_fast` from its merged weights (kept rows)."""
     if isinstance(layer, Conv2d):
         kh, kw = layer.weight.shape[2:]
         return trusted_layer(Conv2d, weight=wq.reshape(wq.shape[0], -1, kh, kw), bias=bq,
-                             stride=layer.stride, padding=layer.padding), changed
+                             stride=layer.stride, padding=layer.padding)
     if new_cols is not None and not (new_cols.shape[1] == 1 and np.array_equal(
             new_cols[:, 0], np.arange(new_cols.shape[0]))):
         w = np.empty((wq.shape[0], new_cols.size), dtype=wq.dtype)
         w[:, new_cols] = wq.reshape(wq.shape[0], new_cols.shape[0], new_cols.shape[1])
         wq = w
-    return trusted_layer(Dense, weight=wq, bias=bq), changed
+    return trusted_layer(Dense, weight=wq, bias=bq)
 
 
 def _rebuild(layer: Dense | Conv2d, m: np.ndarray, b_eff: np.ndarray, rows: list[int],

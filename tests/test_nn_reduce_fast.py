@@ -307,3 +307,36 @@ def test_integer_scaled_merge_equals_general_path(monkeypatch: pytest.MonkeyPatc
         want = np.array(evaluate_exact(net, x).tolist(), dtype=float)
         have = np.array(evaluate_exact(got.network, x).tolist(), dtype=float)
         assert np.allclose(have, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 1e-9])
+def test_last_hidden_layer_compacted_into_the_workspace(monkeypatch: pytest.MonkeyPatch,
+                                                        tolerance: float) -> None:
+    """The last hidden layer's reduced weights are compacted into the merge workspace and
+    handed over (no fresh pages); they must equal the general path's, and no reduced
+    weight array may share memory with another layer's or with the original network.
+
+    Oracles: the general path (rational arithmetic) and exact evaluation."""
+    rng = np.random.default_rng(7)
+    net, planted = _planted_mlp(rng, [6, 9, 8, 7, 3], ["relu", "leaky_relu", "relu"], dup=5,
+                                pow2=True)
+    calls: list[bool] = []
+    real = red_mod.compact_rows
+
+    def spy(*a: Any) -> None:
+        calls.append(True)
+        real(*a)
+
+    monkeypatch.setattr(red_mod, "compact_rows", spy)
+    fast = reduce_network(net, tolerance=tolerance)
+    assert calls == [True]  # exactly the last hidden layer was handed over
+    assert [lr.neurons_after for lr in fast.layers] == planted
+    _same_reduction(fast, _general(monkeypatch, net, tolerance=tolerance), exact=True)
+    weights = [lyr.weight for lyr in fast.network.layers if isinstance(lyr, Dense)]
+    others = [lyr.weight for lyr in net.layers if isinstance(lyr, Dense)]
+    for i, w in enumerate(weights):
+        assert (w.flags.c_contiguous and w.dtype == np.float64) or i == 0
+        for v in weights[i + 1:] + others:
+            assert not np.shares_memory(w, v)
+    if tolerance == 0:
+        _same_function(net, fast.network, rng)
