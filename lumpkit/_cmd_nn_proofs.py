@@ -27,7 +27,8 @@ def register(sub: Any) -> None:
             "Check that REDUCED computes the same function as ORIGINAL. With --certificate the "
             "certificate is checked independently in exact arithmetic; otherwise (or with --smt) "
             "z3 decides the question exactly. Exit status: 0 equivalent, 1 counterexample "
-            "found, 2 could not decide (time-out, unknown, rejected certificate) or bad input."
+            "found, 2 could not decide (time-out, unknown, rejected certificate, a valid "
+            "certificate of a reduction that is not exact) or bad input."
         ),
     )
     v.add_argument("original", help="original model (.onnx, .nnet, .pt, .npz)")

@@ -420,8 +420,8 @@ class _Checker:
         if not isinstance(cert.get("original"), dict) or not isinstance(cert.get("reduced"), dict):
             raise CertificateError("certificate needs 'original' and 'reduced' objects")
         if not isinstance(cert["reduced"].get("rounded"), bool):
-            # a reader (lumpkit nn verify) takes "exact and not rounded" as equality: the
-            # flag must be there and be checked
+            # the format makes the flag required (a reader may take "exact and not
+            # rounded" as equality): it must be there and be checked
             raise CertificateError("certificate needs 'reduced.rounded', true or false, got "
                                    f"{cert['reduced'].get('rounded')!r}")
         h = network_sha256(orig)
@@ -924,7 +924,10 @@ def check_certificate(original: Any, reduced: Any, certificate: Any) -> CheckRes
     CheckResult
         ``valid`` True when everything holds; otherwise the first violated
         condition with its location (layer, block, neurons) and the exact
-        values that disagree.
+        values that disagree.  ``exact`` True when moreover every condition
+        holds with deviation 0 and no stored reduced weight or bias is
+        rounded: the reduced network computes exactly the original's
+        function (in exact and in tolerance mode).
 
     Raises
     ------
@@ -946,6 +949,8 @@ def check_certificate(original: Any, reduced: Any, certificate: Any) -> CheckRes
     ...                     "neurons_before": 2, "neurons_after": 1,
     ...                     "blocks": [[0, 1]], "rho": [["1", "1/2"]], "removed": []}]}
     >>> check_certificate(net, red, cert).valid
+    True
+    >>> check_certificate(net, red, cert).exact
     True
     >>> cert["layers"][0]["rho"] = [["1", "1/3"]]
     >>> check_certificate(net, red, cert).condition
