@@ -481,3 +481,26 @@ def test_exact_field_means_equal_outputs(seed: int, pow2: bool, tol: float) -> N
         assert got.exact is (not red.rounded)
     if got.exact:
         assert all(outputs_equal(net, red.network, rational_inputs(seed, sizes[0], 5)))
+
+
+def test_linear_dependence_with_a_factor_that_is_no_power_of_two() -> None:
+    """Regression (hypothesis seed 9414788 above): neurons 1 and 2 merge with rho 4/3 next
+    to combined blocks, so the next layer is merged by nnreduce._merge, whose compiled pass
+    builds such columns times an integer; they were used undivided (the checker rejected
+    the reduced weight, 6 stored for 12 derived, and the outputs differed)."""
+    w1 = np.array([[3.0], [4.0], [3.0], [6.0], [12.0], [7.0], [14.0], [11.0], [22.0]])
+    b1 = [-2.0, 0.0, 0.0, -4.0, -8.0, -2.0, -4.0, -4.0, -8.0]
+    w2 = np.array([[1.0, -2.0, 0.0, -3.0, -3.0, 3.0, 3.0, 0.0, 2.0],
+                   [-1.0, 2.0, 3.0, -2.0, -2.0, 1.0, -1.0, -2.0, 2.0]])
+    net = Network((Dense(w1, b1), Activation("identity"), Dense(w2, [0.0, 1.0]),
+                   Activation("relu"), Dense([[1.0, -1.0]], [0.0])), (1,))
+    red = reduce_network(net, linear_dependence=True)
+    layer = red.certificate["layers"][0]
+    assert layer["blocks"] == [[0, 3, 4], [1, 2]] and layer["rho"][1] == ["1", "4/3"]
+    assert [c["block"] for c in layer["combined"]] == [[5, 6], [7, 8]]
+    got = proofs.check_certificate(net, red.network, red.certificate)
+    assert got.valid, got.message
+    # by hand, M[0, 1] = -2 + 0 / (4/3) + 1 * (3 + 3 / (1/2)) + 5/4 * (0 + 2 / (1/2)) = 12
+    assert red.network.layers[2].weight[0, 1] == 12.0
+    assert all(outputs_equal(net, red.network, rational_inputs(9, 1)))
+
