@@ -393,6 +393,11 @@ class _Checker:
         self.orig = original
         self.red = reduced
         self.cert = cert
+        #: tolerance mode: some condition held only within max_weight_deviation
+        self.deviated = False
+        #: after :meth:`run`: the reduced network computes the original's function exactly
+        #: (no deviation accepted, no stored weight or bias differs from its derived value)
+        self.exact = False
 
     def run(self) -> str:
         from nnreduce import Activation, Conv2d, Dense, Network, network_sha256
@@ -415,8 +420,8 @@ class _Checker:
         if not isinstance(cert.get("original"), dict) or not isinstance(cert.get("reduced"), dict):
             raise CertificateError("certificate needs 'original' and 'reduced' objects")
         if not isinstance(cert["reduced"].get("rounded"), bool):
-            # a reader (lumpkit nn verify) takes "exact and not rounded" as equality: the
-            # flag must be there and be checked
+            # the format makes the flag required (a reader may take "exact and not
+            # rounded" as equality): it must be there and be checked
             raise CertificateError("certificate needs 'reduced.rounded', true or false, got "
                                    f"{cert['reduced'].get('rounded')!r}")
         h = network_sha256(orig)
@@ -502,6 +507,9 @@ class _Checker:
                     raise _Violation("combined blocks only on linear layers in exact mode",
                                      {"layer": lin[i]}, {"factors": factors, "mode": mode})
             rounded_any |= self._layer(i, lin, rlin, prev, cur, ops, mode, dev)
+        # every condition held with deviation 0 and every stored value equals its derived
+        # value (rounded_any is recomputed from the stored values, before the flag rule below)
+        exact = not self.deviated and not rounded_any
         if mode == "tolerance" and not exact_red and any(
                 len(b) > 1 for p in parts for b in p.blocks):
             rounded_any = True  # merged in float64 arithmetic: flagged whether or not exact
@@ -509,6 +517,7 @@ class _Checker:
         if flag != rounded_any:
             raise _Violation("reduced.rounded flag", {}, {"certificate": flag,
                                                            "recomputed": rounded_any})
+        self.exact = exact
         merged = sum(p.n - len(p.blocks) for p in parts)
         return (f"{mode} certificate: {len(parts)} hidden layers, {merged} neurons merged or "
                 "removed; scaled lumping conditions, reduced weights and both hashes confirmed")
@@ -766,7 +775,12 @@ class _Checker:
                              {"rho(v)*c(v)": lhs, "c(r)": rhs})
 
         def differ(a: Fraction, b: Fraction) -> bool:
-            return a != b if mode == "exact" else abs(a - b) > dev
+            if a == b:
+                return False
+            if mode == "exact" or abs(a - b) > dev:
+                return True
+            self.deviated = True  # accepted within max_weight_deviation: not exact
+            return False
 
         for K, v, r, rv in members:
             if differ(rv * b_eff[v], b_eff[r]):
@@ -910,7 +924,10 @@ def check_certificate(original: Any, reduced: Any, certificate: Any) -> CheckRes
     CheckResult
         ``valid`` True when everything holds; otherwise the first violated
         condition with its location (layer, block, neurons) and the exact
-        values that disagree.
+        values that disagree.  ``exact`` True when moreover every condition
+        holds with deviation 0 and no stored reduced weight or bias is
+        rounded: the reduced network computes exactly the original's
+        function (in exact and in tolerance mode).
 
     Raises
     ------
@@ -933,6 +950,8 @@ def check_certificate(original: Any, reduced: Any, certificate: Any) -> CheckRes
     ...                     "blocks": [[0, 1]], "rho": [["1", "1/2"]], "removed": []}]}
     >>> check_certificate(net, red, cert).valid
     True
+    >>> check_certificate(net, red, cert).exact
+    True
     >>> cert["layers"][0]["rho"] = [["1", "1/3"]]
     >>> check_certificate(net, red, cert).condition
     'scaled lumping condition rho(v)*c(v) = c(r)'
@@ -944,6 +963,6 @@ def check_certificate(original: Any, reduced: Any, certificate: Any) -> CheckRes
         checked = checker.run()
     except _Violation as v:
         return CheckResult(False, "nnreduce certificate", v.condition, v.location, v.values,
-                           time.perf_counter() - start)
-    return CheckResult(True, checked, seconds=time.perf_counter() - start)
+                           time.perf_counter() - start, exact=False)
+    return CheckResult(True, checked, seconds=time.perf_counter() - start, exact=checker.exact)
 

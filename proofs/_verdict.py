@@ -105,6 +105,16 @@ class CheckResult:
         The exact values that disagree, as ``"p/q"`` strings.
     seconds : float
         Wall-clock time of the check.
+    exact : bool or None
+        :func:`proofs.check_certificate` only: True when the reduced network
+        computes exactly the original's function, as checked in exact
+        arithmetic: the certificate is valid, every scaled lumping condition
+        holds with deviation 0 (not merely within ``max_weight_deviation``),
+        and every stored reduced weight and bias equals the exact value the
+        conditions give (nothing rounded, whatever the certificate's mode).
+        False otherwise (for a valid exact-mode certificate: exactly when it
+        is ``rounded``). None for checks where the question does not arise
+        (:func:`proofs.check_markov_lumping`).
     """
 
     valid: bool
@@ -113,6 +123,7 @@ class CheckResult:
     location: dict[str, Any] = field(default_factory=dict)
     values: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    exact: bool | None = None
 
     @property
     def message(self) -> str:
@@ -133,4 +144,5 @@ class CheckResult:
             "values": self.values,
             "seconds": round(self.seconds, 6),
             "message": self.message,
+            "exact": self.exact,
         }

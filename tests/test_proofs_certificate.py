@@ -334,3 +334,173 @@ def test_linear_dependence_certificates_are_checked(seed: int) -> None:
             e.pop("combined", None)
         res = proofs.check_certificate(net, red.network, gone)
         assert not res.valid and res.condition == "partition"
+
+
+# --- CheckResult.exact: does the certified reduction preserve the function exactly? ---
+#
+# Oracle: both networks evaluated in exact rational arithmetic (nnreduce.evaluate_exact)
+# on random rational inputs of both signs.
+
+
+def rational_inputs(seed: int, n_in: int, count: int = 20) -> list[list[Fraction]]:
+    """``count`` inputs of ``n_in`` rationals p/q, |p/q| <= 8, both signs."""
+    rng = np.random.default_rng(seed)
+    return [[Fraction(int(p), int(q)) for p, q in zip(rng.integers(-40, 41, n_in),
+                                                     rng.integers(1, 6, n_in), strict=True)]
+            for _ in range(count)]
+
+
+def outputs_equal(a: Network, b: Network, xs: list[list[Fraction]]) -> list[bool]:
+    """Per input: whether every output of ``a`` equals that of ``b`` (exact arithmetic)."""
+    return [evaluate_exact(a, x).tolist() == evaluate_exact(b, x).tolist() for x in xs]
+
+
+def unrelated_mlp() -> Network:
+    """3 -> 6 -> 4 -> 2 ReLU, generic float weights (no two neurons nearly proportional),
+    and neuron 5 of the first hidden layer dead (zero weights, bias -1)."""
+    rng = np.random.default_rng(11)
+    W1, b1 = rng.standard_normal((6, 3)), rng.standard_normal(6)
+    W1[5], b1[5] = 0.0, -1.0
+    return Network((Dense(W1, b1), Activation("relu"),
+                    Dense(rng.standard_normal((4, 6)), rng.standard_normal(4)),
+                    Activation("relu"),
+                    Dense(rng.standard_normal((2, 4)), rng.standard_normal(2))), (3,))
+
+
+def dyadic_planted_mlp(perturb: float = 0.0, part: str = "weights",
+                       outgoing: str = "dyadic") -> Network:
+    """3 -> 6 -> 2 ReLU with weights k/8; hidden neuron 4 is 2 * neuron 0 and neuron 5 is
+    1/4 * neuron 2 (weights and bias: exact in float64). ``perturb``: neuron 4's weights
+    (``part="weights"``) or its bias (``"bias"``) times ``1 + perturb``.
+    ``outgoing="normal"``: generic float output weights, so that the merged output weights
+    are sums that float64 rounds."""
+    rng = np.random.default_rng(5)
+    W1 = rng.integers(-8, 9, (4, 3)).astype(float) / 8
+    b1 = rng.integers(-8, 9, 4).astype(float) / 8
+    assert b1[0] != 0 and np.abs(W1[0]).max() > abs(b1[0])  # the bias is no row's maximum
+    fw, fb = (1 + perturb, 1.0) if part == "weights" else (1.0, 1 + perturb)
+    W1 = np.vstack([W1, 2 * W1[0] * fw, 0.25 * W1[2]])
+    b1 = np.concatenate([b1, [2 * b1[0] * fb, 0.25 * b1[2]]])
+    W2 = (rng.integers(-8, 9, (2, 6)).astype(float) / 8 if outgoing == "dyadic"
+          else rng.standard_normal((2, 6)))
+    return Network((Dense(W1, b1), Activation("relu"), Dense(W2, [0.5, -0.25])), (3,))
+
+
+def test_tolerance_mode_without_merges_is_exact() -> None:
+    net = unrelated_mlp()
+    red = reduce_network(net, tolerance=1e-6)
+    cert = red.certificate
+    assert cert["mode"] == "tolerance"
+    assert all(len(b) == 1 for lr in red.layers for b in lr.blocks)  # nothing merged
+    assert [n for n, _ in red.layers[0].removed] == [5]  # the dead neuron, value 0
+    assert cert["reduced"]["rounded"] is False
+    res = proofs.check_certificate(net, red.network, cert)
+    assert res.valid, res.message
+    assert res.exact is True and res.to_json()["exact"] is True
+    assert all(outputs_equal(net, red.network, rational_inputs(1, 3)))
+
+
+def test_tolerance_mode_exactly_proportional_merges_are_exact() -> None:
+    """Tolerance mode flags every merge ``rounded`` (it merges in float64 arithmetic); the
+    checker finds these float64 merges exact (deviation 0, nothing rounded)."""
+    net = dyadic_planted_mlp()
+    red = reduce_network(net, tolerance=1e-6)
+    cert = red.certificate
+    assert cert["mode"] == "tolerance"
+    assert cert["layers"][0]["blocks"] == [[0, 4], [1], [2, 5], [3]]
+    assert cert["layers"][0]["rho"] == [["1", "1/2"], ["1"], ["1", "4"], ["1"]]
+    assert cert["reduced"]["rounded"] is True  # nnreduce's rule, not a rounding
+    res = proofs.check_certificate(net, red.network, cert)
+    assert res.valid, res.message
+    assert res.exact is True
+    assert all(outputs_equal(net, red.network, rational_inputs(2, 3)))
+
+
+@pytest.mark.parametrize("part", ["weights", "bias"])
+def test_tolerance_mode_near_proportional_merge_is_not_exact(part: str) -> None:
+    net = dyadic_planted_mlp(perturb=1e-9, part=part)
+    red = reduce_network(net, tolerance=1e-6)
+    layer = red.certificate["layers"][0]
+    assert layer["blocks"] == [[0, 4], [1], [2, 5], [3]]  # merged: only nearly proportional
+    res = proofs.check_certificate(net, red.network, red.certificate)
+    assert res.valid, res.message  # within max_weight_deviation
+    assert res.exact is False and res.to_json()["exact"] is False
+    # and rightly so: the reduced network computes another function
+    assert not all(outputs_equal(net, red.network, rational_inputs(3, 3)))
+    if part == "bias":
+        # rho 1/2 from the (unperturbed) weights: every reduced weight and bias is exactly
+        # the one Def. 7 gives, so only the deviation of the bias condition makes it inexact
+        assert layer["rho"] == [["1", "1/2"], ["1"], ["1", "4"], ["1"]]
+        W1, b1 = net.layers[0].weight, net.layers[0].bias
+        W2, b2 = net.layers[2].weight, net.layers[2].bias
+        assert red.network.layers[0].weight.tolist() == W1[[0, 1, 2, 3]].tolist()
+        assert red.network.layers[0].bias.tolist() == b1[[0, 1, 2, 3]].tolist()
+        F = Fraction
+        want = [[F(W2[o, 0]) + 2 * F(W2[o, 4]), F(W2[o, 1]), F(W2[o, 2]) + F(W2[o, 5]) / 4,
+                 F(W2[o, 3])] for o in range(2)]
+        assert [[F(w) for w in row] for row in red.network.layers[2].weight.tolist()] == want
+        assert red.network.layers[2].bias.tolist() == b2.tolist()
+
+
+def test_exact_mode_exact_field_is_not_rounded() -> None:
+    net = dyadic_planted_mlp()
+    red = reduce_network(net)
+    assert red.certificate["mode"] == "exact" and not red.rounded
+    res = proofs.check_certificate(net, red.network, red.certificate)
+    assert res.valid and res.exact is True
+    assert all(outputs_equal(net, red.network, rational_inputs(4, 3)))
+    # generic output weights: the merged ones w(0) + 2 w(4) are rounded to float64
+    net = dyadic_planted_mlp(outgoing="normal")
+    red = reduce_network(net)
+    assert red.certificate["mode"] == "exact" and red.rounded
+    res = proofs.check_certificate(net, red.network, red.certificate)
+    assert res.valid and res.exact is False
+    assert not all(outputs_equal(net, red.network, rational_inputs(5, 3)))
+    # a rejected certificate says nothing exact
+    bad = copy.deepcopy(red.certificate)
+    bad["layers"][0]["rho"][0][1] = "1"
+    res = proofs.check_certificate(net, red.network, bad)
+    assert not res.valid and res.exact is False
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31), pow2=st.booleans(),
+       tol=st.sampled_from([0.0, 1e-9, 1e-6, 1e-3]))
+def test_exact_field_means_equal_outputs(seed: int, pow2: bool, tol: float) -> None:
+    """Whatever the mode: ``exact`` True means equal outputs in exact arithmetic; in exact
+    mode it is ``not rounded``."""
+    rng = np.random.default_rng(seed)
+    depth = 1 + seed % 3
+    sizes = [int(rng.integers(1, 5))] + [int(rng.integers(1, 6)) for _ in range(depth)] + [2]
+    kinds = [ACTS[int(rng.integers(0, len(ACTS)))] for _ in range(depth)]
+    net, _ = _planted_mlp(rng, sizes, kinds, 4, pow2)
+    red = reduce_network(net, tolerance=tol)
+    got = proofs.check_certificate(net, red.network, red.certificate)
+    assert got.valid, got.message
+    if tol == 0:
+        assert got.exact is (not red.rounded)
+    if got.exact:
+        assert all(outputs_equal(net, red.network, rational_inputs(seed, sizes[0], 5)))
+
+
+def test_linear_dependence_with_a_factor_that_is_no_power_of_two() -> None:
+    """Regression (hypothesis seed 9414788 above): neurons 1 and 2 merge with rho 4/3 next
+    to combined blocks, so the next layer is merged by nnreduce._merge, whose compiled pass
+    builds such columns times an integer; they were used undivided (the checker rejected
+    the reduced weight, 6 stored for 12 derived, and the outputs differed)."""
+    w1 = np.array([[3.0], [4.0], [3.0], [6.0], [12.0], [7.0], [14.0], [11.0], [22.0]])
+    b1 = [-2.0, 0.0, 0.0, -4.0, -8.0, -2.0, -4.0, -4.0, -8.0]
+    w2 = np.array([[1.0, -2.0, 0.0, -3.0, -3.0, 3.0, 3.0, 0.0, 2.0],
+                   [-1.0, 2.0, 3.0, -2.0, -2.0, 1.0, -1.0, -2.0, 2.0]])
+    net = Network((Dense(w1, b1), Activation("identity"), Dense(w2, [0.0, 1.0]),
+                   Activation("relu"), Dense([[1.0, -1.0]], [0.0])), (1,))
+    red = reduce_network(net, linear_dependence=True)
+    layer = red.certificate["layers"][0]
+    assert layer["blocks"] == [[0, 3, 4], [1, 2]] and layer["rho"][1] == ["1", "4/3"]
+    assert [c["block"] for c in layer["combined"]] == [[5, 6], [7, 8]]
+    got = proofs.check_certificate(net, red.network, red.certificate)
+    assert got.valid, got.message
+    # by hand, M[0, 1] = -2 + 0 / (4/3) + 1 * (3 + 3 / (1/2)) + 5/4 * (0 + 2 / (1/2)) = 12
+    assert red.network.layers[2].weight[0, 1] == 12.0
+    assert all(outputs_equal(net, red.network, rational_inputs(9, 1)))
+

@@ -7,6 +7,7 @@ import json
 import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,6 +116,61 @@ def test_verify_unknown_exit_2(models: dict, capsys: pytest.CaptureFixture) -> N
     assert run(["nn", "verify", models["orig"], models["paper"], "--timeout", "1e-9",
                 "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["verdict"] == "unknown"
+
+
+# (builder, nn reduce --tolerance, exit status and verdict of nn verify --certificate)
+CERT_CASES = {
+    "tolerance, nothing merged": ("unrelated", "1e-6", 0),
+    "tolerance, exactly proportional": ("planted", "1e-6", 0),
+    "tolerance, nearly proportional (weights)": ("near_weights", "1e-6", 2),
+    "tolerance, nearly proportional (bias)": ("near_bias", "1e-6", 2),
+    "exact": ("planted", "0", 0),
+    "exact, rounded weights": ("rounded", "0", 2),
+}
+
+
+def _cert_case_net(name: str) -> Any:
+    from test_proofs_certificate import dyadic_planted_mlp, unrelated_mlp
+
+    return {"unrelated": unrelated_mlp, "planted": dyadic_planted_mlp,
+            "near_weights": lambda: dyadic_planted_mlp(perturb=1e-9),
+            "near_bias": lambda: dyadic_planted_mlp(perturb=1e-9, part="bias"),
+            "rounded": lambda: dyadic_planted_mlp(outgoing="normal")}[name]()
+
+
+@pytest.mark.parametrize("case", list(CERT_CASES))
+def test_verify_certificate_says_equivalent_exactly_when_the_check_is_exact(
+        case: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A valid certificate gives "equivalent" when the checker finds the reduction exact,
+    whatever the certificate's mode; else "unknown" (exit 2). Oracle for "equivalent":
+    exact evaluation of both networks on 20 random rational inputs."""
+    from test_proofs_certificate import outputs_equal, rational_inputs
+
+    builder, tol, status = CERT_CASES[case]
+    net = _cert_case_net(builder)
+    orig, red, cert = (str(tmp_path / f) for f in ("net.npz", "red.npz", "cert.json"))
+    save_network(net, orig)
+    assert run(["nn", "reduce", orig, "-o", red, "--certificate", cert,
+                "--tolerance", tol]) == 0
+    mode = json.loads(Path(cert).read_text())["mode"]
+    assert mode == ("exact" if tol == "0" else "tolerance")
+    capsys.readouterr()
+    assert run(["nn", "verify", orig, red, "--certificate", cert]) == status
+    text = capsys.readouterr().out
+    assert run(["nn", "verify", orig, red, "--certificate", cert, "--json"]) == status
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "certificate" and out["certificate"]["verdict"] == "valid"
+    assert out["certificate"]["exact"] is (status == 0)
+    same = outputs_equal(net, load_network(red), rational_inputs(7, 3))
+    if status == 0:
+        assert text.startswith("equivalent (certificate): valid")
+        assert out["verdict"] == "equivalent"
+        assert all(same)
+    else:
+        assert text.startswith("unknown: the certificate is valid but the reduction is only "
+                               "approximate") and "use --smt" in text
+        assert out["verdict"] == "unknown" and "use --smt" in out["reason"]
+        assert not all(same)  # these reductions do change the function
 
 
 def test_leo_writes_model_and_json(models: dict, tmp_path: Path,
