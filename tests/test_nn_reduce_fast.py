@@ -340,3 +340,70 @@ def test_last_hidden_layer_compacted_into_the_workspace(monkeypatch: pytest.Monk
             assert not np.shares_memory(w, v)
     if tolerance == 0:
         _same_function(net, fast.network, rng)
+
+
+def _handover_net(kind: str, rng: np.random.Generator) -> Network:
+    """Float32 weights with planted channels/neurons in the first two linear layers: merges
+    in the first make the second (the last hidden one) float64, so it is handed over."""
+    def plant(w: np.ndarray, b: np.ndarray, dups: list[tuple[int, float]]
+              ) -> tuple[np.ndarray, np.ndarray]:
+        return (np.concatenate([w, *(np.float32(f) * w[i:i + 1] for i, f in dups)]),
+                np.concatenate([b, [np.float32(f) * b[i] for i, f in dups]]).astype(np.float32))
+
+    def r(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape).astype(np.float16).astype(np.float32)
+
+    if kind == "conv":
+        w1, b1 = plant(r(3, 2, 2, 2), r(3), [(0, 2.0), (2, 0.5)])
+        w2, b2 = plant(r(4, 5, 2, 2), r(4), [(1, 4.0), (3, 0.25), (1, 1.0)])
+        return Network((Conv2d(w1, b1), Activation("relu"), Conv2d(w2, b2), Activation("relu"),
+                        Flatten(), Dense(r(2, 7 * 4 * 4), r(2))), (2, 6, 6))
+    w1, b1 = plant(r(6, 4), r(6), [(0, 2.0), (5, 0.5), (2, 4.0)])
+    w2, b2 = plant(r(5, 9), r(5), [(4, 2.0), (0, 0.25)])
+    return Network((Dense(w1, b1), Activation("leaky_relu", alpha=Fraction(1, 8)),
+                    Dense(w2, b2), Activation("relu"), Dense(r(3, 7), r(3))), (4,))
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 1e-9])
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_handed_over_weights_survive_later_allocations(monkeypatch: pytest.MonkeyPatch,
+                                                       kind: str, tolerance: float) -> None:
+    """The handed-over buffer (compacted, shrunk by ``resize(refcheck=False)``) is no
+    dangling view: the reduced arrays keep their values after further reductions and
+    large allocations reuse freed memory, and the certificate stays valid.
+
+    Oracles: copies taken right after the reduction, the general path, the
+    independent certificate check and exact evaluation."""
+    from proofs import check_certificate
+
+    rng = np.random.default_rng(11)
+    net = _handover_net(kind, rng)
+    calls: list[bool] = []
+    real = red_mod.compact_rows
+
+    def spy(*a: Any) -> None:
+        calls.append(True)
+        real(*a)
+
+    monkeypatch.setattr(red_mod, "compact_rows", spy)
+    red = reduce_network(net, tolerance=tolerance)
+    assert calls == [True]  # the last hidden layer was handed over
+    lin = [lyr for lyr in red.network.layers if isinstance(lyr, Dense | Conv2d)]
+    assert lin[1].weight.dtype == np.float64
+    copies = [np.array(a, copy=True) for lyr in lin for a in (lyr.weight, lyr.bias)]
+    # reuse freed memory: more reductions (each hands a buffer over), then big fills
+    for seed in range(3):
+        reduce_network(_handover_net(kind, np.random.default_rng(seed)), tolerance=tolerance)
+    for n in (1 << 10, 1 << 16, 1 << 20):
+        np.full(n, -7.75e300)
+    assert calls == [True] * 4
+    for (w, c) in zip((a for lyr in lin for a in (lyr.weight, lyr.bias)), copies, strict=True):
+        assert w.dtype == c.dtype and np.array_equal(w, c)
+    for i, lyr in enumerate(lin):
+        for other in [*lin[i + 1:], *(o for o in net.layers if isinstance(o, Dense | Conv2d))]:
+            assert not np.shares_memory(lyr.weight, other.weight)
+    assert check_certificate(net, red.network, red.certificate).valid
+    _same_reduction(red, _general(monkeypatch, net, tolerance=tolerance), exact=tolerance == 0)
+    if tolerance == 0:
+        assert not red.rounded
+        _same_function(net, red.network, rng, 2)
