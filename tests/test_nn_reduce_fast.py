@@ -309,6 +309,19 @@ def test_integer_scaled_merge_equals_general_path(monkeypatch: pytest.MonkeyPatc
         assert np.allclose(have, want, rtol=1e-9, atol=1e-9)
 
 
+def _count_hand_overs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """A list that gets one entry per workspace hand-over (call of ``compact_rows``)."""
+    calls: list[bool] = []
+    real = red_mod.compact_rows
+
+    def spy(*a: Any) -> None:
+        calls.append(True)
+        real(*a)
+
+    monkeypatch.setattr(red_mod, "compact_rows", spy)
+    return calls
+
+
 @pytest.mark.parametrize("tolerance", [0.0, 1e-9])
 def test_last_hidden_layer_compacted_into_the_workspace(monkeypatch: pytest.MonkeyPatch,
                                                         tolerance: float) -> None:
@@ -320,14 +333,7 @@ def test_last_hidden_layer_compacted_into_the_workspace(monkeypatch: pytest.Monk
     rng = np.random.default_rng(7)
     net, planted = _planted_mlp(rng, [6, 9, 8, 7, 3], ["relu", "leaky_relu", "relu"], dup=5,
                                 pow2=True)
-    calls: list[bool] = []
-    real = red_mod.compact_rows
-
-    def spy(*a: Any) -> None:
-        calls.append(True)
-        real(*a)
-
-    monkeypatch.setattr(red_mod, "compact_rows", spy)
+    calls = _count_hand_overs(monkeypatch)
     fast = reduce_network(net, tolerance=tolerance)
     assert calls == [True]  # exactly the last hidden layer was handed over
     assert [lr.neurons_after for lr in fast.layers] == planted
@@ -378,14 +384,7 @@ def test_handed_over_weights_survive_later_allocations(monkeypatch: pytest.Monke
 
     rng = np.random.default_rng(11)
     net = _handover_net(kind, rng)
-    calls: list[bool] = []
-    real = red_mod.compact_rows
-
-    def spy(*a: Any) -> None:
-        calls.append(True)
-        real(*a)
-
-    monkeypatch.setattr(red_mod, "compact_rows", spy)
+    calls = _count_hand_overs(monkeypatch)
     red = reduce_network(net, tolerance=tolerance)
     assert calls == [True]  # the last hidden layer was handed over
     lin = [lyr for lyr in red.network.layers if isinstance(lyr, Dense | Conv2d)]

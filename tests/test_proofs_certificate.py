@@ -253,17 +253,23 @@ def test_malformed_certificates_raise() -> None:
         proofs.check_certificate(net, sound, "{not json")
 
 
+def _random_planted(seed: int, pow2: bool) -> tuple[Network, list[int]]:
+    """A random planted MLP of depth 1 to 3 (``_planted_mlp``) and its layer sizes."""
+    rng = np.random.default_rng(seed)
+    depth = 1 + seed % 3
+    sizes = [int(rng.integers(1, 5))] + [int(rng.integers(1, 6)) for _ in range(depth)] + [2]
+    kinds = [ACTS[int(rng.integers(0, len(ACTS)))] for _ in range(depth)]
+    net, _ = _planted_mlp(rng, sizes, kinds, 4, pow2)
+    return net, sizes
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**31), pow2=st.booleans(),
        tol=st.sampled_from([1e-9, 1e-6, 1e-3]))
 def test_tolerance_mode_certificates_are_valid(seed: int, pow2: bool, tol: float) -> None:
     """Tolerance mode merges in float64 arithmetic: the checker accepts the
     documented rounding (2^-40 of the terms' size) and the ``rounded`` rule."""
-    rng = np.random.default_rng(seed)
-    depth = 1 + seed % 3
-    sizes = [int(rng.integers(1, 5))] + [int(rng.integers(1, 6)) for _ in range(depth)] + [2]
-    kinds = [ACTS[int(rng.integers(0, len(ACTS)))] for _ in range(depth)]
-    net, _ = _planted_mlp(rng, sizes, kinds, 4, pow2)
+    net, _ = _random_planted(seed, pow2)
     red = reduce_network(net, tolerance=tol)
     got = proofs.check_certificate(net, red.network, red.certificate)
     assert got.valid, (got.condition, got.location, got.values)
@@ -469,11 +475,7 @@ def test_exact_mode_exact_field_is_not_rounded() -> None:
 def test_exact_field_means_equal_outputs(seed: int, pow2: bool, tol: float) -> None:
     """Whatever the mode: ``exact`` True means equal outputs in exact arithmetic; in exact
     mode it is ``not rounded``."""
-    rng = np.random.default_rng(seed)
-    depth = 1 + seed % 3
-    sizes = [int(rng.integers(1, 5))] + [int(rng.integers(1, 6)) for _ in range(depth)] + [2]
-    kinds = [ACTS[int(rng.integers(0, len(ACTS)))] for _ in range(depth)]
-    net, _ = _planted_mlp(rng, sizes, kinds, 4, pow2)
+    net, sizes = _random_planted(seed, pow2)
     red = reduce_network(net, tolerance=tol)
     got = proofs.check_certificate(net, red.network, red.certificate)
     assert got.valid, got.message
