@@ -198,7 +198,10 @@ def bench(name: str, net: Network, forward: Callable[[], Any], forward64: float,
     machine load (``forward64``, the float64 pass, is informational and was
     timed once up front);
     the run with the smallest ratio of ``repeat`` runs is kept, after two
-    untimed warm-up runs of every mode.  The first call of each mode is
+    untimed warm-up runs of every mode.  A mode's runs follow each other: with
+    the modes taking turns (tried 2026-11-22), every tolerance run came right
+    after a certificate run and spent 0.5-0.6 s of system time in page faults
+    (0.02 s in sequence) in both full runs.  The first call of each mode is
     timed apart (before the warm-up) and reported as well: it pays for the
     process's first touches of fresh memory, which on a virtual machine can
     cost more than the reduction's own work.
