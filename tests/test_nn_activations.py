@@ -264,6 +264,35 @@ def test_hash_follows_the_format_document_old_kinds_unchanged() -> None:
     assert len(hashes) == len(old) + len(ACTS)  # every parameter is part of the hash
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_hash_of_arrays_hashed_on_threads_follows_the_format_document(
+        monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    """Large float arrays are hashed several at once on worker threads; the hash must be the
+    format document's, whatever the thread count (oracle: ``_spec_hash``, one thread)."""
+    import types
+
+    import nnreduce._hash as hash_mod
+
+    monkeypatch.setattr(hash_mod, "_CONCURRENT_MIN", 1)  # every array counts as large
+    monkeypatch.setattr(hash_mod, "numba", types.SimpleNamespace(get_num_threads=lambda: workers))
+    rng = np.random.default_rng(5)
+    layers: list[Any] = []
+    for k, (n_out, n_in) in enumerate([(7, 5), (6, 7), (6, 6), (3, 6)]):
+        dt = np.float32 if k % 2 else np.float64
+        layers += [Dense(rng.standard_normal((n_out, n_in)).astype(dt),
+                         rng.standard_normal(n_out).astype(dt)), Activation("relu")]
+    layers[-1] = Activation("leaky_relu", alpha=0.25)
+    net = Network(tuple(layers), (5,))
+    spy = []
+    real = hash_mod._float_digest
+    monkeypatch.setattr(hash_mod, "_float_digest", lambda a: spy.append(a.size) or real(a))
+    assert network_sha256(net) == _spec_hash(net)
+    assert len(spy) == 8  # every weight and bias hashed once
+    changed = Network((*layers[:-2], Dense(layers[-2].weight * 2, layers[-2].bias),
+                       layers[-1]), (5,))
+    assert network_sha256(changed) != network_sha256(net)
+
+
 # ---------------------------------------------------------------- reduction
 def _planted(act: Activation) -> Network:
     """3 -> 5 (act) -> 2 with neuron 4 an exact copy of neuron 1 (its outgoing weights
