@@ -304,10 +304,12 @@ def _merge(wr: np.ndarray, blocks: Sequence[Sequence[int]], rho: Any,
     n_ch = wr.shape[1]
     pos = np.arange(n_ch * p)
     chans = _Channels.of(n_ch, blocks, [_frac(r) for r in rho])
-    merged = _merged_columns(wr.reshape(n_out, n_ch * p), pos // p, pos % p, p,
-                             np.zeros(n_out), chans, exact, 0.0, None, _Workspace())
-    if merged is not None and merged.col_div is not None:
-        merged = None  # columns built times integers (1 / rho no float): merge exactly below
+    # exact mode with a factor that is no power of two: 1 / rho is no float, and the compiled
+    # pass would build columns times integers (for _rebuild_fast to divide back): merge
+    # exactly instead
+    merged = None if exact and not chans.pow2 else _merged_columns(
+        wr.reshape(n_out, n_ch * p), pos // p, pos % p, p, np.zeros(n_out), chans, exact, 0.0,
+        None, _Workspace())
     if merged is None:
         if exact:
             return _merge(_exact_obj(wr), blocks, [Fraction(x) for x in rho], True)
