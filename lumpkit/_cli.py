@@ -8,10 +8,11 @@ exit status.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Iterator, Sequence
+from typing import Any, NoReturn, TextIO
 
 from lumpcore import LumpkitError, LumpkitWarning
 
@@ -68,6 +69,37 @@ def _attach_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+COMPILE_NOTICE = ("lumpkit: compiling kernels with numba on first use (tens of seconds, "
+                  "once: the compiled code is cached)")
+
+
+@contextlib.contextmanager
+def compile_notice(stream: TextIO | None = None) -> Iterator[None]:
+    """Say once on ``stream`` (default: standard error) when numba starts compiling.
+
+    numba reports a compilation only on a cache miss, so a run that finds
+    its kernels in numba's on-disk cache prints nothing; a first run would
+    otherwise sit silent for tens of seconds.
+    """
+    from numba.core import event
+
+    said = False
+
+    class _Notice(event.Listener):
+        def on_start(self, ev: Any) -> None:
+            nonlocal said
+            if not said:
+                said = True
+                print(COMPILE_NOTICE, file=sys.stderr if stream is None else stream,
+                      flush=True)
+
+        def on_end(self, ev: Any) -> None:
+            pass
+
+    with event.install_listener("numba:compile", _Notice()):
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``lumpkit`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     parser = build_parser()
@@ -79,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             with warnings.catch_warnings(record=True) as recorded:
                 warnings.simplefilter("always", LumpkitWarning)
                 try:
-                    status: int = args.func(args)
+                    with compile_notice():
+                        status: int = args.func(args)
                 finally:
                     caught = list(recorded)
         finally:  # shown after the recording ends (inside it, showing records again)
