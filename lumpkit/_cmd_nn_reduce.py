@@ -98,7 +98,10 @@ def _reduce(args: argparse.Namespace) -> int:
                          linear_dependence=args.linear_dependence)
     # the reduced model takes and gives the data type of the original (a drop-in
     # replacement), even where its weights need float64 to stay exact
-    io_dtype = "float32" if args.dtype == "float32" else net.data_dtype or stored_dtype(net)
+    # (--dtype float32: float32 data, or the 16-bit data of a half-precision model)
+    io_dtype = net.data_dtype or stored_dtype(net)
+    if args.dtype == "float32" and io_dtype == "float64":
+        io_dtype = "float32"
     save_network(red.network, out, torchscript=model.suffix.lower() in (".pt", ".pth")
                  and is_torchscript(model), dtype=args.dtype, io_dtype=io_dtype)
     if args.dtype == "float32" and out.suffix.lower() in (".onnx", ".pt", ".pth") \

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lumpcore import LumpkitError, LumpkitWarning, ModelFormatError
 
-from ._network import Network, as_float
+from ._network import DATA_DTYPES, Network, as_float
 
 __all__ = ["FORMATS", "is_torchscript", "load_network", "natural_dtype", "save_network"]
 
@@ -142,13 +142,15 @@ def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: boo
         value, else float64 (for a float32 model exactly as sums of float32
         parts in ONNX; see below).  ``'float32'`` rounds to float32.
         ``.nnet`` writes float64 text, ``.npz`` float64 or exact rationals.
-    io_dtype : {'float32', 'float64'}, optional
+    io_dtype : {'float16', 'bfloat16', 'float32', 'float64'}, optional
         ``.onnx`` and ``.pt`` only: the type of the model's input and output.
         Default: with ``dtype='auto'``, ``net.data_dtype`` (the type of the
         file it was read or reduced from), else float32 when ``net`` holds
         float32 arrays, else float64; otherwise ``dtype``.  float32 data around float64 weights
         keeps a reduced float32 model a drop-in replacement (ONNX: float32
-        parts, or casts; PyTorch: lumpkit's cast modules).  A float64
+        parts, or casts; PyTorch: lumpkit's cast modules); float16 and
+        bfloat16 data (a half-precision model's) are cast to the weights'
+        type after the input and back before the output.  A float64
         interface around float32 weights is not written.
 
     Raises
@@ -172,8 +174,9 @@ def save_network(net: Network, path: str | os.PathLike[str], *, torchscript: boo
     ext = _ext(path)
     if dtype not in ("auto", "float32", "float64"):
         raise ModelFormatError(f"dtype must be 'auto', 'float32' or 'float64', got {dtype!r}")
-    if io_dtype not in (None, "float32", "float64"):
-        raise ModelFormatError(f"io_dtype must be 'float32' or 'float64', got {io_dtype!r}")
+    if io_dtype not in (None, *DATA_DTYPES):
+        raise ModelFormatError(
+            f"io_dtype must be one of {', '.join(map(repr, DATA_DTYPES))}, got {io_dtype!r}")
     if dtype == "auto":
         io_dtype = io_dtype or net.data_dtype or stored_dtype(net)
         dtype = "float64" if io_dtype == "float64" else natural_dtype(net)

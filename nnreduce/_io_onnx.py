@@ -176,6 +176,9 @@ class _Builder:
 
 
 _FLOAT_TYPES = {1: np.float32, 10: np.float16, 11: np.float64}  # TensorProto codes
+# a model's data type (Network.data_dtype) by TensorProto code, and back
+_DATA_DTYPE = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
+_DATA_CODE = {v: k for k, v in _DATA_DTYPE.items()}
 _INT_TYPES = {6, 7}  # int32, int64
 # the batch size in the values of a Shape node (symbolic: the model's batch is dynamic)
 _BATCH = np.int64(-(2**62))
@@ -753,8 +756,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         raise UnsupportedLayerError(f"{p}: the output {g.output[0].name!r} is not the chain's end")
     nrm = normalization_of(b.norm, math.prod(in_shape), math.prod(b.shape))
     io_type = inputs[0].type.tensor_type.elem_type
-    net = Network(tuple(b.layers), in_shape, nrm,
-                  "float64" if io_type == 11 else "float32" if io_type in (1, 10, 16) else None)
+    net = Network(tuple(b.layers), in_shape, nrm, _DATA_DTYPE.get(io_type))
     # a float32 model is held as float32 (folded values that are not float32 stay float64)
     return net if wide else narrowed_to_float32(net)
 
@@ -1030,8 +1032,13 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
     leaky_relu, hard_sigmoid) are float32 in ONNX: a value that is not a
     float32 is written as the nearest one.
 
-    With ``dtype='float64'`` and ``io_dtype='float32'`` the model stays a
-    float32 model (a drop-in replacement of the one it was reduced from, and
+    ``io_dtype`` (default ``dtype``) is the type of the model's input and
+    output; float16 and bfloat16 data are cast to the weights' type after
+    the input (exactly) and back before the output (rounded, as the model
+    the reduced one replaces rounds its results).
+
+    With ``dtype='float64'`` and ``io_dtype='float32'`` (or a 16-bit one)
+    the model stays a float32 model (a drop-in replacement of the one it was reduced from, and
     one onnxruntime can run: it has no float64 Conv or AveragePool): every
     weight array that float32 cannot hold is written exactly as a sum of two
     or three float32 arrays, ``Gemm(x, W1, b) + Gemm(x, W2) + ...`` (``Conv``
@@ -1052,7 +1059,9 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
     from onnx import TensorProto, helper, numpy_helper
 
     netf = as_float(net)
-    split = dtype == "float64" and io_dtype == "float32" and _splittable(netf)
+    # 16-bit data enters and leaves float32 layers by Casts (exact in, rounded out)
+    split = dtype == "float64" and io_dtype in ("float16", "bfloat16", "float32") \
+        and _splittable(netf)
     if split:
         dtype = "float32"  # float32 data; weights exact as sums of float32 parts
     np_dt = np.float32 if dtype == "float32" else np.float64
@@ -1078,8 +1087,7 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
         nodes.append(helper.make_node(op, ins, [out], name=out, **kw))
         cur = out
 
-    io_dt = onnx_dt if io_dtype in (None, dtype) else (
-        TensorProto.FLOAT if io_dtype == "float32" else TensorProto.DOUBLE)
+    io_dt = onnx_dt if io_dtype in (None, dtype) else _DATA_CODE[io_dtype]
     if io_dt != onnx_dt:
         node("Cast", [cur], to=onnx_dt)
     n_in = math.prod(netf.input_shape)

@@ -46,7 +46,10 @@ from ._network import (
 __all__ = ["from_torch", "read_torch", "to_torch", "write_torch"]
 
 # skipped: no-ops, and lumpkit's casts around float64 layers (exact semantics: no rounding)
-_SKIP = ("Identity", "Dropout", "Dropout1d", "Dropout2d", "CastFloat64", "CastFloat32")
+_SKIP = ("Identity", "Dropout", "Dropout1d", "Dropout2d", "CastFloat64", "CastFloat32",
+         "CastFloat16", "CastBFloat16")
+#: the data type that lumpkit's last cast module gives a model (a reduced half-precision one)
+_CAST_TO = {"CastFloat16": "float16", "CastBFloat16": "bfloat16"}
 #: layers that compute differently in training mode
 _MODE_DEPENDENT = ("BatchNorm1d", "BatchNorm2d", "Dropout", "Dropout1d", "Dropout2d",
                    "AlphaDropout", "FeatureAlphaDropout")
@@ -401,7 +404,14 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
     if narrow:
         net = narrowed_to_float32(net)
     lead = next((_kind(m) for _, m in children if _kind(m) not in _SKIP[:4]), None)
-    data = "float32" if narrow or lead == "CastFloat64" else "float64"
+    tail = next((_kind(m) for _, m in reversed(children) if _kind(m) not in _SKIP[:4]), None)
+    kinds = {str(t.dtype) for t in tensors if t.is_floating_point()}
+    if tail in _CAST_TO:
+        data = _CAST_TO[tail]
+    elif kinds in ({"torch.float16"}, {"torch.bfloat16"}):
+        data = "float16" if kinds == {"torch.float16"} else "bfloat16"  # a half model's data
+    else:
+        data = "float32" if narrow or lead == "CastFloat64" else "float64"
     return Network(net.layers, net.input_shape, net.normalization, data)
 
 
@@ -488,10 +498,12 @@ def to_torch(net: Network, dtype: str = "float32", io_dtype: str | None = None) 
     net : Network
     dtype : {'float32', 'float64'}
         The type of the weights.
-    io_dtype : {'float32', 'float64'}, optional
+    io_dtype : {'float16', 'bfloat16', 'float32', 'float64'}, optional
         The type of the inputs and outputs, when it is not ``dtype``: float32
         data around float64 weights go through lumpkit's ``CastFloat64``
-        module first and ``CastFloat32`` last.
+        module first and ``CastFloat32`` last; float16 (bfloat16) data
+        through the cast to ``dtype`` first and ``CastFloat16``
+        (``CastBFloat16``) last.
 
     Returns
     -------
@@ -611,6 +623,8 @@ def to_torch(net: Network, dtype: str = "float32", io_dtype: str | None = None) 
             )
     # lumpkit's modules are added after .to(): their float64 buffers keep the exact values
     from ._torch_modules import (
+        CastBFloat16,
+        CastFloat16,
         CastFloat32,
         CastFloat64,
         InputNormalization,
@@ -637,7 +651,8 @@ def to_torch(net: Network, dtype: str = "float32", io_dtype: str | None = None) 
                                         buf(nrm.output_range, 1.0, n_out))]
     if io_dtype not in (None, dtype):  # the data changes type around the layers
         first.insert(0, CastFloat64() if dtype == "float64" else CastFloat32())
-        last.append(CastFloat32() if dtype == "float64" else CastFloat64())
+        last.append({"float16": CastFloat16, "bfloat16": CastBFloat16, "float32": CastFloat32,
+                     "float64": CastFloat64}[io_dtype]())
     seq = nn.Sequential(*mods).to(tdt)
     return nn.Sequential(*first, *seq, *last).eval() if first or last else seq.eval()
 

@@ -52,6 +52,8 @@ __all__ = [
 ACTIVATION_KINDS = ("relu", "leaky_relu", "prelu", "identity", "clip", "tanh", "sigmoid",
                     "gelu", "softmax", "log_softmax", "elu", "selu", "celu", "silu", "softplus",
                     "softsign", "hard_sigmoid", "hard_swish", "mish", "gelu_tanh")
+#: Float types of a model's input and output data (:attr:`Network.data_dtype`).
+DATA_DTYPES = ("float16", "bfloat16", "float32", "float64")
 #: Activations of the whole output vector (not element-wise): only as the last layer.
 OUTPUT_KINDS = ("softmax", "log_softmax")
 #: Positively homogeneous activations (``f(r y) = r f(y)`` for ``r > 0``).
@@ -497,7 +499,7 @@ class Network:
         Shape of one input (no batch dimension), e.g. ``(784,)`` or ``(1, 28, 28)``.
     normalization : Normalization or None
         NNet input/output normalisation (metadata, applied by the evaluators).
-    data_dtype : {'float32', 'float64'} or None
+    data_dtype : {'float16', 'bfloat16', 'float32', 'float64'} or None
         The float type of the input and output data of the model file the
         network was read from (metadata, not part of the function or its
         hash); :func:`save_network` writes that interface by default, so that
@@ -518,9 +520,10 @@ class Network:
     shapes: tuple[tuple[int, ...], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.data_dtype not in (None, "float32", "float64"):
+        if self.data_dtype not in (None, *DATA_DTYPES):
             raise ModelFormatError(
-                f"data_dtype must be 'float32', 'float64' or None, got {self.data_dtype!r}")
+                f"data_dtype must be one of {', '.join(map(repr, DATA_DTYPES))} or None, got "
+                f"{self.data_dtype!r}")
         layers = tuple(self.layers)
         for i, layer in enumerate(layers):
             if not isinstance(layer, Dense | Conv2d | MaxPool2d | AvgPool2d | Flatten | Permute

@@ -4,7 +4,9 @@
 :class:`OutputNormalization` last when the network has a normalisation, so
 that an exported ``.pt`` computes the same function, and
 :class:`CastFloat64`/:class:`CastFloat32` around float64 layers of a model
-whose inputs and outputs are float32 (so that it stays a drop-in
+whose inputs and outputs are float32, and :class:`CastFloat32` (or
+:class:`CastFloat64`) first and :class:`CastFloat16`/:class:`CastBFloat16`
+last in a reduced half-precision model (so that it stays a drop-in
 replacement).  The readers recognise them by name.  The normalisation
 parameters are float64 buffers holding the exact values; they are cast to
 the data's dtype in ``forward``.  TorchScript files carry their code; a
@@ -15,7 +17,8 @@ pickled ``nn.Sequential`` holding them needs lumpkit to load.
 import torch
 from torch import nn
 
-__all__ = ["CastFloat32", "CastFloat64", "InputNormalization", "OutputNormalization"]
+__all__ = ["CastBFloat16", "CastFloat16", "CastFloat32", "CastFloat64", "InputNormalization",
+           "OutputNormalization"]
 
 
 class InputNormalization(nn.Module):
@@ -72,3 +75,18 @@ class CastFloat32(nn.Module):
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return y.float()
+
+
+class CastFloat16(nn.Module):
+    """``y -> y`` rounded to float16: the outputs of a reduced float16 model (its layers
+    compute in float32 or float64) have the type of the model it replaces."""
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return y.to(torch.float16)
+
+
+class CastBFloat16(nn.Module):
+    """``y -> y`` rounded to bfloat16 (:class:`CastFloat16` for a bfloat16 model)."""
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return y.to(torch.bfloat16)
