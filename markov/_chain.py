@@ -26,7 +26,17 @@ __all__ = ["CTMC", "DTMC", "ChainError"]
 
 class ChainError(LumpkitError, ValueError):
     """A chain (generator, transition matrix, labels, initial distribution or
-    rewards) is invalid; the message names the state and the value."""
+    rewards) is invalid; the message names the state and the value.
+
+    ``state`` (and ``column``) are the entry the error is about, when it is
+    about one (``None`` otherwise): file readers turn them into line numbers.
+    """
+
+    def __init__(self, message: str, *, state: int | None = None,
+                 column: int | None = None) -> None:
+        super().__init__(message)
+        self.state = state
+        self.column = column
 
 
 #: Relative tolerance for row sums of float chains (exact chains: exactly).
@@ -137,7 +147,8 @@ def _canonical(
             k = int(bad[0])
             raise ChainError(
                 f"{what}: state {int(rows[k])}, column {int(cols[k])}: value "
-                f"{float(vals[k])!r} is not finite; NaN and infinite entries are not allowed"
+                f"{float(vals[k])!r} is not finite; NaN and infinite entries are not allowed",
+                state=int(rows[k]), column=int(cols[k])
             )
     key = rows * max(n, 1) + cols
     if rows.size > 1 and not bool(np.all(key[1:] > key[:-1])):  # not yet canonical
@@ -590,14 +601,14 @@ class CTMC(_Chain):
                 if v < 0:
                     raise ChainError(
                         f"generator: state {r}, column {c}: off-diagonal rate {v} is negative; "
-                        "rates must be >= 0"
+                        "rates must be >= 0", state=r, column=c
                     )
             sums = _row_sums(n, rows, vals, True)
             for i, s in enumerate(sums.tolist()):
                 if s != 0:
                     raise ChainError(
                         f"generator: row of state {i} sums to {s}, not 0; set the diagonal to "
-                        "minus the sum of the row's rates (or use CTMC.from_rates)"
+                        "minus the sum of the row's rates (or use CTMC.from_rates)", state=i
                     )
             return
         neg = np.flatnonzero(off & (vals < 0))
@@ -605,7 +616,8 @@ class CTMC(_Chain):
             k = int(neg[0])
             raise ChainError(
                 f"generator: state {int(rows[k])}, column {int(cols[k])}: off-diagonal rate "
-                f"{float(vals[k])!r} is negative; rates must be >= 0"
+                f"{float(vals[k])!r} is negative; rates must be >= 0", state=int(rows[k]),
+                column=int(cols[k])
             )
         sums = np.bincount(rows, weights=vals, minlength=n)
         scale = np.bincount(rows, weights=np.abs(vals), minlength=n)
@@ -615,7 +627,7 @@ class CTMC(_Chain):
             raise ChainError(
                 f"generator: row of state {i} sums to {float(sums[i])!r}, not 0 (relative "
                 f"tolerance {_FLOAT_ROW_RTOL}); set the diagonal to minus the sum of the row's "
-                "rates (or use CTMC.from_rates)"
+                "rates (or use CTMC.from_rates)", state=i
             )
 
     def exit_rates(self) -> np.ndarray:
@@ -690,14 +702,15 @@ class DTMC(_Chain):
                 if v < 0 or v > 1:
                     raise ChainError(
                         f"transition matrix: state {r}, column {c}: probability {v} is not in "
-                        "[0, 1]"
+                        "[0, 1]", state=r, column=c
                     )
             sums = _row_sums(n, rows, vals, True)
             for i, s in enumerate(sums.tolist()):
                 if s != 1:
                     raise ChainError(
                         f"transition matrix: row of state {i} sums to {s}, not 1; every state "
-                        "needs a distribution over successors (add a self-loop to absorb)"
+                        "needs a distribution over successors (add a self-loop to absorb)",
+                        state=i
                     )
             return
         bad = np.flatnonzero((vals < 0) | (vals > 1 + _FLOAT_ROW_RTOL))
@@ -705,7 +718,7 @@ class DTMC(_Chain):
             k = int(bad[0])
             raise ChainError(
                 f"transition matrix: state {int(rows[k])}, column {int(cols[k])}: probability "
-                f"{float(vals[k])!r} is not in [0, 1]"
+                f"{float(vals[k])!r} is not in [0, 1]", state=int(rows[k]), column=int(cols[k])
             )
         sums = np.bincount(rows, weights=vals, minlength=n)
         bad = np.flatnonzero(np.abs(sums - 1.0) > _FLOAT_ROW_RTOL)
@@ -713,7 +726,7 @@ class DTMC(_Chain):
             i = int(bad[0])
             raise ChainError(
                 f"transition matrix: row of state {i} sums to {float(sums[i])!r}, not 1; every "
-                "state needs a distribution over successors (add a self-loop to absorb)"
+                "state needs a distribution over successors (add a self-loop to absorb)", state=i
             )
 
     def _replace(self, **kw: Any) -> Self:
@@ -903,7 +916,8 @@ def _check_loops(
         out = np.bincount(idx, weights=fv, minlength=n)
     for i, x in enumerate(out.tolist()):
         if x < 0:
-            raise ChainError(f"rates: state {i}, column {i}: self-loop rate {x} is negative")
+            raise ChainError(f"rates: state {i}, column {i}: self-loop rate {x} is negative",
+                             state=i, column=i)
     if all(x == 0 for x in out.tolist()):
         return None
     return _readonly(out)

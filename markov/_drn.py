@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
@@ -12,7 +13,7 @@ from lumpcore import ModelFormatError
 
 from ._chain import CTMC, DTMC, ChainError, _Edges
 from ._explicit import _support_uniform
-from ._fileio import FileLines, atomic_write, fmt_number, parse_number, reward_rates
+from ._fileio import FileLines, atomic_write, fmt_number, located, parse_number, reward_rates
 
 __all__ = ["read_drn", "write_drn"]
 
@@ -71,6 +72,8 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
     src: list[int] = []
     dst: list[int] = []
     vals: list[Any] = []
+    at: list[int] = []  # the line of each transition and of each state, for errors
+    state_at: dict[int, int] = {}
     labels: dict[str, list[int]] = {}
     # rewards of the states listed so far (filled into lists of n values at the end, once
     # the file has shown n states: a corrupt @nr_states must not allocate its count)
@@ -137,6 +140,7 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
                                                    labels, exits, mtype)
                 if state != expected_state:
                     raise lines.error(f"expected state {expected_state}, got {state}")
+                state_at[state] = lines.lineno
                 expected_state += 1
                 continue
             if t.startswith("action"):
@@ -176,6 +180,7 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
             src.append(state)
             dst.append(j)
             vals.append(v)
+            at.append(lines.lineno)
         if n is None or mtype is None:
             raise ModelFormatError(f"{path}: missing @type or @nr_states; not a DRN file")
         if expected_state != n:
@@ -202,7 +207,7 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
             return chain
         return DTMC(_Edges(n, s_arr, d_arr, vals_arr), labels=labels, rewards=rew, exact=exact)
     except ChainError as exc:
-        raise ModelFormatError(f"{path}: {exc}") from None
+        raise located(path, exc, s_arr, d_arr, np.asarray(at, np.int64), state_at) from None
 
 
 def _read_drn_fast(path: Path) -> CTMC | DTMC | None:
@@ -399,6 +404,9 @@ def _parse_state_line(
     return s, 0
 
 
+_EXIT_RTOL = Fraction(1, 10**6)  # relative tolerance of a declared exit rate
+
+
 def _check_exits(path: Path, chain: CTMC | DTMC, exits: dict[int, tuple[Any, int]],
                  exact: bool) -> None:
     assert isinstance(chain, CTMC)
@@ -407,11 +415,14 @@ def _check_exits(path: Path, chain: CTMC | DTMC, exits: dict[int, tuple[Any, int
         ex = [e + x for e, x in zip(ex, chain.loops.tolist(), strict=True)]
     for s, (given, lineno) in exits.items():
         have = ex[s]
+        # Storm writes the exit rate rounded (a double, in 10 or 17 digits), also when the
+        # rates are read exactly: it is checked to a relative 1e-6, the rates are used
         if exact:
-            ok = have == given or given == 0
+            ok = given == 0 or abs(have - given) <= _EXIT_RTOL * abs(given)
         else:
-            ok = abs(float(have) - float(given)) <= 1e-6 * max(abs(float(given)), 1e-12)
-        if not ok and float(given) != 0:
+            ok = given == 0 or abs(float(have) - float(given)) <= 1e-6 * max(abs(float(given)),
+                                                                           1e-12)
+        if not ok:
             raise ModelFormatError(
                 f"{path}, line {lineno}: state {s} declares exit rate {given}, but its rates sum "
                 f"to {have}"

@@ -14,7 +14,7 @@ import numpy as np
 from lumpcore import ModelFormatError
 
 from ._chain import CTMC, DTMC, ChainError
-from ._fileio import FileLines, atomic_write, fmt_number, parse_number
+from ._fileio import FileLines, atomic_write, fmt_number, located, parse_number
 
 __all__ = ["read_prism_explicit", "write_prism_explicit"]
 
@@ -25,7 +25,8 @@ _SREW_NAME = re.compile(r'#\s*Reward structure\s*"?([^"]*)"?')
 
 def _parse_tra(
     path: Path, exact: bool
-) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """States, sources, targets, values and the line of each transition."""
     with FileLines(path) as lines:
         it = iter(lines)
         header = None
@@ -47,6 +48,7 @@ def _parse_tra(
         size = min(m, 1 << 16)
         src = np.empty(size, dtype=np.int64)
         dst = np.empty(size, dtype=np.int64)
+        at = np.empty(size, dtype=np.int64)  # line numbers, for errors about the chain
         vals: Any = np.empty(size, dtype=object if exact else np.float64)
         k = 0
         for line in it:
@@ -71,16 +73,16 @@ def _parse_tra(
                 raise lines.error(f"bad value {parts[2]!r}: {exc}") from None
             if k == size:
                 size = min(m, 2 * size)
-                src, dst, vals = (np.resize(src, size), np.resize(dst, size),
-                                  np.resize(vals, size))
-            src[k], dst[k], vals[k] = i, j, v
+                src, dst, at, vals = (np.resize(src, size), np.resize(dst, size),
+                                      np.resize(at, size), np.resize(vals, size))
+            src[k], dst[k], at[k], vals[k] = i, j, lines.lineno, v
             k += 1
         if k != m:
             raise ModelFormatError(
                 f"{path}, line {header_line}: the header announces {m} transitions, "
                 f"the file has {k}"
             )
-    return n, src, dst, vals
+    return n, src, dst, vals, at
 
 
 def _parse_lab(path: Path, n: int) -> dict[str, list[int]]:
@@ -125,6 +127,10 @@ def _parse_lab(path: Path, n: int) -> dict[str, list[int]]:
                 if x not in names:
                     raise lines.error(f"label index {x} was not declared in the first line")
                 out[names[x]].append(s)
+    if "init" in out and not out["init"]:
+        raise ModelFormatError(
+            f"{path}: label 'init' is declared but no state carries it; list the initial "
+            "states on lines 'state: index' (or drop the label: then state 0 is initial)")
     return out
 
 
@@ -300,7 +306,7 @@ def _read_explicit(
     exact: bool,
 ) -> CTMC | DTMC:
     """The body of :func:`read_prism_explicit` (which turns a MemoryError into a clear error)."""
-    n, src, dst, vals = _parse_tra(tra, exact)
+    n, src, dst, vals, at = _parse_tra(tra, exact)
     stem = tra.with_suffix("")
 
     def beside(arg: Any, suffix: str) -> Path | None:
@@ -353,7 +359,7 @@ def _read_explicit(
         return DTMC(_Edges(n, src, dst, vals), labels=labels, rewards=rewards, exact=exact,
                     variables=variables, valuations=valuations)
     except ChainError as exc:
-        raise ModelFormatError(f"{tra}: {exc}") from None
+        raise located(tra, exc, src, dst, at) from None
 
 
 def _support_uniform(chain: CTMC | DTMC) -> list[int]:

@@ -54,7 +54,11 @@ def parse_number(tok: str, exact: bool) -> Fraction | float:
         return to_rational(tok)
     if "/" in tok:
         q = to_rational(tok)
-        v = float(q)
+        try:
+            v = float(q)
+        except OverflowError:  # p/q beyond float64's range (a decimal gives inf, below)
+            raise ValueError(f"{tok!r} is beyond float64's range; read the model with "
+                             "exact=True (--exact) or rescale the values") from None
     else:
         v = float(tok)
         if not np.isfinite(v):
@@ -105,6 +109,33 @@ class FileLines:
     def error(self, reason: str) -> ModelFormatError:
         """A ModelFormatError naming the file, the current line and ``reason``."""
         return ModelFormatError(f"{self.path}, line {self.lineno}: {reason}")
+
+
+def located(path: Path, exc: Exception, src: np.ndarray, dst: np.ndarray,
+            linenos: np.ndarray, state_lines: dict[int, int] | None = None
+            ) -> ModelFormatError:
+    """A reader's error for an invalid chain: the file and the lines of the transitions
+    ``exc`` is about (its ``state`` and ``column``, from ``src``/``dst`` and their line
+    numbers ``linenos``; else the state's own line from ``state_lines``)."""
+    state = getattr(exc, "state", None)
+    lines: list[int] = []
+    if state is not None:
+        hit = src == state
+        column = getattr(exc, "column", None)
+        if column is not None:
+            hit &= dst == column
+        lines = sorted(set(np.asarray(linenos)[hit].tolist()))
+        if not lines and state_lines is not None and state in state_lines:
+            lines = [state_lines[state]]
+    if not lines:
+        return ModelFormatError(f"{path}: {exc}")
+    if len(lines) == 1:
+        where = f"line {lines[0]}"
+    elif lines[-1] - lines[0] == len(lines) - 1:
+        where = f"lines {lines[0]}-{lines[-1]}"
+    else:
+        where = "lines " + ", ".join(map(str, lines[:3])) + (", ..." if len(lines) > 3 else "")
+    return ModelFormatError(f"{path}, {where}: {exc}")
 
 
 def reward_rates(where: str, names: Sequence[str], state: Sequence[Any],

@@ -197,7 +197,14 @@ def test_prism_errors_are_clear() -> None:
         ("a.tra", "2 1\n0 5 1\n", r"a.tra, line 2: state 5 out of range 0..1"),
         ("a.tra", "2 1\n0 1 abc\n", r"a.tra, line 2: bad value 'abc'"),
         ("a.tra", "2 1\n0 0 1 1\n", r"a.tra, line 2: expected 'source target value'.*MDP"),
-        ("a.tra", "2 1\n0 1 -1\n", r"a.tra: generator: state 0, column 1: off-diagonal rate"),
+        ("a.tra", "2 1\n0 1 -1\n",
+         r"a.tra, line 2: generator: state 0, column 1: off-diagonal rate"),
+        ("a.tra", "2 2\n0 1 1\n0 1 1e999\n", r"a.tra, line 3: bad value '1e999'"),
+        ("a.tra", "2 1\n0 1 1" + "0" * 400 + "/1\n",
+         r"a.tra, line 2: bad value .* beyond float64's range; read the model with exact=True"),
+        ("a.drn", "@type: CTMC\n@nr_states\n2\n@model\nstate 0\n\taction 0\n\t\t1 : 1\n"
+                  "\t\t1 : -3\nstate 1\n\taction 0\n\t\t0 : 1\n",
+         r"a.drn, lines 7-8: generator: state 0, column 1: off-diagonal rate -2"),
         ("a.drn", "@type: MDP\n", r"a.drn, line 1: model type 'MDP' is not supported"),
         ("a.drn", "@type: CTMC\n@nr_states\n1\n@model\nstate 0 !1\n\taction 0\n\t\t3 : 1\n",
          r"a.drn, line 7: target state 3 out of range"),
@@ -214,6 +221,53 @@ def test_malformed_files_name_file_line_reason(tmp_path: Path, name: str, text: 
     p.write_text(text)
     with pytest.raises(ModelFormatError, match=message):
         read_model(p)
+
+
+def test_invalid_chain_errors_name_the_lines(tmp_path: Path) -> None:
+    """A row that is no distribution, found once the file is read, names its lines."""
+    (tmp_path / "d.tra").write_text("3 4\n0 1 0.5\n1 1 1\n0 2 0.4\n2 2 1\n")
+    with pytest.raises(ModelFormatError,
+                       match=r"d.tra, lines 2, 4: transition matrix: row of state 0 sums to 0.9"):
+        read_prism_explicit(tmp_path / "d.tra", model_type="dtmc")
+    (tmp_path / "d.drn").write_text(
+        "@type: DTMC\n@nr_states\n2\n@model\nstate 0\n\taction 0\n\t\t1 : 0.5\n"
+        "\t\t0 : 0.25\nstate 1\n\taction 0\n\t\t1 : 1\n")
+    with pytest.raises(ModelFormatError,
+                       match=r"d.drn, lines 7-8: transition matrix: row of state 0 sums to 0.75"):
+        read_drn(tmp_path / "d.drn")
+    # a state without transitions: the DRN names the state's own line
+    (tmp_path / "e.drn").write_text(
+        "@type: DTMC\n@nr_states\n2\n@model\nstate 0\n\taction 0\n\t\t1 : 1\n"
+        "state 1\n\taction 0\n")
+    with pytest.raises(ModelFormatError, match=r"e.drn, line 8: transition matrix: row of state 1"):
+        read_drn(tmp_path / "e.drn")
+
+
+def test_empty_init_label_is_the_lab_files_error(tmp_path: Path) -> None:
+    (tmp_path / "m.tra").write_text("2 1\n0 1 1\n")
+    (tmp_path / "m.lab").write_text('0="init" 1="goal"\n1: 1\n')
+    with pytest.raises(ModelFormatError, match=r"m.lab: label 'init' is declared but no state"):
+        read_prism_explicit(tmp_path / "m.tra")
+
+
+def test_storm_rounded_exit_rates_read_exactly(tmp_path: Path) -> None:
+    """Storm writes ``!exit`` as a rounded double (here 1/3 + 1/3 + 1/3 + 200 as Storm
+    prints it with 17 digits); the exact reader uses the printed rates and checks the exit
+    rate to a relative 1e-6, as the float reader does."""
+    third = "0.33333333333333331"
+    text = ("@type: CTMC\n@nr_states\n2\n@model\nstate 0 !201 init\n\taction 0\n"
+            f"\t\t1 : {third}\n\t\t1 : {third}\n\t\t1 : {third}\n\t\t1 : 200\n"
+            "state 1 !1\n\taction 0\n\t\t0 : 1\n")
+    (tmp_path / "s.drn").write_text(text)
+    ex = read_drn(tmp_path / "s.drn", exact=True)
+    assert ex.exit_rates().tolist() == [200 + 3 * F(third), 1]
+    (tmp_path / "t.drn").write_text(text.replace("!201 ", "!202 "))  # a wrong exit rate
+    for exact in (True, False):
+        with pytest.raises(ModelFormatError, match=r"t.drn, line 5: state 0 declares exit rate"):
+            read_drn(tmp_path / "t.drn", exact=exact)
+    (tmp_path / "u.drn").write_text(text.replace("!201 ", "!1" + "0" * 400 + "/1 "))
+    with pytest.raises(ModelFormatError, match=r"u.drn, line 5: state 0 declares exit rate"):
+        read_drn(tmp_path / "u.drn", exact=True)
 
 
 def test_malformed_lab_and_srew(tmp_path: Path) -> None:
