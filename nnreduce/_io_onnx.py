@@ -346,6 +346,16 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             )
         return consts[name]
 
+    def param(name: str, k: int, node: Any) -> np.ndarray:
+        """A constant that becomes weights, a bias or a scaling: finite, or a clear error."""
+        c = const(name, k, node)
+        if c.dtype.kind == "f" and not np.all(np.isfinite(c)):
+            at = tuple(int(i) for i in np.argwhere(~np.isfinite(c))[0])
+            raise ModelFormatError(
+                f"{b.where(k, node)}: input {name!r} has the non-finite value {c[at]} at index "
+                f"{at if len(at) != 1 else at[0]}; NaN/inf weights are not allowed")
+        return c
+
     # float32 parts of exact weights, as write_onnx writes them, added back together
     graph_nodes = _fused_parallel(list(g.node), consts)
     # who reads each tensor (-1: the graph's output), and the Constant nodes by output,
@@ -414,7 +424,9 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             if any(i in from_shape for i in node.input):
                 from_shape.add(node.output[0])
             continue
-        if data_inputs != [cur] or (node.input[0] != cur and op not in ("MatMul", "Add", "Mul")):
+        # (commutative operators read with the data second; Sub, Div and MatMul say why not)
+        if data_inputs != [cur] or (node.input[0] != cur and op not in (
+                "MatMul", "Add", "Mul", "Max", "Min", "Sub", "Div")):
             raise UnsupportedLayerError(
                 f"{b.where(k, node)}: the model is not a single chain (reads {data_inputs}, "
                 f"current tensor {cur!r}); lumpkit reads networks whose every node combines "
@@ -459,7 +471,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                 raise UnsupportedLayerError(
                     f"{b.where(k, node)}: transA=1 is not supported (it transposes the batch "
                     "into the features)")
-            w = const(node.input[1], k, node)
+            w = param(node.input[1], k, node)
             if w.ndim != 2:
                 raise UnsupportedLayerError(
                     f"{b.where(k, node)}: a weight of shape {w.shape}, not a matrix")
@@ -471,13 +483,13 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             b.add(Dense(w, np.zeros(n_out)))
             b.real = (n_out,)
             if len(node.input) > 2 and node.input[2]:
-                c = _exact_product(const(node.input[2], k, node),
+                c = _exact_product(param(node.input[2], k, node),
                                    np.array(float(at.get("beta", 1.0))))
                 b.layers[-1] = Dense(w, _unit_constant(b, c, b.where(k, node)))
         elif op == "MatMul":
             r = b.real
             if node.input[0] != cur:  # W @ x: a matrix times column vectors (..., K, 1)
-                w = const(node.input[0], k, node)
+                w = param(node.input[0], k, node)
                 if w.ndim != 2 or len(r) < 2 or r[-1] != 1 or w.shape[1] != r[-2] or any(
                         d != 1 for d in r[:-2]):
                     raise UnsupportedLayerError(
@@ -489,7 +501,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                 b.add(Dense(w, np.zeros(w.shape[0])))
                 b.real = (*r[:-2], w.shape[0], 1)
             else:
-                w = const(node.input[1], k, node)
+                w = param(node.input[1], k, node)
                 if w.ndim != 2 or w.shape[0] != r[-1] or any(d != 1 for d in r[:-1]):
                     raise UnsupportedLayerError(
                         f"{b.where(k, node)}: a (batch, *{r}) tensor times a constant of shape "
@@ -500,7 +512,8 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                 b.real = (*r[:-1], w.shape[1])
         elif op in ("Add", "Sub"):
             other = next(i for i in node.input if i != cur)
-            c = const(other, k, node)
+            # (the input normalisation checks its own constants, naming the operation)
+            c = const(other, k, node) if before_first else param(other, k, node)
             sign = 1.0 if op == "Add" else -1.0
             if op == "Sub" and node.input[0] != cur:
                 raise UnsupportedLayerError(f"{b.where(k, node)}: constant - x is not supported")
@@ -531,7 +544,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         elif op in ("Mul", "Div") and not before_first:
             if op == "Div" and node.input[0] != cur:
                 raise UnsupportedLayerError(f"{b.where(k, node)}: constant / x is not supported")
-            c = const(next(i for i in node.input if i != cur), k, node)
+            c = param(next(i for i in node.input if i != cur), k, node)
             later = {n.op_type for n in graph_nodes[k + 1:]} - {"Identity", "Constant", "Cast"}
             if op == "Mul" and later <= {"Add"} and not b.after_last:
                 # y * range (+ mean) at the very end: the output normalisation write_onnx writes
@@ -608,7 +621,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                     f"{b.where(k, node)}: Gelu approximate={approx!r} (ONNX has 'none' and 'tanh')")
             b.add(Activation("gelu" if approx == "none" else "gelu_tanh"))
         elif op == "Conv":
-            w = const(node.input[1], k, node)
+            w = param(node.input[1], k, node)
             if w.ndim != 4:
                 raise UnsupportedLayerError(f"{b.where(k, node)}: only 2-D convolutions")
             group = int(at.get("group", 1))
@@ -617,7 +630,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                 raise UnsupportedLayerError(f"{b.where(k, node)}: dilations {list(dil)}")
             if group != 1 or dil != (1, 1):  # the plain convolution it equals (exact)
                 w = expand_conv_weight(w, group, (dil[0], dil[1]), b.shape[0], b.where(k, node))
-            bias = (const(node.input[2], k, node) if len(node.input) > 2 and node.input[2]
+            bias = (param(node.input[2], k, node) if len(node.input) > 2 and node.input[2]
                     else np.zeros(w.shape[0]))
             strides = tuple(at.get("strides", [1, 1]))
             # auto_pad SAME_* pads for the dilated (= expanded) kernel, as ONNX specifies
@@ -729,7 +742,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                     f"{b.where(k, node)}: BatchNormalization with spatial=0 (statistics per "
                     "activation, not per channel) is not supported; export it with spatial=1 "
                     "or fold it into the layer before")
-            scale_, bias_, mean_, var_ = (const(node.input[i], k, node) for i in range(1, 5))
+            scale_, bias_, mean_, var_ = (param(node.input[i], k, node) for i in range(1, 5))
             for i, v in enumerate((scale_, bias_, mean_, var_), start=1):
                 if v.shape != (b.shape[0],):
                     raise UnsupportedLayerError(
@@ -737,6 +750,12 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                         f"({node.input[i]!r}) has shape {v.shape}; expected one value per "
                         f"channel, ({b.shape[0]},), for the (batch, *{b.shape}) input")
             eps = float(at.get("epsilon", 1e-5))
+            if not np.all(var_ + eps > 0):
+                c0 = int(np.flatnonzero(~(var_ + eps > 0))[0])
+                raise ModelFormatError(
+                    f"{b.where(k, node)}: BatchNormalization of channel {c0}: variance "
+                    f"{float(var_[c0])!r} + epsilon {eps!r} is not positive, so the channel is "
+                    "divided by zero (or a square root of a negative number)")
             s = scale_ / np.sqrt(var_ + eps)
             t = bias_ - mean_ * s
             _add_batchnorm(b, s, t)
@@ -756,7 +775,9 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         raise UnsupportedLayerError(f"{p}: the output {g.output[0].name!r} is not the chain's end")
     nrm = normalization_of(b.norm, math.prod(in_shape), math.prod(b.shape))
     io_type = inputs[0].type.tensor_type.elem_type
-    net = Network(tuple(b.layers), in_shape, nrm, _DATA_DTYPE.get(io_type))
+    io_names: tuple[str, str] = (inputs[0].name, g.output[0].name)
+    net = Network(tuple(b.layers), in_shape, nrm, _DATA_DTYPE.get(io_type),
+                  io_names if all(io_names) and io_names[0] != io_names[1] else None)
     # a float32 model is held as float32 (folded values that are not float32 stay float64)
     return net if wide else narrowed_to_float32(net)
 
@@ -1019,6 +1040,25 @@ _HARD_SWISH = (Fraction(1, 6), Fraction(1, 2))
 _SOFTPLUS_SILENT = {"float32": 17, "float64": 37}
 
 
+def _rename_tensors(nodes: list[Any], inits: list[Any], mapping: dict[str, str]) -> None:
+    """Rename tensors of a generated graph (``mapping``: old -> new name); a generated
+    tensor that already has one of the new names is renamed aside first."""
+    names = {t for n in nodes for t in (*n.input, *n.output)} | {i.name for i in inits}
+    full = dict(mapping)
+    for new in mapping.values():
+        if new in names and new not in mapping:
+            aside = new
+            while aside in names or aside in mapping.values():
+                aside += "_"
+            full[new] = aside
+    for n in nodes:
+        for field in (n.input, n.output):
+            for k, t in enumerate(field):
+                field[k] = full.get(t, t)
+    for i in inits:
+        i.name = full.get(i.name, i.name)
+
+
 def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "float32",
                opset: int = 17, io_dtype: str | None = None) -> None:
     """Write ``net`` as an ONNX model (atomically), weights in ``dtype``.
@@ -1255,10 +1295,14 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
             node("Cast", [cur], to=TensorProto.FLOAT)
     if io_dt != onnx_dt:
         node("Cast", [cur], to=io_dt)
+    in_name, out_name = "input", cur
+    if netf.io_names is not None and nodes:  # the names of the model it was read from
+        in_name, out_name = netf.io_names
+        _rename_tensors(nodes, inits, {"input": in_name, cur: out_name})
     graph = helper.make_graph(
         nodes, "lumpkit",
-        [helper.make_tensor_value_info("input", io_dt, ["N", *netf.input_shape])],
-        [helper.make_tensor_value_info(cur, io_dt, ["N", *netf.output_shape])],
+        [helper.make_tensor_value_info(in_name, io_dt, ["N", *netf.input_shape])],
+        [helper.make_tensor_value_info(out_name, io_dt, ["N", *netf.output_shape])],
         initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],

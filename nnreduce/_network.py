@@ -504,6 +504,11 @@ class Network:
         network was read from (metadata, not part of the function or its
         hash); :func:`save_network` writes that interface by default, so that
         a reduced model is a drop-in replacement.  None when not known.
+    io_names : (str, str) or None
+        The names of the input and the output tensor of the ONNX model the
+        network was read from (metadata like ``data_dtype``): ONNX files are
+        written with them, so that code that feeds the model by name runs the
+        reduced one unchanged.  None: ``"input"`` and a generated name.
 
     Examples
     --------
@@ -517,6 +522,7 @@ class Network:
     input_shape: tuple[int, ...]
     normalization: Normalization | None = field(default=None)
     data_dtype: str | None = field(default=None, repr=False)
+    io_names: tuple[str, str] | None = field(default=None, repr=False)
     shapes: tuple[tuple[int, ...], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -524,6 +530,14 @@ class Network:
             raise ModelFormatError(
                 f"data_dtype must be one of {', '.join(map(repr, DATA_DTYPES))} or None, got "
                 f"{self.data_dtype!r}")
+        if self.io_names is not None:
+            names = tuple(self.io_names)
+            if len(names) != 2 or not all(isinstance(x, str) and x for x in names) \
+                    or names[0] == names[1]:
+                raise ModelFormatError(
+                    "io_names must be two different non-empty names (input, output), got "
+                    f"{self.io_names!r}")
+            object.__setattr__(self, "io_names", names)
         layers = tuple(self.layers)
         for i, layer in enumerate(layers):
             if not isinstance(layer, Dense | Conv2d | MaxPool2d | AvgPool2d | Flatten | Permute
@@ -749,7 +763,7 @@ def narrowed_to_float32(net: Network) -> Network:
     float32 values stored as float32 (for importers of float32 models: folded
     or otherwise computed arrays keep their float64 values)."""
     return Network(tuple(_map_arrays(lyr, _narrow) for lyr in net.layers), net.input_shape,
-                   net.normalization, net.data_dtype)
+                   net.normalization, net.data_dtype, net.io_names)
 
 
 def as_exact(net: Network) -> Network:
@@ -763,7 +777,7 @@ def as_exact(net: Network) -> Network:
     Fraction(1, 2)
     """
     return Network(tuple(_map_arrays(lyr, _exact) for lyr in net.layers), net.input_shape,
-                   net.normalization, net.data_dtype)
+                   net.normalization, net.data_dtype, net.io_names)
 
 
 def as_float(net: Network) -> Network:
@@ -776,4 +790,4 @@ def as_float(net: Network) -> Network:
     dtype('float64')
     """
     return Network(tuple(_map_arrays(lyr, float_array) for lyr in net.layers), net.input_shape,
-                   net.normalization, net.data_dtype)
+                   net.normalization, net.data_dtype, net.io_names)

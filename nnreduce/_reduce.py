@@ -742,7 +742,8 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
         prev_removed = removed
         prev_combined = combined
 
-    red_net = Network(tuple(new_layers), net.input_shape, net.normalization, net.data_dtype)
+    red_net = Network(tuple(new_layers), net.input_shape, net.normalization, net.data_dtype,
+                      net.io_names)
     return _finish(net, red_net, results, exact, tol, max_dev, rounded, t0, certify)
 
 

@@ -77,7 +77,7 @@ def test_float16_onnx_model_reduced_with_its_interface(tmp_path: Path) -> None:
     assert red.data_dtype == "float16" and red.layers[0].weight.shape == (4, 3)
     x = (rng.integers(-16, 17, size=(32, 3)) / 8.0).astype(np.float16)
     before = ort.InferenceSession(str(src)).run(None, {"x": x})[0]
-    after = ort.InferenceSession(str(out)).run(None, {"input": x})[0]
+    after = ort.InferenceSession(str(out)).run(["y"], {"x": x})[0]  # the same names
     assert before.dtype == after.dtype == np.float16
     # every value here is a short dyadic: float16 arithmetic is exact, and so is the oracle
     exact = np.array(evaluate_exact(net, x.astype(np.float64)), dtype=np.float64)
