@@ -181,3 +181,20 @@ def compact_conv_weight(weight: np.ndarray) -> tuple[np.ndarray, int, tuple[int,
     small = blocks[idx, :, idx]  # (g, og, cg, kh, kw): each group's diagonal block
     small = small.reshape(o, cg, kh, kw)[:, :, ::dh, ::dw]
     return np.ascontiguousarray(small), g, (dh, dw)
+
+
+def ceil_mode_changes_nothing(shape: tuple[int, ...], kernel: tuple[int, int],
+                              stride: tuple[int, int], padding: tuple[int, int, int, int],
+                              where: str) -> None:
+    """Accept a pooling with ``ceil_mode`` on a ``(C, H, W)`` input where rounding the
+    output size up gives the same size as rounding down (every window fits); else raise
+    :class:`UnsupportedLayerError` naming ``where``."""
+    if len(shape) != 3:
+        raise UnsupportedLayerError(f"{where}: ceil_mode on a (batch, *{shape}) tensor")
+    spans = (shape[1] + padding[0] + padding[2] - kernel[0],
+             shape[2] + padding[1] + padding[3] - kernel[1])
+    if any(span % st for span, st in zip(spans, stride, strict=True)):
+        raise UnsupportedLayerError(
+            f"{where}: ceil_mode adds a partial window on the {shape[1]}x{shape[2]} input "
+            f"(kernel {kernel}, stride {stride}, padding {padding}); lumpkit reads ceil_mode "
+            "only where the windows fit exactly (then it changes nothing): export without it")

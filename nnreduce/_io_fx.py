@@ -331,12 +331,14 @@ def _functional_module(what: str, node: Any, where: str, nn: Any) -> Any:
         stride = _arg(node, 2, "stride", None) or kernel
         padding = _arg(node, 3, "padding", 0)
         if what == "max_pool2d":
-            if _arg(node, 4, "dilation", 1) not in (1, (1, 1)) or _arg(node, 5, "ceil_mode",
-                                                                       False):
-                raise UnsupportedLayerError(f"{where}: ceil_mode/dilation")
-            return nn.MaxPool2d(kernel, stride, padding)
-        if _arg(node, 4, "ceil_mode", False) or _arg(node, 6, "divisor_override", None):
-            raise UnsupportedLayerError(f"{where}: ceil_mode/divisor_override")
-        return nn.AvgPool2d(kernel, stride, padding,
+            if _arg(node, 4, "dilation", 1) not in (1, (1, 1)):
+                raise UnsupportedLayerError(f"{where}: dilation")
+            # (ceil_mode: read where it changes nothing, checked once the shapes are known)
+            return nn.MaxPool2d(kernel, stride, padding,
+                                ceil_mode=bool(_arg(node, 5, "ceil_mode", False)))
+        if _arg(node, 6, "divisor_override", None):
+            raise UnsupportedLayerError(f"{where}: divisor_override")
+        return nn.AvgPool2d(kernel, stride, padding, ceil_mode=bool(_arg(node, 4, "ceil_mode",
+                                                                          False)),
                             count_include_pad=bool(_arg(node, 5, "count_include_pad", True)))
     raise UnsupportedLayerError(f"{where}: not supported by lumpkit")

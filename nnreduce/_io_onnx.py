@@ -31,7 +31,7 @@ from numpy.exceptions import AxisError
 from lumpcore import ModelFormatError, UnsupportedLayerError, to_rational
 from lumpcore._atomic import atomic_write_bytes as atomic_write
 
-from ._conv import compact_conv_weight, expand_conv_weight
+from ._conv import ceil_mode_changes_nothing, compact_conv_weight, expand_conv_weight
 from ._evaluate import SELU_ALPHA, SELU_SCALE
 from ._input_norm import fold_input_op, normalization_of
 from ._network import (
@@ -637,11 +637,13 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             pads = _pads(at, b.shape, tuple(w.shape[2:]), strides, b.where(k, node))
             b.add(Conv2d(w, bias, strides, pads))
         elif op in ("MaxPool", "AveragePool"):
-            if at.get("ceil_mode", 0) or any(d != 1 for d in at.get("dilations", [1, 1])):
-                raise UnsupportedLayerError(f"{b.where(k, node)}: ceil_mode/dilations")
+            if any(d != 1 for d in at.get("dilations", [1, 1])):
+                raise UnsupportedLayerError(f"{b.where(k, node)}: dilations")
             ks = tuple(at["kernel_shape"])
             strides = tuple(at.get("strides", [1, 1]))
             pads = _pads(at, b.shape, ks, strides, b.where(k, node))
+            if at.get("ceil_mode", 0):
+                ceil_mode_changes_nothing(b.shape, ks, strides, pads, b.where(k, node))
             if op == "MaxPool":
                 if len(node.output) > 1 and node.output[1]:
                     raise UnsupportedLayerError(f"{b.where(k, node)}: MaxPool indices output")

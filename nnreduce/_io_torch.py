@@ -22,7 +22,7 @@ import numpy as np
 from lumpcore import LumpkitWarning, ModelFormatError, UnsupportedLayerError, to_rational
 from lumpcore._atomic import atomic_write_bytes as atomic_write
 
-from ._conv import compact_conv_weight, expand_conv_weight
+from ._conv import ceil_mode_changes_nothing, compact_conv_weight, expand_conv_weight
 from ._input_norm import fold_input_op, normalization_of
 from ._io_fx import InputOp, traced_chain
 from ._io_traced import needs_traced_view, traced_view
@@ -234,6 +234,7 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
     norm_ops: list[tuple[str, Any, str, int]] = []
     out_norm: Any = None
     zero_pad: tuple[int, int, int, int] | None = None  # an nn.ZeroPad2d waiting for its conv
+    ceiled: list[tuple[int, str]] = []  # poolings with ceil_mode: (layer, where)
     for pos, (name, m) in enumerate(children):
         kind = "arithmetic" if isinstance(m, InputOp) else _kind(m)
         where = f"module {pos} ({kind} {name!r})"
@@ -326,8 +327,10 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
             continue
         open_linear = False
         if kind in ("MaxPool2d", "AvgPool2d"):
-            if bool(m.ceil_mode) or (kind == "MaxPool2d" and _pair(m.dilation) != (1, 1)):
-                raise UnsupportedLayerError(f"{where}: ceil_mode/dilation")
+            if kind == "MaxPool2d" and _pair(m.dilation) != (1, 1):
+                raise UnsupportedLayerError(f"{where}: dilation")
+            if bool(m.ceil_mode):  # checked once the input shape is known
+                ceiled.append((len(layers), where))
             k = _pair(m.kernel_size)
             st = _pair(m.stride if m.stride is not None else m.kernel_size)
             ph, pw = _pair(m.padding)
@@ -385,6 +388,12 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
                 "cannot infer the input shape of this PyTorch model; pass input_shape "
                 "(CLI: --input-shape C,H,W)"
             )
+    for i, where in ceiled:  # (before the whole network: a partial window changes shapes)
+        pool = layers[i]
+        assert isinstance(pool, MaxPool2d | AvgPool2d)
+        shape = Network(tuple(layers[:i]), tuple(input_shape)).output_shape if i else \
+            tuple(input_shape)
+        ceil_mode_changes_nothing(shape, pool.kernel, pool.stride, pool.padding, where)
     net = Network(tuple(layers), tuple(input_shape))
     if norm_ops or out_norm is not None:
         net = Network(net.layers, net.input_shape,
