@@ -83,6 +83,18 @@ def _exact_float_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     return total
 
 
+def _dead_nodes(nodes: list[Any], output: str) -> set[int]:
+    """Positions of the nodes on no path to ``output`` (their results are never read)."""
+    live = {output}
+    dead: set[int] = set()
+    for k in range(len(nodes) - 1, -1, -1):
+        if any(o in live for o in nodes[k].output):
+            live.update(i for i in nodes[k].input if i)
+        else:
+            dead.add(k)
+    return dead
+
+
 def _fused_parallel(nodes: list[Any], consts: dict[str, np.ndarray]) -> list[Any]:
     """Replace ``Add(L(x, W1, b1), L(x, W2, b2))`` by ``L(x, W1 + W2, b1 + b2)`` for linear
     nodes ``L`` (Gemm, Conv, MatMul) of one input with equal attributes and initializer
@@ -358,10 +370,14 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
 
     # float32 parts of exact weights, as write_onnx writes them, added back together
     graph_nodes = _fused_parallel(list(g.node), consts)
+    # nodes whose results nothing reads on the way to the output are skipped (pure operators)
+    dead = _dead_nodes(graph_nodes, g.output[0].name)
     # who reads each tensor (-1: the graph's output), and the Constant nodes by output,
     # for the activations written as several operators (_onnx_patterns)
     consumers: dict[str, list[int]] = {g.output[0].name: [-1]}
     for j, nd in enumerate(graph_nodes):
+        if j in dead:
+            continue
         for name in dict.fromkeys(i for i in nd.input if i):
             consumers.setdefault(name, []).append(j)
     constant_nodes = {nd.output[0]: nd for nd in graph_nodes if nd.op_type == "Constant"}
@@ -377,7 +393,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
 
     fused: set[int] = set()  # nodes of a multi-operator activation already read
     for k, node in enumerate(graph_nodes):
-        if k in fused:
+        if k in fused or k in dead:
             continue
         op = node.op_type
         at = _attrs(node)

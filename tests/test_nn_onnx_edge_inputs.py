@@ -170,3 +170,23 @@ def test_batch_norm_dividing_by_zero_is_named(tmp_path: Path) -> None:
     assert len(lines) == 1, r.stderr  # no numpy warnings
     assert "node 1 (BatchNormalization" in lines[0] and "channel 3" in lines[0]
     assert not (tmp_path / "b.reduced.onnx").exists()
+
+
+def test_nodes_nothing_reads_are_skipped(tmp_path: Path) -> None:
+    """A dead branch (an Exp of the input, a Relu of the hidden layer that nothing reads)
+    does not stop the model from being read; the reduced model computes the same."""
+    from onnx import helper
+
+    mk = helper.make_node
+    src = _model(tmp_path / "d.onnx", [
+        mk("Exp", ["x"], ["unused_exp"]),
+        mk("Gemm", ["x", "W1", "B1"], ["h"], transB=1),
+        mk("Sigmoid", ["h"], ["unused_sigmoid"]),
+        mk("Relu", ["h"], ["r"]),
+        mk("Gemm", ["r", "W2", "B2"], ["y"], transB=1)],
+        {"W1": W1, "B1": B1, "W2": W2, "B2": B2})
+    assert main(["nn", "reduce", str(src)]) == 0
+    data = _inputs()
+    before = ort.InferenceSession(str(src)).run(["y"], {"x": data})[0]
+    after = ort.InferenceSession(str(tmp_path / "d.reduced.onnx")).run(["y"], {"x": data})[0]
+    assert np.array_equal(before, after)
