@@ -323,6 +323,11 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             f"{len(g.output)} outputs {[o.name for o in g.output]}; {hint}"
         )
     dims = [d.dim_value if d.dim_value > 0 else None for d in inputs[0].type.tensor_type.shape.dim]
+    if len(dims) == 1:
+        raise UnsupportedLayerError(
+            f"{p}: input {inputs[0].name!r} has shape {dims}, one axis and no batch axis; "
+            "lumpkit reads models whose input has a batch axis first (export it with input "
+            f"shape [N, {dims[0] if dims[0] is not None else 'n'}] or [1, ...])")
     if input_shape is not None:  # fills the dimensions the model leaves open (not the batch)
         given = tuple(int(x) for x in input_shape)
         if len(dims) != len(given) + 1 or any(

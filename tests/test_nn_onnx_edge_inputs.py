@@ -190,3 +190,21 @@ def test_nodes_nothing_reads_are_skipped(tmp_path: Path) -> None:
     before = ort.InferenceSession(str(src)).run(["y"], {"x": data})[0]
     after = ort.InferenceSession(str(tmp_path / "d.reduced.onnx")).run(["y"], {"x": data})[0]
     assert np.array_equal(before, after)
+
+
+def test_an_input_without_batch_axis_is_refused_saying_so(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["W", "x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        [numpy_helper.from_array(np.ones((2, 3), F), "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(model, str(tmp_path / "v.onnx"))
+    from lumpcore import UnsupportedLayerError
+    from nnreduce import load_network
+
+    for shape in (None, (3,)):
+        with pytest.raises(UnsupportedLayerError, match=r"one axis and no batch axis"):
+            load_network(tmp_path / "v.onnx", input_shape=shape)
