@@ -374,7 +374,7 @@ def leo_reduce(
 
     reduced, folded, layers_removed = _transform(mlp, status)
     n_after = sum(layer.n_out for layer in reduced.layers[:-1])
-    network = _to_network(reduced, nrm)
+    network = _to_network(reduced, nrm, net)
     inactive = tuple(tuple(j for j, s in enumerate(st) if s == "inactive") for st in status)
     active = tuple(tuple(j for j, s in enumerate(st) if s == "active") for st in status)
     guarantee = (
@@ -549,7 +549,9 @@ def _transform(mlp: MLP, status: list[list[str]]) -> tuple[MLP, int, int]:
     return MLP(n_in, tuple(out)), folded, removed_layers
 
 
-def _to_network(mlp: MLP, nrm: Any) -> Any:
+def _to_network(mlp: MLP, nrm: Any, like: Any) -> Any:
+    """The reduced MLP as a Network with the interface (data type, ONNX tensor names) of
+    ``like``, the network it was reduced from (when that is a Network)."""
     from nnreduce import Activation, Dense, Network
 
     layers: list[Any] = []
@@ -568,4 +570,5 @@ def _to_network(mlp: MLP, nrm: Any) -> Any:
         elif layer.activation != "identity":
             layers.append(Activation(layer.activation))
         width = layer.n_out
-    return Network(tuple(layers), (mlp.n_inputs,), nrm)
+    return Network(tuple(layers), (mlp.n_inputs,), nrm, getattr(like, "data_dtype", None),
+                   getattr(like, "io_names", None))

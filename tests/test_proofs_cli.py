@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import proofs
@@ -184,3 +185,34 @@ def test_leo_writes_model_and_json(models: dict, tmp_path: Path,
     assert v.equivalent
     assert run(["nn", "leo", models["orig"], "--box=-1:1", "--lump"]) == 0
     assert "lumping" in capsys.readouterr().out
+
+
+def test_leo_onnx_output_keeps_the_models_interface(tmp_path: Path) -> None:
+    """The network LEO writes takes the original's input name and type (float32 here), so
+    that it replaces it on the box."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    w1 = np.array([[1, 1], [-1, -1], [1, -1]], np.float32)  # neuron 1 dead on [0, 1]^2
+    b1 = np.array([0, -0.5, 0], np.float32)
+    w2 = np.array([[1, 2, -1]], np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["obs", "w1", "b1"], ["h"], transB=1),
+         helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("Gemm", ["r", "w2"], ["logits"], transB=1)], "g",
+        [helper.make_tensor_value_info("obs", TensorProto.FLOAT, ["n", 2])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 1])],
+        [numpy_helper.from_array(a, k) for k, a in (("w1", w1), ("b1", b1), ("w2", w2))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    src, out = tmp_path / "m.onnx", tmp_path / "leo.onnx"
+    onnx.save(model, str(src))
+    assert run(["nn", "leo", str(src), "--box", "0:1", "-o", str(out)]) == 0
+    written = onnx.load(str(out))
+    assert [i.name for i in written.graph.input] == ["obs"]
+    assert [o.name for o in written.graph.output] == ["logits"]
+    assert written.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    x = (np.random.default_rng(0).integers(0, 9, size=(20, 2)) / 8.0).astype(np.float32)
+    want = ort.InferenceSession(str(src)).run(["logits"], {"obs": x})[0]
+    assert np.array_equal(ort.InferenceSession(str(out)).run(["logits"], {"obs": x})[0], want)
