@@ -64,17 +64,24 @@ def _io_types(path: Path) -> tuple[int, int]:
     return g.input[0].type.tensor_type.elem_type, g.output[0].type.tensor_type.elem_type
 
 
+def _reduced(tmp_path: Path, code: int, rng: np.random.Generator) -> tuple[Any, Path, Path]:
+    """Write a half-precision model, reduce it with the CLI, check both interfaces; the
+    original network and both paths."""
+    dtype = "float16" if code == onnx.TensorProto.FLOAT16 else "bfloat16"
+    src, out = tmp_path / "h.onnx", tmp_path / "h.reduced.onnx"
+    _onnx_model(src, code, rng)
+    net = load_network(src)
+    assert net.data_dtype == dtype
+    assert main(["nn", "reduce", str(src)]) == 0
+    assert _io_types(out) == (code, code)
+    red = load_network(out)
+    assert red.data_dtype == dtype and red.layers[0].weight.shape == (4, 3)
+    return net, src, out
+
+
 def test_float16_onnx_model_reduced_with_its_interface(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
-    src = tmp_path / "h.onnx"
-    _onnx_model(src, onnx.TensorProto.FLOAT16, rng)
-    net = load_network(src)
-    assert net.data_dtype == "float16"
-    assert main(["nn", "reduce", str(src), "--json"]) == 0
-    out = tmp_path / "h.reduced.onnx"
-    assert _io_types(out) == (onnx.TensorProto.FLOAT16,) * 2
-    red = load_network(out)
-    assert red.data_dtype == "float16" and red.layers[0].weight.shape == (4, 3)
+    net, src, out = _reduced(tmp_path, onnx.TensorProto.FLOAT16, rng)
     x = (rng.integers(-16, 17, size=(32, 3)) / 8.0).astype(np.float16)
     before = ort.InferenceSession(str(src)).run(None, {"x": x})[0]
     after = ort.InferenceSession(str(out)).run(["y"], {"x": x})[0]  # the same names
@@ -89,19 +96,12 @@ def test_float16_onnx_model_reduced_with_its_interface(tmp_path: Path) -> None:
 
 def test_bfloat16_onnx_model_keeps_its_interface(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
-    src = tmp_path / "b.onnx"
-    _onnx_model(src, onnx.TensorProto.BFLOAT16, rng)
-    net = load_network(src)
-    assert net.data_dtype == "bfloat16"
-    out = tmp_path / "b.reduced.onnx"
-    assert main(["nn", "reduce", str(src)]) == 0
-    assert _io_types(out) == (onnx.TensorProto.BFLOAT16,) * 2
+    net, _, out = _reduced(tmp_path, onnx.TensorProto.BFLOAT16, rng)
     model = onnx.load(str(out))
     onnx.checker.check_model(model)
     ops = [n.op_type for n in model.graph.node]
     assert ops[0] == ops[-1] == "Cast"  # bfloat16 -> float32 layers -> bfloat16
     red = load_network(out)
-    assert red.data_dtype == "bfloat16" and red.layers[0].weight.shape == (4, 3)
     x = rng.integers(-16, 17, size=(16, 3)) / 8.0
     assert np.array_equal(evaluate_exact(red, x), evaluate_exact(net, x))
 
