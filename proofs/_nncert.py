@@ -145,8 +145,12 @@ def _load(certificate: Any) -> dict[str, Any]:
     if isinstance(certificate, str) and certificate.lstrip().startswith("{"):
         text = certificate
     elif isinstance(certificate, str | os.PathLike):
-        with open(certificate, encoding="utf-8") as fh:
-            text = fh.read()
+        try:
+            with open(certificate, encoding="utf-8") as fh:
+                text = fh.read()
+        except UnicodeDecodeError as exc:
+            raise CertificateError(f"{os.fspath(certificate)}: certificate is not UTF-8 text "
+                                   f"({exc.reason} at byte {exc.start})") from None
     else:
         raise CertificateError(
             f"cannot read a certificate from {type(certificate).__name__}; pass a dict, "
@@ -155,6 +159,10 @@ def _load(certificate: Any) -> dict[str, Any]:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CertificateError(f"certificate is not valid JSON: {exc}") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise CertificateError(f"certificate is not usable JSON: {exc}") from None
+    except RecursionError:
+        raise CertificateError("certificate is not usable JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise CertificateError("certificate must be a JSON object")
     return obj
@@ -241,6 +249,8 @@ def _parse_layer(entry: Any, k: int) -> tuple[dict[str, Any], _Part]:
     n = _int(entry["neurons_before"], f"{where} neurons_before")
     if n < 0:
         raise CertificateError(f"{where}: neurons_before must be >= 0, got {n}")
+    for key in ("layer", "reduced_layer"):  # (0.0 == 0 in Python, not in the format)
+        _int(entry[key], f"{where} {key}")
     return entry, _Part(n, blocks, rho, removed, combined)
 
 
@@ -414,7 +424,10 @@ class _Checker:
         mode = cert.get("mode")
         if mode not in ("exact", "tolerance"):
             raise CertificateError(f"mode must be 'exact' or 'tolerance', got {mode!r}")
-        dev = _num(cert.get("max_weight_deviation", "0"), "max_weight_deviation")
+        if "max_weight_deviation" not in cert:
+            raise CertificateError("certificate needs 'max_weight_deviation' (\"0\" in exact "
+                                   "mode)")
+        dev = _num(cert["max_weight_deviation"], "max_weight_deviation")
         if mode == "exact" and dev != 0:
             raise _Violation("exact mode needs max_weight_deviation 0", {}, {"deviation": dev})
         if not isinstance(cert.get("original"), dict) or not isinstance(cert.get("reduced"), dict):
@@ -435,6 +448,18 @@ class _Checker:
 
         lin = [p for p, lyr in enumerate(orig.layers) if isinstance(lyr, Dense | Conv2d)]
         rlin = [p for p, lyr in enumerate(red.layers) if isinstance(lyr, Dense | Conv2d)]
+        for key, net in (("original", orig), ("reduced", red)):
+            counts = [int(lyr.weight.shape[0]) for lyr in net.layers
+                      if isinstance(lyr, Dense | Conv2d)]
+            if "neurons" not in cert[key]:
+                continue  # optional; checked when given
+            listed = cert[key]["neurons"]
+            if not isinstance(listed, list) or any(type(x) is not int for x in listed):
+                raise CertificateError(f"'{key}.neurons' must be a list of integers, got "
+                                       f"{listed!r}")
+            if listed != counts:
+                raise _Violation("neurons per linear layer", {"network": key},
+                                 {"certificate": listed, "computed": counts})
         if len(orig.layers) != len(red.layers) or [type(x) for x in orig.layers] != \
                 [type(x) for x in red.layers]:
             raise _Violation("layer list", {"network": "reduced"},

@@ -32,6 +32,7 @@ from nnreduce import (
     load_network,
     network_sha256,
     reduce_network,
+    save_network,
 )
 
 DATA = Path(__file__).parent / "data" / "proofs"
@@ -506,3 +507,52 @@ def test_linear_dependence_with_a_factor_that_is_no_power_of_two() -> None:
     assert red.network.layers[2].weight[0, 1] == 12.0
     assert all(outputs_equal(net, red.network, rational_inputs(9, 1)))
 
+
+
+@pytest.mark.parametrize("bad", [
+    b'{"format": ' + b"9" * 5000 + b"}",  # more digits than Python converts
+    b"[" * 100000 + b"]" * 100000,  # nested too deeply for the parser
+    b'{"format": "lumpkit-nn-certificate", "x": "\xff\xfe"}',  # not UTF-8
+])
+def test_corrupt_certificate_files_are_one_line_errors(tmp_path: Path, bad: bytes) -> None:
+    """Exit 2 with one line, never a traceback: exit 1 means 'counterexample found'."""
+    import subprocess
+    import sys
+
+    net, _, _ = erratum_pair()
+    red = reduce_network(net)
+    save_network(net, tmp_path / "o.npz")
+    save_network(red.network, tmp_path / "r.npz")
+    (tmp_path / "bad.json").write_bytes(bad)
+    with pytest.raises(CertificateError, match="certificate is not"):
+        proofs.check_certificate(net, red.network, tmp_path / "bad.json")
+    r = subprocess.run([sys.executable, "-m", "lumpkit", "nn", "verify", str(tmp_path / "o.npz"),
+                        str(tmp_path / "r.npz"), "--certificate", str(tmp_path / "bad.json")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lumpkit: error: "), r.stderr
+
+
+def test_ill_typed_or_wrong_informational_fields_are_refused() -> None:
+    net, _, _ = erratum_pair()
+    red = reduce_network(net)
+    good = red.certificate
+    assert proofs.check_certificate(net, red.network, good).valid
+    float_layer = json.loads(json.dumps(good))
+    float_layer["layers"][0]["layer"] = 0.0
+    with pytest.raises(CertificateError, match=r"layers\[0\] layer: expected an integer"):
+        proofs.check_certificate(net, red.network, float_layer)
+    no_dev = json.loads(json.dumps(good))
+    del no_dev["max_weight_deviation"]
+    with pytest.raises(CertificateError, match="needs 'max_weight_deviation'"):
+        proofs.check_certificate(net, red.network, no_dev)
+    for key in ("original", "reduced"):
+        wrong = json.loads(json.dumps(good))
+        wrong[key]["neurons"] = [n + 1 for n in wrong[key]["neurons"]]
+        res = proofs.check_certificate(net, red.network, wrong)
+        assert not res.valid and res.condition == "neurons per linear layer"
+        assert res.location == {"network": key}
+        absent = json.loads(json.dumps(good))
+        del absent[key]["neurons"]  # optional: checked when given
+        assert proofs.check_certificate(net, red.network, absent).valid
