@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +100,26 @@ class _Steps:
             self._bar.close()
 
 
+def _read_quietly(args: argparse.Namespace, constants: dict[str, str] | None) -> Any:
+    """``read_model`` for ``lump``, without the warnings about folded reward structures
+    that ``--rewards`` leaves out (nothing of them reaches the lumping)."""
+    from markov import RewardFoldingWarning, read_model
+
+    chosen = _names(args.rewards)
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        chain = read_model(args.model, constants, exact=args.exact,
+                           model_type="dtmc" if args.dtmc else "ctmc")
+    for w in got:
+        if chosen is not None and isinstance(w.message, RewardFoldingWarning) \
+                and not set(w.message.structures) & set(chosen):
+            continue
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return chain
+
+
 def _lump(args: argparse.Namespace) -> int:
-    from markov import lump, read_model, write_drn, write_prism_explicit
+    from markov import lump, write_drn, write_prism_explicit
 
     constants = _constants(args.constant)
     if args.arithmetic == "exact" and args.tolerance:
@@ -114,8 +133,7 @@ def _lump(args: argparse.Namespace) -> int:
     try:
         t0 = time.perf_counter()
         bar.step("reading model")
-        chain = read_model(args.model, constants, exact=args.exact,
-                           model_type="dtmc" if args.dtmc else "ctmc")
+        chain = _read_quietly(args, constants)
         t1 = time.perf_counter()
         bar.step(f"lumping ({args.kind})")
         res = lump(chain, args.kind, arithmetic=args.arithmetic, tolerance=args.tolerance,

@@ -22,6 +22,9 @@ to_networkx, from_networkx
     networkx DiGraph out and in.
 read_model
     Read any supported model file by its extension.
+RewardFoldingWarning
+    The readers folded transition or action rewards into state reward rates
+    (names the reward structures).
 stationary, transient, expected_reward
     Numerical analyses (to check what a lumping preserves).
 """
@@ -31,6 +34,7 @@ from ._chain import CTMC, DTMC, ChainError
 from ._drn import read_drn, write_drn
 from ._examples import paper_example_2
 from ._explicit import read_prism_explicit, write_prism_explicit
+from ._fileio import RewardFoldingWarning
 from ._lump import KINDS, ChainLumping, lump
 from ._nx import from_networkx, to_networkx
 from ._read import read_model
@@ -42,6 +46,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_public_api.py checks
     "ChainLumping",
     "DTMC",
     "KINDS",
+    "RewardFoldingWarning",
     "expected_reward",
     "from_networkx",
     "from_stormpy",

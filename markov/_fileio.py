@@ -138,6 +138,19 @@ def located(path: Path, exc: Exception, src: np.ndarray, dst: np.ndarray,
     return ModelFormatError(f"{path}, {where}: {exc}")
 
 
+class RewardFoldingWarning(LumpkitWarning):
+    """Transition or action rewards were folded into state reward rates.
+
+    ``structures`` names the reward structures folded (``"default"`` for an
+    unnamed one), so that a caller that leaves them out of the lumping can
+    ignore the warning.
+    """
+
+    def __init__(self, message: str, structures: Sequence[str]) -> None:
+        super().__init__(message)
+        self.structures = tuple(structures)
+
+
 def reward_rates(where: str, names: Sequence[str], state: Sequence[Any],
                  extra: Sequence[Any], n: int, src: np.ndarray, vals: Any,
                  ctmc: bool, kinds: str = "transition/action") -> dict[str, Any]:
@@ -168,12 +181,12 @@ def reward_rates(where: str, names: Sequence[str], state: Sequence[Any],
         out[name] = np.asarray(total, dtype=np.float64) if isinstance(r, np.ndarray) else total
         folded.append(name or "default")
     if folded:
-        warnings.warn(
+        warnings.warn(RewardFoldingWarning(
             f"{where}reward structure(s) {', '.join(repr(d) for d in folded)}: {kinds} "
             "rewards are folded into state reward rates (expected reward per time unit, "
             "or per step of a DTMC), as Storm does for long-run and accumulated rewards; "
             "a lumping that respects them (the default; not when rewards= or --rewards "
-            "leaves them out) keeps those measures, but not instantaneous rewards",
-            LumpkitWarning, stacklevel=3)
+            "leaves them out) keeps those measures, but not instantaneous rewards", folded),
+            stacklevel=3)
     return out
 

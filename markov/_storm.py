@@ -77,7 +77,7 @@ def read_prism(
     its action reward times its exit rate plus rate times reward of each
     rewarded transition, per time unit; a DTMC state the expected reward of
     its step): that keeps long-run and accumulated reward measures, not
-    instantaneous ones, and a :class:`lumpcore.LumpkitWarning` names the
+    instantaneous ones, and a :class:`RewardFoldingWarning` names the
     reward structures it folded.
 
     Parameters

@@ -119,3 +119,18 @@ def test_transition_rewards_folded_are_named(tmp_path: Path,
     assert main(["ctmc", "lump", str(src), "--dtmc"]) == 0
     err = capsys.readouterr().err
     assert "lumpkit: warning: reward structure(s) 'flips'" in err
+
+
+def test_folding_warning_only_for_the_rewards_the_lumping_respects(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Action rewards are folded into state rewards with a warning; --rewards that leaves
+    the structure out of the lumping also leaves out the warning about it."""
+    src = tmp_path / "a.drn"
+    src.write_text("@type: CTMC\n@reward_models\nserved\n@nr_states\n2\n@model\n"
+                   "state 0 !2 init\n\taction 0 [1]\n\t\t1 : 2\n"
+                   "state 1 !1\n\taction 0 [0]\n\t\t0 : 1\n")
+    for rewards, warned in ((None, True), ("served", True), ("", False)):
+        argv = ["ctmc", "lump", str(src)] + ([] if rewards is None else ["--rewards", rewards])
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+        assert ("reward structure(s) 'served'" in err) == warned, (rewards, err)
