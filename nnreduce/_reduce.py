@@ -584,9 +584,7 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
         layer = layers[idx]
         assert isinstance(layer, Dense | Conv2d)
         # grouped weights Wr (out, C_in, P): a view, except below a flatten that reorders
-        plain_cols = li == 0 or prev_cols is None or (
-            prev_cols.shape[1] == 1
-            and np.array_equal(prev_cols[:, 0], np.arange(prev_cols.shape[0])))
+        plain_cols = li == 0 or _in_order(prev_cols)
         if isinstance(layer, Conv2d):
             o, c, kh, kw = layer.weight.shape
             wr = layer.weight.reshape(o, c, kh * kw)
@@ -1117,8 +1115,7 @@ def _rebuild_fast(layer: Dense | Conv2d, merged: _Merged, b_eff: np.ndarray, row
     no fresh pages for them (page faults cost more than the copy).
     """
     mb = merged.mb
-    plain = new_cols is None or (new_cols.shape[1] == 1 and np.array_equal(
-        new_cols[:, 0], np.arange(new_cols.shape[0])))
+    plain = _in_order(new_cols)
     if (hand_over is not None and merged.col_div is None and plain
             and merged.dtype == np.float64 and len(rows) > 0):
         base = hand_over.buffers[0]
@@ -1144,6 +1141,13 @@ def _rebuild_fast(layer: Dense | Conv2d, merged: _Merged, b_eff: np.ndarray, row
     return _fast_layer(layer, wq, bq, new_cols), changed
 
 
+def _in_order(cols: np.ndarray | None) -> bool:
+    """Whether a grouping of a dense layer's inputs (channel x position) is the inputs in
+    their own order, one per channel (``None``: no grouping)."""
+    return cols is None or (cols.shape[1] == 1
+                            and np.array_equal(cols[:, 0], np.arange(cols.shape[0])))
+
+
 def _fast_layer(layer: Dense | Conv2d, wq: np.ndarray, bq: np.ndarray,
                 new_cols: np.ndarray | None) -> Layer:
     """The reduced layer of :func:`_rebuild_fast` from its merged weights (kept rows)."""
@@ -1151,8 +1155,7 @@ def _fast_layer(layer: Dense | Conv2d, wq: np.ndarray, bq: np.ndarray,
         kh, kw = layer.weight.shape[2:]
         return trusted_layer(Conv2d, weight=wq.reshape(wq.shape[0], -1, kh, kw), bias=bq,
                              stride=layer.stride, padding=layer.padding)
-    if new_cols is not None and not (new_cols.shape[1] == 1 and np.array_equal(
-            new_cols[:, 0], np.arange(new_cols.shape[0]))):
+    if new_cols is not None and not _in_order(new_cols):
         w = np.empty((wq.shape[0], new_cols.size), dtype=wq.dtype)
         w[:, new_cols] = wq.reshape(wq.shape[0], new_cols.shape[0], new_cols.shape[1])
         wq = w
