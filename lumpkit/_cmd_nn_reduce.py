@@ -124,7 +124,8 @@ def _reduce(args: argparse.Namespace) -> int:
     w(f"{'layer':>5}  {'kind':<6}  {'factors':<8}  {'before':>7}  {'after':>7}  removed\n")
     for lr in summary["layers"]:
         w(f"{lr['layer']:>5}  {lr['kind']:<6}  {lr['factors']:<8}  {lr['before']:>7}  "
-          f"{lr['after']:>7}  {lr['removed']}\n")
+          f"{lr['after']:>7}  {lr['removed']}"
+          + (" (all constant: one placeholder kept)" if lr["placeholder"] else "") + "\n")
     w(f"hidden neurons: {summary['neurons_before']} -> {summary['neurons_after']}\n")
     w(f"parameters:     {summary['params_before']} -> {summary['params_after']}\n")
     mode = "exact" if red.mode == "exact" else (

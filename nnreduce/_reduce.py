@@ -105,6 +105,13 @@ class LayerReduction:
         combination ``sum a * c(rep_k)`` of kept representatives
         (``coefficients`` = ``((rep_k, a), ...)``); their outgoing weights
         were added to those of ``rep_k`` times ``a``.
+    placeholder : int or None
+        Set when every neuron of the layer is constant and removed (the
+        network's output is then constant): the reduced layer still holds one
+        neuron, a copy of neuron ``placeholder`` (which is also in
+        ``removed``), because no file format holds a layer of width 0. Its
+        outgoing weights are zero, so it changes nothing; ``blocks`` is empty
+        and ``neurons_after`` is 1.
     """
 
     layer: int
@@ -120,6 +127,7 @@ class LayerReduction:
     combined: tuple[
         tuple[tuple[int, ...], tuple[Fraction, ...], tuple[tuple[int, Fraction], ...]], ...
     ] = ()
+    placeholder: int | None = None
 
     @property
     def representatives(self) -> tuple[int, ...]:
@@ -200,7 +208,7 @@ class Reduction:
             "layers": [
                 {"layer": lr.layer, "kind": lr.kind, "factors": lr.factors,
                  "before": lr.neurons_before, "after": lr.neurons_after,
-                 "removed": len(lr.removed)}
+                 "removed": len(lr.removed), "placeholder": lr.placeholder is not None}
                 for lr in self.layers
             ],
             "mode": self.mode,
@@ -573,6 +581,7 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
     prev = _Channels.singletons(n_in)
     prev_removed: list[tuple[int, Fraction]] = []
     prev_combined: list[tuple[list[int], list[tuple[int, Fraction]]]] = []
+    prev_placeholder = False  # the previous layer is all constant: one placeholder neuron
     prev_cols: np.ndarray | None = None  # grouping of this layer's dense inputs (original)
     new_cols: np.ndarray | None = None  # the same grouping in the reduced shapes
 
@@ -608,7 +617,8 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
                 if not changed:
                     b_eff = bf
         fast: _Merged | None = None
-        attempted = not prev_combined and not exact_net and not is_exact_array(b_eff)
+        attempted = (not prev_combined and not prev_placeholder and not exact_net
+                     and not is_exact_array(b_eff))
         if attempted:
             upcoming = None if li == len(lin) - 1 else _factors(layers[idx + 1: lin[li + 1]])
             fast = _fast_merge(layer, plain_cols, prev_cols, b_eff, prev, exact, tol, upcoming,
@@ -619,6 +629,12 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
             mb, fast_zero = fast.mb, fast.zero
             p_width = wr.shape[2]
             m = mb[:, 1:].reshape(mb.shape[0], len(prev.blocks), p_width)
+        elif prev_placeholder:
+            # every neuron of the previous layer was constant and is folded into b_eff: its
+            # placeholder feeds nothing, so every merged weight is zero
+            m = np.zeros((wr.shape[0], 1, wr.shape[2]), dtype=np.float64)
+            if exact_net:
+                m = _exact_obj(m)
         else:
             if isinstance(wr, _LazyGrouped):
                 wr = wr.materialise()
@@ -674,9 +690,10 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
                 next_bias = trial
             removed.append((v, val))
             keep[v] = False
-        if removed and not keep.any():  # a layer of width 0 is no model the formats hold:
-            v, _ = removed.pop(0)       # its first constant neuron stays
-            keep[v] = True
+        # every neuron constant (so is the network's output): a layer of width 0 is no model
+        # the formats hold, so the first one stays as a placeholder that feeds nothing (its
+        # value is folded like the others', its outgoing weights become zero)
+        placeholder = removed[0][0] if removed and not keep.any() else None
         candidates = np.flatnonzero(keep)
         labels = _labels(ops, n_out)
         if fast is not None:
@@ -690,7 +707,7 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
             kept, combined = _dependent_blocks(flat_m, b_eff, lumped.blocks)
             lumped = lumped.restricted(kept)
         blocks = lumped.blocks
-        reps = [b[0] for b in blocks]
+        reps = [b[0] for b in blocks] if placeholder is None else [placeholder]
         if mb is not None:
             assert fast is not None
             # the last hidden layer: its merged rows are the workspace's last use but for the
@@ -709,20 +726,21 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
         results.append(LayerReduction(
             layer=idx, reduced_layer=idx, kind=kind,
             post_ops=tuple(_op_kind(op) for op in ops), factors=factors,
-            neurons_before=n_out, neurons_after=len(blocks),
+            neurons_before=n_out, neurons_after=len(reps),
             blocks=blocks,
             rho=lumped.rho,
             removed=tuple(removed),
             combined=tuple((tuple(cb), tuple(lumped.factor(v) for v in cb), tuple(co))
                            for cb, co in combined),
+            placeholder=placeholder,
         ))
         # grouping of the next layer's inputs, in the original and the reduced shapes
         out_shape = net.shapes[idx + 1]
         if isinstance(nxt, Dense):
             ch_old = _channel_map(ops, out_shape)
             prev_cols = _grouping(ch_old, n_out, f"layer {lin[li + 1]}")
-            ch_new = _channel_map(ops, (len(blocks), *out_shape[1:]))
-            new_cols = _grouping(ch_new, len(blocks), f"layer {lin[li + 1]}")
+            ch_new = _channel_map(ops, (len(reps), *out_shape[1:]))
+            new_cols = _grouping(ch_new, len(reps), f"layer {lin[li + 1]}")
         else:
             ch_old = _channel_map(ops, out_shape)
             if ch_old.ndim != 3 or not np.all(
@@ -734,9 +752,13 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
                 )
             prev_cols = None
             new_cols = None
-        prev = _Channels(blocks, lumped.block_of, lumped.rho_f, lumped.pow2,
-                         [*zip(blocks, lumped.rho),
-                          *((cb, [lumped.factor(v) for v in cb]) for cb, _ in combined)])
+        if placeholder is None:
+            prev = _Channels(blocks, lumped.block_of, lumped.rho_f, lumped.pow2,
+                             [*zip(blocks, lumped.rho),
+                              *((cb, [lumped.factor(v) for v in cb]) for cb, _ in combined)])
+        else:
+            prev = _Channels.of(n_out, [[placeholder]], [Fraction(1)] * n_out)
+        prev_placeholder = placeholder is not None
         prev_removed = removed
         prev_combined = combined
 
@@ -1370,8 +1392,10 @@ def _certificate(net: Network, red: Network, results: list[LayerReduction], exac
                  tol: float, max_dev: float, rounded: bool) -> dict[str, Any]:
     return {
         "format": "lumpkit-nn-certificate",
-        # version 2 only for what version 1 cannot say: removals under factors "one"
-        "version": 2 if any(r.factors == "one" and r.removed for r in results) else 1,
+        # the lowest version that can say it: 2 for removals under factors "one", 3 for a
+        # placeholder (a layer whose neurons are all constant)
+        "version": 3 if any(r.placeholder is not None for r in results)
+        else 2 if any(r.factors == "one" and r.removed for r in results) else 1,
         "mode": "exact" if exact else "tolerance",
         "tolerance": rational_to_str(Fraction(tol)),
         "max_weight_deviation": rational_to_str(Fraction(max_dev)),
@@ -1392,7 +1416,8 @@ def _certificate(net: Network, red: Network, results: list[LayerReduction], exac
              **({"combined": [
                  {"block": list(cb), "rho": [rational_to_str(r) for r in cr],
                   "coefficients": [[k, rational_to_str(a)] for k, a in co]}
-                 for cb, cr, co in lr.combined]} if lr.combined else {})}
+                 for cb, cr, co in lr.combined]} if lr.combined else {}),
+             **({"placeholder": lr.placeholder} if lr.placeholder is not None else {})}
             for lr in results
         ],
     }

@@ -60,6 +60,14 @@ class _Part:
     removed: dict[int, Fraction]
     # blocks dropped as linear combinations: (members, factors, [(rep, a), ...])
     combined: list[tuple[list[int], list[Fraction], list[tuple[int, Fraction]]]]
+    # every neuron removed: the reduced layer holds this one as a placeholder (version 3)
+    placeholder: int | None = None
+
+    def kept(self) -> list[int]:
+        """The neurons the reduced layer holds, in order."""
+        if self.placeholder is not None:
+            return [self.placeholder]
+        return [blk[0] for blk in self.blocks]
 
 
 def _fr(x: Any) -> Fraction:
@@ -251,7 +259,10 @@ def _parse_layer(entry: Any, k: int) -> tuple[dict[str, Any], _Part]:
         raise CertificateError(f"{where}: neurons_before must be >= 0, got {n}")
     for key in ("layer", "reduced_layer"):  # (0.0 == 0 in Python, not in the format)
         _int(entry[key], f"{where} {key}")
-    return entry, _Part(n, blocks, rho, removed, combined)
+    placeholder = None
+    if entry.get("placeholder") is not None:
+        placeholder = _int(entry["placeholder"], f"{where} placeholder")
+    return entry, _Part(n, blocks, rho, removed, combined, placeholder)
 
 
 def _op_kind(op: Any) -> str:
@@ -417,9 +428,10 @@ class _Checker:
             raise CertificateError("check_certificate needs two nnreduce.Network objects")
         version = cert.get("version")
         if cert.get("format") != "lumpkit-nn-certificate" or type(version) is not int \
-                or version not in (1, 2):
+                or version not in (1, 2, 3):
             raise CertificateError(
-                "not a lumpkit-nn-certificate version 1 or 2 (fields 'format' and 'version'), "
+                "not a lumpkit-nn-certificate version 1, 2 or 3 (fields 'format' and "
+                "'version'), "
                 f"got format {cert.get('format')!r}, version {version!r}")
         mode = cert.get("mode")
         if mode not in ("exact", "tolerance"):
@@ -528,6 +540,8 @@ class _Checker:
                 if factors == "one" and cur.removed and version < 2:
                     raise _Violation("no removal under factors 'one' (version 1)",
                                      {"layer": lin[i]}, {})
+                if cur.placeholder is not None and version < 3:
+                    raise _Violation("no placeholder before version 3", {"layer": lin[i]}, {})
                 if cur.combined and (factors != "nonzero" or mode != "exact"):
                     raise _Violation("combined blocks only on linear layers in exact mode",
                                      {"layer": lin[i]}, {"factors": factors, "mode": mode})
@@ -587,9 +601,13 @@ class _Checker:
             missing = next(v for v in range(part.n) if v not in seen)
             raise _Violation("partition", {"layer": layer, "neuron": missing},
                              {"problem": "in no block and not removed"})
-        if info["neurons_after"] != len(part.blocks):
+        if part.placeholder is not None and (part.blocks or part.combined
+                                             or part.placeholder not in part.removed):
+            raise _Violation("placeholder only for a layer whose neurons are all removed",
+                             {"layer": layer}, {"placeholder": part.placeholder})
+        if info["neurons_after"] != len(part.kept()):
             raise _Violation("neurons_after", {"layer": layer},
-                             {"certificate": info["neurons_after"], "blocks": len(part.blocks)})
+                             {"certificate": info["neurons_after"], "kept": len(part.kept())})
 
     def _layer(self, i: int, lin: list[int], rlin: list[int], prev: _Part | None,
                cur: _Part | None, ops: list[Any], mode: str, dev: Fraction) -> bool:
@@ -662,11 +680,24 @@ class _Checker:
         if cur is not None:
             self._conditions(where, Wr, cur, plain, plain_cols, merged, m_exact, b_eff, ops,
                              mode, dev, lin, i, m_fast)
-            rep_rows = np.array([blk[0] for blk in cur.blocks], dtype=np.int64)
+            rep_rows = np.array(cur.kept(), dtype=np.int64)
         else:
             rep_rows = np.arange(n_out, dtype=np.int64)
         # derived reduced weights (4.3)
         Wr_red = _grouped(red, rlin, i)
+        if prev is not None and prev.placeholder is not None:
+            # the previous layer's placeholder feeds nothing: its weights here are zero
+            if Wr_red.shape[:2] != (len(rep_rows), 1) or Wr_red.shape[2] != Wr.shape[2]:
+                raise _Violation("reduced layer shape", {"layer": where},
+                                 {"reduced": Wr_red.shape,
+                                  "expected": (len(rep_rows), 1, Wr.shape[2])})
+            nonzero = np.argwhere(Wr_red != 0)
+            if nonzero.size:
+                r, _, p = (int(x) for x in nonzero[0])
+                raise _Violation("placeholder's outgoing weight is zero",
+                                 {"layer": where, "reduced neuron": r, "position": p},
+                                 {"stored": _fr(Wr_red[r, 0, p])})
+            Wr_red = Wr_red[:, :0, :]
         if not blocks and Wr_red.shape[:2] == (len(rep_rows), 0):
             Wr_red = Wr_red.reshape(len(rep_rows), 0, Wr.shape[2])  # no inputs: any P
         if Wr_red.shape != (len(rep_rows), len(blocks), Wr.shape[2]):
@@ -751,8 +782,7 @@ class _Checker:
                     owner[q] = i
         for q, (a, b) in enumerate(zip(self.orig.layers, self.red.layers, strict=True)):
             hidden = owner.get(q)
-            keep = None if hidden is None else np.array(
-                [blk[0] for blk in parts[hidden].blocks], dtype=np.int64)
+            keep = None if hidden is None else np.array(parts[hidden].kept(), dtype=np.int64)
             for name, want_arr in _param_arrays(a).items():
                 got_arr = _param_arrays(b).get(name)
                 want = [_fr(x) for x in (want_arr if keep is None or want_arr.shape[0] == 1
@@ -957,7 +987,7 @@ def check_certificate(original: Any, reduced: Any, certificate: Any) -> CheckRes
     Raises
     ------
     lumpcore.CertificateError
-        When the certificate is not a well-formed version-1 certificate.
+        When the certificate is not a well-formed certificate (version 1, 2 or 3).
 
     Examples
     --------

@@ -143,9 +143,10 @@ def test_other_warnings_are_shown_once_and_the_command_ends(tmp_path: Path) -> N
     assert (tmp_path / "m.reduced.npz").exists()
 
 
-def test_a_layer_of_constant_neurons_keeps_one(tmp_path: Path) -> None:
-    """All neurons of a hidden layer dead: one stays (a layer of width 0 is no model the
-    formats hold); the reduced ONNX reads back and its certificate is valid."""
+def test_a_layer_of_constant_neurons_keeps_one(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """All neurons of a hidden layer dead: one stays as a placeholder (a layer of width 0 is
+    no model the formats hold); the reduced ONNX reads back and its certificate is valid."""
     from proofs import check_certificate
 
     net = Network((Dense(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32), np.zeros(2, np.float32)),
@@ -156,6 +157,7 @@ def test_a_layer_of_constant_neurons_keeps_one(tmp_path: Path) -> None:
     src, dst = tmp_path / "m.onnx", tmp_path / "r.onnx"
     save_network(net, src)
     assert main(["nn", "reduce", str(src), "-o", str(dst)]) == 0
+    assert "2 (all constant: one placeholder kept)" in capsys.readouterr().out
     back = load_network(dst)
     assert [lyr.weight.shape[0] for lyr in back.layers if isinstance(lyr, Dense)] == [2, 1, 1]
     cert = json.loads((tmp_path / "r.certificate.json").read_text())
