@@ -255,6 +255,7 @@ def _parse_layer(entry: Any, k: int) -> tuple[dict[str, Any], _Part]:
         combined.append(([_int(v, f"{where} combined {j}") for v in blk],
                          [_num(r, f"{where} combined {j} rho") for r in rh], coeffs))
     n = _int(entry["neurons_before"], f"{where} neurons_before")
+    _int(entry["neurons_after"], f"{where} neurons_after")
     if n < 0:
         raise CertificateError(f"{where}: neurons_before must be >= 0, got {n}")
     for key in ("layer", "reduced_layer"):  # (0.0 == 0 in Python, not in the format)
@@ -334,6 +335,8 @@ def _post_value(ops: list[Any], b: Fraction, channel: int) -> Fraction | None:
     from nnreduce import Activation, AvgPool2d, BatchNorm, Flatten, MaxPool2d, Permute
     v = b
     for op in ops:
+        if isinstance(op, AvgPool2d) and any(op.padding) and op.count_include_pad and v != 0:
+            return None  # the padding's zeros enter the border windows: not constant there
         if isinstance(op, MaxPool2d | AvgPool2d | Flatten | Permute):
             continue
         if isinstance(op, Activation):
@@ -557,7 +560,7 @@ class _Checker:
             raise _Violation("reduced.rounded flag", {}, {"certificate": flag,
                                                            "recomputed": rounded_any})
         self.exact = exact
-        merged = sum(p.n - len(p.blocks) for p in parts)
+        merged = sum(p.n - len(p.kept()) for p in parts)
         return (f"{mode} certificate: {len(parts)} hidden layers, {merged} neurons merged or "
                 "removed; scaled lumping conditions, reduced weights and both hashes confirmed")
 

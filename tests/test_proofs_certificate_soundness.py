@@ -20,6 +20,7 @@ import pytest
 from lumpcore import CertificateError
 from nnreduce import (
     Activation,
+    AvgPool2d,
     BatchNorm,
     Conv2d,
     Dense,
@@ -78,6 +79,19 @@ def _oracle(net: Network, x: list[Any]) -> list[Fraction]:
                     if 0 <= y < h and 0 <= z < wd:
                         s += _q(w[o, c, di, dj]) * a[c, y, z]
                 out[o, i, j] = s
+            a = out
+        elif isinstance(layer, AvgPool2d):
+            (kh, kw), (sh, sw) = layer.kernel, layer.stride
+            top, left, bottom, right = layer.padding
+            n_c, h, wd = a.shape
+            ho, wo = (h + top + bottom - kh) // sh + 1, (wd + left + right - kw) // sw + 1
+            out = np.empty((n_c, ho, wo), dtype=object)
+            for c, i, j in np.ndindex(n_c, ho, wo):
+                vals = [a[c, i * sh + di - top, j * sw + dj - left]
+                        for di, dj in np.ndindex(kh, kw)
+                        if 0 <= i * sh + di - top < h and 0 <= j * sw + dj - left < wd]
+                out[c, i, j] = sum(vals, Fraction(0)) / (
+                    kh * kw if layer.count_include_pad else len(vals))
             a = out
         elif isinstance(layer, Flatten):
             a = a.reshape(-1)
@@ -323,3 +337,54 @@ def test_derived_weight_beyond_float64_is_a_violation() -> None:
     cert = _cert(net, red, [_entry(2, [[0, 1]], [["1", "1/" + str(2**1000)]], "positive")])
     res = check_certificate(net, red, cert)
     assert not res.valid and res.condition == "reduced weight"
+
+
+@pytest.mark.parametrize("placeholder", [False, True])
+def test_constant_through_padded_average_pool_is_not_removable(placeholder: bool) -> None:
+    """A constant channel (zero filter, bias 1) through an average pool whose padding counts
+    is 1 inside but 1/2 at the border; a batch norm shift -1 makes the inside 0.  Removing
+    it "with value 0" (alone, or with the layer's other channel as a placeholder) is
+    forged: the checker must see that the channel is not constant after the pool."""
+    def o(a: Any) -> np.ndarray:
+        return np.array(a, dtype=object)
+
+    w = o([[[[0, 0], [0, 0]]], [[[1, -1], [2, 1]]]])
+    if placeholder:
+        w[1] = 0
+    pool = AvgPool2d((2, 2), (1, 1), (1, 1, 0, 0), True)
+    bn = BatchNorm(o([1, 1]), o([-1, -1 if placeholder else 0]))
+    dense_w = o([[k + 1 for k in range(8)]])
+    net = Network((Conv2d(w, o([1, 1])), Activation("relu"), pool, bn, Flatten(),
+                   Dense(dense_w, o([0]))), (1, 3, 3))
+    honest = reduce_network(net)
+    assert honest.layers[0].removed == () and honest.layers[0].neurons_after == 2 - placeholder
+    assert check_certificate(net, honest.network, honest.certificate).valid
+    assert _same_function(net, honest.network)
+
+    keep = [0] if placeholder else [1]
+    forged = Network((Conv2d(w[keep], o([1])), Activation("relu"), pool,
+                      BatchNorm(bn.scale[keep], bn.shift[keep]), Flatten(),
+                      Dense(o([[0] * 4]) if placeholder else dense_w[:, 4:], o([0]))), (1, 3, 3))
+    assert not _same_function(net, forged)
+    entry = _entry(2, [] if placeholder else [[1]], [] if placeholder else [["1"]],
+                   "one", [{"neuron": 0, "value": "0"}]
+                   + ([{"neuron": 1, "value": "0"}] if placeholder else []))
+    cert = _cert(net, forged, [entry])
+    cert["reduced"]["number_type"] = "rational"
+    cert["version"] = 3 if placeholder else 2  # removals under factors "one"
+    if placeholder:
+        entry.update(placeholder=0, neurons_after=1)
+    res = check_certificate(net, forged, cert)
+    assert not res.valid and res.condition == "removed neuron value", res
+
+
+@pytest.mark.parametrize("bad", [1.0, True, "1"])
+def test_neurons_after_must_be_an_integer(bad: Any) -> None:
+    net = Network((Dense([[1.0], [2.0]], [0.0, 0.0]), Activation("relu"),
+                   Dense([[1.0, 1.0]], [0.0])), (1,))
+    red = reduce_network(net)
+    cert = copy.deepcopy(red.certificate)
+    assert cert["layers"][0]["neurons_after"] == 1
+    cert["layers"][0]["neurons_after"] = bad
+    with pytest.raises(CertificateError, match="neurons_after"):
+        check_certificate(net, red.network, cert)
