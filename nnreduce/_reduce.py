@@ -393,6 +393,38 @@ def _next_column_sum(ops: list[Layer], nxt: Layer, shape: tuple[int, ...], chann
     return _exact_obj(np.asarray(w).reshape(w.shape[0], -1)).sum(axis=1)
 
 
+def _exact_folds(constants: list[tuple[int, Fraction]], bias: np.ndarray,
+                 sums: dict[int, np.ndarray]) -> list[tuple[int, Fraction]]:
+    """The constants whose folds keep the float next bias exact (the others stay).
+
+    Exact mode on a float network: the next layer's bias after the folds must
+    still be float64 values (``sums[v]``: per next neuron, the sum of its
+    weights on constant ``v``).  All folds together are tried first, then single
+    folds in sweeps until none fits any more (a fold that rounds alone may fit
+    after another, so one pass in neuron order is not enough).
+    """
+    def fits(b: np.ndarray) -> bool:
+        return all(Fraction(float(x)) == x for x in b.tolist())
+
+    total = bias
+    for v, val in constants:
+        if val != 0:
+            total = total + val * sums[v]
+    if fits(total):
+        return constants
+    done = {v for v, val in constants if val == 0}
+    cur, progress = bias, True
+    while progress:
+        progress = False
+        for v, val in constants:
+            if v not in done:
+                trial = cur + val * sums[v]
+                if fits(trial):
+                    cur, progress = trial, True
+                    done.add(v)
+    return [(v, val) for v, val in constants if v in done]
+
+
 def _constant_foldable(ops: list[Layer], nxt: Layer) -> bool:
     if any(isinstance(op, AvgPool2d) and any(op.padding) for op in ops):
         return False
@@ -638,7 +670,9 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
         else:
             if isinstance(wr, _LazyGrouped):
                 wr = wr.materialise()
-            if attempted and exact:  # the compiled pass could not be exact: rationals
+            if (attempted and exact) or (exact_net and not exact):
+                # the compiled pass could not be exact, or the reduced network stores
+                # rationals, which must be the exact merged sums (tolerance mode included)
                 wr = _exact_obj(wr)
             prev_rho = prev.rho_list()
             m = _merge(wr, prev.blocks, prev_rho, exact)
@@ -675,19 +709,17 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
         # in exact mode only when the next layer's bias holds the fold exactly (else the
         # reduced network would be rounded: the neuron stays)
         foldable = _constant_foldable(ops, nxt)
-        next_bias: np.ndarray | None = None
+        constants: list[tuple[int, Fraction]] = []
         for v in np.flatnonzero(zero_rows).tolist():
             val = _post_value(ops, to_rational(b_eff[v]), v)
-            if val is None or (val != 0 and not foldable):
-                continue
-            if val != 0 and exact and not exact_net:
-                if next_bias is None:
-                    assert isinstance(nxt, Dense | Conv2d)
-                    next_bias = _exact_obj(np.asarray(nxt.bias))
-                trial = next_bias + val * _next_column_sum(ops, nxt, net.shapes[idx + 1], v)
-                if any(Fraction(float(x)) != x for x in trial.tolist()):
-                    continue
-                next_bias = trial
+            if val is not None and (val == 0 or foldable):
+                constants.append((v, val))
+        if exact and not exact_net and any(val != 0 for _, val in constants):
+            assert isinstance(nxt, Dense | Conv2d)
+            sums = {v: _next_column_sum(ops, nxt, net.shapes[idx + 1], v)
+                    for v, val in constants if val != 0}
+            constants = _exact_folds(constants, _exact_obj(np.asarray(nxt.bias)), sums)
+        for v, val in constants:
             removed.append((v, val))
             keep[v] = False
         # every neuron constant (so is the network's output): a layer of width 0 is no model

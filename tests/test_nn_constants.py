@@ -214,3 +214,42 @@ def test_a_constant_whose_fold_would_round_stays() -> None:
     assert red.rounded is False and red.layers[0].neurons_after == 5
     x = [Fraction(1, 3), Fraction(-2), Fraction(5, 7), Fraction(0)]
     assert evaluate_exact(net, x).tolist() == evaluate_exact(red.network, x).tolist()
+
+
+def test_folds_that_round_alone_but_not_together_are_all_made() -> None:
+    """Exact mode, float network: 0.5 + 3 w (w = float(-4/3)) is no float64, but
+    0.5 + 3 w + 2 is; trying the folds one at a time in neuron order kept neuron 0
+    (and a second reduction removed it).  All constants go, in one pass."""
+    w = -4 / 3
+    net = Network((Dense(np.zeros((2, 1)), np.array([3.0, 1.0])), Activation("relu"),
+                   Dense(np.array([[w, 2.0]]), np.array([0.5])), Activation("relu"),
+                   Dense(np.array([[1.0]]), np.array([0.0]))), (1,))
+    total = Fraction(0.5) + 3 * Fraction(w) + 2
+    assert Fraction(float(Fraction(0.5) + 3 * Fraction(w))) != Fraction(0.5) + 3 * Fraction(w)
+    assert Fraction(float(total)) == total
+    red = reduce_network(net)
+    assert dict(red.layers[0].removed) == {0: 3, 1: 1} and red.layers[0].placeholder == 0
+    assert red.rounded is False and Fraction(float(red.network.layers[2].bias[0])) == total
+    again = reduce_network(red.network)
+    assert [lr.neurons_after for lr in again.layers] == [lr.neurons_after for lr in red.layers]
+    for x in ([Fraction(-7, 3)], [Fraction(5)]):
+        assert evaluate_exact(net, x).tolist() == evaluate_exact(red.network, x).tolist()
+
+
+def test_tolerance_mode_on_a_network_with_rationals_stores_exact_sums() -> None:
+    """A float network with one rational parameter (a PReLU slope) is held as rationals;
+    in tolerance mode with a factor that is no power of two the merged weights were summed
+    in float and stored as rationals, which its own certificate refused."""
+    from proofs import check_certificate
+
+    net = Network((Dense(np.array([[1.0], [1.5]]), np.array([1.0, 1.5])),
+                   Activation("prelu", slopes=np.array([Fraction(1, 4)], dtype=object)),
+                   Dense(np.array([[1.0, 1.0]]), np.array([0.0]))), (1,))
+    assert net.exact
+    for tol in (0.0, 1e-6):
+        red = reduce_network(net, tolerance=tol)
+        (rho,) = red.layers[0].rho
+        assert red.layers[0].blocks == ((0, 1),)
+        assert red.network.layers[2].weight[0, 0] == 1 + 1 / rho[1]  # exact merged sum
+        res = check_certificate(net, red.network, red.certificate)
+        assert res.valid, res
