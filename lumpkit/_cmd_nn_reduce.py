@@ -39,9 +39,12 @@ def register(nsub: Any) -> None:
                    help="certificate path (default: next to OUT, OUT's stem + .certificate.json)")
     p.add_argument("--tolerance", type=float, default=0.0, metavar="T",
                    help="0 (default): exact; > 0: merge near-proportional neurons (grid T)")
-    p.add_argument("--linear-dependence", action="store_true",
+    p.add_argument("--linear-dependence", action=argparse.BooleanOptionalAction,
+                   default=None,
                    help="in linear (identity) hidden layers also drop neurons that are exact "
-                        "linear combinations of others (quadratic in the layer width)")
+                        "linear combinations of others; default: where that is cheap (a "
+                        "warning names a layer left out), --linear-dependence: on every "
+                        "linear layer however long it takes, --no-linear-dependence: never")
     p.add_argument("--input-shape", metavar="C,H,W",
                    help="shape of one input, for PyTorch models whose file does not record "
                         "it and ONNX models with open input dimensions")

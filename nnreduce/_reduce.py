@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -26,6 +27,7 @@ import numpy as np
 
 from lumpcore import (
     LumpkitError,
+    LumpkitWarning,
     UnsupportedLayerError,
     WeightedGraph,
     coarsest_lumping,
@@ -497,7 +499,7 @@ def reduce_network(
     *,
     tolerance: float = 0.0,
     certify: bool = True,
-    linear_dependence: bool = False,
+    linear_dependence: bool | None = None,
 ) -> Reduction:
     """Reduce a network by maximum proportional exact lumping of its hidden layers.
 
@@ -529,12 +531,18 @@ def reduce_network(
         the largest accepted deviation is reported.
     certify : bool
         Build the JSON certificate (hashes both networks).  Default True.
-    linear_dependence : bool
+    linear_dependence : bool or None
         Exact mode, linear layers (identity post-ops, factor set ``nonzero``)
         only: also remove blocks whose scaled incoming vector is a linear
-        combination of the kept ones (exact Gaussian elimination, quadratic
-        in the layer width) and add their outgoing weights to those neurons.
-        Default False.  The certificate then has ``combined`` entries.
+        combination of the kept ones, and add their outgoing weights to those
+        neurons times the coefficients (the certificate then has
+        ``combined`` entries).  ``None`` (default): wherever it is cheap. A
+        float64 singular-value test with a wide margin proves most layers'
+        vectors independent (nothing to find); the others go through exact
+        Gaussian elimination within a work budget, and a layer over the
+        budget is left with its proportional merges only and named in a
+        :class:`lumpcore.LumpkitWarning`.  ``True``: exact elimination on
+        every linear layer, however long it takes.  ``False``: never.
 
     Returns
     -------
@@ -590,7 +598,7 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
+def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | None,
             t0: float) -> Reduction:
     """:func:`reduce_network` after its argument checks."""
     exact = tol == 0
@@ -735,9 +743,12 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool,
             lumped = _lump_layer(flat_m, b_eff, candidates, labels, factors, exact, tol)
         max_dev = max(max_dev, lumped.dev)
         combined: list[tuple[list[int], list[tuple[int, Fraction]]]] = []
-        if linear_dependence and exact and factors == "nonzero" and len(lumped.blocks) > 1:
-            kept, combined = _dependent_blocks(flat_m, b_eff, lumped.blocks)
-            lumped = lumped.restricted(kept)
+        if linear_dependence is not False and exact and factors == "nonzero" \
+                and len(lumped.blocks) > 1:
+            found = _linear_combinations(flat_m, b_eff, lumped.blocks, linear_dependence, idx)
+            if found is not None:
+                kept, combined = found
+                lumped = lumped.restricted(kept)
         blocks = lumped.blocks
         reps = [b[0] for b in blocks] if placeholder is None else [placeholder]
         if mb is not None:
@@ -1107,14 +1118,78 @@ def _lump_layer_dense(
                     mb)
 
 
+#: the most exact operations (an upper bound: vectors x rank x coordinates) that
+#: ``linear_dependence=None`` lets the elimination of one layer take (about a second)
+_DEPENDENCE_BUDGET = 100_000
+
+#: largest ``n^2 m`` for which the float screen of :func:`_independent_rows` runs (~0.5 s)
+_SVD_WORK = 400_000_000
+
+_Combined = list[tuple[list[int], list[tuple[int, Fraction]]]]
+
+
+def _linear_combinations(flat_m: np.ndarray, b_eff: np.ndarray,
+                         blocks: Sequence[Sequence[int]], mode: bool | None, where: int
+                         ) -> tuple[list[list[int]], _Combined] | None:
+    """:func:`_dependent_blocks` as ``linear_dependence`` asks (``None``: when cheap);
+    ``None`` when nothing is combined."""
+    reps = [b[0] for b in blocks]
+    if mode is None:
+        if _independent_rows(flat_m, b_eff, reps):
+            return None
+        n, m = len(reps), flat_m.shape[1] + 1
+        if n * min(n, m) * (m + min(n, m)) > _DEPENDENCE_BUDGET:
+            warnings.warn(
+                f"layer {where} (linear, {n} neurons after proportional merges, {m} "
+                "coordinates): not searched for neurons that are linear combinations of "
+                "others (exact elimination too costly at this size); pass "
+                "linear_dependence=True (--linear-dependence) to search it anyway",
+                LumpkitWarning, stacklevel=4)
+            return None
+    kept, combined = _dependent_blocks(flat_m, b_eff, blocks)
+    return (kept, combined) if combined else None
+
+
+def _independent_rows(flat_m: np.ndarray, b_eff: np.ndarray, rows: list[int]) -> bool:
+    """True when the scaled incoming vectors of ``rows`` are certainly linearly independent.
+
+    Each vector is scaled by a power of two (exactly) and rounded to float64
+    (relative error ``2^-53`` per entry); the smallest singular value of that
+    matrix, as LAPACK computes it (backward error ``O(n eps)`` of the
+    largest), above ``1e-8`` times the largest proves the exact matrix of full
+    row rank for any size this code meets.  False means "not proved", not
+    "dependent".
+    """
+    n, m = len(rows), flat_m.shape[1] + 1
+    if n > m:
+        return False  # more vectors than coordinates: dependent
+    if n * n * m > _SVD_WORK:
+        return False  # an SVD of this size would take longer than the reduction itself
+    a = np.empty((n, m), dtype=np.float64)
+    try:
+        with np.errstate(all="ignore"):
+            a[:, 0] = [float(x) for x in np.asarray(b_eff)[rows]]
+            a[:, 1:] = np.asarray(flat_m[rows], dtype=np.float64)
+    except OverflowError:
+        return False
+    if not np.all(np.isfinite(a)):
+        return False
+    big = np.abs(a).max(axis=1)
+    if np.any(big == 0) or np.any(big < np.finfo(np.float64).tiny * 2.0**60):
+        return False  # a zero vector, or one whose entries may have underflowed
+    a *= np.ldexp(1.0, -np.frexp(big)[1])[:, None]  # exact: powers of two
+    s = np.linalg.svd(a, compute_uv=False)
+    return bool(s[-1] > 1e-8 * s[0])
+
+
 def _dependent_blocks(
     flat_m: np.ndarray, b_eff: np.ndarray, blocks: Sequence[Sequence[int]]
-) -> tuple[list[list[int]], list[tuple[list[int], list[tuple[int, Fraction]]]]]:
+) -> tuple[list[list[int]], _Combined]:
     """Split blocks into kept ones and ones whose representative vector depends linearly
     on earlier kept representatives (exact Gaussian elimination)."""
     basis: list[tuple[list[Fraction], int, dict[int, Fraction]]] = []
     kept: list[list[int]] = []
-    combined: list[tuple[list[int], list[tuple[int, Fraction]]]] = []
+    combined: _Combined = []
     for b in blocks:
         r = b[0]
         x = [to_rational(b_eff[r])] + [to_rational(v) for v in flat_m[r]]

@@ -109,10 +109,11 @@ def test_linear_dependence_flag(tmp_path: Path, capsys: pytest.CaptureFixture[st
     net = Network((Dense(w, [1.0, 0.5, 2.0]), Activation("identity"),
                    Dense(np.ones((1, 3)), [0.0])), (2,))
     save_network(net, tmp_path / "lin.npz")
-    assert _run(["reduce", str(tmp_path / "lin.npz"), "--json"]) == 0
+    assert _run(["reduce", str(tmp_path / "lin.npz"), "--json", "--no-linear-dependence"]) == 0
     assert json.loads(capsys.readouterr().out)["neurons_after"] == 3
-    assert _run(["reduce", str(tmp_path / "lin.npz"), "--json", "--linear-dependence"]) == 0
-    assert json.loads(capsys.readouterr().out)["neurons_after"] == 2
+    for flag in ([], ["--linear-dependence"]):  # the default searches small linear layers
+        assert _run(["reduce", str(tmp_path / "lin.npz"), "--json", *flag]) == 0
+        assert json.loads(capsys.readouterr().out)["neurons_after"] == 2
     x = np.random.default_rng(3).normal(size=(5, 2))
     np.testing.assert_allclose(evaluate(load_network(tmp_path / "lin.reduced.npz"), x),
                                evaluate(net, x), rtol=1e-12)

@@ -423,9 +423,11 @@ def test_linear_layer_drops_linear_combinations_exactly() -> None:
     b = np.append(b, [2 * b[0] - Fraction(3, 2) * b[2], -b[1]]).astype(object)
     net = Network((Dense(w, b), Activation("identity"), Dense(q(2, 5), q(2)),
                    Activation("relu"), Dense(q(1, 2), q(1))), (4,))
-    plain = reduce_network(net)
+    plain = reduce_network(net, linear_dependence=False)
     assert plain.layers[0].blocks == ((0,), (1, 4), (2,), (3,))  # rho(4) = -1
     assert plain.layers[0].rho[1] == (1, -1)
+    assert reduce_network(net).layers[0].combined == reduce_network(
+        net, linear_dependence=True).layers[0].combined  # the default finds it too
     red = reduce_network(net, linear_dependence=True)
     lr = red.layers[0]
     assert lr.neurons_after == 3 and lr.blocks == ((0,), (1, 4), (2,))
