@@ -406,7 +406,10 @@ def _exact_folds(constants: list[tuple[int, Fraction]], bias: np.ndarray,
     after another, so one pass in neuron order is not enough).
     """
     def fits(b: np.ndarray) -> bool:
-        return all(Fraction(float(x)) == x for x in b.tolist())
+        try:
+            return all(Fraction(float(x)) == x for x in b.tolist())
+        except OverflowError:  # beyond float64's range
+            return False
 
     total = bias
     for v, val in constants:

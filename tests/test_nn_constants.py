@@ -253,3 +253,16 @@ def test_tolerance_mode_on_a_network_with_rationals_stores_exact_sums() -> None:
         assert red.network.layers[2].weight[0, 0] == 1 + 1 / rho[1]  # exact merged sum
         res = check_certificate(net, red.network, red.certificate)
         assert res.valid, res
+
+
+def test_a_fold_beyond_float64_keeps_the_neuron() -> None:
+    """1e300 * 1e300 + 0.5 has no float64: the fold is refused (the constant neuron stays)
+    instead of an OverflowError from deep inside."""
+    net = Network((Dense(np.zeros((1, 1)), np.array([1e300])), Activation("relu"),
+                   Dense(np.array([[1e300]]), np.array([0.5])), Activation("relu"),
+                   Dense(np.array([[1.0]]), np.array([0.0]))), (1,))
+    red = reduce_network(net)
+    assert red.layers[0].removed == () and red.layers[0].neurons_after == 1
+    assert red.rounded is False
+    x = [Fraction(3)]
+    assert evaluate_exact(net, x).tolist() == evaluate_exact(red.network, x).tolist()
