@@ -545,7 +545,9 @@ def reduce_network(
         Gaussian elimination within a work budget, and a layer over the
         budget is left with its proportional merges only and named in a
         :class:`lumpcore.LumpkitWarning`.  ``True``: exact elimination on
-        every linear layer, however long it takes.  ``False``: never.
+        every linear layer, however long it takes.  ``False``: never.  In a
+        float network a combination is used only where the next layer's
+        weights it changes stay float64 values exactly.
 
     Returns
     -------
@@ -751,7 +753,13 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
             found = _linear_combinations(flat_m, b_eff, lumped.blocks, linear_dependence, idx)
             if found is not None:
                 kept, combined = found
-                lumped = lumped.restricted(kept)
+                if not exact_net:  # float weights: only folds that float64 holds exactly
+                    combined = _float_exact_combinations(
+                        combined, lumped, _next_grouped(ops, nxt, net.shapes[idx + 1], n_out))
+                    dropped = {tuple(cb) for cb, _ in combined}
+                    kept = [list(b) for b in lumped.blocks if tuple(b) not in dropped]
+                if combined:
+                    lumped = lumped.restricted(kept)
         blocks = lumped.blocks
         reps = [b[0] for b in blocks] if placeholder is None else [placeholder]
         if mb is not None:
@@ -1183,6 +1191,57 @@ def _independent_rows(flat_m: np.ndarray, b_eff: np.ndarray, rows: list[int]) ->
     a *= np.ldexp(1.0, -np.frexp(big)[1])[:, None]  # exact: powers of two
     s = np.linalg.svd(a, compute_uv=False)
     return bool(s[-1] > 1e-8 * s[0])
+
+
+def _next_grouped(ops: list[Layer], nxt: Layer, shape: tuple[int, ...], n: int) -> np.ndarray:
+    """The next linear layer's weights grouped by this layer's ``n`` neurons,
+    ``(out, n, P)`` (section 2.1 of the certificate format)."""
+    if isinstance(nxt, Conv2d):
+        o, c, kh, kw = nxt.weight.shape
+        return nxt.weight.reshape(o, c, kh * kw)
+    assert isinstance(nxt, Dense)
+    return nxt.weight[:, _grouping(_channel_map(ops, shape), n, "")]
+
+
+def _float_exact_combinations(combined: _Combined, lumped: _Lumped, wr_next: np.ndarray
+                              ) -> _Combined:
+    """The combinations whose folds into the next layer's float weights are exact.
+
+    Removing a combined block adds ``a`` times its merged column to the column
+    of every representative it names.  With a coefficient such as ``1/3`` or
+    ``2^60`` the sum is generally no float64, and the rounded weight would
+    multiply values that then cancel: the reduced network could be far off,
+    not just rounded.  Each combination (in order) is kept only when every
+    column it changes stays a float64 value, exactly; the others' blocks stay.
+    """
+    index = {b[0]: k for k, b in enumerate(lumped.blocks)}
+
+    def merged(members: Sequence[int]) -> np.ndarray:
+        acc = np.zeros((wr_next.shape[0], wr_next.shape[2]), dtype=object)
+        for u in members:
+            acc = acc + _exact_obj(np.asarray(wr_next[:, u, :])) / lumped.factor(u)
+        return acc
+
+    def floats(col: np.ndarray) -> bool:
+        try:
+            return all(Fraction(float(x)) == x for x in col.reshape(-1).tolist())
+        except OverflowError:
+            return False
+
+    columns: dict[int, np.ndarray] = {}
+    out: _Combined = []
+    for cb, coeffs in combined:
+        extra = merged(cb)
+        trial: dict[int, np.ndarray] = {}
+        for rep, a in coeffs:
+            k = index[rep]
+            if k not in columns:
+                columns[k] = merged(lumped.blocks[k])
+            trial[k] = trial.get(k, columns[k]) + a * extra
+        if all(floats(columns[k]) and floats(col) for k, col in trial.items()):
+            columns.update(trial)
+            out.append((cb, coeffs))
+    return out
 
 
 def _dependent_blocks(

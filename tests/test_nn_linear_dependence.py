@@ -163,3 +163,38 @@ def test_property_default_leaves_independent_neurons_and_the_same_function(case:
         if lr.factors == "nonzero":
             rows = _vectors(layer)
             assert _rank(rows) == len(rows), lr  # no neuron is a combination of the others
+
+
+@pytest.mark.parametrize("k, out, combines", [(0, [0.5, 0.75, 1.0], True),
+                                               (40, [0.5, 0.75, 1.0], True),
+                                               (40, [0.3, 0.7, 1.0], False),
+                                               (60, [0.5, 0.75, 1.0], False)])
+def test_float_networks_combine_only_where_float64_holds_the_fold(
+        k: int, out: list[float], combines: bool) -> None:
+    """Hidden rows r0 = x, r1 = x + 2^-k y, t = y = 2^k (r1 - r0): removing t adds 2^k
+    times its outgoing weight to those of r0 and r1.  0.75 + 2^40 is a float64, 0.7 + 2^40
+    and 0.75 + 2^60 are not: the rounded weights would cancel badly, so t stays.  Either
+    way the reduced float network is the same function."""
+    e = 2.0 ** -k
+    net = Network((Dense(np.array([[1.0, 0.0], [1.0, e], [0.0, 1.0]]), np.zeros(3)),
+                   Activation("identity"),
+                   Dense(np.array([out]), np.zeros(1))), (2,))
+    red = reduce_network(net)
+    assert red.layers[0].neurons_after == (2 if combines else 3)
+    assert not red.rounded
+    res = check_certificate(net, red.network, red.certificate)
+    assert res.valid and res.exact, res
+    _same(net, red.network, np.random.default_rng(k))
+
+
+def test_a_coefficient_of_one_third_is_not_folded_into_float_weights() -> None:
+    net = Network((Dense(np.array([[3.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.zeros(3)),
+                   Activation("identity"), Dense(np.array([[1.0, 1.0, 1.0]]), np.zeros(1))),
+                  (2,))
+    exact_copy = Network(tuple(Dense(np.array(lyr.weight, dtype=object) * Fraction(1),
+                                     np.array(lyr.bias, dtype=object) * Fraction(1))
+                               if isinstance(lyr, Dense) else lyr for lyr in net.layers), (2,))
+    assert reduce_network(exact_copy).layers[0].neurons_after == 2  # rationals: 1/3 is fine
+    red = reduce_network(net)
+    assert red.layers[0].combined == () and not red.rounded
+    _same(net, red.network, np.random.default_rng(5))
