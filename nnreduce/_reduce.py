@@ -1149,7 +1149,8 @@ def _linear_combinations(flat_m: np.ndarray, b_eff: np.ndarray,
         if _independent_rows(flat_m, b_eff, reps):
             return None
         n, m = len(reps), flat_m.shape[1] + 1
-        if n * min(n, m) * (m + min(n, m)) > _DEPENDENCE_BUDGET:
+        size = max(1.0, _entry_bits(flat_m, b_eff, reps) / 53) ** 2  # longer numbers cost more
+        if n * min(n, m) * (m + min(n, m)) * size > _DEPENDENCE_BUDGET:
             warnings.warn(
                 f"layer {where} (linear, {n} neurons after proportional merges, {m} "
                 "coordinates): not searched for neurons that are linear combinations of "
@@ -1159,6 +1160,26 @@ def _linear_combinations(flat_m: np.ndarray, b_eff: np.ndarray,
             return None
     kept, combined = _dependent_blocks(flat_m, b_eff, blocks)
     return (kept, combined) if combined else None
+
+
+def _entry_bits(flat_m: np.ndarray, b_eff: np.ndarray, rows: list[int]) -> int:
+    """About how many bits the exact values of these vectors take: 53 plus the spread of
+    the binary exponents for floats, numerator and denominator lengths for rationals."""
+    vals = [b_eff[r] for r in rows]
+    sub = flat_m[rows]
+    if not is_exact_array(sub) and not any(type(v) is Fraction for v in vals):
+        a = np.abs(np.concatenate([np.asarray(sub, dtype=np.float64).reshape(-1),
+                                   np.asarray(vals, dtype=np.float64)]))
+        a = a[(a != 0) & np.isfinite(a)]
+        if not a.size:
+            return 53
+        e = np.frexp(a)[1]
+        return 53 + int(e.max() - e.min())
+    bits = 0
+    for x in [*sub.reshape(-1).tolist(), *vals]:
+        q = to_rational(x)
+        bits = max(bits, q.numerator.bit_length() + q.denominator.bit_length())
+    return max(bits, 53)
 
 
 def _independent_rows(flat_m: np.ndarray, b_eff: np.ndarray, rows: list[int]) -> bool:
