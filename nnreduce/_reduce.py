@@ -17,7 +17,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -754,8 +754,14 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
             if found is not None:
                 kept, combined = found
                 if not exact_net:  # float weights: only folds that float64 holds exactly
-                    combined = _float_exact_combinations(
-                        combined, lumped, _next_grouped(ops, nxt, net.shapes[idx + 1], n_out))
+                    checked = _float_exact_combinations(
+                        combined, lumped, _next_grouped(ops, nxt, net.shapes[idx + 1], n_out),
+                        linear_dependence is None)
+                    if checked is None:
+                        _warn_dependence(idx, f"{len(combined)} linear combinations found, but "
+                                         "checking that the next layer's float weights hold "
+                                         "their folds exactly is too costly at its size")
+                    combined = checked or []
                     dropped = {tuple(cb) for cb, _ in combined}
                     kept = [list(b) for b in lumped.blocks if tuple(b) not in dropped]
                 if combined:
@@ -1151,15 +1157,20 @@ def _linear_combinations(flat_m: np.ndarray, b_eff: np.ndarray,
         n, m = len(reps), flat_m.shape[1] + 1
         size = max(1.0, _entry_bits(flat_m, b_eff, reps) / 53) ** 2  # longer numbers cost more
         if n * min(n, m) * (m + min(n, m)) * size > _DEPENDENCE_BUDGET:
-            warnings.warn(
-                f"layer {where} (linear, {n} neurons after proportional merges, {m} "
-                "coordinates): not searched for neurons that are linear combinations of "
-                "others (exact elimination too costly at this size); pass "
-                "linear_dependence=True (--linear-dependence) to search it anyway",
-                LumpkitWarning, stacklevel=4)
+            _warn_dependence(where, f"not searched ({n} neurons after proportional merges, "
+                             f"{m} coordinates: exact elimination too costly at this size)", 1)
             return None
     kept, combined = _dependent_blocks(flat_m, b_eff, blocks)
     return (kept, combined) if combined else None
+
+
+def _warn_dependence(where: int, what: str, depth: int = 0) -> None:
+    """Warn the caller of :func:`reduce_network` (``depth``: frames between it and
+    :func:`_reduce`)."""
+    warnings.warn(
+        f"layer {where} (linear): no neuron removed as a linear combination of others: "
+        f"{what}; pass linear_dependence=True (--linear-dependence) to do it anyway",
+        LumpkitWarning, stacklevel=4 + depth)
 
 
 def _entry_bits(flat_m: np.ndarray, b_eff: np.ndarray, rows: list[int]) -> int:
@@ -1224,8 +1235,8 @@ def _next_grouped(ops: list[Layer], nxt: Layer, shape: tuple[int, ...], n: int) 
     return nxt.weight[:, _grouping(_channel_map(ops, shape), n, "")]
 
 
-def _float_exact_combinations(combined: _Combined, lumped: _Lumped, wr_next: np.ndarray
-                              ) -> _Combined:
+def _float_exact_combinations(combined: _Combined, lumped: _Lumped, wr_next: np.ndarray,
+                              bounded: bool) -> _Combined | None:
     """The combinations whose folds into the next layer's float weights are exact.
 
     Removing a combined block adds ``a`` times its merged column to the column
@@ -1234,14 +1245,17 @@ def _float_exact_combinations(combined: _Combined, lumped: _Lumped, wr_next: np.
     multiply values that then cancel: the reduced network could be far off,
     not just rounded.  Each combination (in order) is kept only when every
     column it changes stays a float64 value, exactly; the others' blocks stay.
+    ``bounded``: ``None`` when that check would exceed the work budget.
     """
     index = {b[0]: k for k, b in enumerate(lumped.blocks)}
+    # rational arithmetic on the next layer's columns: bounded like the elimination
+    touched = {u for cb, co in combined
+               for u in [*cb, *(v for rep, _ in co for v in lumped.blocks[index[rep]])]}
+    if bounded and len(touched) * wr_next.shape[0] * wr_next.shape[2] > _DEPENDENCE_BUDGET:
+        return None
 
     def merged(members: Sequence[int]) -> np.ndarray:
-        acc = np.zeros((wr_next.shape[0], wr_next.shape[2]), dtype=object)
-        for u in members:
-            acc = acc + _exact_obj(np.asarray(wr_next[:, u, :])) / lumped.factor(u)
-        return acc
+        return _merged_exact(wr_next, members, lumped.factor)
 
     def floats(col: np.ndarray) -> bool:
         try:
@@ -1297,19 +1311,36 @@ def _dependent_blocks(
 def _fold_combined(wr: np.ndarray, m: np.ndarray, blocks: Sequence[Sequence[int]],
                    combined: list[tuple[list[int], list[tuple[int, Fraction]]]],
                    rho: list[Fraction], exact_net: bool) -> np.ndarray:
-    """Add the merged columns of combined blocks to their kept blocks (exactly)."""
-    extra = _merge(_exact_obj(wr), [cb for cb, _ in combined],
-                   np.asarray(rho, dtype=object), True)
-    out = _exact_obj(m).copy()
+    """Add the merged columns of combined blocks to their kept blocks (exactly); only the
+    columns involved are computed in rationals."""
     index = {b[0]: k for k, b in enumerate(blocks)}
-    for j, (_, coeffs) in enumerate(combined):
+    cols: dict[int, np.ndarray] = {}
+    for cb, coeffs in combined:
+        extra = _merged_exact(wr, cb, lambda u: rho[u])
         for rep, a in coeffs:
-            out[:, index[rep], :] = out[:, index[rep], :] + a * extra[:, j, :]
-    if not exact_net:
-        f, changed = _to_float(out)
-        if not changed:
-            return f
+            k = index[rep]
+            base = cols[k] if k in cols else _exact_obj(np.asarray(m[:, k, :]))
+            cols[k] = base + a * extra
+    if not exact_net and not is_exact_array(m):
+        as_float = {k: _to_float(c) for k, c in cols.items()}
+        if not any(changed for _, changed in as_float.values()):
+            out = np.array(m, dtype=np.float64, copy=True)
+            for k, (f, _) in as_float.items():
+                out[:, k, :] = f
+            return out
+    out = _exact_obj(m).copy()
+    for k, c in cols.items():
+        out[:, k, :] = c
     return out
+
+
+def _merged_exact(wr: np.ndarray, members: Sequence[int],
+                  factor: Callable[[int], Fraction]) -> np.ndarray:
+    """``sum_{u in members} Wr[:, u, :] / rho(u)`` in rationals, shape ``(out, P)``."""
+    acc = np.zeros((wr.shape[0], wr.shape[2]), dtype=object)
+    for u in members:
+        acc = acc + _exact_obj(np.asarray(wr[:, u, :])) / factor(u)
+    return acc
 
 
 def _rebuild_fast(layer: Dense | Conv2d, merged: _Merged, b_eff: np.ndarray, rows: list[int],

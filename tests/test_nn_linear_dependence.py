@@ -198,3 +198,30 @@ def test_a_coefficient_of_one_third_is_not_folded_into_float_weights() -> None:
     red = reduce_network(net)
     assert red.layers[0].combined == () and not red.rounded
     _same(net, red.network, np.random.default_rng(5))
+
+
+def test_checking_the_float_folds_is_bounded_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Combinations found in a small layer, but the next layer is wide: checking that its
+    float weights hold the folds would cost more than the budget, so by default nothing is
+    combined (a warning says why); ``True`` checks and folds anyway."""
+    rng = np.random.default_rng(7)
+
+    def dyadic(*shape: int) -> np.ndarray:
+        return rng.integers(-8, 9, size=shape) / 4.0
+
+    w = dyadic(3, 2)
+    w = np.vstack([w, w[0] + w[1], 2 * w[2] - w[0]])
+    b = dyadic(3)
+    b = np.append(b, [b[0] + b[1], 2 * b[2] - b[0]])
+    net = Network((Dense(w, b), Activation("identity"), Dense(dyadic(200, 5), dyadic(200)),
+                   Activation("relu"), Dense(dyadic(1, 200), dyadic(1))), (2,))
+    monkeypatch.setattr(reduce_module, "_DEPENDENCE_BUDGET", 500)
+    with pytest.warns(LumpkitWarning, match=r"layer 0 \(linear\).*too costly"):
+        red = reduce_network(net)
+    assert red.layers[0].combined == () and red.layers[0].neurons_after == 5
+    forced = reduce_network(net, linear_dependence=True)
+    assert forced.layers[0].neurons_after == 3 and not forced.rounded
+    assert forced.network.layers[2].weight.dtype == np.float64  # folds held exactly
+    res = check_certificate(net, forced.network, forced.certificate)
+    assert res.valid and res.exact, res
+    _same(net, forced.network, rng)
