@@ -210,7 +210,8 @@ class Reduction:
             "layers": [
                 {"layer": lr.layer, "kind": lr.kind, "factors": lr.factors,
                  "before": lr.neurons_before, "after": lr.neurons_after,
-                 "removed": len(lr.removed), "placeholder": lr.placeholder is not None}
+                 "removed": len(lr.removed), "placeholder": lr.placeholder is not None,
+                 "combined": sum(len(cb) for cb, _, _ in lr.combined)}
                 for lr in self.layers
             ],
             "mode": self.mode,

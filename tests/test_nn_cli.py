@@ -113,7 +113,10 @@ def test_linear_dependence_flag(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert json.loads(capsys.readouterr().out)["neurons_after"] == 3
     for flag in ([], ["--linear-dependence"]):  # the default searches small linear layers
         assert _run(["reduce", str(tmp_path / "lin.npz"), "--json", *flag]) == 0
-        assert json.loads(capsys.readouterr().out)["neurons_after"] == 2
+        out = json.loads(capsys.readouterr().out)
+        assert out["neurons_after"] == 2 and out["layers"][0]["combined"] == 1
+    assert _run(["reduce", str(tmp_path / "lin.npz")]) == 0
+    assert "0; 1 combined" in capsys.readouterr().out
     x = np.random.default_rng(3).normal(size=(5, 2))
     np.testing.assert_allclose(evaluate(load_network(tmp_path / "lin.reduced.npz"), x),
                                evaluate(net, x), rtol=1e-12)
