@@ -725,6 +725,10 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
         foldable = _constant_foldable(ops, nxt)
         constants: list[tuple[int, Fraction]] = []
         for v in np.flatnonzero(zero_rows).tolist():
+            if not exact and not exact_net and not prev_placeholder \
+                    and any(len(blk) > 1 for blk in prev.blocks) \
+                    and not _merged_row_zero(wr, v, prev):
+                continue  # zero only after rounding (the float merge cancelled): not constant
             val = _post_value(ops, to_rational(b_eff[v]), v)
             if val is not None and (val == 0 or foldable):
                 constants.append((v, val))
@@ -1226,6 +1230,14 @@ def _independent_rows(flat_m: np.ndarray, b_eff: np.ndarray, rows: list[int]) ->
     return bool(s[-1] > 1e-8 * s[0])
 
 
+def _merged_row_zero(wr: Any, v: int, prev: _Channels) -> bool:
+    """Whether neuron ``v``'s merged incoming weights are exactly zero (tolerance mode
+    merges in float64, where a sum such as ``w / 3 - w / 3`` can cancel to 0 inexactly)."""
+    row = wr.weight[v][wr.cols] if isinstance(wr, _LazyGrouped) else np.asarray(wr[v])
+    merged = _merge(_exact_obj(row[None]), prev.blocks, prev.rho_list(), True)
+    return all(x == 0 for x in merged.reshape(-1).tolist())
+
+
 def _next_grouped(ops: list[Layer], nxt: Layer, shape: tuple[int, ...], n: int) -> np.ndarray:
     """The next linear layer's weights grouped by this layer's ``n`` neurons,
     ``(out, n, P)`` (section 2.1 of the certificate format)."""
@@ -1265,9 +1277,11 @@ def _float_exact_combinations(combined: _Combined, lumped: _Lumped, wr_next: np.
             return False
 
     columns: dict[int, np.ndarray] = {}
-    out: _Combined = []
-    for cb, coeffs in combined:
-        extra = merged(cb)
+
+    def fold(block: Sequence[int], coeffs: list[tuple[int, Fraction]]) -> bool:
+        """Fold ``block`` into the named representatives' columns if float64 holds
+        every result exactly (then commit it)."""
+        extra = merged(block)
         trial: dict[int, np.ndarray] = {}
         for rep, a in coeffs:
             k = index[rep]
@@ -1276,8 +1290,28 @@ def _float_exact_combinations(combined: _Combined, lumped: _Lumped, wr_next: np.
             trial[k] = trial.get(k, columns[k]) + a * extra
         if all(floats(columns[k]) and floats(col) for k, col in trial.items()):
             columns.update(trial)
+            return True
+        return False
+
+    out: _Combined = []
+    for j, (cb, coeffs) in enumerate(combined):
+        if fold(cb, coeffs):
             out.append((cb, coeffs))
-    return out
+            continue
+        # c(t) = sum a_k c(r_k) also says c(r_i) = (c(t) - sum_{k != i} a_k c(r_k)) / a_i:
+        # remove r_i instead (t stays) when no other combination names r_i and that fold is
+        # exact (t = r0 / 3 + r1 does not fold in floats, r0 = 3 t - 3 r1 may)
+        others = {rep for i, (_, co) in enumerate(combined) if i != j for rep, _ in co}
+        t = cb[0]
+        for r_i, a_i in coeffs:
+            if r_i in others:  # (then no fold so far changed its column either)
+                continue
+            alt = [(t, 1 / a_i)] + [(r, -a / a_i) for r, a in coeffs if r != r_i]
+            block_i = list(lumped.blocks[index[r_i]])
+            if fold(block_i, alt):
+                out.append((block_i, sorted(alt)))
+                break
+    return sorted(out, key=lambda c: c[0][0])
 
 
 def _dependent_blocks(

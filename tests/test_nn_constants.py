@@ -266,3 +266,21 @@ def test_a_fold_beyond_float64_keeps_the_neuron() -> None:
     assert red.rounded is False
     x = [Fraction(3)]
     assert evaluate_exact(net, x).tolist() == evaluate_exact(red.network, x).tolist()
+
+
+def test_tolerance_mode_removes_only_neurons_whose_merged_row_is_exactly_zero() -> None:
+    """Neuron 1 = 1.5 * neuron 0, so the next layer's neuron 0 has merged weight
+    3 - 2 * 1.5 = 0; but tolerance mode holds the factor as the float 2/3, and its exact
+    merged weight is -1/6004799503160661: removing it as a constant made the certificate
+    invalid.  It stays (it is not constant for the certified factors)."""
+    from proofs import check_certificate
+
+    net = Network((Dense(np.array([[-2.5], [-3.75]]), np.array([1.5, 2.25])),
+                   Activation("identity"),
+                   Dense(np.array([[3.0, -2.0], [1.0, 1.0]]), np.array([-5.0, 0.0])),
+                   Activation("relu"), Dense(np.array([[1.0, 1.0]]), np.array([0.0]))), (1,))
+    assert dict(reduce_network(net).layers[1].removed) == {0: 0}  # exactly: dead
+    red = reduce_network(net, tolerance=1e-6)
+    assert red.layers[0].blocks == ((0, 1),) and red.layers[1].removed == ()
+    res = check_certificate(net, red.network, red.certificate)
+    assert res.valid, res
