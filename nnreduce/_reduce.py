@@ -406,17 +406,11 @@ def _exact_folds(constants: list[tuple[int, Fraction]], bias: np.ndarray,
     folds in sweeps until none fits any more (a fold that rounds alone may fit
     after another, so one pass in neuron order is not enough).
     """
-    def fits(b: np.ndarray) -> bool:
-        try:
-            return all(Fraction(float(x)) == x for x in b.tolist())
-        except OverflowError:  # beyond float64's range
-            return False
-
     total = bias
     for v, val in constants:
         if val != 0:
             total = total + val * sums[v]
-    if fits(total):
+    if _float64_values(total):
         return constants
     done = {v for v, val in constants if val == 0}
     cur, progress = bias, True
@@ -425,7 +419,7 @@ def _exact_folds(constants: list[tuple[int, Fraction]], bias: np.ndarray,
         for v, val in constants:
             if v not in done:
                 trial = cur + val * sums[v]
-                if fits(trial):
+                if _float64_values(trial):
                     cur, progress = trial, True
                     done.add(v)
     return [(v, val) for v, val in constants if v in done]
@@ -495,6 +489,14 @@ def _to_float(a: np.ndarray) -> tuple[np.ndarray, bool]:
 
 #: values of at least this size round to infinity in float64 (max float + half an ulp)
 _FLOAT_MAX_EXCL = Fraction(2) ** 1024 - Fraction(2) ** 970
+
+
+def _float64_values(a: np.ndarray) -> bool:
+    """Whether every exact value of ``a`` is a float64 value (float arrays: trivially)."""
+    if not is_exact_array(a):
+        return True
+    flat = a.reshape(-1).tolist()
+    return all(abs(x) < _FLOAT_MAX_EXCL and Fraction(float(x)) == x for x in flat)
 
 
 # ------------------------------------------------------------------ reduction
@@ -1270,12 +1272,6 @@ def _float_exact_combinations(combined: _Combined, lumped: _Lumped, wr_next: np.
     def merged(members: Sequence[int]) -> np.ndarray:
         return _merged_exact(wr_next, members, lumped.factor)
 
-    def floats(col: np.ndarray) -> bool:
-        try:
-            return all(Fraction(float(x)) == x for x in col.reshape(-1).tolist())
-        except OverflowError:
-            return False
-
     columns: dict[int, np.ndarray] = {}
 
     def fold(block: Sequence[int], coeffs: list[tuple[int, Fraction]]) -> bool:
@@ -1288,7 +1284,8 @@ def _float_exact_combinations(combined: _Combined, lumped: _Lumped, wr_next: np.
             if k not in columns:
                 columns[k] = merged(lumped.blocks[k])
             trial[k] = trial.get(k, columns[k]) + a * extra
-        if all(floats(columns[k]) and floats(col) for k, col in trial.items()):
+        if all(_float64_values(columns[k]) and _float64_values(col)
+               for k, col in trial.items()):
             columns.update(trial)
             return True
         return False
@@ -1371,11 +1368,11 @@ def _fold_combined(wr: np.ndarray, m: np.ndarray, blocks: Sequence[Sequence[int]
 
 def _merged_exact(wr: np.ndarray, members: Sequence[int],
                   factor: Callable[[int], Fraction]) -> np.ndarray:
-    """``sum_{u in members} Wr[:, u, :] / rho(u)`` in rationals, shape ``(out, P)``."""
-    acc = np.zeros((wr.shape[0], wr.shape[2]), dtype=object)
-    for u in members:
-        acc = acc + _exact_obj(np.asarray(wr[:, u, :])) / factor(u)
-    return acc
+    """``sum_{u in members} Wr[:, u, :] / rho(u)`` in rationals, shape ``(out, P)``:
+    :func:`_merge` of one block, converting only its members' columns."""
+    sub = _exact_obj(np.asarray(wr[:, list(members), :]))
+    merged = _merge(sub, [range(len(members))], [factor(u) for u in members], True)
+    return np.asarray(merged[:, 0, :], dtype=object)
 
 
 def _rebuild_fast(layer: Dense | Conv2d, merged: _Merged, b_eff: np.ndarray, rows: list[int],
