@@ -154,6 +154,15 @@ def _abs_max(x: np.ndarray) -> float:
     return big
 
 
+@njit(cache=True, fastmath={"nnan", "ninf", "nsz"})
+def _abs_max_finite(x: np.ndarray) -> float:
+    """Largest ``|x[k]|`` of an ``x`` without NaNs (vectorised: NaNs are assumed away)."""
+    big = 0.0
+    for k in range(x.shape[0]):
+        big = max(big, abs(np.float64(x[k])))
+    return big
+
+
 @njit(cache=True)
 def _finish_row(i: int, o: np.ndarray, inexact: np.int64, exact: bool, signed: bool,
                 normed: np.ndarray, normalise: bool, sign_rows: bool, proportional: bool,
@@ -250,7 +259,8 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
                   rest_scale: np.ndarray, rest_inv: np.ndarray, exact: bool, out: np.ndarray,
                   normed: np.ndarray, signed: bool, coef: np.ndarray, proportional: bool,
                   step: float, key: np.ndarray, radius: np.ndarray, pivot: np.ndarray,
-                  pval: np.ndarray, status: np.ndarray, short: np.ndarray
+                  pval: np.ndarray, status: np.ndarray, short: np.ndarray,
+                  term_max: np.ndarray
                   ) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray, int]:
     """Fill ``out`` (rows of ``w``, ``1 + width`` columns) with the scaled column sums.
 
@@ -278,8 +288,14 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
     its parameters, ``coef`` the projection coefficients), while the row is still in the cache.
     The last value returned is the signature version compiled into this pass
     (compare it with ``lumpcore._dense.SIGNATURE_VERSION``).
+
+    When ``term_max`` has rows (tolerance mode), it receives each row's largest
+    ``|w[i, f]|`` (of a row that is finite; others are flagged anyway): the size
+    of the terms whose float sums may have cancelled, for the rounding-error
+    bound of the merged row.
     """
     n = w.shape[0]
+    track = term_max.shape[0] > 0
     zero = np.zeros(n, dtype=np.bool_)
     bad = np.zeros(n, dtype=np.bool_)
     scales = np.ones(n, dtype=np.float64)
@@ -298,6 +314,8 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
         for r in range(rest_runs.shape[0]):
             inexact |= _add_scaled_into(o, 1 + rest_runs[r, 1], row, rest_runs[r, 0],
                                         rest_runs[r, 2], rest_scale, rest_inv, rest_runs[r, 3])
+        if track:
+            term_max[i] = _abs_max_finite(row)
         _finish_row(i, o, inexact, exact, signed, normed, normalise, sign_rows, proportional,
                     step, inv_step, coef, zero, bad, scales, signs, key, radius, pivot, pval,
                     status, short)

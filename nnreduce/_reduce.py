@@ -673,8 +673,9 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
                                work)
         mb: np.ndarray | None = None
         fast_zero: np.ndarray | None = None
+        merge_err: np.ndarray | None = None  # tolerance mode: float merge error bound per row
         if fast is not None:
-            mb, fast_zero = fast.mb, fast.zero
+            mb, fast_zero, merge_err = fast.mb, fast.zero, fast.err
             p_width = wr.shape[2]
             m = mb[:, 1:].reshape(mb.shape[0], len(prev.blocks), p_width)
         elif prev_placeholder:
@@ -692,6 +693,8 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
                 wr = _exact_obj(wr)
             prev_rho = prev.rho_list()
             m = _merge(wr, prev.blocks, prev_rho, exact)
+            if not exact and not exact_net and not is_exact_array(wr):
+                merge_err = _float_merge_error(wr, prev)
             if prev_combined:
                 m = _fold_combined(wr, m, prev.blocks, prev_combined, prev_rho, exact_net)
         if not exact and not exact_net and any(len(blk) > 1 for blk in prev.blocks):
@@ -750,9 +753,10 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
         labels = _labels(ops, n_out)
         if fast is not None:
             lumped = _lump_layer_dense(fast, flat_m, b_eff, candidates, labels, factors,
-                                       exact, tol)
+                                       exact, tol, merge_err)
         else:
-            lumped = _lump_layer(flat_m, b_eff, candidates, labels, factors, exact, tol)
+            lumped = _lump_layer(flat_m, b_eff, candidates, labels, factors, exact, tol,
+                                 merge_err)
         max_dev = max(max_dev, lumped.dev)
         combined: list[tuple[list[int], list[tuple[int, Fraction]]]] = []
         if linear_dependence is not False and exact and factors == "nonzero" \
@@ -860,6 +864,7 @@ class _Merged(NamedTuple):
     dtype: np.dtype[Any]  # float32 when every weight is one of a float32 layer's own
     sig: Signatures | None  # lumpcore's signatures of the rows to be lumped (None: output)
     col_div: np.ndarray | None = None  # merged column k of mb is col_div[k] times the true one
+    err: np.ndarray | None = None  # tolerance mode: bound of |mb - exact merged row| per row
 
 
 class _Channels(NamedTuple):
@@ -1037,6 +1042,8 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
                      np.full(n_sig, -1, dtype=np.int64),
                      np.zeros(n_sig, dtype=np.float64), np.zeros(n_sig, dtype=np.int8),
                      np.zeros(n_sig, dtype=np.bool_), proportional, step)
+    err_scale = 0.0 if exact else _merge_error_scale(prev, scale[live])
+    term_max = np.zeros(w2.shape[0] if err_scale else 0, dtype=np.float64)
     with threads_for(w2.size):
         if product_check:
             zero, ok, row_scale, row_sign, version = merge_columns_integer(
@@ -1049,7 +1056,7 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
                 w2, bias, runs(first_src, np.arange(width)),
                 scale[first_src], inv_scale[first_src], runs(rest_src, rest_dst),
                 scale[rest_src], inv_scale[rest_src], exact, mb, normed, factors == "nonzero",
-                signature_coefficients(1 + width), proportional, step, *sig[:6])
+                signature_coefficients(1 + width), proportional, step, *sig[:6], term_max)
     if not ok:
         return None
     # every merged column one input column times 1: the weights are the layer's own
@@ -1058,7 +1065,26 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
     fresh = factors is not None and version == SIGNATURE_VERSION
     return _Merged(mb, zero, normed if normalise else None, row_scale if normalise else None,
                    row_sign.astype(np.int64), w2.dtype if own else np.dtype(np.float64),
-                   sig if fresh else None, col_div)
+                   sig if fresh else None, col_div,
+                   term_max * err_scale if err_scale else None)
+
+
+def _merge_error_scale(prev: _Channels, scales: np.ndarray) -> float:
+    """``c`` such that a float64 merge (tolerance mode) of a row whose weights are at most
+    ``W`` in size is within ``c * W`` of the exact merged row (0: the merge is a copy).
+
+    A merged entry sums at most ``K`` (the largest block) terms ``w * fl(1 / rho)``,
+    each at most ``W * S`` (``S`` the largest scale) in size; two roundings per product
+    and ``K - 1`` additions put the float sum within ``gamma_{K+1}`` times the sum of
+    the terms' sizes (and 1 / fl(...) within one more unit) of the exact value.  The
+    merged values themselves may be far smaller (terms that cancel), so a bound
+    relative to them, as the deviation bound's own margin, would not do.
+    """
+    k = max((len(b) for b in prev.blocks), default=1)
+    if k == 1 and (scales.size == 0 or bool(np.all(scales == 1.0))):
+        return 0.0
+    s_max = float(np.max(np.abs(scales))) if scales.size else 0.0
+    return (k + 3) * 2.0**-53 * k * s_max * (1 + 2.0**-30)
 
 
 #: integer column multipliers must stay below this (exact floats, and with float32 weights
@@ -1097,6 +1123,7 @@ def _lump_layer_dense(
     factors: Factors,
     exact: bool,
     tol: float,
+    merge_err: np.ndarray | None = None,
 ) -> _Lumped:
     """:func:`_lump_layer` for the float matrix ``mb`` (bias = column 0), as a dense graph."""
     mb = merged.mb
@@ -1139,7 +1166,7 @@ def _lump_layer_dense(
     lump = coarsest_lumping(g, init, direction="backward", proportional=factors != "one",
                             arithmetic="exact" if exact else "float", tolerance=tol)
     return _collect(lump, candidates, mb.shape[0], n_src, sign, scale, exact, flat_m, b_eff,
-                    mb)
+                    mb, merge_err)
 
 
 #: the most exact operations (an upper bound: vectors x rank x coordinates) that
@@ -1469,8 +1496,13 @@ def _lump_layer(
     factors: Factors,
     exact: bool,
     tol: float,
+    merge_err: np.ndarray | None = None,
 ) -> _Lumped:
-    """Coarsest lumping of the candidate neurons of one layer via lumpcore."""
+    """Coarsest lumping of the candidate neurons of one layer via lumpcore.
+
+    ``merge_err`` (tolerance mode) bounds, per neuron, how far ``flat_m``'s float
+    merged row lies from the exact one; the deviation bound adds it.
+    """
     n_src = flat_m.shape[1]
     m = candidates.shape[0]
     if m == 0:
@@ -1492,7 +1524,7 @@ def _lump_layer(
             _Channels.singletons(n_src), exact, tol, factors, _Workspace())
         if merged is not None:  # None only for non-finite entries (not in a valid network)
             return _lump_layer_dense(merged, flat_m, b_eff, candidates, labels, factors,
-                                     exact, tol)
+                                     exact, tol, merge_err)
     # full incoming vector: column 0 = bias, then the scaled block sums
     vec = np.concatenate([bsub.reshape(m, 1), sub], axis=1) if n_src else bsub.reshape(m, 1)
     scale: np.ndarray | None = None
@@ -1521,7 +1553,7 @@ def _lump_layer(
         arithmetic="exact" if exact else "float", tolerance=tol,
     )
     return _collect(lump, candidates, flat_m.shape[0], n_src, sign, scale, exact, flat_m,
-                    b_eff)
+                    b_eff, None, merge_err)
 
 
 def _nothing_lumped(n: int) -> _Lumped:
@@ -1531,10 +1563,11 @@ def _nothing_lumped(n: int) -> _Lumped:
 
 def _collect(lump: Any, cand: np.ndarray, n_out: int, n_src: int, sign: np.ndarray,
              scale: np.ndarray | None, exact: bool, flat_m: np.ndarray, b_eff: np.ndarray,
-             mb: np.ndarray | None = None) -> _Lumped:
+             mb: np.ndarray | None = None, merge_err: np.ndarray | None = None) -> _Lumped:
     """Blocks and factors of the neurons from lumpcore's answer (undoing sign/scale).
 
-    ``cand`` (increasing) are the lumped neurons of a layer of ``n_out``.
+    ``cand`` (increasing) are the lumped neurons of a layer of ``n_out``;
+    ``merge_err`` as for :func:`_lump_layer`.
     """
     m = cand.shape[0]
     tb = np.asarray(lump.block_of[1 + n_src:])
@@ -1597,10 +1630,14 @@ def _collect(lump: Any, cand: np.ndarray, n_out: int, n_src: int, sign: np.ndarr
         if mb is not None:
             with threads_for(pv.shape[0] * mb.shape[1]):
                 dev = deviation_bound(mb, pv, pr, rv)
-            dev *= 1 + 2.0**-40
         else:
             dev = _deviation_bound(pv, pr, rv, np.asarray(flat_m, dtype=np.float64),
                                    np.asarray(b_eff, dtype=np.float64))
+        if merge_err is not None and pv.size:
+            # the merged rows are float sums: their distance from the exact ones (which the
+            # certificate's conditions are about) adds, scaled like the rows
+            dev += float(np.max(np.abs(rv) * merge_err[pv] + merge_err[pr]))
+        dev *= 1 + 2.0**-40
     return _Lumped(blocks, rho, block_of, rho_f, pow2, dev)
 
 
@@ -1610,7 +1647,8 @@ def _deviation_bound(pv: np.ndarray, pr: np.ndarray, rv: np.ndarray, w: np.ndarr
 
     ``pv[k]`` is merged into ``pr[k]`` with factor ``rv[k]``.  The float
     difference plus a relative margin of 2^-40 that covers the roundings of
-    the merged sums and of the product.
+    the product, of the difference and of rows converted from rationals;
+    the caller adds the error of float merged sums (:func:`_collect`).
     """
     if not pv.size:
         return 0.0
@@ -1624,7 +1662,18 @@ def _deviation_bound(pv: np.ndarray, pr: np.ndarray, rv: np.ndarray, w: np.ndarr
             bound = np.abs(scaled - ref) + 2.0**-40 * (np.abs(scaled) + np.abs(ref))
             if bound.size:
                 dev = max(dev, float(bound.max()))
-    return dev * (1 + 2.0**-40)
+    return dev
+
+
+def _float_merge_error(wr: np.ndarray, prev: _Channels) -> np.ndarray | None:
+    """:func:`_merge_error_scale` times each row's largest weight, for the float merge of
+    ``wr`` (out, C, P) by ``prev``'s blocks in :func:`_merge` (``None``: a copy)."""
+    live = prev.block_of >= 0
+    c = _merge_error_scale(prev, 1.0 / prev.rho_f[live])
+    if not c or wr.shape[0] == 0:
+        return None
+    w = np.asarray(wr, dtype=np.float64)
+    return np.abs(w.reshape(w.shape[0], -1)).max(axis=1, initial=0.0) * c
 
 
 def _finish(net: Network, red_net: Network, results: list[LayerReduction], exact: bool,

@@ -1,0 +1,158 @@
+"""Tolerance mode: the reported ``max_weight_deviation`` bounds the exact deviation.
+
+In tolerance mode the merged rows are float64 sums.  Terms that cancel
+(``1 + 2**-60 - 1``) leave a float sum far from the exact one, relative to the
+sum itself; the bound must cover that distance, or the certificate (whose
+conditions are about the exact merged rows) is refused.  The oracle here
+computes the exact deviation from the reduction's blocks and factors and the
+original weights, in rational arithmetic, independently of nnreduce and of
+the certificate checker.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nnreduce._reduce as nnreduce_reduce
+from nnreduce import Activation, Dense, Network, Reduction, reduce_network
+from proofs import check_certificate
+
+
+def _block_sums(w: Any, b: Any, v: int, blocks: list[tuple[int, ...]],
+                rho: dict[int, Fraction], removed: tuple[tuple[int, Fraction], ...]
+                ) -> list[Fraction]:
+    """``c(v)``: the bias (removed constants folded in), then ``sum_u W(v, u) / rho(u)`` per
+    block of the previous layer, exactly."""
+    bias = Fraction(float(b[v])) + sum(
+        (Fraction(float(w[v, u])) * val for u, val in removed), Fraction(0))
+    return [bias] + [sum((Fraction(float(w[v, u])) / rho[u] for u in blk), Fraction(0))
+                     for blk in blocks]
+
+
+def _exact_deviation(net: Network, red: Reduction) -> Fraction:
+    """``max |rho(v) c(v) - c(r)|`` over merged neurons, ``c`` the exact scaled block sums
+    of THEORY section 3 (:func:`_block_sums`)."""
+    dense = [lyr for lyr in net.layers if isinstance(lyr, Dense)]
+    worst = Fraction(0)
+    n_in = dense[0].weight.shape[1]
+    blocks: list[tuple[int, ...]] = [(u,) for u in range(n_in)]
+    rho_of: dict[int, Fraction] = {u: Fraction(1) for u in range(n_in)}
+    removed: tuple[tuple[int, Fraction], ...] = ()
+    for k, lr in enumerate(red.layers):
+        w, b = dense[k].weight, dense[k].bias
+        for blk, rho in zip(lr.blocks, lr.rho, strict=True):
+            ref = _block_sums(w, b, blk[0], blocks, rho_of, removed)
+            for v, r in zip(blk[1:], rho[1:], strict=True):
+                got = _block_sums(w, b, v, blocks, rho_of, removed)
+                worst = max([worst, *(abs(r * x - y) for x, y in zip(got, ref, strict=True))])
+        blocks = list(lr.blocks)
+        rho_of = {v: r for blk, rho in zip(lr.blocks, lr.rho, strict=True)
+                  for v, r in zip(blk, rho, strict=True)}
+        removed = lr.removed
+    return worst
+
+
+def _cancelling_net(scale_first: float = 2.0**-100) -> Network:
+    """Three identical neurons feed two neurons with weights ``1, e, -1`` and ``1, e/2, -1``
+    (``e = 2**-60``): their float merged rows are equal, their exact ones differ by
+    ``2**-61``.  Every other weight is small, so no other margin hides the difference."""
+    w1 = np.array([[1.0, 0.5], [1.0, 0.5], [1.0, 0.5], [0.3, -0.7]]) * scale_first
+    b1 = np.array([0.1, 0.1, 0.1, 0.2]) * scale_first
+    e, t = 2.0**-60, 2.0**-70
+    w2 = np.array([[1.0, e, -1.0, 0.0], [1.0, e / 2, -1.0, 0.0],
+                   [0.5 * 2.0**-100, 0.25 * 2.0**-100, 0.125 * 2.0**-100, -(2.0**-100)]])
+    b2 = np.array([t, t, 0.3])
+    return Network((Dense(w1, b1), Activation("relu"), Dense(w2, b2), Activation("relu"),
+                    Dense(np.array([[1.0, -2.0, 0.5]]), np.zeros(1))), (2,))
+
+
+@pytest.fixture(params=["compiled merge", "general merge"])
+def merge_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test through the compiled merge pass and through ``_merge`` (the pass
+    declined), which compute the float merged rows in different places."""
+    if request.param == "general merge":
+        monkeypatch.setattr(nnreduce_reduce, "_fast_merge", lambda *a, **k: None)
+    return str(request.param)
+
+
+def test_cancelling_float_merge_is_within_the_reported_deviation(merge_path: str) -> None:
+    net = _cancelling_net()
+    red = reduce_network(net, tolerance=1e-9)
+    assert red.layers[1].blocks[0][:2] == (0, 1)  # the two neurons were merged
+    exact = _exact_deviation(net, red)
+    assert exact >= Fraction(2) ** -61  # the float merge hid a real difference
+    assert exact <= Fraction(red.max_weight_deviation)
+    assert red.certificate is not None
+    result = check_certificate(net, red.network, red.certificate)
+    assert result.valid, result
+
+
+_TINY = st.integers(20, 75).map(lambda k: 2.0**-k)
+_WEIGHT = st.sampled_from([0.0, 1.0, -1.0, 3.0, -0.5, 0.375]) | _TINY | _TINY.map(lambda x: -x)
+
+
+@st.composite
+def _nets(draw: st.DrawFn) -> Network:
+    """Layer 1: groups of identical or scaled copies of a few neurons.  Layer 2: rows of
+    large and tiny weights, and planted pairs of rows that differ only in a tiny weight
+    between two that cancel within one group (their float sums agree, their exact sums
+    do not), every other weight of theirs zero and their bias tiny, so that no margin
+    relative to the merged values covers the difference."""
+    n_in = draw(st.integers(1, 3))
+    act = draw(st.sampled_from(["relu", "identity"]))
+    rows1: list[list[float]] = []
+    bias1: list[float] = []
+    groups: list[list[tuple[int, float]]] = []  # (neuron, its factor over the group's base)
+    for _ in range(draw(st.integers(1, 3))):
+        base = [draw(st.sampled_from([1.0, -1.0, 0.5, 2.0, -3.0])) for _ in range(n_in)]
+        b = draw(st.sampled_from([0.0, 0.25, -1.0]))
+        groups.append([])
+        for _ in range(draw(st.integers(1, 4))):
+            f = draw(st.sampled_from([1.0, 2.0, 0.5, 3.0] + ([-2.0] if act == "identity"
+                                                             else [])))
+            groups[-1].append((len(rows1), f))
+            rows1.append([f * x for x in base])
+            bias1.append(f * b)
+    n1 = len(rows1)
+    size = draw(st.sampled_from([1.0, 2.0**-50, 2.0**-100]))
+    rows2, bias2 = [], []
+    for _ in range(draw(st.integers(1, 3))):
+        rows2.append([draw(_WEIGHT) for _ in range(n1)])
+        bias2.append(draw(_WEIGHT))
+    for grp in groups:
+        if len(grp) < 3 or not draw(st.booleans()):
+            continue
+        (i, fi), (j, fj), (k, fk) = draw(st.permutations(grp))[:3]
+        big, tiny, b = (draw(st.sampled_from([1.0, -2.0, 0.75])), draw(_TINY),
+                        draw(_TINY))
+        for t in (tiny, tiny / 2):
+            # terms w / rho(u) = w * f(u) / f(rep): big, about t, -big
+            twin = [0.0] * n1
+            twin[i], twin[j], twin[k] = big / fi, t / fj, -big / fk
+            rows2.append(twin)
+            bias2.append(b)
+    w1 = np.array(rows1) * size
+    w2 = np.array(rows2)
+    out = np.array([[draw(st.sampled_from([1.0, -1.0, 0.5])) for _ in range(len(rows2))]])
+    return Network((Dense(w1, np.array(bias1) * size), Activation(act), Dense(w2,
+                    np.array(bias2)), Activation(act), Dense(out, np.zeros(1))), (n_in,))
+
+
+@settings(max_examples=80, deadline=None)
+@given(net=_nets(), tol=st.sampled_from([1e-12, 1e-9, 1e-6]), general=st.booleans())
+def test_reported_deviation_bounds_the_exact_one(net: Network, tol: float,
+                                                 general: bool) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        if general:  # as the merge_path fixture's "general merge"
+            mp.setattr(nnreduce_reduce, "_fast_merge", lambda *a, **k: None)
+        red = reduce_network(net, tolerance=tol)
+    assert _exact_deviation(net, red) <= Fraction(red.max_weight_deviation)
+    assert red.certificate is not None
+    result = check_certificate(net, red.network, red.certificate)
+    assert result.valid, result
