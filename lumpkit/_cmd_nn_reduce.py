@@ -128,7 +128,9 @@ def _reduce(args: argparse.Namespace) -> int:
     for lr in summary["layers"]:
         w(f"{lr['layer']:>5}  {lr['kind']:<6}  {lr['factors']:<8}  {lr['before']:>7}  "
           f"{lr['after']:>7}  {lr['removed']}"
-          + (" (all constant: one placeholder kept)" if lr["placeholder"] else "")
+          + ("" if not lr["placeholder"] else " (all removed: one placeholder kept)"
+             if lr["unused"] else " (all constant: one placeholder kept)")
+          + (f"; {lr['unused']} unused" if lr["unused"] else "")
           + (f"; {lr['combined']} combined" if lr["combined"] else "") + "\n")
     w(f"hidden neurons: {summary['neurons_before']} -> {summary['neurons_after']}\n")
     w(f"parameters:     {summary['params_before']} -> {summary['params_after']}\n")

@@ -19,8 +19,8 @@ from lumpcore._dense import (  # lumpcore's candidate keys, fused into the pass
     two_prod,
 )
 
-__all__ = ["compact_rows", "deviation_bound", "merge_columns", "merge_columns_integer", "runs",
-           "take_rows", "take_rows_divided"]
+__all__ = ["compact_rows", "deviation_bound", "merge_columns", "merge_columns_integer",
+           "nonzero_columns", "runs", "take_rows", "take_rows_divided"]
 
 _INF_BITS = np.int64(0x7FF0000000000000)  # bit pattern of inf; NaNs lie above
 
@@ -407,3 +407,26 @@ def deviation_bound(mb: np.ndarray, members: np.ndarray, reps: np.ndarray,
         cell[0] = bits_summary(buf)[0]  # the largest (non-negative) entry, by its bits
         best[j] = cell.view(np.float64)[0]
     return best.max() if n else 0.0
+
+
+@njit(cache=True)
+def nonzero_columns(w: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Which columns of ``w`` hold a non-zero entry in a row ``r`` with ``rows[r]``.
+
+    Stops at the first row after which every column has one: on a dense
+    matrix that is after a row or two.
+    """
+    n, f = w.shape
+    nz = np.zeros(f, dtype=np.bool_)
+    left = f
+    for r in range(n):
+        if left == 0:
+            break
+        if not rows[r]:
+            continue
+        row = w[r]
+        for c in range(f):
+            if not nz[c] and row[c] != 0:
+                nz[c] = True
+                left -= 1
+    return nz

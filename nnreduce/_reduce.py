@@ -49,6 +49,7 @@ from ._kernels import (
     deviation_bound,
     merge_columns,
     merge_columns_integer,
+    nonzero_columns,
     runs,
     take_rows,
     take_rows_divided,
@@ -114,6 +115,11 @@ class LayerReduction:
         ``removed``), because no file format holds a layer of width 0. Its
         outgoing weights are zero, so it changes nothing; ``blocks`` is empty
         and ``neurons_after`` is 1.
+    unused : tuple of int
+        Neurons removed because nothing reads them: every weight from them to
+        a neuron of the next linear layer that is itself read (every neuron
+        of the output layer is) is zero, so their values change no output
+        (the neurons a structured pruning zeroed the outgoing weights of).
     """
 
     layer: int
@@ -130,6 +136,7 @@ class LayerReduction:
         tuple[tuple[int, ...], tuple[Fraction, ...], tuple[tuple[int, Fraction], ...]], ...
     ] = ()
     placeholder: int | None = None
+    unused: tuple[int, ...] = ()
 
     @property
     def representatives(self) -> tuple[int, ...]:
@@ -210,7 +217,8 @@ class Reduction:
             "layers": [
                 {"layer": lr.layer, "kind": lr.kind, "factors": lr.factors,
                  "before": lr.neurons_before, "after": lr.neurons_after,
-                 "removed": len(lr.removed), "placeholder": lr.placeholder is not None,
+                 "removed": len(lr.removed), "unused": len(lr.unused),
+                 "placeholder": lr.placeholder is not None,
                  "combined": sum(len(cb) for cb, _, _ in lr.combined)}
                 for lr in self.layers
             ],
@@ -425,6 +433,43 @@ def _exact_folds(constants: list[tuple[int, Fraction]], bias: np.ndarray,
     return [(v, val) for v, val in constants if v in done]
 
 
+def _unused_neurons(net: Network, lin: list[int]) -> list[np.ndarray]:
+    """Per hidden linear layer (position in ``lin``), which neurons nothing reads: every
+    weight from them to a read neuron of the next linear layer is zero (every neuron of
+    the output layer is read).  Found from the output backwards, so that a neuron read
+    only by unread ones is unread too."""
+    layers = net.layers
+    out: list[np.ndarray] = [np.zeros(0, dtype=bool)] * max(len(lin) - 1, 0)
+    read: np.ndarray | None = None  # read neurons of the next linear layer (None: all)
+    for li in range(len(lin) - 2, -1, -1):
+        idx, nidx = lin[li], lin[li + 1]
+        layer, nxt = layers[idx], layers[nidx]
+        assert isinstance(layer, Dense | Conv2d) and isinstance(nxt, Dense | Conv2d)
+        n = layer.weight.shape[0]
+        rows = np.ones(nxt.weight.shape[0], dtype=bool) if read is None else read
+        w = nxt.weight.reshape(nxt.weight.shape[0], -1)
+        if is_exact_array(w):
+            col_read = np.array([any(x != 0 for x in w[rows, f]) for f in range(w.shape[1])],
+                                dtype=bool).reshape(-1)
+        else:
+            col_read = nonzero_columns(np.ascontiguousarray(w), rows)
+        if isinstance(nxt, Conv2d):
+            is_read = col_read.reshape(n, -1).any(axis=1)
+        else:
+            try:
+                ch = _channel_map(list(layers[idx + 1: nidx]), net.shapes[idx + 1]).reshape(-1)
+            except LumpkitError:  # (the main loop names the unsupported layer)
+                ch = None
+            if ch is None or ch.shape[0] != w.shape[1]:
+                is_read = np.ones(n, dtype=bool)
+            else:
+                is_read = np.zeros(n, dtype=bool)
+                is_read[ch[col_read]] = True
+        out[li] = np.logical_not(is_read)
+        read = np.asarray(is_read, dtype=bool)
+    return out
+
+
 def _constant_foldable(ops: list[Layer], nxt: Layer) -> bool:
     if any(isinstance(op, AvgPool2d) and any(op.padding) for op in ops):
         return False
@@ -633,6 +678,7 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
     prev_cols: np.ndarray | None = None  # grouping of this layer's dense inputs (original)
     new_cols: np.ndarray | None = None  # the same grouping in the reduced shapes
 
+    unused_of = _unused_neurons(net, lin)
     # the merged layer of the compiled path, valid for one iteration: at most every row of a
     # layer with a column per input (channel x position) and the bias
     work = _Workspace(max(lyr.weight.size + lyr.weight.shape[0] for lyr in layers
@@ -729,7 +775,8 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
         # reduced network would be rounded: the neuron stays)
         foldable = _constant_foldable(ops, nxt)
         constants: list[tuple[int, Fraction]] = []
-        for v in np.flatnonzero(zero_rows).tolist():
+        unused = unused_of[li]
+        for v in np.flatnonzero(zero_rows & ~unused).tolist():
             if not exact and not exact_net and not prev_placeholder \
                     and any(len(blk) > 1 for blk in prev.blocks) \
                     and not _merged_row_zero(wr, v, prev):
@@ -745,10 +792,13 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
         for v, val in constants:
             removed.append((v, val))
             keep[v] = False
-        # every neuron constant (so is the network's output): a layer of width 0 is no model
-        # the formats hold, so the first one stays as a placeholder that feeds nothing (its
-        # value is folded like the others', its outgoing weights become zero)
-        placeholder = removed[0][0] if removed and not keep.any() else None
+        keep &= ~unused  # nothing reads them: dropped, whatever their values
+        # every neuron constant or unused (so is the network's output): a layer of width 0 is
+        # no model the formats hold, so one of them stays as a placeholder that feeds nothing
+        # (a constant's value is folded like the others', its outgoing weights become zero)
+        placeholder = None
+        if n_out and not keep.any():
+            placeholder = removed[0][0] if removed else int(np.flatnonzero(unused)[0])
         candidates = np.flatnonzero(keep)
         labels = _labels(ops, n_out)
         if fast is not None:
@@ -804,6 +854,7 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
             combined=tuple((tuple(cb), tuple(lumped.factor(v) for v in cb), tuple(co))
                            for cb, co in combined),
             placeholder=placeholder,
+            unused=tuple(np.flatnonzero(unused).tolist()),
         ))
         # grouping of the next layer's inputs, in the original and the reduced shapes
         out_shape = net.shapes[idx + 1]
@@ -1695,8 +1746,9 @@ def _certificate(net: Network, red: Network, results: list[LayerReduction], exac
     return {
         "format": "lumpkit-nn-certificate",
         # the lowest version that can say it: 2 for removals under factors "one", 3 for a
-        # placeholder (a layer whose neurons are all constant)
-        "version": 3 if any(r.placeholder is not None for r in results)
+        # placeholder (a layer whose neurons are all removed), 4 for unused neurons
+        "version": 4 if any(r.unused for r in results)
+        else 3 if any(r.placeholder is not None for r in results)
         else 2 if any(r.factors == "one" and r.removed for r in results) else 1,
         "mode": "exact" if exact else "tolerance",
         "tolerance": rational_to_str(Fraction(tol)),
@@ -1719,7 +1771,8 @@ def _certificate(net: Network, red: Network, results: list[LayerReduction], exac
                  {"block": list(cb), "rho": [rational_to_str(r) for r in cr],
                   "coefficients": [[k, rational_to_str(a)] for k, a in co]}
                  for cb, cr, co in lr.combined]} if lr.combined else {}),
-             **({"placeholder": lr.placeholder} if lr.placeholder is not None else {})}
+             **({"placeholder": lr.placeholder} if lr.placeholder is not None else {}),
+             **({"unused": list(lr.unused)} if lr.unused else {})}
             for lr in results
         ],
     }

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -62,6 +62,8 @@ class _Part:
     combined: list[tuple[list[int], list[Fraction], list[tuple[int, Fraction]]]]
     # every neuron removed: the reduced layer holds this one as a placeholder (version 3)
     placeholder: int | None = None
+    # neurons nothing reads: zero weights to every read neuron of the next layer (version 4)
+    unused: list[int] = field(default_factory=list)
 
     def kept(self) -> list[int]:
         """The neurons the reduced layer holds, in order."""
@@ -263,7 +265,11 @@ def _parse_layer(entry: Any, k: int) -> tuple[dict[str, Any], _Part]:
     placeholder = None
     if entry.get("placeholder") is not None:
         placeholder = _int(entry["placeholder"], f"{where} placeholder")
-    return entry, _Part(n, blocks, rho, removed, combined, placeholder)
+    unused_raw = entry.get("unused") or []
+    if not isinstance(unused_raw, list):
+        raise CertificateError(f"{where}: 'unused' must be a list, got {unused_raw!r}")
+    unused = [_int(v, f"{where} unused neuron") for v in unused_raw]
+    return entry, _Part(n, blocks, rho, removed, combined, placeholder, unused)
 
 
 def _op_kind(op: Any) -> str:
@@ -431,9 +437,9 @@ class _Checker:
             raise CertificateError("check_certificate needs two nnreduce.Network objects")
         version = cert.get("version")
         if cert.get("format") != "lumpkit-nn-certificate" or type(version) is not int \
-                or version not in (1, 2, 3):
+                or version not in (1, 2, 3, 4):
             raise CertificateError(
-                "not a lumpkit-nn-certificate version 1, 2 or 3 (fields 'format' and "
+                "not a lumpkit-nn-certificate version 1 to 4 (fields 'format' and "
                 "'version'), "
                 f"got format {cert.get('format')!r}, version {version!r}")
         mode = cert.get("mode")
@@ -545,6 +551,9 @@ class _Checker:
                                      {"layer": lin[i]}, {})
                 if cur.placeholder is not None and version < 3:
                     raise _Violation("no placeholder before version 3", {"layer": lin[i]}, {})
+                if cur.unused and version < 4:
+                    raise _Violation("no unused neurons before version 4", {"layer": lin[i]},
+                                     {})
                 if cur.combined and (factors != "nonzero" or mode != "exact"):
                     raise _Violation("combined blocks only on linear layers in exact mode",
                                      {"layer": lin[i]}, {"factors": factors, "mode": mode})
@@ -600,12 +609,19 @@ class _Checker:
                 raise _Violation("partition", {"layer": layer, "neuron": v},
                                  {"problem": "removed neuron repeated or out of range"})
             seen[v] = "removed"
+        for v in part.unused:
+            if v in seen or not 0 <= v < part.n:
+                raise _Violation("partition", {"layer": layer, "neuron": v},
+                                 {"problem": "unused neuron repeated or out of range"})
+            seen[v] = "unused"
         if len(seen) != part.n:
             missing = next(v for v in range(part.n) if v not in seen)
             raise _Violation("partition", {"layer": layer, "neuron": missing},
                              {"problem": "in no block and not removed"})
-        if part.placeholder is not None and (part.blocks or part.combined
-                                             or part.placeholder not in part.removed):
+        if part.placeholder is not None and (
+                part.blocks or part.combined
+                or (part.placeholder not in part.removed
+                    and part.placeholder not in part.unused)):
             raise _Violation("placeholder only for a layer whose neurons are all removed",
                              {"layer": layer}, {"placeholder": part.placeholder})
         if info["neurons_after"] != len(part.kept()):
@@ -631,6 +647,22 @@ class _Checker:
             if prev.n != Wr.shape[1]:
                 raise _Violation("neurons of the previous layer", {"layer": where},
                                  {"certificate": prev.n, "network": Wr.shape[1]})
+            if prev.unused:
+                # 4.4 of the format: nothing reads an unused neuron: its weights to every
+                # neuron of this layer that is itself read (not unused; all of the output
+                # layer) are zero
+                read = np.ones(n_out, dtype=bool)
+                if cur is not None and cur.unused:
+                    read[cur.unused] = False
+                cols = Wr[read][:, prev.unused, :]
+                nonzero = np.argwhere(np.asarray(cols != 0, dtype=bool)) if cols.size \
+                    else np.zeros((0, 3), dtype=np.int64)
+                if nonzero.size:
+                    r, u, p = (int(x) for x in nonzero[0])
+                    raise _Violation("unused neuron's outgoing weights are zero",
+                                     {"layer": where, "neuron": int(np.flatnonzero(read)[r]),
+                                      "unused neuron": prev.unused[u], "position": p},
+                                     {"weight": _fr(cols[r, u, p])})
         # 4.1 step 3: a kept block K receives a * (merged column) of every combined block
         # whose coefficients name its representative
         extra: dict[int, list[tuple[list[int], list[Fraction], Fraction]]] = {}

@@ -213,7 +213,9 @@ def test_certificate_checks_with_linear_combinations() -> None:
     w = np.vstack([w, w[0] + 2 * w[1], 0.5 * w[2]])
     b = np.array([1.0, -2.0, 0.5, 1.0 + 2 * -2.0, 0.25])
     net = Network((Dense(w, b), Activation("identity"),
-                   Dense(rng.integers(-3, 4, size=(2, 5)).astype(np.float64), [0.0, 1.0]),
+                   # no zero weights: every neuron is read (this is about combinations)
+                   Dense(rng.choice([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0], size=(2, 5)),
+                         [0.0, 1.0]),
                    Activation("relu"), Dense([[1.0, -1.0]], [0.0])), (3,))
     red = reduce_network(net, linear_dependence=True)
     assert red.layers[0].neurons_after == 3 and red.layers[0].combined

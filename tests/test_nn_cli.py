@@ -161,9 +161,12 @@ def test_a_layer_of_constant_neurons_keeps_one(tmp_path: Path,
     src, dst = tmp_path / "m.onnx", tmp_path / "r.onnx"
     save_network(net, src)
     assert main(["nn", "reduce", str(src), "-o", str(dst)]) == 0
-    assert "2 (all constant: one placeholder kept)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 (all constant: one placeholder kept)" in out
+    # the first layer feeds only zero weights: nothing reads it, so it keeps one as well
+    assert "0 (all removed: one placeholder kept); 2 unused" in out
     back = load_network(dst)
-    assert [lyr.weight.shape[0] for lyr in back.layers if isinstance(lyr, Dense)] == [2, 1, 1]
+    assert [lyr.weight.shape[0] for lyr in back.layers if isinstance(lyr, Dense)] == [1, 1, 1]
     cert = json.loads((tmp_path / "r.certificate.json").read_text())
     assert check_certificate(load_network(src), back, cert).valid
     x = np.array([[0.5, -1.0], [2.0, 3.0]])

@@ -1,5 +1,7 @@
 """A hidden layer whose neurons are all constant: one placeholder neuron stays, feeding
 nothing, and the layers after it are reduced as constant too (certificate version 3).
+The layers before it then feed only zero weights: nothing reads them, so they keep one
+placeholder each as well (unused neurons, certificate version 4).
 
 Oracles, independent of nnreduce's reduction:
 * exact rational evaluation of the original network;
@@ -138,13 +140,14 @@ def test_layers_after_an_all_constant_layer_are_constant_too(dtype: Any,
                                                              tolerance: float) -> None:
     net = _dead_middle(dtype)
     red = reduce_network(net, tolerance=tolerance)
-    assert [lr.neurons_after for lr in red.layers] == [3, 1, 1, 1]
-    assert [lr.placeholder for lr in red.layers] == [None, 0, 0, 0]
+    assert [lr.neurons_after for lr in red.layers] == [1, 1, 1, 1]
+    assert [lr.placeholder for lr in red.layers] == [0, 0, 0, 0]
     assert [len(lr.removed) for lr in red.layers] == [0, 3, 4, 5]
-    assert all(lr.blocks == () for lr in red.layers[1:])
+    assert red.layers[0].unused == (0, 1, 2)  # they feed the constant layer's zero weights
+    assert all(lr.blocks == () for lr in red.layers)
     cert = red.certificate
-    assert cert is not None and cert["version"] == 3
-    assert [e.get("placeholder") for e in cert["layers"]] == [None, 0, 0, 0]
+    assert cert is not None and cert["version"] == 4
+    assert [e.get("placeholder") for e in cert["layers"]] == [0, 0, 0, 0]
     res = check_certificate(net, red.network, cert)
     assert res.valid and res.exact, res
     _same_function(net, red.network, np.random.default_rng(0))
@@ -173,9 +176,14 @@ def test_checker_refuses_bad_placeholders() -> None:
     assert cert is not None
     edits = {
         "version 2 cannot say it": lambda c: c.__setitem__("version", 2),
+        "version 3 cannot say unused": lambda c: c.__setitem__("version", 3),
         "placeholder not removed": lambda c: c["layers"][1].__setitem__(
             "removed", c["layers"][1]["removed"][1:]),
-        "a placeholder beside blocks": lambda c: c["layers"][0].__setitem__("placeholder", 0),
+        "placeholder not unused": lambda c: c["layers"][0].__setitem__("unused", [1, 2]),
+        "a placeholder beside blocks": lambda c: (
+            c["layers"][0].__setitem__("unused", [1, 2]),
+            c["layers"][0].__setitem__("blocks", [[0]]),
+            c["layers"][0].__setitem__("rho", [["1"]])),
         "wrong neurons_after": lambda c: c["layers"][2].__setitem__("neurons_after", 0),
         "placeholder missing": lambda c: c["layers"][2].pop("placeholder"),
         "another placeholder": lambda c: c["layers"][3].__setitem__("placeholder", 4),
@@ -215,7 +223,8 @@ def test_conv_layer_of_dead_channels_before_flatten() -> None:
         Dense(_q(rng, 4, 2 * 2 * 2), _q(rng, 4)), Activation("relu"),
         Dense(_q(rng, 2, 4), _q(rng, 2))), (1, 6, 6))
     red = reduce_network(net)
-    assert [lr.neurons_after for lr in red.layers] == [3, 1, 1]
+    assert [lr.neurons_after for lr in red.layers] == [1, 1, 1]
+    assert red.layers[0].unused == (0, 1, 2)  # they feed only zero filters
     assert red.layers[1].placeholder == 0 and red.layers[2].placeholder == 0
     assert dict(red.layers[1].removed) == {0: 0, 1: Fraction(1, 2)}
     res = check_certificate(net, red.network, red.certificate)
@@ -232,12 +241,13 @@ def test_placeholder_networks_export_and_run_in_their_frameworks(tmp_path: Path)
     back = exports_run_by_their_frameworks(red.network, x, tmp_path)
     for fmt, b in back.items():
         assert [int(lyr.weight.shape[0]) for lyr in b.layers if isinstance(lyr, Dense)] == \
-            [3, 1, 1, 1, 2], fmt
+            [1, 1, 1, 1, 2], fmt
 
 
 def test_a_tanh_constant_that_cannot_be_folded_stays_ordinary() -> None:
-    """tanh(1/2) is irrational: those neurons stay (no exact fold), identical ones merge,
-    and the layer before is not all constant, so no placeholder appears."""
+    """tanh(1/2) is irrational: those neurons stay (no exact fold) and identical ones merge,
+    so that layer has no placeholder (the layer before, read only through zero weights,
+    has one)."""
     rng = np.random.default_rng(6)
     net = Network((Dense(_q(rng, 3, 2), _q(rng, 3)), Activation("relu"),
                    Dense(_q(rng, 3, 3, zero=True),
@@ -246,7 +256,8 @@ def test_a_tanh_constant_that_cannot_be_folded_stays_ordinary() -> None:
                    Dense(_q(rng, 2, 3), _q(rng, 2))), (2,))
     red = reduce_network(net)
     assert red.layers[1].placeholder is None and red.layers[1].neurons_after == 2
-    assert red.certificate is not None and red.certificate["version"] == 1
+    assert red.layers[0].unused == (0, 1, 2) and red.layers[0].placeholder == 0
+    assert red.certificate is not None and red.certificate["version"] == 4
     assert check_certificate(net, red.network, red.certificate).valid
     _same_function(net, red.network, rng, 3)
 
@@ -290,4 +301,5 @@ def test_property_constant_layers_reduce_maximally_and_check(case: tuple[Network
         _audit(red.network)
         for lr in red.layers:
             if lr.placeholder is not None:
-                assert lr.neurons_after == 1 and len(lr.removed) == lr.neurons_before
+                assert lr.neurons_after == 1
+                assert len(lr.removed) + len(lr.unused) == lr.neurons_before
