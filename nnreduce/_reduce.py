@@ -433,6 +433,14 @@ def _exact_folds(constants: list[tuple[int, Fraction]], bias: np.ndarray,
     return [(v, val) for v, val in constants if v in done]
 
 
+def _channel_axis_kept(ops: list[Layer], shape: tuple[int, ...]) -> bool:
+    """Whether the output of ``ops`` on a ``(C, H, W)`` tensor still has the channels on
+    axis 0 (what a convolution after them needs: its input channels are the neurons)."""
+    ch = _channel_map(ops, shape)
+    return ch.ndim == 3 and ch.shape[0] == shape[0] and bool(
+        np.all(ch == np.arange(shape[0]).reshape(-1, 1, 1)))
+
+
 def _unused_neurons(net: Network, lin: list[int]) -> list[np.ndarray]:
     """Per hidden linear layer (position in ``lin``), which neurons nothing reads: every
     weight from them to a read neuron of the next linear layer is zero (every neuron of
@@ -453,8 +461,12 @@ def _unused_neurons(net: Network, lin: list[int]) -> list[np.ndarray]:
                                 dtype=bool).reshape(-1)
         else:
             col_read = nonzero_columns(np.ascontiguousarray(w), rows)
+        is_read: np.ndarray
         if isinstance(nxt, Conv2d):
-            is_read = col_read.reshape(n, -1).any(axis=1)
+            if not _channel_axis_kept(list(layers[idx + 1: nidx]), net.shapes[idx + 1]):
+                is_read = np.ones(n, dtype=bool)  # (the main loop refuses the network)
+            else:
+                is_read = np.asarray(col_read.reshape(n, -1).any(axis=1), dtype=bool)
         else:
             try:
                 ch = _channel_map(list(layers[idx + 1: nidx]), net.shapes[idx + 1]).reshape(-1)
@@ -864,10 +876,7 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
             ch_new = _channel_map(ops, (len(reps), *out_shape[1:]))
             new_cols = _grouping(ch_new, len(reps), f"layer {lin[li + 1]}")
         else:
-            ch_old = _channel_map(ops, out_shape)
-            if ch_old.ndim != 3 or not np.all(
-                ch_old == np.arange(n_out).reshape(-1, 1, 1)
-            ):
+            if not _channel_axis_kept(ops, out_shape):
                 raise UnsupportedLayerError(
                     f"layer {lin[li + 1]} (Conv2d): the layers before it move the channel axis; "
                     "lumpkit cannot group its input channels"

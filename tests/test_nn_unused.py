@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_nn_placeholder import _audit, _q, _same_function
 
+from lumpcore import UnsupportedLayerError
 from nnreduce import (
     Activation,
     Conv2d,
@@ -28,6 +29,7 @@ from nnreduce import (
     Flatten,
     MaxPool2d,
     Network,
+    Permute,
     Reduction,
     network_sha256,
     reduce_network,
@@ -262,3 +264,20 @@ def test_property_unread_neurons_are_exactly_the_removed_ones(case: tuple[Networ
             _same_function(net, red.network, np.random.default_rng(seed), 3)
             _audit(red.network)
             _audit_read(red)
+
+
+@pytest.mark.parametrize("channels, next_in", [(2, 1), (3, 4)])
+def test_a_permute_that_moves_the_channels_before_a_conv_is_refused_by_name(
+        channels: int, next_in: int) -> None:
+    """The search for unread neurons looks at a convolution's input channels before the
+    main loop checks them: a permute that moves the channel axis must still get the
+    main loop's error, not a numpy one (a reshape, a broadcast)."""
+    rng = np.random.default_rng(4)
+    side = 1 if channels == 2 else 4
+    net = Network((Conv2d(rng.standard_normal((channels, 1, 1, 1)), np.zeros(channels)),
+                   Activation("relu"), Permute((1, 2, 0)),
+                   Conv2d(rng.standard_normal((2, next_in, 1, 1)), np.zeros(2)), Flatten(),
+                   Dense(rng.standard_normal((1, 2 * side * channels)), np.zeros(1))),
+                  (1, side, side))
+    with pytest.raises(UnsupportedLayerError, match=r"layer 3 .*move the channel axis"):
+        reduce_network(net)
