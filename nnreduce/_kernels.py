@@ -155,11 +155,16 @@ def _abs_max(x: np.ndarray) -> float:
 
 
 @njit(cache=True, fastmath={"nnan", "ninf", "nsz"})
-def _abs_max_finite(x: np.ndarray) -> float:
-    """Largest ``|x[k]|`` of an ``x`` without NaNs (vectorised: NaNs are assumed away)."""
+def _term_abs_max(row: np.ndarray, runs: np.ndarray, scale: np.ndarray, k_col: int) -> float:
+    """Largest ``|row[f] * scale[k]|`` over the inputs of ``runs`` (rows ``(src, column,
+    length[, k])``; the scale index of a run's first input is column ``k_col``).  For
+    rows whose merged values are finite (so are these products; vectorised: NaNs and
+    infinities are assumed away)."""
     big = 0.0
-    for k in range(x.shape[0]):
-        big = max(big, abs(np.float64(x[k])))
+    for r in range(runs.shape[0]):
+        s0, ln, k0 = runs[r, 0], runs[r, 2], runs[r, k_col]
+        for t in range(ln):
+            big = max(big, abs(np.float64(row[s0 + t]) * scale[k0 + t]))
     return big
 
 
@@ -188,10 +193,12 @@ def _finish_row(i: int, o: np.ndarray, inexact: np.int64, exact: bool, signed: b
         if big == 0.0:
             big = 1.0
         scales[i] = big
-        factor = sg / big
+        # 1 / big overflows for a row of subnormal entries: such rows are scaled up first
+        pre = 2.0**600 if big < 2.0**-1000 else 1.0
+        factor = sg / (big * pre)
         nrow = normed[i]
         for k in range(1 + width):
-            nrow[k] = o[k] * factor
+            nrow[k] = (o[k] * pre) * factor
     if sign_rows:
         qbuf = np.empty(1 + width if step > 0.0 else 0, dtype=np.float64)
         if normalise:
@@ -290,9 +297,9 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
     (compare it with ``lumpcore._dense.SIGNATURE_VERSION``).
 
     When ``term_max`` has rows (tolerance mode), it receives each row's largest
-    ``|w[i, f]|`` (of a row that is finite; others are flagged anyway): the size
-    of the terms whose float sums may have cancelled, for the rounding-error
-    bound of the merged row.
+    term ``|w[i, f] * scale|`` (of a row whose merged values are finite; others
+    are flagged anyway): the size of the terms whose float sums may have
+    cancelled, for the rounding-error bound of the merged row.
     """
     n = w.shape[0]
     track = term_max.shape[0] > 0
@@ -315,7 +322,8 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
             inexact |= _add_scaled_into(o, 1 + rest_runs[r, 1], row, rest_runs[r, 0],
                                         rest_runs[r, 2], rest_scale, rest_inv, rest_runs[r, 3])
         if track:
-            term_max[i] = _abs_max_finite(row)
+            term_max[i] = max(_term_abs_max(row, first_runs, first_scale, 1),
+                              _term_abs_max(row, rest_runs, rest_scale, 3))
         _finish_row(i, o, inexact, exact, signed, normed, normalise, sign_rows, proportional,
                     step, inv_step, coef, zero, bad, scales, signs, key, radius, pivot, pval,
                     status, short)

@@ -616,7 +616,9 @@ def reduce_network(
     Raises
     ------
     ValueError
-        For a negative or non-finite tolerance.
+        For a negative or non-finite tolerance, and when the reduction needs a
+        value beyond float64's range (a factor or a folded constant of 2^1024
+        or more).
     UnsupportedLayerError
         When the layers between two linear layers move the channel axis of a
         convolution.
@@ -642,7 +644,16 @@ def reduce_network(
     if not math.isfinite(tol) or tol < 0:
         raise _ReductionInputError(f"tolerance must be finite and >= 0, got {tolerance!r}")
     with _cyclic_gc_paused():
-        return _reduce(net, tol, certify, linear_dependence, t0)
+        try:
+            return _reduce(net, tol, certify, linear_dependence, t0)
+        except OverflowError as exc:
+            # a factor rho or a folded constant beyond float64's range (weights near 2^+-1024
+            # in the same block or fold): the float fast paths and the float64 reduced
+            # network cannot hold it
+            raise _ReductionInputError(
+                "the reduction needs a value beyond float64's range (a factor between "
+                "merged neurons or a folded constant of size 2^1024 or more); lumpkit does "
+                f"not reduce such networks: rescale their weights ({exc})") from exc
 
 
 @contextlib.contextmanager
@@ -801,6 +812,16 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
             sums = {v: _next_column_sum(ops, nxt, net.shapes[idx + 1], v)
                     for v, val in constants if val != 0}
             constants = _exact_folds(constants, _exact_obj(np.asarray(nxt.bias)), sums)
+        elif not exact_net and any(val != 0 for _, val in constants):
+            # tolerance mode rounds folds into a float bias, but one beyond float64's range
+            # has no float value: then the non-zero constants stay
+            assert isinstance(nxt, Dense | Conv2d)
+            folded = _exact_obj(np.asarray(nxt.bias)).copy()
+            for v, val in constants:
+                if val != 0:
+                    folded = folded + val * _next_column_sum(ops, nxt, net.shapes[idx + 1], v)
+            if any(abs(x) >= _FLOAT_MAX_EXCL for x in folded):
+                constants = [(v, val) for v, val in constants if val == 0]
         for v, val in constants:
             removed.append((v, val))
             keep[v] = False
@@ -1103,6 +1124,7 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
                      np.zeros(n_sig, dtype=np.float64), np.zeros(n_sig, dtype=np.int8),
                      np.zeros(n_sig, dtype=np.bool_), proportional, step)
     err_scale = 0.0 if exact else _merge_error_scale(prev, scale[live])
+    # (term_max: each row's largest term |w * scale|, computed in the pass)
     term_max = np.zeros(w2.shape[0] if err_scale else 0, dtype=np.float64)
     with threads_for(w2.size):
         if product_check:
@@ -1130,21 +1152,20 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
 
 
 def _merge_error_scale(prev: _Channels, scales: np.ndarray) -> float:
-    """``c`` such that a float64 merge (tolerance mode) of a row whose weights are at most
-    ``W`` in size is within ``c * W`` of the exact merged row (0: the merge is a copy).
+    """``c`` such that a float64 merge (tolerance mode) of a row whose terms
+    ``w * fl(1 / rho)`` are at most ``T`` in size is within ``c * T`` of the exact merged
+    row (0: the merge is a copy; ``scales`` are the merge's ``fl(1 / rho)``).
 
-    A merged entry sums at most ``K`` (the largest block) terms ``w * fl(1 / rho)``,
-    each at most ``W * S`` (``S`` the largest scale) in size; two roundings per product
-    and ``K - 1`` additions put the float sum within ``gamma_{K+1}`` times the sum of
-    the terms' sizes (and 1 / fl(...) within one more unit) of the exact value.  The
-    merged values themselves may be far smaller (terms that cancel), so a bound
-    relative to them, as the deviation bound's own margin, would not do.
+    A merged entry sums at most ``K`` (the largest block) terms; two roundings per
+    product (``fl(1 / rho)`` and the product) and ``K - 1`` additions put the float sum
+    within ``gamma_{K+1}`` times the sum of the terms' sizes, at most ``K T``, of the
+    exact value.  The merged values themselves may be far smaller (terms that cancel),
+    so a bound relative to them, as the deviation bound's own margin, would not do.
     """
     k = max((len(b) for b in prev.blocks), default=1)
     if k == 1 and (scales.size == 0 or bool(np.all(scales == 1.0))):
         return 0.0
-    s_max = float(np.max(np.abs(scales))) if scales.size else 0.0
-    return (k + 3) * 2.0**-53 * k * s_max * (1 + 2.0**-30)
+    return (k + 3) * 2.0**-53 * k * (1 + 2.0**-30)
 
 
 #: integer column multipliers must stay below this (exact floats, and with float32 weights
@@ -1660,7 +1681,8 @@ def _collect(lump: Any, cand: np.ndarray, n_out: int, n_src: int, sign: np.ndarr
         pow2 = all(x == 1 or _pow2(x) for x in fr)
     else:
         assert scale is not None
-        rf = np.asarray(lrho[1 + n_src:], dtype=np.float64) * scale[rep_local] / scale
+        with np.errstate(over="ignore"):  # (an infinite factor is refused below)
+            rf = np.asarray(lrho[1 + n_src:], dtype=np.float64) * scale[rep_local] / scale
         rf[is_rep] = 1.0
         cache = {x: Fraction(x) for x in set(rf.tolist())}
         fr = [cache[x] for x in rf.tolist()]
@@ -1726,14 +1748,17 @@ def _deviation_bound(pv: np.ndarray, pr: np.ndarray, rv: np.ndarray, w: np.ndarr
 
 
 def _float_merge_error(wr: np.ndarray, prev: _Channels) -> np.ndarray | None:
-    """:func:`_merge_error_scale` times each row's largest weight, for the float merge of
-    ``wr`` (out, C, P) by ``prev``'s blocks in :func:`_merge` (``None``: a copy)."""
+    """:func:`_merge_error_scale` times each row's largest term ``|w * fl(1 / rho)|``,
+    for the float merge of ``wr`` (out, C, P) by ``prev``'s blocks in :func:`_merge`
+    (``None``: a copy)."""
     live = prev.block_of >= 0
-    c = _merge_error_scale(prev, 1.0 / prev.rho_f[live])
+    scales = 1.0 / prev.rho_f
+    c = _merge_error_scale(prev, scales[live])
     if not c or wr.shape[0] == 0:
         return None
-    w = np.asarray(wr, dtype=np.float64)
-    return np.abs(w.reshape(w.shape[0], -1)).max(axis=1, initial=0.0) * c
+    terms = np.abs(np.asarray(wr, dtype=np.float64)[:, live, :]) * np.abs(scales[live])[
+        None, :, None]
+    return terms.reshape(terms.shape[0], -1).max(axis=1, initial=0.0) * c
 
 
 def _finish(net: Network, red_net: Network, results: list[LayerReduction], exact: bool,

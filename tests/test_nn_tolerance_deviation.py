@@ -156,3 +156,55 @@ def test_reported_deviation_bounds_the_exact_one(net: Network, tol: float,
     assert red.certificate is not None
     result = check_certificate(net, red.network, red.certificate)
     assert result.valid, result
+
+
+def _dense(w: list[list[float]], b: list[float]) -> Dense:
+    return Dense(np.array(w, dtype=float), np.array(b, dtype=float))
+
+
+def test_the_merge_error_bound_pairs_each_weight_with_its_own_scale(merge_path: str) -> None:
+    """The bound of the float merge's error is the size of its largest *term* w / rho: a
+    large weight and a large 1 / rho in different terms must not be multiplied (that made
+    the bound infinite, a crash, or 10^15 for an exact merge)."""
+    first = _dense([[1.0], [2.0**100], [-1.0]], [0, 0, 0])  # 0 and 1 merge, rho 2^-100
+    big = Network((first, Activation("relu"),
+                   _dense([[1.0, 1.0, 2.0**1020], [1.0, 1.0, 2.0**1020]], [0, 0]),
+                   Activation("relu"), _dense([[1.0, 1.0]], [0])), (1,))
+    red = reduce_network(big, tolerance=1e-9)
+    assert np.isfinite(red.max_weight_deviation)
+    assert _exact_deviation(big, red) <= Fraction(red.max_weight_deviation)
+    assert check_certificate(big, red.network, red.certificate).valid
+    exact = Network((first, Activation("relu"),
+                     _dense([[1.0, 2.0**-100, 1.0], [1.0, 2.0**-100, 1.0]], [0, 0]),
+                     Activation("relu"), _dense([[1.0, 1.0]], [0])), (1,))
+    red = reduce_network(exact, tolerance=1e-9)
+    assert _exact_deviation(exact, red) == 0
+    assert red.max_weight_deviation < 1e-10  # terms of size 1: a bound of that order
+    assert check_certificate(exact, red.network, red.certificate).valid
+
+
+def test_rows_of_subnormal_weights_are_normalised_without_overflow(merge_path: str) -> None:
+    tiny = 2.0**-1074
+    net = Network((_dense([[tiny, 0.0], [2 * tiny, 0.0], [1.0, 2.0]], [0, 0, 0]),
+                   Activation("relu"), _dense([[1.0, 1.0, 1.0]], [0])), (2,))
+    red = reduce_network(net, tolerance=1e-9)
+    assert red.layers[0].blocks == ((0, 1), (2,))
+    res = check_certificate(net, red.network, red.certificate)
+    assert res.valid, res
+
+
+def test_values_beyond_float64_range_get_a_clear_error_or_stay() -> None:
+    # a factor of 2^1024 between merged neurons: refused with a clear error, both modes
+    net = Network((_dense([[2.0**512] * 2, [2.0**-512] * 2, [0.3, -0.7]], [0, 0, 0]),
+                   Activation("relu"), _dense([[1, 1, 1], [2, -1, 0.5]], [0, 0]),
+                   Activation("relu"), _dense([[1.0, -2.0]], [0])), (2,))
+    for tol in (0.0, 1e-9):
+        with pytest.raises(ValueError, match="beyond float64's range"):
+            reduce_network(net, tolerance=tol)
+    # a constant whose fold would be 2^1200: it stays (exact mode did so already)
+    net = Network((_dense([[0.0]], [2.0**600]), Activation("relu"),
+                   _dense([[2.0**600]], [0.0])), (1,))
+    for tol in (0.0, 1e-9):
+        red = reduce_network(net, tolerance=tol)
+        assert red.layers[0].removed == () and not red.network.exact
+        assert check_certificate(net, red.network, red.certificate).valid
