@@ -155,16 +155,12 @@ def _abs_max(x: np.ndarray) -> float:
 
 
 @njit(cache=True, fastmath={"nnan", "ninf", "nsz"})
-def _term_abs_max(row: np.ndarray, runs: np.ndarray, scale: np.ndarray, k_col: int) -> float:
-    """Largest ``|row[f] * scale[k]|`` over the inputs of ``runs`` (rows ``(src, column,
-    length[, k])``; the scale index of a run's first input is column ``k_col``).  For
-    rows whose merged values are finite (so are these products; vectorised: NaNs and
-    infinities are assumed away)."""
+def _term_abs_max(row: np.ndarray, abs_scale: np.ndarray) -> float:
+    """Largest ``|row[f]| * abs_scale[f]``, for rows whose merged values are finite (so
+    are these products; vectorised: NaNs and infinities are assumed away)."""
     big = 0.0
-    for r in range(runs.shape[0]):
-        s0, ln, k0 = runs[r, 0], runs[r, 2], runs[r, k_col]
-        for t in range(ln):
-            big = max(big, abs(np.float64(row[s0 + t]) * scale[k0 + t]))
+    for f in range(row.shape[0]):
+        big = max(big, abs(np.float64(row[f])) * abs_scale[f])
     return big
 
 
@@ -267,7 +263,7 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
                   normed: np.ndarray, signed: bool, coef: np.ndarray, proportional: bool,
                   step: float, key: np.ndarray, radius: np.ndarray, pivot: np.ndarray,
                   pval: np.ndarray, status: np.ndarray, short: np.ndarray,
-                  term_max: np.ndarray
+                  term_max: np.ndarray, abs_scale: np.ndarray
                   ) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray, int]:
     """Fill ``out`` (rows of ``w``, ``1 + width`` columns) with the scaled column sums.
 
@@ -297,9 +293,10 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
     (compare it with ``lumpcore._dense.SIGNATURE_VERSION``).
 
     When ``term_max`` has rows (tolerance mode), it receives each row's largest
-    term ``|w[i, f] * scale|`` (of a row whose merged values are finite; others
-    are flagged anyway): the size of the terms whose float sums may have
-    cancelled, for the rounding-error bound of the merged row.
+    term ``|w[i, f]| * abs_scale[f]`` (``abs_scale``: the size of input ``f``'s
+    scale, 0 for inputs merged into no column; of a row whose merged values are
+    finite, others are flagged anyway): the size of the terms whose float sums
+    may have cancelled, for the rounding-error bound of the merged row.
     """
     n = w.shape[0]
     track = term_max.shape[0] > 0
@@ -322,8 +319,7 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
             inexact |= _add_scaled_into(o, 1 + rest_runs[r, 1], row, rest_runs[r, 0],
                                         rest_runs[r, 2], rest_scale, rest_inv, rest_runs[r, 3])
         if track:
-            term_max[i] = max(_term_abs_max(row, first_runs, first_scale, 1),
-                              _term_abs_max(row, rest_runs, rest_scale, 3))
+            term_max[i] = _term_abs_max(row, abs_scale)
         _finish_row(i, o, inexact, exact, signed, normed, normalise, sign_rows, proportional,
                     step, inv_step, coef, zero, bad, scales, signs, key, radius, pivot, pval,
                     status, short)

@@ -1124,8 +1124,9 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
                      np.zeros(n_sig, dtype=np.float64), np.zeros(n_sig, dtype=np.int8),
                      np.zeros(n_sig, dtype=np.bool_), proportional, step)
     err_scale = 0.0 if exact else _merge_error_scale(prev, scale[live])
-    # (term_max: each row's largest term |w * scale|, computed in the pass)
+    # each row's largest term |w * scale| (computed in the pass), for the error bound
     term_max = np.zeros(w2.shape[0] if err_scale else 0, dtype=np.float64)
+    abs_scale = np.where(dest >= 0, np.abs(scale), 0.0) if err_scale else np.zeros(0)
     with threads_for(w2.size):
         if product_check:
             zero, ok, row_scale, row_sign, version = merge_columns_integer(
@@ -1138,7 +1139,8 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
                 w2, bias, runs(first_src, np.arange(width)),
                 scale[first_src], inv_scale[first_src], runs(rest_src, rest_dst),
                 scale[rest_src], inv_scale[rest_src], exact, mb, normed, factors == "nonzero",
-                signature_coefficients(1 + width), proportional, step, *sig[:6], term_max)
+                signature_coefficients(1 + width), proportional, step, *sig[:6], term_max,
+                abs_scale)
     if not ok:
         return None
     # every merged column one input column times 1: the weights are the layer's own
