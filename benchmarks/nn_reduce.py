@@ -9,6 +9,10 @@ pass (batch 1; float32 matrix-vector products for the dense net, nnreduce's nump
 evaluator for the conv net) measured in the same run, the reduction time in
 exact mode and in tolerance mode, their ratios, and peak memory (growth of
 the process peak RSS during each reduction, and the process peak RSS).
+For the dense network it also prints a floor: the time of the least work
+any reduction must do (read every weight once, write the reduced weights
+into fresh memory), the blocks known in advance, as a ratio to the forward
+pass timed in turn with it.
 
 Usage: ``python benchmarks/nn_reduce.py [--width 4096] [--conv-channels 64] [--repeat 3]
 [--write docs/benchmarks-nn-table.md]``.
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numba import njit, prange
 
 from nnreduce import Activation, Conv2d, Dense, Flatten, MaxPool2d, Network, reduce_network
 
@@ -115,6 +120,66 @@ def _forward_conv(net: Network) -> Callable[[], Any]:
         return evaluate(wide, x)
 
     return run
+
+
+@njit(parallel=True, cache=False)
+def _floor_layer(w: np.ndarray, half: int, s: np.ndarray, out: np.ndarray,
+                 seen: np.ndarray) -> None:
+    """The least a reduction of one planted layer does, the answer known in advance: kept
+    row ``r`` (``r < out.shape[0]``) written to ``out`` (columns ``c`` and ``half + c``
+    added, scaled by ``s[c]``, when ``half``; else copied), every other row read once
+    (its largest entry stored, so that the read is not optimised away)."""
+    for r in prange(w.shape[0]):
+        row = w[r]
+        if r < out.shape[0]:
+            dst = out[r]
+            if half:
+                for c in range(half):
+                    dst[c] = np.float64(row[c]) + s[c] * np.float64(row[half + c])
+            else:
+                for c in range(row.shape[0]):
+                    dst[c] = row[c]
+        else:
+            big = np.float32(0.0)
+            for c in range(row.shape[0]):
+                big = max(big, abs(row[c]))
+            seen[r] = big
+
+
+def _floor_dense(net: Network) -> Callable[[], Any]:
+    """A floor for reducing :func:`dense_net`: read every weight once and write the
+    reduced network's weights (float64 merged sums; the first layer's kept float32 rows)
+    into fresh memory, with the blocks known in advance: no keys, no comparisons, no
+    checks.  No reduction can do less; what it costs against the forward pass bounds
+    how close to it any reduction can come on this machine."""
+    dense = [lyr for lyr in net.layers if isinstance(lyr, Dense)]
+    plan = []
+    for k, lyr in enumerate(dense):
+        n_out, n_in = lyr.weight.shape
+        kept = n_out if k == len(dense) - 1 else n_out // 2
+        half = 0 if k == 0 else n_in // 2
+        plan.append((lyr.weight, half, np.full(max(half, 1), 0.5), kept,
+                     np.float32 if k == 0 else np.float64,
+                     np.empty(n_out, dtype=np.float32)))
+
+    def run() -> None:
+        for w, half, s, kept, dtype, seen in plan:
+            out = np.empty((kept, half or w.shape[1]), dtype=dtype)
+            _floor_layer(w, half, s, out, seen)
+
+    run()  # compile
+    return run
+
+
+def _floor_ratio(floor: Callable[[], Any], forward: Callable[[], Any], rounds: int = 5
+                 ) -> tuple[float, float]:
+    """Best floor time and its ratio to the best forward pass, the two timed in turns."""
+    best_floor = best_fwd = float("inf")
+    for _ in range(rounds):
+        best_fwd = min(best_fwd, _best(forward, 3))
+        time.sleep(0.3)
+        best_floor = min(best_floor, _best(floor, 1))
+    return best_floor, best_floor / best_fwd
 
 
 def _float64_pass(make: Callable[..., Callable[[], Any]], net: Network) -> float:
@@ -291,11 +356,16 @@ def main() -> None:
     print(f"built dense network in {time.perf_counter() - t:.1f} s")
     rows = bench(f"dense 784-4x{args.width}-10 ReLU", net, _forward_dense(net),
                  _float64_pass(_forward_dense, net), args.repeat)
+    floor_s, floor_x = _floor_ratio(_floor_dense(net), _forward_dense(net))
+    floor_line = (f"floor of the dense reduction (read every weight once, write the reduced "
+                  f"weights into fresh memory; blocks known, nothing checked): "
+                  f"{floor_s * 1e3:.1f} ms = {floor_x:.1f} x the float32 forward pass")
+    print("   " + floor_line)
     del net
     cnet = conv_net(args.conv_channels)
     rows += bench(f"conv 3x32x32, 2x{args.conv_channels} channels + dense 512", cnet,
                   _forward_conv(cnet), _best(_forward_conv(cnet), 5), args.repeat)
-    text = table(rows)
+    text = table(rows) + "\n\n" + floor_line[0].upper() + floor_line[1:] + "."
     print()
     print(text)
     if args.write:
