@@ -394,7 +394,8 @@ def take_rows_divided(mb: np.ndarray, rows: np.ndarray, first_col: int, div: np.
 @njit(cache=True, parallel=True)
 def deviation_bound(mb: np.ndarray, members: np.ndarray, reps: np.ndarray,
                     rho: np.ndarray) -> float:
-    """``max |rho[j] * mb[members[j]] - mb[reps[j]]|`` plus a relative margin of ``2**-40``."""
+    """``max |rho[j] * mb[members[j]] - mb[reps[j]]|`` plus a relative margin of ``2**-40``
+    and an absolute one of ``2**-1073 (|rho[j]| + 1)`` (values that underflowed)."""
     n = members.shape[0]
     m = mb.shape[1]
     best = np.zeros(n, dtype=np.float64)
@@ -402,11 +403,12 @@ def deviation_bound(mb: np.ndarray, members: np.ndarray, reps: np.ndarray,
         x = mb[members[j]]
         y = mb[reps[j]]
         r = rho[j]
+        tiny = 2.0**-1073 * (abs(r) + 1.0)
         buf = np.empty(m, dtype=np.float64)
         for k in range(m):
             scaled = r * x[k]
             ref = y[k]
-            buf[k] = abs(scaled - ref) + 2.0**-40 * (abs(scaled) + abs(ref))
+            buf[k] = abs(scaled - ref) + 2.0**-40 * (abs(scaled) + abs(ref)) + tiny
         cell = np.empty(1, dtype=np.int64)
         cell[0] = bits_summary(buf)[0]  # the largest (non-negative) entry, by its bits
         best[j] = cell.view(np.float64)[0]

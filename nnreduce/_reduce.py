@@ -1150,7 +1150,8 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
     return _Merged(mb, zero, normed if normalise else None, row_scale if normalise else None,
                    row_sign.astype(np.int64), w2.dtype if own else np.dtype(np.float64),
                    sig if fresh else None, col_div,
-                   term_max * err_scale if err_scale else None)
+                   _merge_error(term_max, err_scale, max(map(len, prev.blocks), default=1))
+                   if err_scale else None)
 
 
 def _merge_error_scale(prev: _Channels, scales: np.ndarray) -> float:
@@ -1168,6 +1169,12 @@ def _merge_error_scale(prev: _Channels, scales: np.ndarray) -> float:
     if k == 1 and (scales.size == 0 or bool(np.all(scales == 1.0))):
         return 0.0
     return (k + 3) * 2.0**-53 * k * (1 + 2.0**-30)
+
+
+def _merge_error(term_max: np.ndarray, c: float, k: int) -> np.ndarray:
+    """The bound of :func:`_merge_error_scale` for rows whose largest terms are
+    ``term_max``, plus ``2^-1073`` per term of an entry for operations that underflow."""
+    return term_max * c + (k + 2) * 2.0**-1073
 
 
 #: integer column multipliers must stay below this (exact floats, and with float32 weights
@@ -1731,7 +1738,8 @@ def _deviation_bound(pv: np.ndarray, pr: np.ndarray, rv: np.ndarray, w: np.ndarr
 
     ``pv[k]`` is merged into ``pr[k]`` with factor ``rv[k]``.  The float
     difference plus a relative margin of 2^-40 that covers the roundings of
-    the product, of the difference and of rows converted from rationals;
+    the product, of the difference and of rows converted from rationals, and
+    an absolute one of ``2^-1073 (|rho| + 1)`` for values that underflowed;
     the caller adds the error of float merged sums (:func:`_collect`).
     """
     if not pv.size:
@@ -1743,7 +1751,8 @@ def _deviation_bound(pv: np.ndarray, pr: np.ndarray, rv: np.ndarray, w: np.ndarr
         for part in (b[:, None], w):
             scaled = r * part[pv[sl]]
             ref = part[pr[sl]]
-            bound = np.abs(scaled - ref) + 2.0**-40 * (np.abs(scaled) + np.abs(ref))
+            bound = np.abs(scaled - ref) + 2.0**-40 * (np.abs(scaled) + np.abs(ref)) \
+                + 2.0**-1073 * (np.abs(r) + 1)
             if bound.size:
                 dev = max(dev, float(bound.max()))
     return dev
@@ -1760,7 +1769,8 @@ def _float_merge_error(wr: np.ndarray, prev: _Channels) -> np.ndarray | None:
         return None
     terms = np.abs(np.asarray(wr, dtype=np.float64)[:, live, :]) * np.abs(scales[live])[
         None, :, None]
-    return terms.reshape(terms.shape[0], -1).max(axis=1, initial=0.0) * c
+    return _merge_error(terms.reshape(terms.shape[0], -1).max(axis=1, initial=0.0), c,
+                        max(map(len, prev.blocks), default=1))
 
 
 def _finish(net: Network, red_net: Network, results: list[LayerReduction], exact: bool,

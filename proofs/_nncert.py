@@ -33,8 +33,10 @@ _LINEAR = {"identity", "avgpool2d", "flatten", "permute"}
 _ONE = Fraction(1)
 _ZERO = Fraction(0)
 #: tolerance mode: a merged weight computed in float64 is within this much of the
-#: exact value, relative to the sum of the absolute values of its terms
+#: exact value, relative to the sum of the absolute values of its terms, plus
+#: _MERGE_ABS per term (operations that underflow)
 _MERGE_REL = Fraction(1, 2**40)
+_MERGE_ABS = Fraction(1, 2**1073)
 #: an exact number of the certificate: "p" or "p/q" (section 1)
 _RATIONAL = re.compile(r"-?(0|[1-9][0-9]*)(/[1-9][0-9]*)?")
 #: longest number string read (Python's int() refuses more than 4300 digits anyway)
@@ -764,7 +766,9 @@ class _Checker:
                     continue
             exact_vals = m_exact(rep_rows, K)
             # tolerance mode: merged in float64 arithmetic, within 2^-40 of the terms' size
+            # (and 2^-1073 per term for underflow)
             bound = (m_exact(rep_rows, K, absolute=True) * _MERGE_REL
+                     + _MERGE_ABS * len(blocks[K])
                      if mode == "tolerance" and not exact_store else None)
             for r in range(exact_vals.shape[0]):
                 for p in range(exact_vals.shape[1]):

@@ -208,3 +208,25 @@ def test_values_beyond_float64_range_get_a_clear_error_or_stay() -> None:
         red = reduce_network(net, tolerance=tol)
         assert red.layers[0].removed == () and not red.network.exact
         assert check_certificate(net, red.network, red.certificate).valid
+
+
+def test_values_that_underflow_are_within_the_bounds(merge_path: str) -> None:
+    """Below 2^-1022 float64 loses absolute precision: a merged weight T + T/3 (T the
+    smallest subnormal) is stored rounded, and folded biases 2^-1200 and 2^-1201 become 0
+    in float; the stored-weight rule and the deviation bound allow for it."""
+    tiny = 2.0**-1074
+    net = Network((_dense([[3.0], [1.0]], [0, 0]), Activation("relu"),
+                   _dense([[tiny, tiny]], [0.0])), (1,))
+    red = reduce_network(net, tolerance=1e-9)
+    assert red.layers[0].blocks == ((0, 1),)
+    res = check_certificate(net, red.network, red.certificate)
+    assert res.valid, res
+    net = Network((_dense([[0.0], [1.0]], [2.0**-600, 0.0]), Activation("relu"),
+                   _dense([[2.0**-600, 0.0], [2.0**-601, 0.0], [0.0, 1.0]], [0, 0, 0]),
+                   Activation("tanh"), _dense([[1.0, 1.0, 1.0]], [0])), (1,))
+    red = reduce_network(net, tolerance=1e-9)
+    assert red.layers[1].blocks[0][:2] == (0, 1)  # merged: their float biases are both 0
+    assert Fraction(2) ** -1201 <= _exact_deviation(net, red) <= Fraction(
+        red.max_weight_deviation)
+    res = check_certificate(net, red.network, red.certificate)
+    assert res.valid, res
