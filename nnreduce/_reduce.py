@@ -330,10 +330,14 @@ def _merge(wr: np.ndarray, blocks: Sequence[Sequence[int]], rho: Any,
         wr.reshape(n_out, n_ch * p), pos // p, pos % p, p, np.zeros(n_out), chans, exact, 0.0,
         None, _Workspace())
     if merged is None:
-        if exact:
-            return _merge(_exact_obj(wr), blocks, [Fraction(x) for x in rho], True)
-        raise _ReductionInputError(  # pragma: no cover - float sums of finite weights
-            "a merged weight overflows float64; reduce in exact mode (tolerance=0)")
+        exact_sums = _merge(_exact_obj(wr), blocks, [Fraction(x) for x in rho], True)
+        if not exact and any(abs(x) >= _FLOAT_MAX_EXCL for x in exact_sums.reshape(-1)):
+            raise _ReductionInputError(
+                "a merged weight is beyond float64's range (2^1024 or more); lumpkit does not "
+                "reduce such networks: rescale their weights")
+        # tolerance mode: a float sum overflowed in the order of its additions, but the exact
+        # sums fit float64 (the reduced weights are these, rounded)
+        return exact_sums
     return merged.mb[:, 1:].reshape(n_out, len(blocks), p)
 
 

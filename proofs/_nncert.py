@@ -117,9 +117,10 @@ def _scale_exact(x: np.ndarray, f: Fraction) -> np.ndarray | None:
 
 def _add_exact(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     """``a + b`` in float64 when every sum is exact (Knuth's TwoSum error is zero)."""
-    s = a + b
-    bb = s - a
-    err = (a - (s - bb)) + (b - bb)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow: None below
+        s = a + b
+        bb = s - a
+        err = (a - (s - bb)) + (b - bb)
     if not np.all(np.isfinite(s)) or np.any(err != 0):
         return None
     return s

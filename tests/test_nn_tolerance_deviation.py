@@ -230,3 +230,18 @@ def test_values_that_underflow_are_within_the_bounds(merge_path: str) -> None:
         red.max_weight_deviation)
     res = check_certificate(net, red.network, red.certificate)
     assert res.valid, res
+
+
+def test_a_float_sum_that_overflows_in_its_order_uses_the_exact_sum() -> None:
+    """2^1023 + 2^1023 - 2^1023 overflows in float64 from left to right, but the exact
+    merged weight 2^1023 fits: tolerance mode uses it (it refused the network before);
+    a merged weight of 2^1024 gets a clear error."""
+    fits = Network((_dense([[1.0], [1.0], [1.0]], [0, 0, 0]), Activation("relu"),
+                    _dense([[2.0**1023, 2.0**1023, -(2.0**1023)]], [0.0])), (1,))
+    red = reduce_network(fits, tolerance=1e-9)
+    assert red.network.layers[2].weight.tolist() == [[2.0**1023]]
+    assert check_certificate(fits, red.network, red.certificate).valid
+    beyond = Network((_dense([[1.0], [1.0]], [0, 0]), Activation("relu"),
+                      _dense([[2.0**1023, 2.0**1023]], [0.0])), (1,))
+    with pytest.raises(ValueError, match="beyond float64's range"):
+        reduce_network(beyond, tolerance=1e-9)
