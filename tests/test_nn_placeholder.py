@@ -169,6 +169,17 @@ def _tampered(cert: dict[str, Any], edit: Any) -> dict[str, Any]:
     return out
 
 
+def _all_refused(net: Network, red: Network, cert: dict[str, Any],
+                 edits: dict[str, Any]) -> None:
+    """Every edited copy of ``cert`` is refused: malformed (``ValueError``) or invalid."""
+    for what, edit in edits.items():
+        try:
+            res = check_certificate(net, red, _tampered(cert, edit))
+        except ValueError:
+            continue  # refused as malformed
+        assert not res.valid, what
+
+
 def test_checker_refuses_bad_placeholders() -> None:
     net = _dead_middle()
     red = reduce_network(net)
@@ -189,13 +200,7 @@ def test_checker_refuses_bad_placeholders() -> None:
         "another placeholder": lambda c: c["layers"][3].__setitem__("placeholder", 4),
         "not an integer": lambda c: c["layers"][3].__setitem__("placeholder", "0"),
     }
-    for what, edit in edits.items():
-        res = None
-        try:
-            res = check_certificate(net, red.network, _tampered(cert, edit))
-        except ValueError:
-            continue  # refused as malformed
-        assert not res.valid, what
+    _all_refused(net, red.network, cert, edits)
 
 
 def test_checker_refuses_a_placeholder_that_feeds_the_next_layer() -> None:
