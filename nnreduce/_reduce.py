@@ -1694,9 +1694,15 @@ def _collect(lump: Any, cand: np.ndarray, n_out: int, n_src: int, sign: np.ndarr
         pow2 = all(x == 1 or _pow2(x) for x in fr)
     else:
         assert scale is not None
-        with np.errstate(over="ignore"):  # (an infinite factor is refused below)
+        with np.errstate(over="ignore", under="ignore"):  # (refused just below)
             rf = np.asarray(lrho[1 + n_src:], dtype=np.float64) * scale[rep_local] / scale
         rf[is_rep] = 1.0
+        if not np.all(np.isfinite(rf) & (rf != 0)):
+            # rows of sizes 2^-449 and 2^716 grouped: their factor has no float64 value
+            raise _ReductionInputError(
+                "the reduction needs a value beyond float64's range: a factor between two "
+                "merged neurons below 2^-1074 or of 2^1024 or more (rows of very different "
+                "sizes); lumpkit does not reduce such networks: rescale their weights")
         cache = {x: Fraction(x) for x in set(rf.tolist())}
         fr = [cache[x] for x in rf.tolist()]
         pow2 = False  # not needed: tolerance mode merges in float arithmetic

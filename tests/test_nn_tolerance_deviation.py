@@ -245,3 +245,23 @@ def test_a_float_sum_that_overflows_in_its_order_uses_the_exact_sum() -> None:
                       _dense([[2.0**1023, 2.0**1023]], [0.0])), (1,))
     with pytest.raises(ValueError, match="beyond float64's range"):
         reduce_network(beyond, tolerance=1e-9)
+
+
+def test_a_factor_that_underflows_gets_a_clear_error() -> None:
+    """A merged row cancels to 2^-449 (3 - 3 + 2^-449) and tolerance mode groups it with
+    rows of size 2^716: their factor (about 2^-1165) has no float64 value.  It was
+    stored as 0 and divided by (ZeroDivisionError); exact mode merges them exactly."""
+    h = float.fromhex
+    w2 = np.array([[3.0, -1.0, h("0x1.8p-448")]]
+                  + [[x, h("0x1.5555555555555p+756"), -1.5 * 2.0**759]
+                     for x in (2.0**718, 2.0**717, 1.5 * 2.0**718, 2.0**718)]
+                  + [[-h("0x1.aaaaaaaaaaaaap+759"), h("0x1.5555555555555p+756"),
+                      1.5 * 2.0**759]])
+    net = Network((Dense(np.array([[1.0], [3.0], [1 / 3]]), np.array([0.25, 0.75, 0.25 / 3])),
+                   Activation("identity"), Dense(w2, np.array([0, 0, 0, 0, 0, 0.5])),
+                   Activation("relu"), Dense(-np.ones((1, 6)), np.zeros(1))), (1,))
+    with pytest.raises(ValueError, match="beyond float64's range"):
+        reduce_network(net, tolerance=0.01)
+    red = reduce_network(net)
+    assert red.layers[1].blocks == ((0, 1, 2, 3, 4), (5,))
+    assert check_certificate(net, red.network, red.certificate).valid
