@@ -98,21 +98,26 @@ def test_constant_neurons_removed_exactly_when_their_value_is_known(
     biases = data.draw(st.lists(st.sampled_from([0.0, 0.0, 0.5, -0.75, 7.0, -3.0]),
                                 min_size=len(zero_rows), max_size=len(zero_rows)))
     net = _net(kind, zero_rows, biases, seed)
-    # removed: a known value whose fold keeps the next bias a float64 (in neuron order)
-    out = net.layers[2]
-    bias = [Fraction(float(b)) for b in out.bias]
-    want: dict[int, Fraction] = {}
-    for v, b in sorted(zip(zero_rows, biases, strict=True)):
-        val = _EXPECTED[kind](Fraction(b))
-        if val is None:
-            continue
-        trial = [c + val * Fraction(float(w)) for c, w in zip(bias, out.weight[:, v],
-                                                               strict=True)]
-        if all(Fraction(float(t)) == t for t in trial):
-            want[v], bias = val, trial
     red = reduce_network(net)
     lr = red.layers[0]
-    assert dict(lr.removed) == want
+    want = dict(lr.removed)
+    # removed: constants with a known value, whose folds together keep the next bias a
+    # float64; and no other constant with a known value could be folded on top of them
+    out = net.layers[2]
+
+    def fold(bias: list[Fraction], v: int, val: Fraction) -> list[Fraction]:
+        return [c + val * Fraction(float(w)) for c, w in zip(bias, out.weight[:, v],
+                                                              strict=True)]
+
+    bias = [Fraction(float(b)) for b in out.bias]
+    known = {v: _EXPECTED[kind](Fraction(b)) for v, b in zip(zero_rows, biases, strict=True)}
+    for v, val in want.items():
+        assert known.get(v) == val, (v, val)
+        bias = fold(bias, v, val)
+    assert all(Fraction(float(t)) == t for t in bias)
+    for v, val in known.items():
+        if v not in want and val is not None:
+            assert not all(Fraction(float(t)) == t for t in fold(bias, v, val)), v
     # the other rows are random: only equal constants that stay merge (rho = 1)
     stay = [b for v, b in zip(zero_rows, biases, strict=True) if v not in want]
     assert lr.neurons_after == 6 - len(want) - (len(stay) - len(set(stay)))
