@@ -394,8 +394,15 @@ def take_rows_divided(mb: np.ndarray, rows: np.ndarray, first_col: int, div: np.
 @njit(cache=True, parallel=True)
 def deviation_bound(mb: np.ndarray, members: np.ndarray, reps: np.ndarray,
                     rho: np.ndarray) -> float:
-    """``max |rho[j] * mb[members[j]] - mb[reps[j]]|`` plus a relative margin of ``2**-40``
-    and an absolute one of ``2**-1073 (|rho[j]| + 1)`` (values that underflowed)."""
+    """An upper bound of ``max |rho[j] * mb[members[j]] - mb[reps[j]]|`` (the exact values of
+    the float entries), plus ``2**-1073 (|rho[j]| + 1)`` (values that underflowed).
+
+    The product and the difference come with their exact errors (Dekker's
+    two-product, Knuth's TwoSum), so the bound is the deviation itself up to a relative
+    ``2**-50``.  Where the two-product does not apply (a factor, an entry or their
+    product outside ``[2**-900, 2**900]``) a margin of ``2**-40`` of the values' sizes
+    is used instead.
+    """
     n = members.shape[0]
     m = mb.shape[1]
     best = np.zeros(n, dtype=np.float64)
@@ -404,11 +411,20 @@ def deviation_bound(mb: np.ndarray, members: np.ndarray, reps: np.ndarray,
         y = mb[reps[j]]
         r = rho[j]
         tiny = 2.0**-1073 * (abs(r) + 1.0)
+        r_ok = abs(r) <= _PROD_HI
         buf = np.empty(m, dtype=np.float64)
         for k in range(m):
-            scaled = r * x[k]
             ref = y[k]
-            buf[k] = abs(scaled - ref) + 2.0**-40 * (abs(scaled) + abs(ref)) + tiny
+            xk = x[k]
+            p = r * xk
+            if r_ok and abs(xk) <= _PROD_HI and _PROD_LO <= abs(p) <= _PROD_HI:
+                p, e1 = two_prod(r, xk)
+                d = p - ref
+                bb = d - p
+                e2 = (p - (d - bb)) + (-ref - bb)  # d + e2 = p - ref exactly
+                buf[k] = (abs(d) + abs(e1) + abs(e2)) * (1.0 + 2.0**-50) + tiny
+            else:
+                buf[k] = abs(p - ref) + 2.0**-40 * (abs(p) + abs(ref)) + tiny
         cell = np.empty(1, dtype=np.int64)
         cell[0] = bits_summary(buf)[0]  # the largest (non-negative) entry, by its bits
         best[j] = cell.view(np.float64)[0]

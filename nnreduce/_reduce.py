@@ -1739,6 +1739,11 @@ def _collect(lump: Any, cand: np.ndarray, n_out: int, n_src: int, sign: np.ndarr
             # certificate's conditions are about) adds, scaled like the rows
             dev += float(np.max(np.abs(rv) * merge_err[pv] + merge_err[pr]))
         dev *= 1 + 2.0**-40
+        if not math.isfinite(dev):
+            raise _ReductionInputError(
+                "the deviation of a merge in tolerance mode is beyond float64's range "
+                "(weights of 2^1000 or more); lumpkit does not reduce such networks: rescale "
+                "their weights")
     return _Lumped(blocks, rho, block_of, rho_f, pow2, dev)
 
 

@@ -265,3 +265,17 @@ def test_a_factor_that_underflows_gets_a_clear_error() -> None:
     red = reduce_network(net)
     assert red.layers[1].blocks == ((0, 1, 2, 3, 4), (5,))
     assert check_certificate(net, red.network, red.certificate).valid
+
+
+def test_the_reported_deviation_is_tight_for_large_weights() -> None:
+    """Rows (1e6, 1) and (1e6, 1 + 2^-40) merge at tolerance 1e-9; their deviation is
+    2^-40.  A margin of 2^-40 of the values' size reported about 2e-6 (the order of the
+    tolerance itself); the exact error terms of the product and the difference give
+    2^-40."""
+    net = Network((_dense([[1e6, 1.0], [1e6, 1.0 + 2.0**-40]], [0, 0]), Activation("relu"),
+                   _dense([[1.0, 1.0]], [0])), (2,))
+    red = reduce_network(net, tolerance=1e-9)
+    exact = _exact_deviation(net, red)
+    assert exact == Fraction(2) ** -40
+    assert exact <= Fraction(red.max_weight_deviation) <= exact * (1 + Fraction(1, 2**30))
+    assert check_certificate(net, red.network, red.certificate).valid
