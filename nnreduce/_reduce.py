@@ -75,6 +75,13 @@ __all__ = ["LayerReduction", "Reduction", "reduce_network", "save_certificate"]
 Factors = Literal["positive", "nonzero", "one"]
 
 
+def _beyond_float64(what: str) -> _ReductionInputError:
+    """The error for a reduction that needs a value float64 cannot hold (``what``)."""
+    return _ReductionInputError(
+        f"the reduction needs a value beyond float64's range: {what}; lumpkit does not "
+        "reduce such networks: rescale their weights")
+
+
 class _ReductionInputError(LumpkitError, ValueError):
     pass
 
@@ -332,9 +339,7 @@ def _merge(wr: np.ndarray, blocks: Sequence[Sequence[int]], rho: Any,
     if merged is None:
         exact_sums = _merge(_exact_obj(wr), blocks, [Fraction(x) for x in rho], True)
         if not exact and any(abs(x) >= _FLOAT_MAX_EXCL for x in exact_sums.reshape(-1)):
-            raise _ReductionInputError(
-                "a merged weight is beyond float64's range (2^1024 or more); lumpkit does not "
-                "reduce such networks: rescale their weights")
+            raise _beyond_float64("a merged weight of 2^1024 or more")
         # tolerance mode: a float sum overflowed in the order of its additions, but the exact
         # sums fit float64 (the reduced weights are these, rounded)
         return exact_sums
@@ -408,6 +413,17 @@ def _next_column_sum(ops: list[Layer], nxt: Layer, shape: tuple[int, ...], chann
     return _exact_obj(np.asarray(w).reshape(w.shape[0], -1)).sum(axis=1)
 
 
+def _folded_bias(bias: np.ndarray, constants: list[tuple[int, Fraction]],
+                 sums: dict[int, np.ndarray]) -> np.ndarray:
+    """The next layer's exact bias with every constant folded in (``sums`` as for
+    :func:`_exact_folds`)."""
+    total = bias
+    for v, val in constants:
+        if val != 0:
+            total = total + val * sums[v]
+    return total
+
+
 def _exact_folds(constants: list[tuple[int, Fraction]], bias: np.ndarray,
                  sums: dict[int, np.ndarray]) -> list[tuple[int, Fraction]]:
     """The constants whose folds keep the float next bias exact (the others stay).
@@ -418,11 +434,7 @@ def _exact_folds(constants: list[tuple[int, Fraction]], bias: np.ndarray,
     folds in sweeps until none fits any more (a fold that rounds alone may fit
     after another, so one pass in neuron order is not enough).
     """
-    total = bias
-    for v, val in constants:
-        if val != 0:
-            total = total + val * sums[v]
-    if _float64_values(total):
+    if _float64_values(_folded_bias(bias, constants, sums)):
         return constants
     done = {v for v, val in constants if val == 0}
     cur, progress = bias, True
@@ -461,8 +473,7 @@ def _unused_neurons(net: Network, lin: list[int]) -> list[np.ndarray]:
         rows = np.ones(nxt.weight.shape[0], dtype=bool) if read is None else read
         w = nxt.weight.reshape(nxt.weight.shape[0], -1)
         if is_exact_array(w):
-            col_read = np.array([any(x != 0 for x in w[rows, f]) for f in range(w.shape[1])],
-                                dtype=bool).reshape(-1)
+            col_read = np.asarray(w[rows] != 0, dtype=bool).any(axis=0)
         else:
             col_read = nonzero_columns(np.ascontiguousarray(w), rows)
         is_read: np.ndarray
@@ -654,10 +665,8 @@ def reduce_network(
             # a factor rho or a folded constant beyond float64's range (weights near 2^+-1024
             # in the same block or fold): the float fast paths and the float64 reduced
             # network cannot hold it
-            raise _ReductionInputError(
-                "the reduction needs a value beyond float64's range (a factor between "
-                "merged neurons or a folded constant of size 2^1024 or more); lumpkit does "
-                f"not reduce such networks: rescale their weights ({exc})") from exc
+            raise _beyond_float64("a factor between merged neurons or a folded constant of "
+                                  f"2^1024 or more ({exc})") from exc
 
 
 @contextlib.contextmanager
@@ -811,20 +820,17 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
             val = _post_value(ops, to_rational(b_eff[v]), v)
             if val is not None and (val == 0 or foldable):
                 constants.append((v, val))
-        if exact and not exact_net and any(val != 0 for _, val in constants):
+        if not exact_net and any(val != 0 for _, val in constants):
             assert isinstance(nxt, Dense | Conv2d)
             sums = {v: _next_column_sum(ops, nxt, net.shapes[idx + 1], v)
                     for v, val in constants if val != 0}
-            constants = _exact_folds(constants, _exact_obj(np.asarray(nxt.bias)), sums)
-        elif not exact_net and any(val != 0 for _, val in constants):
-            # tolerance mode rounds folds into a float bias, but one beyond float64's range
-            # has no float value: then the non-zero constants stay
-            assert isinstance(nxt, Dense | Conv2d)
-            folded = _exact_obj(np.asarray(nxt.bias)).copy()
-            for v, val in constants:
-                if val != 0:
-                    folded = folded + val * _next_column_sum(ops, nxt, net.shapes[idx + 1], v)
-            if any(abs(x) >= _FLOAT_MAX_EXCL for x in folded):
+            next_bias = _exact_obj(np.asarray(nxt.bias))
+            if exact:
+                constants = _exact_folds(constants, next_bias, sums)
+            elif any(abs(x) >= _FLOAT_MAX_EXCL
+                     for x in _folded_bias(next_bias, constants, sums)):
+                # tolerance mode rounds folds into a float bias, but one beyond float64's
+                # range has no float value: then the non-zero constants stay
                 constants = [(v, val) for v, val in constants if val == 0]
         for v, val in constants:
             removed.append((v, val))
@@ -1699,10 +1705,8 @@ def _collect(lump: Any, cand: np.ndarray, n_out: int, n_src: int, sign: np.ndarr
         rf[is_rep] = 1.0
         if not np.all(np.isfinite(rf) & (rf != 0)):
             # rows of sizes 2^-449 and 2^716 grouped: their factor has no float64 value
-            raise _ReductionInputError(
-                "the reduction needs a value beyond float64's range: a factor between two "
-                "merged neurons below 2^-1074 or of 2^1024 or more (rows of very different "
-                "sizes); lumpkit does not reduce such networks: rescale their weights")
+            raise _beyond_float64("a factor between two merged neurons below 2^-1074 or of "
+                                  "2^1024 or more (rows of very different sizes)")
         cache = {x: Fraction(x) for x in set(rf.tolist())}
         fr = [cache[x] for x in rf.tolist()]
         pow2 = False  # not needed: tolerance mode merges in float arithmetic
@@ -1740,10 +1744,8 @@ def _collect(lump: Any, cand: np.ndarray, n_out: int, n_src: int, sign: np.ndarr
             dev += float(np.max(np.abs(rv) * merge_err[pv] + merge_err[pr]))
         dev *= 1 + 2.0**-40
         if not math.isfinite(dev):
-            raise _ReductionInputError(
-                "the deviation of a merge in tolerance mode is beyond float64's range "
-                "(weights of 2^1000 or more); lumpkit does not reduce such networks: rescale "
-                "their weights")
+            raise _beyond_float64("the deviation of a merge in tolerance mode (weights of "
+                                  "2^1000 or more)")
     return _Lumped(blocks, rho, block_of, rho_f, pow2, dev)
 
 
