@@ -12,7 +12,8 @@ the process peak RSS during each reduction, and the process peak RSS).
 For the dense network it also prints a floor: the time of the least work
 any reduction must do (read every weight once, write the reduced weights
 into fresh memory), the blocks known in advance, as a ratio to the forward
-pass timed in turn with it.
+pass timed in turn with it; once with the merged weights as float64 (what
+nnreduce writes: their exact sums) and once rounded to float32.
 
 Usage: ``python benchmarks/nn_reduce.py [--width 4096] [--conv-channels 64] [--repeat 3]
 [--write docs/benchmarks-nn-table.md]``.
@@ -86,9 +87,10 @@ def conv_net(channels: int, seed: int = 1) -> Network:
 
 def _forward_dense(net: Network, dtype: type = np.float32) -> Callable[[], Any]:
     """Matrix-vector products over the weights as ``dtype`` (float32: the stored arrays)."""
-    ws = [(lyr.weight.astype(dtype, copy=False), lyr.bias.astype(dtype, copy=False))
-          for lyr in net.layers if isinstance(lyr, Dense)]
-    x0 = np.ones(net.input_shape[0], dtype=dtype)
+    ws: list[tuple[np.ndarray, np.ndarray]] = [
+        (lyr.weight.astype(dtype, copy=False), lyr.bias.astype(dtype, copy=False))
+        for lyr in net.layers if isinstance(lyr, Dense)]
+    x0: np.ndarray = np.ones(net.input_shape[0], dtype=dtype)
 
     def run() -> Any:
         x = x0
@@ -146,12 +148,14 @@ def _floor_layer(w: np.ndarray, half: int, s: np.ndarray, out: np.ndarray,
             seen[r] = big
 
 
-def _floor_dense(net: Network) -> Callable[[], Any]:
+def _floor_dense(net: Network, merged: type = np.float64) -> Callable[[], Any]:
     """A floor for reducing :func:`dense_net`: read every weight once and write the
-    reduced network's weights (float64 merged sums; the first layer's kept float32 rows)
-    into fresh memory, with the blocks known in advance: no keys, no comparisons, no
-    checks.  No reduction can do less; what it costs against the forward pass bounds
-    how close to it any reduction can come on this machine."""
+    reduced network's weights (merged sums as ``merged``; the first layer's kept float32
+    rows) into fresh memory, with the blocks known in advance: no keys, no comparisons,
+    no checks.  No reduction can do less; what it costs against the forward pass bounds
+    how close to it any reduction can come on this machine.  lumpkit stores merged sums
+    as float64 (float32 cannot hold them exactly); ``merged=np.float32`` is the floor of
+    a design that would round them back to the network's own type."""
     dense = [lyr for lyr in net.layers if isinstance(lyr, Dense)]
     plan = []
     for k, lyr in enumerate(dense):
@@ -159,7 +163,7 @@ def _floor_dense(net: Network) -> Callable[[], Any]:
         kept = n_out if k == len(dense) - 1 else n_out // 2
         half = 0 if k == 0 else n_in // 2
         plan.append((lyr.weight, half, np.full(max(half, 1), 0.5), kept,
-                     np.float32 if k == 0 else np.float64,
+                     np.float32 if k == 0 else merged,
                      np.empty(n_out, dtype=np.float32)))
 
     def run() -> None:
@@ -357,9 +361,12 @@ def main() -> None:
     rows = bench(f"dense 784-4x{args.width}-10 ReLU", net, _forward_dense(net),
                  _float64_pass(_forward_dense, net), args.repeat)
     floor_s, floor_x = _floor_ratio(_floor_dense(net), _forward_dense(net))
+    f32_s, f32_x = _floor_ratio(_floor_dense(net, np.float32), _forward_dense(net))
     floor_line = (f"floor of the dense reduction (read every weight once, write the reduced "
                   f"weights into fresh memory; blocks known, nothing checked): "
-                  f"{floor_s * 1e3:.1f} ms = {floor_x:.1f} x the float32 forward pass")
+                  f"{floor_s * 1e3:.1f} ms = {floor_x:.1f} x the float32 forward pass "
+                  f"(merged weights rounded to float32 instead of float64: "
+                  f"{f32_s * 1e3:.1f} ms = {f32_x:.1f} x)")
     print("   " + floor_line)
     del net
     cnet = conv_net(args.conv_channels)
