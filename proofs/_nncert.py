@@ -4,13 +4,17 @@ Written from the format document alone: it imports nnreduce's network model,
 evaluators and hash (the *inputs*), never its reduction code.  Everything is
 exact.  Columns of the grouped weight tensor that belong to an unmerged
 neuron with factor 1 are compared as stored numbers (float64 equality is
-exact); everything else is computed with :class:`fractions.Fraction`.  Each
+exact).  Merged columns and factors are computed in float64 where every
+product and sum is proved exact (the factors scaled to integers below
+``2**53``, each product's significand bits counted, each sum checked by
+TwoSum), and with :class:`fractions.Fraction` where that proof fails.  Each
 weight is visited a bounded number of times: linear time.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -124,6 +128,71 @@ def _add_exact(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     if not np.all(np.isfinite(s)) or np.any(err != 0):
         return None
     return s
+
+
+#: integers that float64 holds exactly, and products of them with floats that it may
+_INT53 = 2**53
+
+
+def _odd_significand(x: np.ndarray) -> np.ndarray:
+    """The odd part of each finite float's 53-bit significand (0 for 0), as int64."""
+    with np.errstate(invalid="ignore"):
+        m, _ = np.frexp(np.abs(x))
+        sig = np.ldexp(m, 53).astype(np.int64)
+    return _odd_int(sig)
+
+
+def _odd_int(k: np.ndarray) -> np.ndarray:
+    """``|k|`` without its factors of two (0 for 0), for int64 ``k`` below ``2**53``."""
+    k = np.abs(k)
+    low = k & -k
+    return np.where(k != 0, k // np.where(low == 0, 1, low), 0)
+
+
+def _int_products(x: np.ndarray, k: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+    """``x * k`` in float64 (``k`` integers below ``2**53`` in size, broadcast against
+    ``x``) and, per entry, whether that product is exact.
+
+    ``x = a * 2**e`` and ``k = c * 2**f`` with ``a``, ``c`` odd: the product
+    ``a * c * 2**(e + f)`` is a float64 value exactly when ``a * c < 2**53``
+    and it lies in the normal range (or is 0 because a factor is).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    ki = np.asarray(k, dtype=np.int64)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        y = x * ki.astype(np.float64)
+    ox = _odd_significand(x)
+    ok = _odd_int(ki)
+    fits = ox <= (_INT53 - 1) // np.maximum(ok, 1)
+    zero = (x == 0) | (ki == 0)
+    with np.errstate(invalid="ignore"):
+        normal = np.isfinite(y) & (np.abs(y) >= np.finfo(np.float64).tiny)
+    return y, fits & (zero | normal)
+
+
+def _ratio_ints(factors: list[Fraction]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Numerators, denominators (int64) and whether both are below ``2**53``."""
+    fine = np.array([abs(f.numerator) < _INT53 and f.denominator < _INT53 for f in factors],
+                    dtype=bool)
+    num = np.array([f.numerator if g else 1 for f, g in zip(factors, fine, strict=True)],
+                   dtype=np.int64)
+    den = np.array([f.denominator if g else 1 for f, g in zip(factors, fine, strict=True)],
+                   dtype=np.int64)
+    return num, den, fine
+
+
+def _rows_ratio_equal(a: np.ndarray, factors: list[Fraction], b: np.ndarray) -> np.ndarray:
+    """Per row ``m``: whether ``factors[m] * a[m] == b[m]`` is proved in float64, as
+    ``p * a[m] == q * b[m]`` (``factors[m] = p / q``) with both products exact.
+
+    False means "not proved here" (the caller then checks it with Fractions).
+    """
+    num, den, fine = _ratio_ints(factors)
+    shape = (-1,) + (1,) * (a.ndim - 1)
+    ya, ea = _int_products(a, num.reshape(shape))
+    yb, eb = _int_products(b, den.reshape(shape))
+    axes = tuple(range(1, a.ndim))
+    return fine & np.all(ea & eb & (ya == yb), axis=axes)
 
 
 def _factor_arrays(factors: list[Fraction]) -> tuple[np.ndarray, np.ndarray]:
@@ -715,9 +784,32 @@ class _Checker:
                     return None
             return acc
 
+        def m_scaled(rows: np.ndarray, K: int) -> tuple[np.ndarray, int] | None:
+            """``(A, L)`` with ``M[rows, K, :] == A / L`` exactly: ``L`` the least common
+            multiple of the denominators of the block's ``1 / rho`` (below ``2**53``), ``A``
+            in float64 when every term ``W * L / rho`` and every sum is exact (else None)."""
+            if K in extra or Wr.dtype == object:
+                return None  # combined columns added, or rational weights: Fractions
+            inv = [1 / r for r in rho[K]]
+            scale = math.lcm(*(f.denominator for f in inv))
+            if scale >= _INT53:
+                return None
+            acc: np.ndarray | None = None
+            for u, f in zip(blocks[K], inv, strict=True):
+                k = (f * scale).numerator  # an integer: scale is a multiple of f's denominator
+                if abs(k) >= _INT53:
+                    return None
+                term, exact = _int_products(Wr[rows, u, :], k)
+                if not exact.all():
+                    return None
+                acc = term if acc is None else _add_exact(acc, term)
+                if acc is None:
+                    return None
+            return (acc, scale) if acc is not None else None
+
         if cur is not None:
             self._conditions(where, Wr, cur, plain, plain_cols, merged, m_exact, b_eff, ops,
-                             mode, dev, lin, i, m_fast)
+                             mode, dev, lin, i, m_fast, m_scaled)
             rep_rows = np.array(cur.kept(), dtype=np.int64)
         else:
             rep_rows = np.arange(n_out, dtype=np.int64)
@@ -764,6 +856,16 @@ class _Checker:
                 # the exact value is a float: the stored weight must be that float
                 bad = got != fast
                 if not np.any(bad):
+                    continue
+            scaled = None if exact_store else m_scaled(rep_rows, K)
+            if scaled is not None:
+                # M = A / L exactly; float64 division rounds it correctly, so a stored weight
+                # equal to A / L is M rounded to float64 (which tolerance mode's bound
+                # allows too); it is M itself when W * L gives back A exactly
+                acc, scale = scaled
+                if np.array_equal(got, acc / scale):
+                    back, exact = _int_products(got, scale)
+                    rounded |= not bool(np.all(exact & (back == acc)))
                     continue
             exact_vals = m_exact(rep_rows, K)
             # tolerance mode: merged in float64 arithmetic, within 2^-40 of the terms' size
@@ -838,7 +940,7 @@ class _Checker:
     def _conditions(self, where: int, Wr: np.ndarray, cur: _Part, plain: list[int],
                     plain_cols: np.ndarray, merged: list[int], m_exact: Any,
                     b_eff: list[Fraction], ops: list[Any], mode: str, dev: Fraction,
-                    lin: list[int], i: int, m_fast: Any) -> None:
+                    lin: list[int], i: int, m_fast: Any, m_scaled: Any) -> None:
         factors = _factors(ops)
         per_channel = [(f"{_op_kind(op)} {name}", arr) for op in ops
                        for name, arr in _param_arrays(op).items() if arr.shape[0] > 1]
@@ -899,8 +1001,11 @@ class _Checker:
             if mode == "exact" and Wr.dtype != object and other:
                 ov = np.array([v for _, v, _, _ in other], dtype=np.int64)
                 orr = np.array([r for _, _, r, _ in other], dtype=np.int64)
-                ok = _rows_scaled_equal(Wr[ov][:, plain_cols, :], [rv for *_, rv in other],
-                                        Wr[orr][:, plain_cols, :])
+                a, b = Wr[ov][:, plain_cols, :], Wr[orr][:, plain_cols, :]
+                fs = [rv for *_, rv in other]
+                ok = _rows_scaled_equal(a, fs, b)
+                if not ok.all():  # factors such as 3 or 5/7: p * a == q * b
+                    ok |= _rows_ratio_equal(a, fs, b)
                 other = [o for o, good in zip(other, ok, strict=True) if not good]
             for K, v, r, rv in other:
                 a = _exact(Wr[v][plain_cols, :]) * rv
@@ -920,6 +1025,15 @@ class _Checker:
                     if fv is not None and fr_ is not None:
                         ok = _rows_scaled_equal(fv, member_factors, fr_)
                         todo = [int(m) for m in np.flatnonzero(~ok)]
+                if mode == "exact" and todo:
+                    # M = A / L for both rows (the same L): rho(v) M(v) = M(r) iff
+                    # rho(v) A(v) = A(r)
+                    sel = np.array(todo, dtype=np.int64)
+                    sv, sr = m_scaled(vs[sel], Kp), m_scaled(rs[sel], Kp)
+                    if sv is not None and sr is not None:
+                        ok = _rows_ratio_equal(sv[0], [members[m][3] for m in todo], sr[0])
+                        todo = [m for m, good in zip(todo, ok.tolist(), strict=True)
+                                if not good]
                 if not todo:
                     continue
                 sel = np.array(todo, dtype=np.int64)
