@@ -239,7 +239,12 @@ def lump(
         :func:`lumpcore.coarsest_lumping`); a float generator's diagonal is
         given to it as the same exact sum, in parts, each part rounded.
     tolerance : float
-        Float arithmetic only.
+        Float arithmetic only: the grid ``tolerance * Z`` that the rates are
+        rounded to; the values of the respected reward structures and (for
+        backward kinds and ``strict``) the initial probabilities are rounded
+        to it as well before states are told apart by them (rewards folded
+        from transition rewards in float arithmetic differ in their last bits:
+        ``0.12499999999999997`` and ``0.125`` for the same ``1/8``).
     labels : collection of str, optional
         Labels to respect; default all labels except ``init``.
     rewards : collection of str, optional
@@ -307,7 +312,7 @@ def lump(
     use_rewards = kind in _FORWARD or kind == "strict"
     use_initial = kind in _BACKWARD or kind == "strict"
     initial = _initial_partition(chain, respected, kept_rewards if use_rewards else [],
-                                 use_initial)
+                                 use_initial, tolerance if arithmetic == "float" else 0.0)
 
     t0 = time.perf_counter()
     runs: list[Lumping] = []
@@ -508,8 +513,11 @@ def _initial_partition(
     respected: list[str],
     reward_names: list[str],
     use_initial: bool,
+    grid: float = 0.0,
 ) -> np.ndarray:
-    """Integer block label per state combining the chosen per-state attributes."""
+    """Integer block label per state combining the chosen per-state attributes (reward
+    values and initial probabilities rounded to the nearest multiple of ``grid`` when it
+    is positive)."""
     n = chain.n
     cols: list[np.ndarray] = []
     exact_cols: list[list[Hashable]] = []
@@ -531,7 +539,21 @@ def _initial_partition(
     if use_initial:
         vectors.append(chain.initial)
     for vec in vectors:
-        if vec.dtype == object:
+        if grid > 0:
+            step = Fraction(grid)
+            if vec.dtype == object:
+                exact_cols.append([round(Fraction(x) / step) for x in vec.tolist()])
+            else:
+                with np.errstate(over="ignore"):
+                    q = np.rint(np.asarray(vec, dtype=np.float64) / grid)
+                if not np.all(np.isfinite(q)):
+                    big = float(np.max(np.abs(vec)))
+                    raise LumpingError(
+                        f"tolerance {grid!r} is too fine for a reward or initial value of "
+                        f"{big!r} (their quotient exceeds float64's range); choose a larger "
+                        "tolerance")
+                cols.append(q)
+        elif vec.dtype == object:
             exact_cols.append(vec.tolist())
         else:
             cols.append(np.asarray(vec, dtype=np.float64))

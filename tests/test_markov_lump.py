@@ -734,3 +734,36 @@ def test_float_chain_lumps_like_the_exact_generator(rates: np.ndarray) -> None:
         assert got.blocks == lump(ex, kind).blocks, kind
         # the independent checker takes the float chain's generator the same way
         assert check_markov_lumping(flo, got.blocks, kind, rho=got.rho).valid, kind
+
+
+@pytest.mark.parametrize("kind, what", [("ordinary", "rewards"), ("bisim", "rewards"),
+                                        ("strict", "rewards"), ("exact", "initial"),
+                                        ("strict", "initial")])
+def test_tolerance_rounds_reward_and_initial_values_like_rates(kind: str, what: str) -> None:
+    """Two alike cycles 0 <-> 2 and 1 <-> 3 at rate 1: every kind lumps them into {0, 1}
+    and {2, 3} when 0 and 1 (2 and 3) have equal rewards (initial probabilities).  Float
+    values that are equal only mathematically (0.1 + 0.2 and 0.3) keep states apart at the
+    default grid, and are one value at tolerance 1e-9, as the exact chain says."""
+    rates = [[0, 0, 1, 0], [0, 0, 0, 1], [1, 0, 0, 0], [0, 1, 0, 0]]
+    exact_vals = [F(3, 10), F(3, 10), F(1, 5), F(1, 5)]
+    float_vals = [0.1 + 0.2, 0.3, 0.2, 0.2]
+    assert float_vals[0] != float_vals[1]
+
+    def chain(vals: list[F] | list[float], exact: bool) -> CTMC:
+        if what == "rewards":  # (strict respects the start too: a uniform one)
+            return CTMC.from_rates(rates, rewards={"r": vals}, initial=[F(1, 4)] * 4,
+                                   exact=exact)
+        return CTMC.from_rates(rates, initial=vals, exact=exact)
+
+    want = lump(chain(exact_vals, True), kind).blocks  # the oracle: exact values
+    assert want == ((0, 1), (2, 3))
+    fine = lump(chain(float_vals, False), kind, arithmetic="float").blocks
+    assert len(fine) > len(want)  # 0.30000000000000004 != 0.3 at the default grid
+    assert lump(chain(float_vals, False), kind, arithmetic="float",
+                tolerance=1e-9).blocks == want
+
+
+def test_a_tolerance_too_fine_for_the_rewards_is_refused() -> None:
+    c = CTMC.from_rates([[0, 1], [1, 0]], rewards={"r": [1e300, 2e300]}, exact=False)
+    with pytest.raises(ValueError, match="too fine for a reward or initial value"):
+        lump(c, "ordinary", arithmetic="float", tolerance=1e-300)
