@@ -161,6 +161,7 @@ def _lump(args: argparse.Namespace) -> int:
         "seconds": round(res.seconds, 6),
         "read_seconds": round(t1 - t0, 6),
         "total_seconds": round(t2 - t0, 6),
+        "preserves": res.preserves,
     }
     if out is not None:
         info["output"] = str(out)
@@ -175,6 +176,7 @@ def _lump(args: argparse.Namespace) -> int:
           f"({ratio:.2f}x fewer states)")
     print(f"time         {res.seconds:.3f} s lumping ({args.arithmetic}), "
           f"{t1 - t0:.3f} s reading")
+    print(f"preserves    {res.preserves}")
     if out is not None:
         print(f"quotient     written to {out}")
     return 0

@@ -33,6 +33,22 @@ _FORWARD = {"ordinary", "bisim", "proportional"}
 _BACKWARD = {"exact", "proportional-exact"}
 
 
+#: What the quotient of each kind preserves (THEORY section 2), for :attr:`ChainLumping.preserves`.
+_PRESERVES = {
+    "ordinary": "block masses from any start (transient and steady state); the respected "
+                "labels and rewards",
+    "bisim": "block masses from any start (transient and steady state); the respected labels "
+             "and rewards",
+    "exact": "p(v) = p([v]) / |[v]| from a start uniform inside blocks (transient and steady "
+             "state)",
+    "strict": "block masses from any start, and p(v) = p([v]) / |[v]| from a start uniform "
+              "inside blocks (transient and steady state)",
+    "proportional": "steady state only: the quotient's pi is the block masses of pi / rho "
+                    "(normalised), not of pi",
+    "proportional-exact": "steady state only: pi(v) = pi([v]) / |[v]|",
+}
+
+
 class LumpingError(LumpkitError, ValueError):
     """A lumping request is invalid, or a lifting is not meaningful for the notion."""
 
@@ -71,6 +87,20 @@ class ChainLumping:
     arithmetic: str
     engine: tuple[Lumping, ...]
     seconds: float
+
+    @property
+    def preserves(self) -> str:
+        """What the quotient preserves of the original chain, in words (the claims of
+        THEORY section 2 that the tests check numerically; ``p([v])`` is the quotient's
+        value for the block of ``v``).
+
+        Examples
+        --------
+        >>> from markov import paper_example_2
+        >>> lump(paper_example_2(), "proportional-exact").preserves
+        'steady state only: pi(v) = pi([v]) / |[v]|'
+        """
+        return _PRESERVES[self.kind]
 
     @property
     def num_blocks(self) -> int:
@@ -115,10 +145,19 @@ class ChainLumping:
         Raises
         ------
         LumpingError
-            For forward notions (``ordinary``, ``bisim``, ``proportional``):
-            they determine only block masses; compare
-            ``aggregate(p)`` with the quotient's result instead.
+            For forward notions (``ordinary``, ``bisim``): they determine only
+            block masses; compare ``aggregate(p)`` with the quotient's result
+            instead.  For ``proportional``: its quotient's stationary
+            distribution is the block masses of ``pi / rho`` (normalised);
+            compare ``aggregate`` of that.
         """
+        if self.kind == "proportional":
+            raise LumpingError(
+                "a proportional lumping determines neither the distribution inside a block "
+                "nor pi's block masses: its quotient's stationary distribution is the block "
+                "masses of pi / rho, normalised; compare aggregate(pi / rho) / sum(pi / rho) "
+                "of the original with it"
+            )
         if self.kind in _FORWARD:
             raise LumpingError(
                 f"a {self.kind} lumping determines only block masses, not the distribution "

@@ -55,6 +55,7 @@ def test_human_output_and_quotient_file(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["ctmc", "lump", str(src), "--kind", "proportional-exact", "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert "8 states, 17 transitions" in text and "4 blocks" in text
+    assert "preserves    steady state only" in text
     q = read_prism_explicit(out, exact=True)
     # the quotient's stationary distribution = block masses of the original (by THEORY);
     # Example 2's stationary distribution, solved independently in the chain tests

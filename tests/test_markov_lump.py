@@ -418,6 +418,10 @@ def test_planted_proportional_claims(data: tuple[CTMC, list[list[int]], list[F]]
     pi_prime = pi / np.asarray([float(r) for r in rho])
     pi_prime /= pi_prime.sum()
     np.testing.assert_allclose(res.aggregate(pi_prime), stationary(res.quotient), atol=1e-9)
+    # what the result says it preserves, and what it refuses to lift
+    assert "block masses of pi / rho" in res.preserves
+    with pytest.raises(ValueError, match="pi / rho"):
+        res.lift_distribution(stationary(res.quotient))
 
 
 @st.composite
