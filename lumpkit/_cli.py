@@ -124,8 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LumpkitError as exc:
         print(f"lumpkit: error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"lumpkit: error: {exc}", file=sys.stderr)
+    except OSError as exc:  # a missing file, a full disk, a directory where a file goes ...
+        what = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else exc
+        print(f"lumpkit: error: {what}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lumpkit: interrupted", file=sys.stderr)

@@ -129,6 +129,8 @@ def _lump(args: argparse.Namespace) -> int:
         raise _UsageError(f"-o must name a .tra or .drn file, got {out}")
     if out is not None:  # checked before the (possibly long) lumping
         check_output(out, "-o")
+        if out.resolve() == Path(args.model).resolve():
+            raise _UsageError(f"-o {out} would overwrite the input model; choose another name")
     bar = _Steps(3 if out else 2)
     try:
         t0 = time.perf_counter()

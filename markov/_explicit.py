@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -14,7 +14,7 @@ import numpy as np
 from lumpcore import ModelFormatError
 
 from ._chain import CTMC, DTMC, ChainError
-from ._fileio import FileLines, atomic_write, fmt_number, located, parse_number
+from ._fileio import FileLines, atomic_write_group, fmt_number, located, parse_number
 
 __all__ = ["read_prism_explicit", "write_prism_explicit"]
 
@@ -386,13 +386,15 @@ def write_prism_explicit(
     sta: bool = True,
     srew: bool = True,
 ) -> list[Path]:
-    """Write a chain as PRISM explicit files (atomically, one file at a time).
+    """Write a chain as PRISM explicit files (atomically, as a set).
 
     Writes ``tra`` and, beside it, ``<stem>.lab`` (labels; ``init`` is the
     support of the initial distribution), ``<stem>.sta`` (if the chain has
     valuations) and the state rewards (``<stem>.srew`` for one structure,
     ``<stem>1.srew``, ``<stem>2.srew``, ... for several, each naming its
-    structure in a ``#`` comment).  CTMCs are written as rate matrices
+    structure in a ``#`` comment).  Every file is written to a temporary file
+    first and they are renamed only when all are written, so an error leaves the
+    earlier files under these names as they were.  CTMCs are written as rate matrices
     (off-diagonal rates and the self-loops of :attr:`CTMC.loops`).  A
     ``.sta`` or ``.srew`` file beside ``tra`` that this write does not produce
     but the reader would pick up (left by an earlier write of another chain
@@ -441,15 +443,13 @@ def write_prism_explicit(
         _, src, dst, val = chain.rate_edges()
     else:
         _, src, dst, val = chain.to_edges()
-    written: list[Path] = []
 
     def w_tra(fh: IO[str]) -> None:
         fh.write(f"{chain.n} {src.shape[0]}\n")
         for i, j, v in zip(src.tolist(), dst.tolist(), val.tolist(), strict=True):
             fh.write(f"{i} {j} {fmt_number(v)}\n")
 
-    atomic_write(tra, w_tra)
-    written.append(tra)
+    group: list[tuple[Path, Callable[[IO[str]], None]]] = [(tra, w_tra)]
     if lab:
         names = ["init"] + [x for x in chain.labels if x != "init"]
         per_state: list[list[int]] = [[] for _ in range(chain.n)]
@@ -464,9 +464,7 @@ def write_prism_explicit(
                 if ks:
                     fh.write(f"{s}: {' '.join(map(str, ks))}\n")
 
-        p = stem.with_name(stem.name + ".lab")
-        atomic_write(p, w_lab)
-        written.append(p)
+        group.append((stem.with_name(stem.name + ".lab"), w_lab))
     if sta and chain.valuations is not None:
         vals = chain.valuations
 
@@ -480,9 +478,7 @@ def write_prism_explicit(
             for s, row in enumerate(vals):
                 fh.write(f"{s}:(" + ",".join(fmt_sta(x) for x in row) + ")\n")
 
-        p = stem.with_name(stem.name + ".sta")
-        atomic_write(p, w_sta)
-        written.append(p)
+        group.append((stem.with_name(stem.name + ".sta"), w_sta))
     if srew and chain.rewards:
         many = len(chain.rewards) > 1
         for k, (name, rew) in enumerate(chain.rewards.items(), start=1):
@@ -494,9 +490,9 @@ def write_prism_explicit(
                 for s, v in nz:
                     fh.write(f"{s} {fmt_number(v)}\n")
 
-            p = stem.with_name(f"{stem.name}{k if many else ''}.srew")
-            atomic_write(p, w_srew)
-            written.append(p)
+            group.append((stem.with_name(f"{stem.name}{k if many else ''}.srew"), w_srew))
+    atomic_write_group(group)
+    written = [p for p, _ in group]
     _remove_stale(stem, written, sta=sta, srew=srew)
     return written
 

@@ -12,9 +12,11 @@ from typing import Any
 import numpy as np
 
 from lumpcore import LumpkitWarning, ModelFormatError, rational_to_str, to_rational
-from lumpcore._atomic import atomic_write_str as atomic_write  # the shared atomic writer
+from lumpcore._atomic import atomic_write_group  # the shared atomic writers
+from lumpcore._atomic import atomic_write_str as atomic_write
 
-__all__ = ["FileLines", "atomic_write", "fmt_number", "parse_number", "reward_rates"]
+__all__ = ["FileLines", "atomic_write", "atomic_write_group", "fmt_number", "parse_number",
+           "reward_rates"]
 
 
 def fmt_number(x: Any) -> str:

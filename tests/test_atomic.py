@@ -40,3 +40,41 @@ def test_error_while_writing_leaves_the_old_file(tmp_path: Path) -> None:
         atomic_write_str(target, fail)
     assert target.read_text(encoding="utf-8") == "old\n"
     assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_a_group_is_written_all_or_nothing(tmp_path: Path) -> None:
+    from lumpcore._atomic import atomic_write_group
+
+    a, b, c = tmp_path / "q.tra", tmp_path / "q.lab", tmp_path / "q.srew"
+    for p in (a, b, c):
+        p.write_text("old\n", encoding="utf-8")
+
+    def ok(fh: object) -> None:
+        fh.write("new\n")  # type: ignore[attr-defined]
+
+    def full(fh: object) -> None:
+        raise OSError(27, "File too large")  # (what a size limit or a full disk raises)
+
+    with pytest.raises(OSError) as info:
+        atomic_write_group([(a, ok), (b, full), (c, ok)])
+    assert info.value.filename == str(b)  # the file asked for, not its temporary one
+    assert [p.read_text(encoding="utf-8") for p in (a, b, c)] == ["old\n"] * 3
+    assert sorted(os.listdir(tmp_path)) == ["q.lab", "q.srew", "q.tra"]
+    atomic_write_group([(a, ok), (b, ok), (c, ok)])
+    assert [p.read_text(encoding="utf-8") for p in (a, b, c)] == ["new\n"] * 3
+    assert sorted(os.listdir(tmp_path)) == ["q.lab", "q.srew", "q.tra"]
+
+
+def test_a_group_with_a_directory_as_a_target_writes_nothing(tmp_path: Path) -> None:
+    from lumpcore._atomic import atomic_write_group
+
+    a, b = tmp_path / "q.tra", tmp_path / "q.srew"
+    b.mkdir()
+
+    def ok(fh: object) -> None:
+        fh.write("new\n")  # type: ignore[attr-defined]
+
+    with pytest.raises(IsADirectoryError) as info:
+        atomic_write_group([(a, ok), (b, ok)])
+    assert info.value.filename == str(b)
+    assert sorted(os.listdir(tmp_path)) == ["q.srew"]

@@ -89,6 +89,32 @@ def test_errors_exit_2_with_message(argv: list[str], message: str,
     assert "Traceback" not in err
 
 
+def test_output_naming_the_input_is_refused(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "ex2.tra"
+    write_prism_explicit(paper_example_2(), src)
+    before = src.read_text(encoding="utf-8")
+    assert main(["ctmc", "lump", str(src), "-o", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lumpkit: error:") and "would overwrite the input model" in err
+    assert src.read_text(encoding="utf-8") == before
+
+
+def test_write_failure_is_one_line_and_leaves_the_old_quotient(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "ex2.tra"
+    write_prism_explicit(paper_example_2(), src)
+    out = tmp_path / "q.tra"
+    out.write_text("old\n", encoding="utf-8")
+    (tmp_path / "q.lab").mkdir()  # where the quotient's labels would go
+    assert main(["ctmc", "lump", str(src), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"lumpkit: error: {tmp_path / 'q.lab'}: Is a directory\n"
+    assert out.read_text(encoding="utf-8") == "old\n"  # nothing of the set was replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ex2.lab", "ex2.tra", "q.lab",
+                                                          "q.tra"]
+
+
 _DIE = """dtmc
 module die
   s : [0..3] init 0;
