@@ -110,6 +110,9 @@ def _read_quietly(args: argparse.Namespace, constants: dict[str, str] | None) ->
         warnings.simplefilter("always")
         chain = read_model(args.model, constants, exact=args.exact,
                            model_type="dtmc" if args.dtmc else "ctmc")
+    if args.dtmc and chain.kind != "dtmc":
+        raise _UsageError(f"--dtmc is for .tra files, which do not say their type; "
+                          f"{args.model} is a {chain.kind.upper()} by its own declaration")
     for w in got:
         if chosen is not None and isinstance(w.message, RewardFoldingWarning) \
                 and not set(w.message.structures) & set(chosen):

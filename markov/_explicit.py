@@ -106,6 +106,11 @@ def _parse_lab(path: Path, n: int) -> dict[str, list[int]]:
                         f"label index {index} is declared twice ({names[index]!r} and "
                         f"{mt.group(2)!r}); give every label its own index"
                     )
+                if mt.group(2) in names.values():
+                    first = next(k for k, v in names.items() if v == mt.group(2))
+                    raise lines.error(
+                        f"label {mt.group(2)!r} is declared twice (indices {first} and "
+                        f"{index}); declare every label once")
                 names[index] = mt.group(2)
                 pos = mt.end()
             break

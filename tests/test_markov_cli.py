@@ -161,3 +161,24 @@ def test_folding_warning_only_for_the_rewards_the_lumping_respects(
         assert main(argv) == 0
         err = capsys.readouterr().err
         assert ("reward structure(s) 'served'" in err) == warned, (rewards, err)
+
+
+def test_dtmc_flag_on_a_ctmc_file_is_refused(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "ex2.drn"
+    write_drn(paper_example_2(), src)  # a CTMC, and the .drn says so
+    assert main(["ctmc", "lump", str(src), "--dtmc"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lumpkit: error: --dtmc is for .tra files") and "CTMC" in err
+
+
+def test_a_label_declared_twice_is_refused(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "m.tra"
+    src.write_text("2 2\n0 1 1\n1 0 1\n", encoding="utf-8")
+    (tmp_path / "m.lab").write_text('0="init" 1="goal" 2="goal"\n0: 0\n1: 1\n1: 2\n',
+                                    encoding="utf-8")
+    assert main(["ctmc", "lump", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lumpkit: error:") and "m.lab, line 1" in err
+    assert "label 'goal' is declared twice (indices 1 and 2)" in err
