@@ -7,8 +7,10 @@ neuron with factor 1 are compared as stored numbers (float64 equality is
 exact).  Merged columns and factors are computed in float64 where every
 product and sum is proved exact (the factors scaled to integers below
 ``2**53``, each product's significand bits counted, each sum checked by
-TwoSum), and with :class:`fractions.Fraction` where that proof fails.  Each
-weight is visited a bounded number of times: linear time.
+TwoSum), else in Python integers over a common denominator and power of two;
+:class:`fractions.Fraction` values are made to report a violation (and for
+rational networks and linear combinations).  Each weight is visited a
+bounded number of times: linear time.
 """
 
 from __future__ import annotations
@@ -132,6 +134,9 @@ def _add_exact(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
 
 #: integers that float64 holds exactly, and products of them with floats that it may
 _INT53 = 2**53
+#: prove merged columns in float64 (scaled to integers) and in Python integers where that
+#: applies; False leaves everything but powers of two to Fractions (the tests' reference)
+_FAST = True
 
 
 def _odd_significand(x: np.ndarray) -> np.ndarray:
@@ -168,6 +173,20 @@ def _int_products(x: np.ndarray, k: np.ndarray | int) -> tuple[np.ndarray, np.nd
     with np.errstate(invalid="ignore"):
         normal = np.isfinite(y) & (np.abs(y) >= np.finfo(np.float64).tiny)
     return y, fits & (zero | normal)
+
+
+def _float_ints(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(I, s)`` with ``x == I * 2**s`` exactly: ``I`` Python integers (an object array),
+    ``s`` the smallest binary exponent of the non-zero entries (0 when there are none)."""
+    x = np.asarray(x, dtype=np.float64)
+    m, e = np.frexp(x)
+    sig = np.ldexp(m, 53).astype(np.int64)  # exact: 53-bit significands
+    e = e.astype(np.int64) - 53
+    nz = sig != 0
+    if not nz.any():
+        return np.zeros(x.shape, dtype=np.int64).astype(object), 0
+    low = int(e[nz].min())
+    return sig.astype(object) << np.where(nz, e - low, 0).astype(object), low
 
 
 def _ratio_ints(factors: list[Fraction]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -788,7 +807,7 @@ class _Checker:
             """``(A, L)`` with ``M[rows, K, :] == A / L`` exactly: ``L`` the least common
             multiple of the denominators of the block's ``1 / rho`` (below ``2**53``), ``A``
             in float64 when every term ``W * L / rho`` and every sum is exact (else None)."""
-            if K in extra or Wr.dtype == object:
+            if K in extra or Wr.dtype == object or not _FAST:
                 return None  # combined columns added, or rational weights: Fractions
             inv = [1 / r for r in rho[K]]
             scale = math.lcm(*(f.denominator for f in inv))
@@ -807,9 +826,41 @@ class _Checker:
                     return None
             return (acc, scale) if acc is not None else None
 
+        def m_ints(rows: np.ndarray, K: int, absolute: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray | None, int, int] | None:
+            """``(A, B, s, D)`` with ``M[rows, K, :] == A * 2**s / D`` exactly (``A``
+            Python integers, ``D`` the least common multiple of the denominators of the
+            terms' factors) and, with ``absolute``, ``B`` the same for the sum of the
+            absolute values of the terms: :func:`m_exact` without a Fraction per value."""
+            if Wr.dtype == object or not _FAST:
+                return None
+            terms = [(u, 1 / r) for u, r in zip(blocks[K], rho[K], strict=True)]
+            terms += [(u, a / r) for cb, cr, a in extra.get(K, ())
+                      for u, r in zip(cb, cr, strict=True)]
+            den = math.lcm(*(f.denominator for _, f in terms))
+            parts = []
+            for u, f in terms:
+                ints, shift = _float_ints(Wr[rows, u, :])
+                parts.append((ints, shift, (f * den).numerator))
+            live = [shift for ints, shift, _ in parts if np.any(ints != 0)]
+            low = min(live) if live else 0
+            acc: Any = 0
+            mag: Any = 0
+            for ints, shift, c in parts:
+                if shift > low:
+                    ints = ints << (shift - low)
+                acc = acc + ints * c
+                if absolute:
+                    mag = mag + np.abs(ints) * abs(c)
+            shape = (len(rows), Wr.shape[2])
+            a = np.asarray(acc, dtype=object).reshape(shape) if parts else \
+                np.zeros(shape, dtype=np.int64).astype(object)
+            b = np.asarray(mag, dtype=object).reshape(shape) if absolute else None
+            return a, b, (low if live else 0), den
+
         if cur is not None:
             self._conditions(where, Wr, cur, plain, plain_cols, merged, m_exact, b_eff, ops,
-                             mode, dev, lin, i, m_fast, m_scaled)
+                             mode, dev, lin, i, m_fast, m_scaled, m_ints)
             rep_rows = np.array(cur.kept(), dtype=np.int64)
         else:
             rep_rows = np.arange(n_out, dtype=np.int64)
@@ -867,6 +918,12 @@ class _Checker:
                     back, exact = _int_products(got, scale)
                     rounded |= not bool(np.all(exact & (back == acc)))
                     continue
+            verdict = None if exact_store else self._stored_ints(
+                got, m_ints(rep_rows, K, absolute=mode == "tolerance"), mode,
+                len(blocks[K]))
+            if verdict is not None:  # proved in integers (else: Fractions, which say where)
+                rounded |= verdict
+                continue
             exact_vals = m_exact(rep_rows, K)
             # tolerance mode: merged in float64 arithmetic, within 2^-40 of the terms' size
             # (and 2^-1073 per term for underflow)
@@ -900,6 +957,40 @@ class _Checker:
             if rb.dtype != object and Fraction(float(g)) != e:
                 rounded = True
         return rounded
+
+    @staticmethod
+    def _stored_ints(got: np.ndarray, ints: tuple[np.ndarray, Any, int, int] | None,
+                     mode: str, n_terms: int) -> bool | None:
+        """Whether float weights ``got`` are the stored values of ``M = A 2^s / D`` (from
+        ``m_ints``): the correctly rounded ``M`` in exact mode, within ``2^-40 B 2^s / D``
+        plus ``2^-1073`` per term of ``M`` in tolerance mode.  Returns whether any of them
+        differs from ``M`` (rounded), or None when that is not so for every one of them
+        (the caller then finds which, in Fractions)."""
+        if ints is None:
+            return None
+        a, b, low, den = ints
+        g, g_low = _float_ints(got)
+        # in units of 2^t / D: g = g D 2^(g_low - t), M = A 2^(s - t)
+        t = min(low, g_low)
+        x = (g * den) << (g_low - t)
+        y = a << (low - t)
+        equal = x == y
+        if mode == "tolerance":
+            # |x - y| <= B 2^(s - t - 40) + n D 2^(-1073 - t), all times 2^u (u makes the
+            # exponents non-negative)
+            u = max(0, 40 - (low - t), 1073 + t)
+            lhs = np.abs(x - y) << u
+            rhs = (b << (low - t - 40 + u)) + n_terms * den * (1 << (u - 1073 - t))
+            if not bool(np.all(lhs <= rhs)):
+                return None
+        else:
+            try:
+                want = (a << low) / den if low >= 0 else a / (den << -low)  # correctly rounded
+            except OverflowError:
+                return None
+            if not np.array_equal(np.asarray(want, dtype=np.float64), got):
+                return None
+        return not bool(np.all(equal))
 
     def _channel_params(self, lin: list[int], parts: list[_Part]) -> None:
         """Per-channel parameters (PReLU slopes, batch norm) and pooling in the post-ops of
@@ -940,7 +1031,7 @@ class _Checker:
     def _conditions(self, where: int, Wr: np.ndarray, cur: _Part, plain: list[int],
                     plain_cols: np.ndarray, merged: list[int], m_exact: Any,
                     b_eff: list[Fraction], ops: list[Any], mode: str, dev: Fraction,
-                    lin: list[int], i: int, m_fast: Any, m_scaled: Any) -> None:
+                    lin: list[int], i: int, m_fast: Any, m_scaled: Any, m_ints: Any) -> None:
         factors = _factors(ops)
         per_channel = [(f"{_op_kind(op)} {name}", arr) for op in ops
                        for name, arr in _param_arrays(op).items() if arr.shape[0] > 1]
@@ -1004,7 +1095,7 @@ class _Checker:
                 a, b = Wr[ov][:, plain_cols, :], Wr[orr][:, plain_cols, :]
                 fs = [rv for *_, rv in other]
                 ok = _rows_scaled_equal(a, fs, b)
-                if not ok.all():  # factors such as 3 or 5/7: p * a == q * b
+                if not ok.all() and _FAST:  # factors such as 3 or 5/7: p * a == q * b
                     ok |= _rows_ratio_equal(a, fs, b)
                 other = [o for o, good in zip(other, ok, strict=True) if not good]
             for K, v, r, rv in other:
@@ -1032,6 +1123,31 @@ class _Checker:
                     sv, sr = m_scaled(vs[sel], Kp), m_scaled(rs[sel], Kp)
                     if sv is not None and sr is not None:
                         ok = _rows_ratio_equal(sv[0], [members[m][3] for m in todo], sr[0])
+                        todo = [m for m, good in zip(todo, ok.tolist(), strict=True)
+                                if not good]
+                if todo:
+                    # exactly, in integers: rho(v) M(v) - M(r) = (p A(v) - q A(r)) 2^s / (q D)
+                    sel = np.array(todo, dtype=np.int64)
+                    both = m_ints(np.concatenate([vs[sel], rs[sel]]), Kp)
+                    if both is not None:
+                        a, _, low, den = both
+                        pq = [members[m][3] for m in todo]
+                        nums = np.array([f.numerator for f in pq], dtype=object)[:, None]
+                        dens = np.array([f.denominator for f in pq], dtype=object)[:, None]
+                        diff = nums * a[:len(todo)] - dens * a[len(todo):]
+                        zero = np.all(diff == 0, axis=1)
+                        if mode == "exact":
+                            ok = zero
+                        else:  # |diff| 2^s / (q D) <= dev
+                            lhs = np.abs(diff) * dev.denominator
+                            rhs = dens * (dev.numerator * den)
+                            if low >= 0:
+                                lhs = lhs << low
+                            else:
+                                rhs = rhs << -low
+                            ok = np.all(lhs <= rhs, axis=1)
+                            if np.any(ok & ~zero):
+                                self.deviated = True  # accepted within max_weight_deviation
                         todo = [m for m, good in zip(todo, ok.tolist(), strict=True)
                                 if not good]
                 if not todo:

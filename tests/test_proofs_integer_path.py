@@ -109,18 +109,14 @@ def _planted(rng: np.random.Generator) -> Network:
     return Network(tuple(layers), (n_in,))
 
 
-def _slow_products(x: Any, k: Any) -> tuple[np.ndarray, np.ndarray]:
-    shape = np.broadcast(np.asarray(x), np.asarray(k)).shape
-    return np.zeros(shape), np.zeros(shape, dtype=bool)
-
-
 def _verdicts(orig: Network, red: Network, cert: dict[str, Any]) -> tuple[Any, Any]:
-    """(fast path, Fraction path) verdicts as (valid, condition, exact)."""
+    """(fast paths, Fraction path) verdicts as (valid, condition, location, exact)."""
     fast = proofs.check_certificate(orig, red, cert)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(nncert, "_int_products", _slow_products)
+        mp.setattr(nncert, "_FAST", False)
         slow = proofs.check_certificate(orig, red, cert)
-    return ((fast.valid, fast.condition, fast.exact), (slow.valid, slow.condition, slow.exact))
+    return ((fast.valid, fast.condition, fast.location, fast.exact),
+            (slow.valid, slow.condition, slow.location, slow.exact))
 
 
 def _forged(orig: Network, red: Network, cert: dict[str, Any]) -> dict[str, Any]:
@@ -209,3 +205,83 @@ def test_factors_three_and_five_sevenths_take_the_float_path() -> None:
         res = proofs.check_certificate(net, red.network, red.certificate)
     assert res.valid and res.exact
     assert calls and all(calls)  # proved in float64, not by the Fraction fallback
+
+
+def _near(rng: np.random.Generator) -> Network:
+    """A ReLU MLP whose hidden layers hold copies of neurons times float factors, with a
+    relative perturbation of about 1e-12 (tolerance mode merges them)."""
+    sizes = [int(rng.integers(1, 4))] + [int(rng.integers(1, 4)) for _ in range(2)]
+    layers: list[Any] = []
+    prev = sizes[0]
+    for width in sizes[1:]:
+        base = rng.standard_normal((width, prev + 1))
+        rows = [base[i] for i in range(width)]
+        for _ in range(int(rng.integers(1, 4))):
+            i = int(rng.integers(0, width))
+            f = float(rng.uniform(0.2, 5.0))
+            rows.append(base[i] * f * (1 + 1e-12 * rng.standard_normal(prev + 1)))
+        m = np.array(rows)
+        layers += [Dense(m[:, :-1], m[:, -1]), Activation("relu")]
+        prev = m.shape[0]
+    layers.append(Dense(rng.standard_normal((2, prev)), rng.standard_normal(2)))
+    return Network(tuple(layers), (sizes[0],))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1),
+       tamper=st.sampled_from(["none", "member-ulp", "member-far", "weight-ulp",
+                               "weight-far"]))
+def test_tolerance_certificates_get_the_same_verdict_on_every_path(seed: int,
+                                                                   tamper: str) -> None:
+    rng = np.random.default_rng(seed)
+    net = _near(rng)
+    red = reduce_network(net, tolerance=1e-6)
+    cert, rnet = red.certificate, red.network
+    far = tamper.endswith("far")
+    if tamper.startswith("member"):
+        spots = [(lyr["layer"], blk[m]) for lyr in cert["layers"]
+                 for blk in lyr["blocks"] for m in range(1, len(blk))]
+        if spots:
+            i, v = spots[int(rng.integers(0, len(spots)))]
+            lyr = net.layers[i]
+            w = np.array(lyr.weight, dtype=np.float64)
+            j = int(rng.integers(0, w.shape[1]))
+            w[v, j] = w[v, j] * (1 + 1e-3) + 1e-3 if far else np.nextafter(w[v, j], np.inf)
+            layers = list(net.layers)
+            layers[i] = Dense(w, lyr.bias)
+            net = Network(tuple(layers), net.input_shape)
+            cert = _forged(net, rnet, cert)
+    elif tamper.startswith("weight"):
+        i = [k for k, lyr in enumerate(rnet.layers) if isinstance(lyr, Dense)][-1]
+        lyr = rnet.layers[i]
+        w = np.array(lyr.weight, dtype=np.float64)
+        idx = tuple(int(rng.integers(0, n)) for n in w.shape)
+        w[idx] = w[idx] * (1 + 1e-3) + 1e-3 if far else np.nextafter(w[idx], np.inf)
+        layers = list(rnet.layers)
+        layers[i] = Dense(w, lyr.bias)
+        rnet = Network(tuple(layers), rnet.input_shape)
+        cert = _forged(net, rnet, cert)
+    fast, slow = _verdicts(net, rnet, cert)
+    assert fast == slow
+    if tamper == "none":
+        assert fast[0], fast
+
+
+def test_a_deviation_accepted_in_integers_makes_the_check_inexact() -> None:
+    # u2 = 2 u1 (merged exactly), u3 alone; b = 2 a but for the weight from u2, 2^-40 off,
+    # which the merged column of {u1, u2} carries (the factor 1/2 comes from the larger
+    # weights on u3); the output's merged weight 1 + 2 * 0.5 is exact, so only that
+    # deviation makes the reduction inexact
+    d = 1 + 2.0**-40
+    net = Network((Dense(np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]]), np.zeros(3)),
+                   Activation("relu"),
+                   Dense(np.array([[1.0, 1.0, 4.0], [2.0, 2.0 * d, 8.0]]), np.zeros(2)),
+                   Activation("relu"),
+                   Dense(np.array([[1.0, 0.5]]), np.zeros(1))), (2,))
+    red = reduce_network(net, tolerance=1e-6)
+    assert [lr.neurons_after for lr in red.layers] == [2, 1]
+    assert red.layers[1].rho == ((Fraction(1), Fraction(2)),) or \
+        red.layers[1].rho == ((Fraction(1), Fraction(1, 2)),)
+    fast, slow = _verdicts(net, red.network, red.certificate)
+    assert fast == slow
+    assert fast[0] and fast[3] is False
