@@ -958,6 +958,31 @@ class _Checker:
                 rounded = True
         return rounded
 
+    def _ratio_rows(self, a: np.ndarray, b: np.ndarray, low: int, den: int,
+                    factors: list[Fraction], mode: str, dev: Fraction) -> np.ndarray:
+        """Per row ``m``: whether ``factors[m] * x[m] = y[m]`` for ``x = a 2^low / den``
+        and ``y = b 2^low / den`` (``a``, ``b`` Python integers, rows first), exactly, or
+        in tolerance mode within ``dev`` in every entry (noting an accepted deviation)."""
+        nums = np.array([f.numerator for f in factors], dtype=object)
+        dens = np.array([f.denominator for f in factors], dtype=object)
+        shape = (-1,) + (1,) * (a.ndim - 1)
+        axes = tuple(range(1, a.ndim))
+        # factor * x - y = (p a - q b) 2^low / (q den)
+        diff = nums.reshape(shape) * a - dens.reshape(shape) * b
+        zero = np.all(diff == 0, axis=axes)
+        if mode == "exact":
+            return np.asarray(zero, dtype=bool)
+        lhs = np.abs(diff) * dev.denominator
+        rhs = dens.reshape(shape) * (dev.numerator * den)
+        if low >= 0:
+            lhs = lhs << low
+        else:
+            rhs = rhs << -low
+        ok = np.asarray(np.all(lhs <= rhs, axis=axes), dtype=bool)
+        if np.any(ok & ~zero):
+            self.deviated = True  # accepted within max_weight_deviation: not exact
+        return ok
+
     @staticmethod
     def _stored_ints(got: np.ndarray, ints: tuple[np.ndarray, Any, int, int] | None,
                      mode: str, n_terms: int) -> bool | None:
@@ -1098,6 +1123,14 @@ class _Checker:
                 if not ok.all() and _FAST:  # factors such as 3 or 5/7: p * a == q * b
                     ok |= _rows_ratio_equal(a, fs, b)
                 other = [o for o, good in zip(other, ok, strict=True) if not good]
+            if Wr.dtype != object and other and _FAST:  # the rest in integers
+                ov = np.array([v for _, v, _, _ in other], dtype=np.int64)
+                orr = np.array([r for _, _, r, _ in other], dtype=np.int64)
+                ints, low = _float_ints(np.concatenate([Wr[ov][:, plain_cols, :],
+                                                        Wr[orr][:, plain_cols, :]]))
+                ok = self._ratio_rows(ints[:len(other)], ints[len(other):], low, 1,
+                                      [rv for *_, rv in other], mode, dev)
+                other = [o for o, good in zip(other, ok.tolist(), strict=True) if not good]
             for K, v, r, rv in other:
                 a = _exact(Wr[v][plain_cols, :]) * rv
                 b = _exact(Wr[r][plain_cols, :])
@@ -1131,23 +1164,8 @@ class _Checker:
                     both = m_ints(np.concatenate([vs[sel], rs[sel]]), Kp)
                     if both is not None:
                         a, _, low, den = both
-                        pq = [members[m][3] for m in todo]
-                        nums = np.array([f.numerator for f in pq], dtype=object)[:, None]
-                        dens = np.array([f.denominator for f in pq], dtype=object)[:, None]
-                        diff = nums * a[:len(todo)] - dens * a[len(todo):]
-                        zero = np.all(diff == 0, axis=1)
-                        if mode == "exact":
-                            ok = zero
-                        else:  # |diff| 2^s / (q D) <= dev
-                            lhs = np.abs(diff) * dev.denominator
-                            rhs = dens * (dev.numerator * den)
-                            if low >= 0:
-                                lhs = lhs << low
-                            else:
-                                rhs = rhs << -low
-                            ok = np.all(lhs <= rhs, axis=1)
-                            if np.any(ok & ~zero):
-                                self.deviated = True  # accepted within max_weight_deviation
+                        ok = self._ratio_rows(a[:len(todo)], a[len(todo):], low, den,
+                                              [members[m][3] for m in todo], mode, dev)
                         todo = [m for m, good in zip(todo, ok.tolist(), strict=True)
                                 if not good]
                 if not todo:
