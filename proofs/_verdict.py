@@ -132,7 +132,8 @@ class CheckResult:
             return f"valid: {self.checked}"
         loc = ", ".join(f"{k} {v}" for k, v in self.location.items())
         vals = ", ".join(f"{k} = {v}" for k, v in self.values.items())
-        return f"violated: {self.condition} at {loc}: {vals}"
+        where = f" at {loc}" if loc else ""  # (a condition of the whole network has no place)
+        return f"violated: {self.condition}{where}: {vals}"
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""

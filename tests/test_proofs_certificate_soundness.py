@@ -388,3 +388,17 @@ def test_neurons_after_must_be_an_integer(bad: Any) -> None:
     cert["layers"][0]["neurons_after"] = bad
     with pytest.raises(CertificateError, match="neurons_after"):
         check_certificate(net, red.network, cert)
+
+
+def test_a_violation_of_the_whole_network_names_no_empty_place() -> None:
+    # an exact reduction (factor 2) whose certificate claims it was rounded
+    net = Network((Dense([[1.0], [2.0]], [0.0, 0.0]), Activation("relu"),
+                   Dense([[1.0, 1.0]], [0.0])), (1,))
+    red = reduce_network(net)
+    cert = copy.deepcopy(red.certificate)
+    assert cert["reduced"]["rounded"] is False
+    cert["reduced"]["rounded"] = True
+    res = check_certificate(net, red.network, _forged(net, red.network, cert))
+    assert not res.valid and res.condition == "reduced.rounded flag"
+    assert res.message.startswith("violated: reduced.rounded flag: ")
+    assert " at " not in res.message
