@@ -313,7 +313,16 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
             mean, var = _np(m.running_mean), _np(m.running_var)
             w = _np(m.weight) if m.weight is not None else np.ones_like(mean)
             b = _np(m.bias) if m.bias is not None else np.zeros_like(mean)
-            s = w / np.sqrt(var + float(m.eps))
+            eps = float(m.eps)
+            with np.errstate(invalid="ignore"):
+                bad = ~(var + eps > 0)  # (NaN too)
+            if np.any(bad):
+                c0 = int(np.flatnonzero(bad)[0])
+                raise ModelFormatError(
+                    f"{where}: {kind} of channel {c0}: running variance {float(var[c0])!r} + "
+                    f"eps {eps!r} is not positive, so the channel is divided by zero (or a "
+                    "square root of a negative number); the checkpoint is damaged")
+            s = w / np.sqrt(var + eps)
             t = b - mean * s
             last = layers[-1] if layers else None
             if open_linear and isinstance(last, Dense):
@@ -474,9 +483,12 @@ def read_torch(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None
             module = torch.jit.load(p, map_location="cpu", _extra_files=extra)
     except Exception:
         try:
-            module = torch.load(p, map_location="cpu", weights_only=False)
+            with warnings.catch_warnings():  # (torch warns of a zip that looks like TorchScript)
+                warnings.simplefilter("ignore", UserWarning)
+                module = torch.load(p, map_location="cpu", weights_only=False)
         except Exception as exc:
-            raise ModelFormatError(f"{p}: neither TorchScript nor a pickled module ({exc})"
+            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ModelFormatError(f"{p}: neither TorchScript nor a pickled module ({why})"
                                    ) from None
         extra["lumpkit_input_shape"] = ",".join(
             str(x) for x in getattr(module, "lumpkit_input_shape", ()) or ())
