@@ -18,6 +18,7 @@ weight first, Cast, scalings inside the network, ...) are listed in docs/formats
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import replace
@@ -239,6 +240,15 @@ def _fold_constant(op: str, ins: list[np.ndarray | None], at: dict[str, Any]
         return x.astype(_FLOAT_TYPES[at["to"]]).astype(np.float64)  # rounds like ONNX
     if op == "Cast" and at.get("to") in _INT_TYPES and x.dtype.kind in "iu":
         return x.astype(np.int64)
+    if op == "ConstantOfShape" and x.dtype.kind in "iu" and x.ndim == 1 and not np.any(
+            x == _BATCH) and np.all(x >= 0) and int(np.prod(x)) <= 2**20:
+        value = at.get("value")
+        fill = (_tensor_array(value, "ConstantOfShape value").reshape(-1)[:1]
+                if value is not None else np.zeros(1, dtype=np.float32))
+        if fill.size != 1:
+            return None
+        out = np.full(tuple(int(d) for d in x), fill[0], dtype=fill.dtype)
+        return out.astype(np.float64) if out.dtype.kind == "f" else out
     if any(a is not None and a.dtype.kind not in "iu" for a in ins):
         return None  # the index and shape arithmetic below is for integers only
     if op == "Gather" and len(ins) > 1 and ins[1] is not None:
@@ -252,19 +262,26 @@ def _fold_constant(op: str, ins: list[np.ndarray | None], at: dict[str, Any]
             return np.concatenate([np.atleast_1d(a) for a in parts], axis=int(at.get("axis", 0)))
         except (ValueError, AxisError):
             return None
-    if op == "Slice" and x.ndim == 1:
+    if op == "Slice" and x.ndim >= 1:
         if len(ins) >= 3:  # opset 10+: starts, ends, axes, steps as inputs
             bounds = [None if a is None else a.reshape(-1).tolist() for a in ins[1:5]]
             bounds += [None] * (4 - len(bounds))
             starts, ends, axes, steps = bounds
         else:
             starts, ends, axes, steps = at.get("starts"), at.get("ends"), at.get("axes"), None
-        if starts is None or ends is None or len(starts) != 1 or (axes not in (None, [0])):
+        if starts is None or ends is None or len(starts) != len(ends):
             return None
-        step = 1 if steps is None else int(steps[0])
-        if step == 0:
+        axes = list(range(len(starts))) if axes is None else axes
+        steps = [1] * len(starts) if steps is None else steps
+        if not len(axes) == len(steps) == len(starts):
             return None
-        return x[slice(int(starts[0]), int(ends[0]), step)]
+        cut: list[slice] = [slice(None)] * x.ndim
+        for a, lo, hi, step in zip(axes, starts, ends, steps, strict=True):
+            if int(step) == 0 or not -x.ndim <= int(a) < x.ndim:
+                return None
+            # (Python's slices clamp out-of-range bounds as ONNX specifies)
+            cut[int(a) % x.ndim] = slice(int(lo), int(hi), int(step))
+        return x[tuple(cut)]
     if op == "Mul" and len(ins) == 2 and ins[1] is not None and not (
             np.any(x == _BATCH) or np.any(ins[1] == _BATCH)):
         return x * ins[1]
@@ -397,6 +414,9 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         return None if value is None else _tensor_array(value, f"Constant {name!r}")
 
     fused: set[int] = set()  # nodes of a multi-operator activation already read
+    # a zero Pad of the spatial axes, (top, left, bottom, right), that the next node (a
+    # Conv) takes as its padding (what exporters write for nn.ZeroPad2d)
+    pending_pad: tuple[int, int, int, int] | None = None
     for k, node in enumerate(graph_nodes):
         if k in fused or k in dead:
             continue
@@ -456,6 +476,10 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             )
         out = node.output[0]
         before_first = not any(isinstance(lyr, Dense | Conv2d) for lyr in b.layers)
+        if pending_pad is not None and op != "Conv":
+            raise UnsupportedLayerError(
+                f"{b.where(k, node)}: {op} after a zero Pad; lumpkit reads a Pad only "
+                "directly before a Conv, as that convolution's padding")
         if b.real != b.shape and op not in _SHAPE_FREE:
             raise UnsupportedLayerError(
                 f"{b.where(k, node)}: {op} of a (batch, *{b.real}) tensor, which lumpkit holds "
@@ -656,7 +680,17 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             strides = tuple(at.get("strides", [1, 1]))
             # auto_pad SAME_* pads for the dilated (= expanded) kernel, as ONNX specifies
             pads = _pads(at, b.shape, tuple(w.shape[2:]), strides, b.where(k, node))
+            if pending_pad is not None:
+                if at.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
+                    raise UnsupportedLayerError(
+                        f"{b.where(k, node)}: a Conv with auto_pad after a zero Pad")
+                pads = (pads[0] + pending_pad[0], pads[1] + pending_pad[1],
+                        pads[2] + pending_pad[2], pads[3] + pending_pad[3])
+                pending_pad = None
             b.add(Conv2d(w, bias, strides, pads))
+        elif op == "Pad":
+            pending_pad = _zero_pad(node, at, b.shape, b.where(k, node),
+                                    functools.partial(const, k=k, node=node))
         elif op in ("MaxPool", "AveragePool"):
             if any(d != 1 for d in at.get("dilations", [1, 1])):
                 raise UnsupportedLayerError(f"{b.where(k, node)}: dilations")
@@ -977,6 +1011,36 @@ def _add_batchnorm(b: _Builder, s: np.ndarray, t: np.ndarray) -> None:
                                   last.stride, last.padding)
             return
     b.add(BatchNorm(s, t))
+
+
+def _zero_pad(node: Any, at: dict[str, Any], shape: tuple[int, ...], where: str,
+              const: Any) -> tuple[int, int, int, int]:
+    """The (top, left, bottom, right) of a Pad node that pads a (batch, C, H, W) tensor's
+    spatial axes with zeros (anything else: :class:`UnsupportedLayerError`)."""
+    mode = at.get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+    if mode != "constant":
+        raise UnsupportedLayerError(f"{where}: Pad mode {mode!r}; lumpkit reads zero padding "
+                                    "(mode 'constant', value 0) only")
+    if len(node.input) > 3 and node.input[3]:
+        raise UnsupportedLayerError(f"{where}: Pad with an axes input")
+    pads = (const(node.input[1]) if len(node.input) > 1 and node.input[1]
+            else np.asarray(at.get("pads", []))).reshape(-1).astype(np.int64).tolist()
+    value = (const(node.input[2]).reshape(-1) if len(node.input) > 2 and node.input[2]
+             else np.asarray([at.get("value", 0.0)], dtype=np.float64))
+    if value.size != 1 or float(value[0]) != 0.0:
+        raise UnsupportedLayerError(f"{where}: Pad with the value {value.tolist()}; lumpkit "
+                                    "reads zero padding only")
+    if len(shape) != 3 or len(pads) != 8:
+        raise UnsupportedLayerError(
+            f"{where}: Pad of a (batch, *{shape}) tensor with pads {pads}; lumpkit reads the "
+            "zero padding of the two spatial axes of a (batch, C, H, W) tensor")
+    # pads: begins of the axes (batch, C, H, W), then their ends
+    if pads[0] or pads[1] or pads[4] or pads[5] or min(pads) < 0:
+        raise UnsupportedLayerError(
+            f"{where}: Pad with pads {pads}; lumpkit reads non-negative padding of the two "
+            "spatial axes only")
+    return pads[2], pads[3], pads[6], pads[7]
 
 
 def _pads(at: dict[str, Any], shape: tuple[int, ...], ks: tuple[int, ...],

@@ -681,3 +681,57 @@ def test_a_damaged_torchscript_file_is_one_line(tmp_path: Path) -> None:
             seen += 1
             assert "\n" not in str(exc) and str(tmp_path / "bad.pt") in str(exc)
     assert seen  # (bytes inside raw weight data may still load: that is a valid file)
+
+
+@pytest.mark.parametrize("opset", [13, 17])
+@pytest.mark.parametrize("pad", [(0, 1, 0, 1), (2, 0, 1, 3)])
+def test_zero_pad_before_a_conv_from_the_legacy_exporter(opset: int, pad: tuple[int, ...],
+                                                         tmp_path: Path) -> None:
+    """nn.ZeroPad2d (left, right, top, bottom) is exported as a Pad whose pads a subgraph
+    computes (ConstantOfShape, Concat, Slice, Transpose ...): read as the Conv's padding;
+    the reduction (a planted channel 2 = 2 * channel 0) runs in onnxruntime as torch does."""
+    import warnings
+
+    torch.manual_seed(opset + sum(pad))
+    h, w = 5 + pad[2] + pad[3] - 2, 5 + pad[0] + pad[1] - 2
+    m = torch.nn.Sequential(torch.nn.ZeroPad2d(pad), torch.nn.Conv2d(2, 3, 3), torch.nn.ReLU(),
+                            torch.nn.Flatten(), torch.nn.Linear(3 * h * w, 2)).eval()
+    with torch.no_grad():
+        m[1].weight[2] = 2 * m[1].weight[0]
+        m[1].bias[2] = 2 * m[1].bias[0]
+    path = tmp_path / "zp.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (torch.randn(1, 2, 5, 5),), str(path), dynamo=False,
+                          opset_version=opset)  # (float32: onnxruntime has no double Conv)
+    assert "Pad" in [n.op_type for n in __import__("onnx").load(str(path)).graph.node]
+    net = load_network(path)
+    conv = net.layers[0]
+    assert isinstance(conv, Conv2d) and conv.padding == (pad[2], pad[0], pad[3], pad[1])
+    x = np.random.default_rng(opset).standard_normal((4, 2, 5, 5)).astype(np.float32)
+    want = m(torch.tensor(x)).detach().numpy()
+    red = reduce_network(net)
+    assert [lr.neurons_after for lr in red.layers] == [2]
+    out = tmp_path / "zp.reduced.onnx"
+    save_network(red.network, out)
+    np.testing.assert_allclose(_ort_run(out, x), want, rtol=1e-5, atol=1e-6)
+
+
+def test_pads_lumpkit_cannot_read_as_conv_padding_are_named(tmp_path: Path) -> None:
+    import warnings
+
+    for mod, message in [
+        (torch.nn.Sequential(torch.nn.ZeroPad2d(1), torch.nn.MaxPool2d(2)),
+         r"MaxPool after a zero Pad; lumpkit reads a Pad only directly before a Conv"),
+        (torch.nn.Sequential(torch.nn.ReflectionPad2d(1), torch.nn.Conv2d(2, 2, 3)),
+         r"Pad mode 'reflect'"),
+        (torch.nn.Sequential(torch.nn.ConstantPad2d(1, 0.5), torch.nn.Conv2d(2, 2, 3)),
+         r"Pad with the value \[0\.5\]"),
+    ]:
+        path = tmp_path / "p.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(mod.eval(), (torch.randn(1, 2, 6, 6),), str(path), dynamo=False,
+                              opset_version=17)
+        with pytest.raises(UnsupportedLayerError, match=message):
+            load_network(path)
