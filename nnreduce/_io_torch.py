@@ -350,6 +350,8 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
                     raise UnsupportedLayerError(f"{where}: divisor_override")
                 layers.append(AvgPool2d(k, st, (ph, pw, ph, pw), bool(m.count_include_pad)))
         elif kind in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
+            if input_shape is not None:  # (its window follows from the shapes before it)
+                _check_ceiled(layers, ceiled, input_shape)
             layers.append(_adaptive_pool(kind, m, layers, input_shape, where))
         elif kind == "Flatten":
             if int(m.start_dim) != 1 or int(m.end_dim) != -1:
@@ -397,12 +399,7 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
                 "cannot infer the input shape of this PyTorch model; pass input_shape "
                 "(CLI: --input-shape C,H,W)"
             )
-    for i, where in ceiled:  # (before the whole network: a partial window changes shapes)
-        pool = layers[i]
-        assert isinstance(pool, MaxPool2d | AvgPool2d)
-        shape = Network(tuple(layers[:i]), tuple(input_shape)).output_shape if i else \
-            tuple(input_shape)
-        ceil_mode_changes_nothing(shape, pool.kernel, pool.stride, pool.padding, where)
+    _check_ceiled(layers, ceiled, input_shape)
     net = Network(tuple(layers), tuple(input_shape))
     if norm_ops or out_norm is not None:
         net = Network(net.layers, net.input_shape,
@@ -467,6 +464,19 @@ def _normalization(norm_ops: list[tuple[str, Any, str, int]], out_norm: Any, net
         if norm["output_mean"].shape != (n_out,) or norm["output_range"].shape != (n_out,):
             raise ModelFormatError(f"OutputNormalization: {n_out} values expected")
     return normalization_of(norm, n_in, math.prod(net.shapes[-1]))
+
+
+def _check_ceiled(layers: list[Layer], ceiled: list[tuple[int, str]],
+                  input_shape: tuple[int, ...]) -> None:
+    """Refuse, in order, the poolings with ``ceil_mode`` (at ``layers[i]``) whose rounding
+    up adds a partial window: before any shape after them is computed, which a partial
+    window would change."""
+    for i, where in ceiled:
+        pool = layers[i]
+        assert isinstance(pool, MaxPool2d | AvgPool2d)
+        shape = Network(tuple(layers[:i]), tuple(input_shape)).output_shape if i else \
+            tuple(input_shape)
+        ceil_mode_changes_nothing(shape, pool.kernel, pool.stride, pool.padding, where)
 
 
 def read_torch(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None = None

@@ -117,3 +117,16 @@ def test_onnx_ceil_mode(tmp_path: Path, side: int, ok: bool) -> None:
             load_network(path)
         return
     assert np.array_equal(evaluate(load_network(path), x.astype(np.float64)), want)
+
+
+def test_partial_window_is_named_before_an_adaptive_pooling_needs_the_shapes() -> None:
+    # the adaptive pooling's window follows from the shapes before it, which the partial
+    # window changes: the ceil_mode pooling is named, not the 3x3 convolution that would
+    # no longer fit the (floor-mode) 2x2 map
+    m = nn.Sequential(nn.Conv2d(1, 2, 1, stride=2), nn.ReLU(), nn.MaxPool2d(2, 2, ceil_mode=True),
+                      nn.Conv2d(2, 2, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                      nn.Linear(2, 2)).double().eval()
+    assert tuple(m(torch.zeros(1, 1, 9, 9, dtype=torch.float64)).shape) == (1, 2)  # torch runs it
+    with pytest.raises(UnsupportedLayerError,
+                       match=r"module 2 \(MaxPool2d '2'\): ceil_mode adds a partial window"):
+        from_torch(m, (1, 9, 9))
