@@ -93,14 +93,6 @@ def _exact(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pow2(q: Fraction) -> bool:
-    """Whether ``|q|`` is a power of two within the float64 range (scaling a float by it
-    is exact, barring over/underflow of the result)."""
-    n, d = abs(q.numerator), q.denominator
-    return (n != 0 and n & (n - 1) == 0 and d & (d - 1) == 0
-            and max(n.bit_length(), d.bit_length()) <= 1000)
-
-
 def _round(e: Fraction) -> float | None:
     """``e`` rounded to the nearest float64, or None when that overflows (no finite
     stored float can equal it)."""
@@ -108,17 +100,6 @@ def _round(e: Fraction) -> float | None:
         return float(e)
     except OverflowError:
         return None
-
-
-def _scale_exact(x: np.ndarray, f: Fraction) -> np.ndarray | None:
-    """``x * f`` in float64 when that is exact (``f`` a power of two, no over/underflow)."""
-    if x.dtype == object or not _pow2(f):
-        return None
-    ff = float(f)
-    y = x * ff
-    if not np.all(np.isfinite(y)) or not np.array_equal(y / ff, x):
-        return None
-    return y
 
 
 def _add_exact(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
@@ -135,7 +116,7 @@ def _add_exact(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
 #: integers that float64 holds exactly, and products of them with floats that it may
 _INT53 = 2**53
 #: prove merged columns in float64 (scaled to integers) and in Python integers where that
-#: applies; False leaves everything but powers of two to Fractions (the tests' reference)
+#: applies; False leaves everything but plain equal columns to Fractions (the tests' reference)
 _FAST = True
 
 
@@ -212,27 +193,6 @@ def _rows_ratio_equal(a: np.ndarray, factors: list[Fraction], b: np.ndarray) -> 
     yb, eb = _int_products(b, den.reshape(shape))
     axes = tuple(range(1, a.ndim))
     return fine & np.all(ea & eb & (ya == yb), axis=axes)
-
-
-def _factor_arrays(factors: list[Fraction]) -> tuple[np.ndarray, np.ndarray]:
-    pow2 = np.array([_pow2(f) for f in factors], dtype=bool)
-    f = np.array([float(x) if p else 1.0 for x, p in zip(factors, pow2, strict=True)])
-    return pow2, f
-
-
-def _rows_scaled_equal(a: np.ndarray, factors: Any, b: np.ndarray) -> np.ndarray:
-    """Per row ``m``: whether ``factors[m] * a[m] == b[m]`` is proved by exact float scaling.
-
-    ``factors`` is a list of Fractions or the pair from :func:`_factor_arrays`.
-    False means "not proved here" (the caller then checks it with Fractions).
-    """
-    pow2, f = factors if isinstance(factors, tuple) else _factor_arrays(factors)
-    shape = (-1,) + (1,) * (a.ndim - 1)
-    sc = a * f.reshape(shape)
-    axes = tuple(range(1, a.ndim))
-    with np.errstate(over="ignore", invalid="ignore"):
-        exact = np.all(np.isfinite(sc), axis=axes) & np.all(sc / f.reshape(shape) == a, axis=axes)
-    return pow2 & exact & np.all(sc == b, axis=axes)
 
 
 def _load(certificate: Any) -> dict[str, Any]:
@@ -789,20 +749,6 @@ class _Checker:
                 acc = term if acc is None else acc + term
             return np.asarray(acc, dtype=object)
 
-        def m_fast(rows: np.ndarray, K: int) -> np.ndarray | None:
-            """M[rows, K, :] in float64 when provably exact (else None)."""
-            if K in extra:
-                return None  # combined columns added: checked in exact arithmetic
-            acc: np.ndarray | None = None
-            for u, r in zip(blocks[K], rho[K], strict=True):
-                term = _scale_exact(Wr[rows, u, :], 1 / r)
-                if term is None:
-                    return None
-                acc = term if acc is None else _add_exact(acc, term)
-                if acc is None:
-                    return None
-            return acc
-
         def m_scaled(rows: np.ndarray, K: int) -> tuple[np.ndarray, int] | None:
             """``(A, L)`` with ``M[rows, K, :] == A / L`` exactly: ``L`` the least common
             multiple of the denominators of the block's ``1 / rho`` (below ``2**53``), ``A``
@@ -860,7 +806,7 @@ class _Checker:
 
         if cur is not None:
             self._conditions(where, Wr, cur, plain, plain_cols, merged, m_exact, b_eff, ops,
-                             mode, dev, lin, i, m_fast, m_scaled, m_ints)
+                             mode, dev, lin, i, m_scaled, m_ints)
             rep_rows = np.array(cur.kept(), dtype=np.int64)
         else:
             rep_rows = np.arange(n_out, dtype=np.int64)
@@ -902,12 +848,6 @@ class _Checker:
                                  {"stored": _fr(got[r, c, p]), "derived": _fr(want[r, c, p])})
         for K in merged:
             got = Wr_red[:, K, :]
-            fast = None if exact_store else m_fast(rep_rows, K)
-            if fast is not None:
-                # the exact value is a float: the stored weight must be that float
-                bad = got != fast
-                if not np.any(bad):
-                    continue
             scaled = None if exact_store else m_scaled(rep_rows, K)
             if scaled is not None:
                 # M = A / L exactly; float64 division rounds it correctly, so a stored weight
@@ -1056,7 +996,7 @@ class _Checker:
     def _conditions(self, where: int, Wr: np.ndarray, cur: _Part, plain: list[int],
                     plain_cols: np.ndarray, merged: list[int], m_exact: Any,
                     b_eff: list[Fraction], ops: list[Any], mode: str, dev: Fraction,
-                    lin: list[int], i: int, m_fast: Any, m_scaled: Any, m_ints: Any) -> None:
+                    lin: list[int], i: int, m_scaled: Any, m_ints: Any) -> None:
         factors = _factors(ops)
         per_channel = [(f"{_op_kind(op)} {name}", arr) for op in ops
                        for name, arr in _param_arrays(op).items() if arr.shape[0] > 1]
@@ -1118,10 +1058,9 @@ class _Checker:
                 ov = np.array([v for _, v, _, _ in other], dtype=np.int64)
                 orr = np.array([r for _, _, r, _ in other], dtype=np.int64)
                 a, b = Wr[ov][:, plain_cols, :], Wr[orr][:, plain_cols, :]
-                fs = [rv for *_, rv in other]
-                ok = _rows_scaled_equal(a, fs, b)
-                if not ok.all() and _FAST:  # factors such as 3 or 5/7: p * a == q * b
-                    ok |= _rows_ratio_equal(a, fs, b)
+                # p * a == q * b (rho(v) = p / q: 2, 1/4, 3, 5/7 ...) with exact products
+                ok = (_rows_ratio_equal(a, [rv for *_, rv in other], b) if _FAST
+                      else np.zeros(len(other), dtype=bool))
                 other = [o for o, good in zip(other, ok, strict=True) if not good]
             if Wr.dtype != object and other and _FAST:  # the rest in integers
                 ov = np.array([v for _, v, _, _ in other], dtype=np.int64)
@@ -1141,23 +1080,15 @@ class _Checker:
         if members and merged:
             vs = np.array([v for _, v, _, _ in members], dtype=np.int64)
             rs = np.array([r for _, _, r, _ in members], dtype=np.int64)
-            member_factors = _factor_arrays([m[3] for m in members])
             for Kp in merged:
                 todo = list(range(len(members)))
                 if mode == "exact":
-                    fv, fr_ = m_fast(vs, Kp), m_fast(rs, Kp)
-                    if fv is not None and fr_ is not None:
-                        ok = _rows_scaled_equal(fv, member_factors, fr_)
-                        todo = [int(m) for m in np.flatnonzero(~ok)]
-                if mode == "exact" and todo:
                     # M = A / L for both rows (the same L): rho(v) M(v) = M(r) iff
                     # rho(v) A(v) = A(r)
-                    sel = np.array(todo, dtype=np.int64)
-                    sv, sr = m_scaled(vs[sel], Kp), m_scaled(rs[sel], Kp)
+                    sv, sr = m_scaled(vs, Kp), m_scaled(rs, Kp)
                     if sv is not None and sr is not None:
-                        ok = _rows_ratio_equal(sv[0], [members[m][3] for m in todo], sr[0])
-                        todo = [m for m, good in zip(todo, ok.tolist(), strict=True)
-                                if not good]
+                        ok = _rows_ratio_equal(sv[0], [m[3] for m in members], sr[0])
+                        todo = [int(m) for m in np.flatnonzero(~ok)]
                 if todo:
                     # exactly, in integers: rho(v) M(v) - M(r) = (p A(v) - q A(r)) 2^s / (q D)
                     sel = np.array(todo, dtype=np.int64)
