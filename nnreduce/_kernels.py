@@ -146,6 +146,17 @@ def _add_scaled_into_exact(o: np.ndarray, c0: int, row: np.ndarray, s0: int, ln:
 
 
 @njit(cache=True, inline="always")
+def _add_scaled_unchecked(o: np.ndarray, c0: int, row: np.ndarray, s0: int, ln: int,
+                          scale: np.ndarray, k0: int) -> None:
+    """:func:`_add_scaled_into` where nothing is checked (tolerance mode rounds)."""
+    dst = o[c0:c0 + ln]
+    src = row[s0:s0 + ln]
+    sc = scale[k0:k0 + ln]
+    for t in range(ln):
+        dst[t] += np.float64(src[t]) * sc[t]
+
+
+@njit(cache=True, inline="always")
 def _abs_max(x: np.ndarray) -> float:
     """Largest ``|x[k]|`` of a finite ``x`` (0 when empty)."""
     big = 0.0
@@ -263,7 +274,7 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
                   normed: np.ndarray, signed: bool, coef: np.ndarray, proportional: bool,
                   step: float, key: np.ndarray, radius: np.ndarray, pivot: np.ndarray,
                   pval: np.ndarray, status: np.ndarray, short: np.ndarray,
-                  term_max: np.ndarray, abs_scale: np.ndarray
+                  term_max: np.ndarray, abs_scale: np.ndarray, check: int
                   ) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray, int]:
     """Fill ``out`` (rows of ``w``, ``1 + width`` columns) with the scaled column sums.
 
@@ -278,7 +289,10 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
     each row's weights (bias excluded) are all zero, whether every entry is
     finite and, when ``exact``, every product and sum was exact (sums by
     Knuth's TwoSum error), and each row's largest absolute entry and sign
-    (below).
+    (below).  ``check`` says what is checked: 2 products and sums, 1 sums only
+    (the caller knows every product to be exact: float32 weights times powers
+    of two in range), 0 nothing (the answer's exactness flag is not used:
+    tolerance mode).
 
     When ``normed`` has rows, it receives each row of ``out`` times its
     ``sign`` over its largest absolute entry (1 for an all-zero row); ``sign``
@@ -312,12 +326,28 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
         row = w[i]
         o[0] = bias[i]
         inexact = np.int64(0)
-        for r in range(first_runs.shape[0]):
-            inexact |= _scale_into(o, 1 + first_runs[r, 1], row, first_runs[r, 0],
-                                   first_runs[r, 2], first_scale, first_inv, first_runs[r, 1])
-        for r in range(rest_runs.shape[0]):
-            inexact |= _add_scaled_into(o, 1 + rest_runs[r, 1], row, rest_runs[r, 0],
-                                        rest_runs[r, 2], rest_scale, rest_inv, rest_runs[r, 3])
+        if check == 2:
+            for r in range(first_runs.shape[0]):
+                inexact |= _scale_into(o, 1 + first_runs[r, 1], row, first_runs[r, 0],
+                                       first_runs[r, 2], first_scale, first_inv,
+                                       first_runs[r, 1])
+            for r in range(rest_runs.shape[0]):
+                inexact |= _add_scaled_into(o, 1 + rest_runs[r, 1], row, rest_runs[r, 0],
+                                            rest_runs[r, 2], rest_scale, rest_inv,
+                                            rest_runs[r, 3])
+        else:
+            for r in range(first_runs.shape[0]):
+                _scale_into_exact(o, 1 + first_runs[r, 1], row, first_runs[r, 0],
+                                  first_runs[r, 2], first_scale, first_runs[r, 1])
+            if check == 1:
+                for r in range(rest_runs.shape[0]):
+                    inexact |= _add_scaled_into_exact(o, 1 + rest_runs[r, 1], row,
+                                                      rest_runs[r, 0], rest_runs[r, 2],
+                                                      rest_scale, rest_runs[r, 3])
+            else:
+                for r in range(rest_runs.shape[0]):
+                    _add_scaled_unchecked(o, 1 + rest_runs[r, 1], row, rest_runs[r, 0],
+                                          rest_runs[r, 2], rest_scale, rest_runs[r, 3])
         if track:
             term_max[i] = _term_abs_max(row, abs_scale)
         _finish_row(i, o, inexact, exact, signed, normed, normalise, sign_rows, proportional,

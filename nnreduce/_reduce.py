@@ -1133,6 +1133,17 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
                      np.full(n_sig, -1, dtype=np.int64),
                      np.zeros(n_sig, dtype=np.float64), np.zeros(n_sig, dtype=np.int8),
                      np.zeros(n_sig, dtype=np.bool_), proportional, step)
+    # what the pass checks: products and sums; sums only where every product is exact
+    # (float32 weights, 24-bit significands from 2^-149 up, times powers of two within
+    # 2^+-800 stay inside float64's normal range); nothing in tolerance mode, which
+    # rounds anyway (its error bound below covers the roundings)
+    if not exact:
+        check = 0
+    elif not product_check and w2.dtype == np.float32 and _powers_of_two_within(
+            scale[live], 800):
+        check = 1
+    else:
+        check = 2
     err_scale = 0.0 if exact else _merge_error_scale(prev, scale[live])
     # each row's largest term |w * scale| (computed in the pass), for the error bound
     term_max = np.zeros(w2.shape[0] if err_scale else 0, dtype=np.float64)
@@ -1150,7 +1161,7 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
                 scale[first_src], inv_scale[first_src], runs(rest_src, rest_dst),
                 scale[rest_src], inv_scale[rest_src], exact, mb, normed, factors == "nonzero",
                 signature_coefficients(1 + width), proportional, step, *sig[:6], term_max,
-                abs_scale)
+                abs_scale, check)
     if not ok:
         return None
     # every merged column one input column times 1: the weights are the layer's own
@@ -1162,6 +1173,12 @@ def _merged_columns(w2: np.ndarray, ch: np.ndarray, pp: np.ndarray, p: int, bias
                    sig if fresh else None, col_div,
                    _merge_error(term_max, err_scale, max(map(len, prev.blocks), default=1))
                    if err_scale else None)
+
+
+def _powers_of_two_within(x: np.ndarray, k: int) -> bool:
+    """Whether every entry of ``x`` is ``+-2^e`` with ``|e| <= k``."""
+    mant, exp = np.frexp(x)
+    return bool(np.all((np.abs(mant) == 0.5) & (np.abs(exp.astype(np.int64) - 1) <= k)))
 
 
 def _merge_error_scale(prev: _Channels, scales: np.ndarray) -> float:
