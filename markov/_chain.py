@@ -12,6 +12,7 @@ Validation happens once, here, at construction: every error names the state
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any, ClassVar, Self
@@ -177,13 +178,39 @@ def _canonical(
     )
 
 
+#: common denominators up to this many bits make exact row sums integer sums
+_COMMON_DENOMINATOR_BITS = 256
+
+
 def _row_sums(n: int, rows: np.ndarray, vals: np.ndarray, exact: bool) -> np.ndarray:
     if not exact:
         return np.bincount(rows, weights=vals, minlength=n)
     out = np.empty(n, dtype=object)
-    out[:] = [Fraction(0)] * n
-    for r, v in zip(rows.tolist(), vals.tolist(), strict=True):
-        out[r] += v
+    vl = vals.tolist()
+    rational = set(map(type, vl)) <= {Fraction, int}
+    dens = {v.denominator for v in vl} if rational else set()
+    den = math.lcm(*dens) if dens else 1
+    if not rational or den.bit_length() > _COMMON_DENOMINATOR_BITS:
+        # other numbers, or many unrelated denominators: plain sums
+        out[:] = [Fraction(0)] * n
+        for r, v in zip(rows.tolist(), vl, strict=True):
+            out[r] += v
+        return out
+    # sums of integers over one common denominator (a model has few distinct rates):
+    # exact, and much faster than adding Fractions
+    mult = {d: den // d for d in dens}
+    ints = [v.numerator * mult[v.denominator] for v in vl]
+    widest = max(map(abs, ints), default=0)
+    longest = int(np.bincount(rows, minlength=1).max()) if rows.size else 0
+    if widest * max(longest, 1) < 2**62:
+        acc = np.zeros(n, dtype=np.int64)
+        np.add.at(acc, rows, np.asarray(ints, dtype=np.int64))
+        sums: list[int] = acc.tolist()
+    else:
+        sums = [0] * n
+        for r, x in zip(rows.tolist(), ints, strict=True):
+            sums[r] += x
+    out[:] = [Fraction(s, den) for s in sums]
     return out
 
 

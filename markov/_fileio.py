@@ -15,6 +15,8 @@ from lumpcore import LumpkitWarning, ModelFormatError, rational_to_str, to_ratio
 from lumpcore._atomic import atomic_write_group  # the shared atomic writers
 from lumpcore._atomic import atomic_write_str as atomic_write
 
+from ._chain import _row_sums
+
 __all__ = ["FileLines", "atomic_write", "atomic_write_group", "fmt_number", "parse_number",
            "reward_rates"]
 
@@ -175,10 +177,11 @@ def reward_rates(where: str, names: Sequence[str], state: Sequence[Any],
             out[name] = r
             continue
         if weight is None:
-            weight = [0] * n if ctmc else [1] * n
-            if ctmc:
-                for u, v in zip(src.tolist(), list(vals), strict=True):
-                    weight[u] += v
+            if ctmc:  # exit rates (float sums in the order of the transitions)
+                arr = vals if isinstance(vals, np.ndarray) else np.asarray(vals)
+                weight = _row_sums(n, src, arr, arr.dtype == object).tolist()
+            else:
+                weight = [1] * n
         total = [x + w * y for x, w, y in zip(r, weight, a, strict=True)]
         out[name] = np.asarray(total, dtype=np.float64) if isinstance(r, np.ndarray) else total
         folded.append(name or "default")

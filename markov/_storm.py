@@ -13,7 +13,7 @@ import numpy as np
 
 from lumpcore import LumpkitError, ModelFormatError
 
-from ._chain import CTMC, DTMC, ChainError, _Edges
+from ._chain import CTMC, DTMC, ChainError, _Edges, _row_sums
 from ._fileio import FileLines, reward_rates
 
 __all__ = ["from_stormpy", "read_prism"]
@@ -176,8 +176,22 @@ def read_prism(
 
 def _value(x: Any, exact: bool) -> Any:
     if exact:
-        return Fraction(str(x))
+        return _rational(str(x))
     return float(x)
+
+
+_RATIONALS: dict[str, Fraction] = {}
+
+
+def _rational(text: str) -> Fraction:
+    """``Fraction(text)``, parsed once per distinct text (a model repeats a few rates over
+    and over; parsing is most of the cost of reading an exact model)."""
+    got = _RATIONALS.get(text)
+    if got is None:
+        if len(_RATIONALS) >= 1 << 16:
+            _RATIONALS.clear()
+        got = _RATIONALS[text] = Fraction(text)
+    return got
 
 
 def from_stormpy(model: Any) -> CTMC | DTMC:
@@ -263,9 +277,7 @@ def _per_firing(rm: Any, n: int, src: np.ndarray, dst: np.ndarray, vals: Any, ct
         raise ModelFormatError("stormpy model: action rewards are not one per state")
     if rm.has_transition_rewards:
         srcl, valsl = src.tolist(), list(vals) if exact else vals.tolist()
-        row_sum: list[Any] = [zero] * n
-        for u, v in zip(srcl, valsl, strict=True):
-            row_sum[u] += v
+        row_sum: list[Any] = _row_sums(n, src, vals, exact).tolist()
         value = {(u, v): x for u, v, x in zip(srcl, dst.tolist(), valsl, strict=True)}
         tr = rm.transition_rewards
         for u in range(n):

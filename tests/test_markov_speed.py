@@ -163,3 +163,28 @@ def test_quotient_by_singletons_is_the_generic_one(chain: CTMC, kind: str) -> No
     want = _quotient(chain, kind, res.block_of, res.rho, labels, sorted(chain.rewards))
     assert isinstance(want, CTMC) and isinstance(res.quotient, CTMC)
     _same_chain(res.quotient, want)
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(1, 6),
+       entries=st.lists(st.tuples(st.integers(0, 5),
+                                  st.one_of(st.fractions(max_denominator=10**6),
+                                            st.integers(-10**30, 10**30),
+                                            st.builds(lambda k: Fraction(1, 3**k),
+                                                      st.integers(0, 200)))),
+                        max_size=40))
+def test_exact_row_sums_are_the_rational_sums(n: int, entries: list[tuple[int, Fraction]]
+                                              ) -> None:
+    """Exit rates of exact chains are summed as integers over one common denominator
+    (falling back to Fractions for huge denominators or integers beyond int64); oracle:
+    the plain sum of the Fractions, row by row."""
+    from markov._chain import _row_sums
+
+    entries = [(r % n, v) for r, v in entries]
+    rows = np.array([r for r, _ in entries], dtype=np.int64)
+    vals = np.empty(len(entries), dtype=object)
+    vals[:] = [v for _, v in entries]
+    want = [sum((v for r, v in entries if r == u), Fraction(0)) for u in range(n)]
+    got = _row_sums(n, rows, vals, True)
+    assert got.tolist() == want
+    assert all(isinstance(x, Fraction) for x in got.tolist())
