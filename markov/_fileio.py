@@ -17,8 +17,8 @@ from lumpcore._atomic import atomic_write_str as atomic_write
 
 from ._chain import _row_sums
 
-__all__ = ["FileLines", "atomic_write", "atomic_write_group", "fmt_number", "parse_number",
-           "reward_rates"]
+__all__ = ["FileLines", "atomic_write", "atomic_write_group", "exact_values", "fmt_number",
+           "parse_number", "reward_rates"]
 
 
 def fmt_number(x: Any) -> str:
@@ -155,6 +155,20 @@ class RewardFoldingWarning(LumpkitWarning):
         self.structures = tuple(structures)
 
 
+def exact_values(vals: Any) -> np.ndarray:
+    """``vals`` (floats or rationals) as an object array of their exact rational values;
+    each distinct float is converted once."""
+    arr = vals if isinstance(vals, np.ndarray) else np.asarray(vals, dtype=object)
+    out = np.empty(len(arr), dtype=object)
+    if arr.dtype == object:
+        out[:] = [x if isinstance(x, Fraction) else Fraction(x) for x in arr.tolist()]
+    else:
+        vl = arr.tolist()
+        conv = {x: Fraction(x) for x in set(vl)}
+        out[:] = [conv[x] for x in vl]
+    return out
+
+
 def reward_rates(where: str, names: Sequence[str], state: Sequence[Any],
                  extra: Sequence[Any], n: int, src: np.ndarray, vals: Any,
                  ctmc: bool, kinds: str = "transition/action") -> dict[str, Any]:
@@ -168,21 +182,33 @@ def reward_rates(where: str, names: Sequence[str], state: Sequence[Any],
     rate of a CTMC state (the sum of its row of rates ``vals``, self-loops
     included), 1 for a DTMC.  A :class:`lumpcore.LumpkitWarning` (prefixed
     by ``where``) names the models folded and the ``kinds`` of reward they had.
+
+    For a float chain the folded values are computed exactly from the floats
+    (``extra`` may hold their exact rationals) and rounded once: states whose
+    exact values agree get the same float, whatever the order of their
+    transitions (float sums in file order differ in their last bits, and
+    would keep such states apart in every lumping that respects the reward).
     """
     weight: list[Any] | None = None
     out: dict[str, Any] = {}
     folded: list[str] = []
+    arr = vals if isinstance(vals, np.ndarray) else np.asarray(vals, dtype=object)
+    floating = arr.dtype != object or not all(isinstance(x, Fraction) for x in arr.tolist())
     for name, r, a in zip(names, state, extra, strict=True):
         if a is None or not any(x != 0 for x in a):
             out[name] = r
             continue
         if weight is None:
-            if ctmc:  # exit rates (float sums in the order of the transitions)
-                arr = vals if isinstance(vals, np.ndarray) else np.asarray(vals)
-                weight = _row_sums(n, src, arr, arr.dtype == object).tolist()
+            if ctmc:  # exit rates, exact (for a float chain: of its floats)
+                weight = _row_sums(n, src, exact_values(arr) if floating else arr,
+                                   True).tolist()
             else:
                 weight = [1] * n
-        total = [x + w * y for x, w, y in zip(r, weight, a, strict=True)]
+        if floating:
+            total: list[Any] = [x if y == 0 else float(Fraction(x) + w * Fraction(y))
+                                for x, w, y in zip(r, weight, a, strict=True)]
+        else:
+            total = [x + w * y for x, w, y in zip(r, weight, a, strict=True)]
         out[name] = np.asarray(total, dtype=np.float64) if isinstance(r, np.ndarray) else total
         folded.append(name or "default")
     if folded:

@@ -14,7 +14,7 @@ import numpy as np
 from lumpcore import LumpkitError, ModelFormatError
 
 from ._chain import CTMC, DTMC, ChainError, _Edges, _row_sums
-from ._fileio import FileLines, reward_rates
+from ._fileio import FileLines, exact_values, reward_rates
 
 __all__ = ["from_stormpy", "read_prism"]
 
@@ -267,26 +267,35 @@ def _per_firing(rm: Any, n: int, src: np.ndarray, dst: np.ndarray, vals: Any, ct
                 exact: bool) -> list[Any] | None:
     """What a state's one action earns per firing: its action reward plus the expected
     transition reward ``sum_v P(s, v) t(s, v)`` (``P`` the rates over the exit rate for
-    a CTMC); ``None`` without action and transition rewards."""
+    a CTMC); ``None`` without action and transition rewards.
+
+    Computed exactly, for a float model from the exact values of its floats
+    (:func:`reward_rates` rounds the folded reward once)."""
     if not (rm.has_state_action_rewards or rm.has_transition_rewards):
         return None
-    zero: Any = Fraction(0) if exact else 0.0
-    out: list[Any] = ([_value(x, exact) for x in rm.state_action_rewards]
+    zero = Fraction(0)
+    out: list[Any] = ([_exact_float(_value(x, exact)) for x in rm.state_action_rewards]
                       if rm.has_state_action_rewards else [zero] * n)
     if len(out) != n:  # pragma: no cover - a chain has one action per state
         raise ModelFormatError("stormpy model: action rewards are not one per state")
     if rm.has_transition_rewards:
-        srcl, valsl = src.tolist(), list(vals) if exact else vals.tolist()
-        row_sum: list[Any] = _row_sums(n, src, vals, exact).tolist()
-        value = {(u, v): x for u, v, x in zip(srcl, dst.tolist(), valsl, strict=True)}
+        q = vals if exact else exact_values(vals)
+        row_sum: list[Any] = _row_sums(n, src, q, True).tolist()
+        value = {(u, v): x for u, v, x in zip(src.tolist(), dst.tolist(), q.tolist(),
+                                                strict=True)}
         tr = rm.transition_rewards
         for u in range(n):
             for e in tr.get_row(u):
-                x = _value(e.value() if callable(e.value) else e.value, exact)
+                x = _exact_float(_value(e.value() if callable(e.value) else e.value, exact))
                 if x:  # rates over the exit rate: a probability for a CTMC
                     p = value.get((u, int(e.column)), zero)
                     out[u] += (p / row_sum[u] if ctmc else p) * x
     return out
+
+
+def _exact_float(x: Any) -> Fraction:
+    """The exact value of a float (a Fraction as it is)."""
+    return x if isinstance(x, Fraction) else Fraction(x)
 
 
 def _matrix_arrays(tm: Any, n: int, exact: bool) -> tuple[np.ndarray, np.ndarray, Any]:
