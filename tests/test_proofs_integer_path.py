@@ -147,7 +147,13 @@ def test_fast_and_fraction_paths_agree(seed: int, tamper: str) -> None:
             i = cert["layers"][k]["layer"]
             lyr = net.layers[i]
             w, b = np.array(lyr.weight, dtype=np.float64), np.array(lyr.bias, dtype=np.float64)
-            j = int(rng.integers(0, w.shape[1] + 1))
+            # the bias, or an input that is merged (kept) in the previous layer: an input
+            # the previous layer removed as the constant 0 (or dropped as unused) feeds
+            # nothing, so its weight may change without changing the network's function
+            live = (list(range(w.shape[1])) if k == 0 else
+                    [u for blk in red.layers[k - 1].blocks for u in blk])
+            pick = int(rng.integers(0, len(live) + 1))
+            j = w.shape[1] if pick == len(live) else live[pick]
             if j == w.shape[1]:
                 b[v] = np.nextafter(b[v], np.inf)
             else:
