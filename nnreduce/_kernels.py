@@ -157,12 +157,11 @@ def _add_scaled_unchecked(o: np.ndarray, c0: int, row: np.ndarray, s0: int, ln: 
 
 
 @njit(cache=True, inline="always")
-def _abs_max(x: np.ndarray) -> float:
-    """Largest ``|x[k]|`` of a finite ``x`` (0 when empty)."""
-    big = 0.0
-    for k in range(x.shape[0]):
-        big = max(big, abs(x[k]))
-    return big
+def _from_bits(bits: np.int64) -> float:
+    """The float64 whose bit pattern is ``bits``."""
+    cell = np.empty(1, dtype=np.int64)
+    cell[0] = bits
+    return cell.view(np.float64)[0]
 
 
 @njit(cache=True, fastmath={"nnan", "ninf", "nsz"})
@@ -196,7 +195,9 @@ def _finish_row(i: int, o: np.ndarray, inexact: np.int64, exact: bool, signed: b
                 break
     signs[i] = sg
     if normalise and not bad[i]:
-        big = _abs_max(o)
+        # the largest |entry|: the largest bit pattern of the row's absolute values, which
+        # the summary holds (a float maximum would be a scalar loop: it does not vectorise)
+        big = _from_bits(summary[0])
         if big == 0.0:
             big = 1.0
         scales[i] = big

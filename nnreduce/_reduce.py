@@ -1654,7 +1654,11 @@ def _lump_layer(
         vec = vec * sign.reshape(m, 1)
     else:
         sign = np.ones(m, dtype=np.int64)
+    exact_scale: list[Fraction] | None = None
     if not exact:
+        if obj and factors != "one":  # the rows' largest entries, exactly (see _collect)
+            exact_scale = [max((abs(x) for x in row), default=Fraction(0)) or Fraction(1)
+                           for row in vec.tolist()]
         vec = vec.astype(np.float64) if obj else vec
         if factors != "one":
             scale = np.max(np.abs(vec), axis=1)
@@ -1670,7 +1674,7 @@ def _lump_layer(
         arithmetic="exact" if exact else "float", tolerance=tol,
     )
     return _collect(lump, candidates, flat_m.shape[0], n_src, sign, scale, exact, flat_m,
-                    b_eff, None, merge_err)
+                    b_eff, None, merge_err, exact_scale)
 
 
 def _nothing_lumped(n: int) -> _Lumped:
@@ -1680,11 +1684,16 @@ def _nothing_lumped(n: int) -> _Lumped:
 
 def _collect(lump: Any, cand: np.ndarray, n_out: int, n_src: int, sign: np.ndarray,
              scale: np.ndarray | None, exact: bool, flat_m: np.ndarray, b_eff: np.ndarray,
-             mb: np.ndarray | None = None, merge_err: np.ndarray | None = None) -> _Lumped:
+             mb: np.ndarray | None = None, merge_err: np.ndarray | None = None,
+             exact_scale: list[Fraction] | None = None) -> _Lumped:
     """Blocks and factors of the neurons from lumpcore's answer (undoing sign/scale).
 
     ``cand`` (increasing) are the lumped neurons of a layer of ``n_out``;
-    ``merge_err`` as for :func:`_lump_layer`.
+    ``merge_err`` as for :func:`_lump_layer`.  In tolerance mode ``scale`` are
+    the rows' largest absolute entries (as floats; ``exact_scale``: exactly,
+    for rows of rationals): a neuron whose normalised row is its
+    representative's gets the ratio of the two largest entries as its factor,
+    exactly (3, not the float nearest 3, for a row three times another).
     """
     m = cand.shape[0]
     tb = np.asarray(lump.block_of[1 + n_src:])
@@ -1702,6 +1711,7 @@ def _collect(lump: Any, cand: np.ndarray, n_out: int, n_src: int, sign: np.ndarr
     one = Fraction(1)
     fr: list[Fraction] | None  # exact factor per candidate (None: all 1)
     lrho = lump.rho
+    rounded_f: np.ndarray | None = None  # tolerance mode: factors made exact ratios
     if lrho is None:
         fr, rf, pow2 = None, np.ones(m, dtype=np.float64), True
     elif exact and lump.rho_ratio is not None:
@@ -1726,6 +1736,8 @@ def _collect(lump: Any, cand: np.ndarray, n_out: int, n_src: int, sign: np.ndarr
                                   "2^1024 or more (rows of very different sizes)")
         cache = {x: Fraction(x) for x in set(rf.tolist())}
         fr = [cache[x] for x in rf.tolist()]
+        rounded_f = _exact_factors(fr, rf, np.asarray(lrho[1 + n_src:], dtype=np.float64)
+                                   == 1.0, is_rep, rep_local, scale, exact_scale)
         pow2 = False  # not needed: tolerance mode merges in float arithmetic
     if flip.any():
         rf = np.where(flip, -rf, rf)
@@ -1755,6 +1767,11 @@ def _collect(lump: Any, cand: np.ndarray, n_out: int, n_src: int, sign: np.ndarr
         else:
             dev = _deviation_bound(pv, pr, rv, np.asarray(flat_m, dtype=np.float64),
                                    np.asarray(b_eff, dtype=np.float64))
+        if rounded_f is not None and rounded_f.size:
+            # these factors are exact ratios, their floats within a relative 2^-53: the
+            # bound above is of |rv x - y|, the factor's rounding adds up to 2^-53 |rv x|
+            assert scale is not None
+            dev += 2.0**-51 * float(np.max(np.abs(rf[rounded_f]) * scale[rounded_f]))
         if merge_err is not None and pv.size:
             # the merged rows are float sums: their distance from the exact ones (which the
             # certificate's conditions are about) adds, scaled like the rows
@@ -1764,6 +1781,36 @@ def _collect(lump: Any, cand: np.ndarray, n_out: int, n_src: int, sign: np.ndarr
             raise _beyond_float64("the deviation of a merge in tolerance mode (weights of "
                                   "2^1000 or more)")
     return _Lumped(blocks, rho, block_of, rho_f, pow2, dev)
+
+
+def _exact_factors(fr: list[Fraction], rf: np.ndarray, same: np.ndarray,
+                   is_rep: np.ndarray, rep_local: np.ndarray, scale: np.ndarray,
+                   exact_scale: list[Fraction] | None) -> np.ndarray | None:
+    """In place: the factor of every non-representative whose normalised row is its
+    representative's (``same``) becomes the exact ratio of the two rows' largest
+    entries (``fr``; ``rf`` its nearest float).  Ratios of floats with equal
+    significands are powers of two, exact as floats already: only the others are
+    divided as rationals.  Returns the (local) indices whose factor changed."""
+    todo = same & ~is_rep
+    if exact_scale is None:
+        mant_v = np.frexp(scale)[0]
+        todo &= mant_v != mant_v[rep_local]
+    idx = np.flatnonzero(todo)
+    if not idx.size:
+        return None
+    if exact_scale is None:
+        conv = {x: Fraction(x) for x in set(scale[idx].tolist())
+                | set(scale[rep_local[idx]].tolist())}
+        num = [conv[x] for x in scale[rep_local[idx]].tolist()]
+        den = [conv[x] for x in scale[idx].tolist()]
+    else:
+        num = [exact_scale[r] for r in rep_local[idx].tolist()]
+        den = [exact_scale[k] for k in idx.tolist()]
+    for k, a, b in zip(idx.tolist(), num, den, strict=True):
+        q = a / b
+        fr[k] = q
+        rf[k] = float(q)
+    return idx
 
 
 def _deviation_bound(pv: np.ndarray, pr: np.ndarray, rv: np.ndarray, w: np.ndarray,

@@ -275,9 +275,12 @@ def test_a_fold_beyond_float64_keeps_the_neuron() -> None:
 
 def test_tolerance_mode_removes_only_neurons_whose_merged_row_is_exactly_zero() -> None:
     """Neuron 1 = 1.5 * neuron 0, so the next layer's neuron 0 has merged weight
-    3 - 2 * 1.5 = 0; but tolerance mode holds the factor as the float 2/3, and its exact
-    merged weight is -1/6004799503160661: removing it as a constant made the certificate
-    invalid.  It stays (it is not constant for the certified factors)."""
+    3 - 2 * 1.5 = 0.  Tolerance mode used to hold the factor as the float nearest 2/3;
+    its exact merged weight was then -1/6004799503160661, and removing the neuron as a
+    constant made the certificate invalid (it stayed).  The factor is now the exact
+    ratio of the rows' largest entries, 2/3: the merged weight is exactly 0 and the
+    neuron is removed, as in exact mode, with a valid certificate whose check finds the
+    reduction exact."""
     from proofs import check_certificate
 
     net = Network((Dense(np.array([[-2.5], [-3.75]]), np.array([1.5, 2.25])),
@@ -286,6 +289,8 @@ def test_tolerance_mode_removes_only_neurons_whose_merged_row_is_exactly_zero() 
                    Activation("relu"), Dense(np.array([[1.0, 1.0]]), np.array([0.0]))), (1,))
     assert dict(reduce_network(net).layers[1].removed) == {0: 0}  # exactly: dead
     red = reduce_network(net, tolerance=1e-6)
-    assert red.layers[0].blocks == ((0, 1),) and red.layers[1].removed == ()
+    assert red.layers[0].blocks == ((0, 1),)
+    assert red.layers[0].rho == ((Fraction(1), Fraction(2, 3)),)
+    assert dict(red.layers[1].removed) == {0: 0}
     res = check_certificate(net, red.network, red.certificate)
-    assert res.valid, res
+    assert res.valid and res.exact, res

@@ -279,3 +279,38 @@ def test_the_reported_deviation_is_tight_for_large_weights() -> None:
     assert exact == Fraction(2) ** -40
     assert exact <= Fraction(red.max_weight_deviation) <= exact * (1 + Fraction(1, 2**30))
     assert check_certificate(net, red.network, red.certificate).valid
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_exactly_proportional_rows_get_exact_factors(merge_path: str, dtype: type) -> None:
+    """Rows that are exactly 3, 5, 3/4 or 3/2 times others (dyadic weights: the products
+    are exact floats) are merged in tolerance mode with those factors exactly, not with
+    the floats nearest their reciprocals: the exact deviation (oracle above) is 0, the
+    certificate's check finds the reduction exact, and the reduced network computes the
+    original function exactly."""
+    from nnreduce import evaluate_exact
+
+    rng = np.random.default_rng(3)
+    factors = [3.0, 5.0, 0.75, 1.5]
+    base = rng.integers(-8, 9, size=(4, 3)) / 4.0
+    base[:, 0] = np.where(base[:, 0] == 0, 0.25, base[:, 0])
+    bias = rng.integers(-8, 9, size=4) / 4.0
+    f = np.array(factors)
+    w1 = np.vstack([base, f[:, None] * base]).astype(dtype)
+    b1 = np.concatenate([bias, f * bias]).astype(dtype)
+    w2 = (rng.integers(-8, 9, size=(2, 8)) / 8.0).astype(dtype)
+    net = Network((Dense(w1, b1), Activation("relu"), Dense(w2, np.zeros(2, dtype=dtype))),
+                  (3,))
+    red = reduce_network(net, tolerance=1e-9)
+    lr = red.layers[0]
+    assert lr.blocks == ((0, 4), (1, 5), (2, 6), (3, 7))
+    # neuron 4 + i = f_i * neuron i: its factor (rep ~ rho * member) is 1 / f_i
+    assert [r[1] for r in lr.rho] == [1 / Fraction(x) for x in factors]
+    assert _exact_deviation(net, red) == 0
+    assert red.certificate is not None
+    res = check_certificate(net, red.network, red.certificate)
+    assert res.valid and res.exact, res
+    for _ in range(4):
+        x = np.array([Fraction(int(rng.integers(-20, 21)), int(rng.integers(1, 5)))
+                      for _ in range(3)], dtype=object)
+        assert list(evaluate_exact(net, x)) == list(evaluate_exact(red.network, x))
