@@ -1574,7 +1574,10 @@ def _fast_layer(layer: Dense | Conv2d, wq: np.ndarray, bq: np.ndarray,
         kh, kw = layer.weight.shape[2:]
         return trusted_layer(Conv2d, weight=wq.reshape(wq.shape[0], -1, kh, kw), bias=bq,
                              stride=layer.stride, padding=layer.padding)
-    if new_cols is not None and not _in_order(new_cols):
+    if new_cols is not None and not np.array_equal(new_cols.reshape(-1),
+                                                   np.arange(new_cols.size)):
+        # the merged columns are (channel, position); a plain flatten of (C, H, W) keeps
+        # that order (no copy), others scatter them to their places
         w = np.empty((wq.shape[0], new_cols.size), dtype=wq.dtype)
         w[:, new_cols] = wq.reshape(wq.shape[0], new_cols.shape[0], new_cols.shape[1])
         wq = w
