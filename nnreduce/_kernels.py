@@ -146,6 +146,22 @@ def _add_scaled_into_exact(o: np.ndarray, c0: int, row: np.ndarray, s0: int, ln:
 
 
 @njit(cache=True, inline="always")
+def _merge_row_sums_checked(o: np.ndarray, row: np.ndarray, first_runs: np.ndarray,
+                            first_scale: np.ndarray, rest_runs: np.ndarray,
+                            rest_scale: np.ndarray) -> np.int64:
+    """One merged row (runs as in :func:`merge_columns`) whose products are exact by
+    construction: non-zero if a sum was inexact (TwoSum)."""
+    inexact = np.int64(0)
+    for r in range(first_runs.shape[0]):
+        _scale_into_exact(o, 1 + first_runs[r, 1], row, first_runs[r, 0], first_runs[r, 2],
+                          first_scale, first_runs[r, 1])
+    for r in range(rest_runs.shape[0]):
+        inexact |= _add_scaled_into_exact(o, 1 + rest_runs[r, 1], row, rest_runs[r, 0],
+                                          rest_runs[r, 2], rest_scale, rest_runs[r, 3])
+    return inexact
+
+
+@njit(cache=True, inline="always")
 def _add_scaled_unchecked(o: np.ndarray, c0: int, row: np.ndarray, s0: int, ln: int,
                           scale: np.ndarray, k0: int) -> None:
     """:func:`_add_scaled_into` where nothing is checked (tolerance mode rounds)."""
@@ -247,13 +263,8 @@ def merge_columns_integer(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarra
         o[0] = bias[i]
         inexact = np.int64(0)
         if exact_products:
-            for r in range(first_runs.shape[0]):
-                inexact |= _scale_into_exact(o, 1 + first_runs[r, 1], row, first_runs[r, 0],
-                                             first_runs[r, 2], first_scale, first_runs[r, 1])
-            for r in range(rest_runs.shape[0]):
-                inexact |= _add_scaled_into_exact(o, 1 + rest_runs[r, 1], row,
-                                                  rest_runs[r, 0], rest_runs[r, 2],
-                                                  rest_scale, rest_runs[r, 3])
+            inexact |= _merge_row_sums_checked(o, row, first_runs, first_scale, rest_runs,
+                                               rest_scale)
         else:
             for r in range(first_runs.shape[0]):
                 inexact |= _scale_into_checked(o, 1 + first_runs[r, 1], row, first_runs[r, 0],
@@ -336,19 +347,16 @@ def merge_columns(w: np.ndarray, bias: np.ndarray, first_runs: np.ndarray,
                 inexact |= _add_scaled_into(o, 1 + rest_runs[r, 1], row, rest_runs[r, 0],
                                             rest_runs[r, 2], rest_scale, rest_inv,
                                             rest_runs[r, 3])
+        elif check == 1:
+            inexact |= _merge_row_sums_checked(o, row, first_runs, first_scale, rest_runs,
+                                               rest_scale)
         else:
             for r in range(first_runs.shape[0]):
                 _scale_into_exact(o, 1 + first_runs[r, 1], row, first_runs[r, 0],
                                   first_runs[r, 2], first_scale, first_runs[r, 1])
-            if check == 1:
-                for r in range(rest_runs.shape[0]):
-                    inexact |= _add_scaled_into_exact(o, 1 + rest_runs[r, 1], row,
-                                                      rest_runs[r, 0], rest_runs[r, 2],
-                                                      rest_scale, rest_runs[r, 3])
-            else:
-                for r in range(rest_runs.shape[0]):
-                    _add_scaled_unchecked(o, 1 + rest_runs[r, 1], row, rest_runs[r, 0],
-                                          rest_runs[r, 2], rest_scale, rest_runs[r, 3])
+            for r in range(rest_runs.shape[0]):
+                _add_scaled_unchecked(o, 1 + rest_runs[r, 1], row, rest_runs[r, 0],
+                                      rest_runs[r, 2], rest_scale, rest_runs[r, 3])
         if track:
             term_max[i] = _term_abs_max(row, abs_scale)
         _finish_row(i, o, inexact, exact, signed, normed, normalise, sign_rows, proportional,

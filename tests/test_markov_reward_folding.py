@@ -10,8 +10,10 @@ of the same model read with exact rationals.
 
 from __future__ import annotations
 
+import warnings
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,13 +43,15 @@ def _blocks(chain: object) -> int:
     return lump(chain, "ordinary").quotient.n  # type: ignore[arg-type]
 
 
-def test_drn_action_rewards_times_exit_rates_are_rounded_once(tmp_path: Path) -> None:
-    import warnings
-
+def _read_both(read: Any, path: Path) -> tuple[Any, Any]:
+    """The model read with floats and with exact rationals (folding warnings silenced)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        chain = read_drn(_drn(tmp_path))
-        exact = read_drn(_drn(tmp_path), exact=True)
+        return read(path), read(path, exact=True)
+
+
+def test_drn_action_rewards_times_exit_rates_are_rounded_once(tmp_path: Path) -> None:
+    chain, exact = _read_both(read_drn, _drn(tmp_path))
     rew = np.asarray(chain.rewards["r"], dtype=np.float64)
     want = float(sum((Fraction(x) for x in RATES), Fraction(0)))  # exit rate times 1
     assert rew[1] == rew[2] == want
@@ -55,8 +59,6 @@ def test_drn_action_rewards_times_exit_rates_are_rounded_once(tmp_path: Path) ->
 
 
 def test_prism_transition_rewards_are_folded_exactly(tmp_path: Path) -> None:
-    import warnings
-
     a, b, c = RATES
     p = tmp_path / "m.prism"
     p.write_text(
@@ -66,10 +68,7 @@ def test_prism_transition_rewards_are_folded_exactly(tmp_path: Path) -> None:
         f" [go] x=2 -> {c}:(x'=3) + {b}:(x'=4) + {a}:(x'=5);\n"
         " [] x>=3 -> 1:(x'=x);\nendmodule\n"
         "rewards \"r\"\n [go] true : 0.7;\nendrewards\n")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        chain = read_prism(p)
-        exact = read_prism(p, exact=True)
+    chain, exact = _read_both(read_prism, p)
     assert isinstance(chain, CTMC)
     rew = np.asarray(chain.rewards["r"], dtype=np.float64)
     _, src, _, _ = chain.rate_edges()
