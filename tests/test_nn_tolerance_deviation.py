@@ -314,3 +314,51 @@ def test_exactly_proportional_rows_get_exact_factors(merge_path: str, dtype: typ
         x = np.array([Fraction(int(rng.integers(-20, 21)), int(rng.integers(1, 5)))
                       for _ in range(3)], dtype=object)
         assert list(evaluate_exact(net, x)) == list(evaluate_exact(red.network, x))
+
+
+_ENTRY = (st.sampled_from([0.0, 1.0, -3.0, 0.1, 2.0**-1074, 2.0**-1030]) |
+          st.floats(-1e300, 1e300, allow_nan=False, allow_subnormal=True))
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.lists(_ENTRY, min_size=3, max_size=3),
+                               st.lists(_ENTRY, min_size=3, max_size=3)),
+                     min_size=1, max_size=4),
+       rho=st.lists(st.sampled_from([1.0, -1.0, 3.0, 1 / 3, 2.0**-600, 2.0**700, 0.7]) |
+                    st.floats(-1e10, 1e10, allow_nan=False).filter(lambda r: r != 0),
+                    min_size=4, max_size=4),
+       rounded=st.booleans())
+def test_deviation_kernel_bounds_the_exact_deviation_tightly(
+        rows: list[tuple[list[float], list[float]]], rho: list[float], rounded: bool) -> None:
+    """The compiled bound of ``max |rho x - y|`` (its branch-free loop for rows whose
+    products lie in the two-product's range, its checked loop for the others) against
+    the exact maximum in rational arithmetic: never below it, and at most a relative
+    ``2**-40`` plus ``2**-1070 (|rho| + 1)`` above it."""
+    from nnreduce._kernels import deviation_bound
+
+    if rounded:  # y = fl(rho x): the deviation is the products' rounding errors alone
+        with np.errstate(all="ignore"):
+            rows = [(xs, [float(np.float64(rho[j]) * x) for x in xs])
+                    for j, (xs, _) in enumerate(rows)]
+        if not all(np.isfinite(y) for _, ys in rows for y in ys):
+            return
+    mb = np.array([v for pair in rows for v in pair], dtype=np.float64)
+    n = len(rows)
+    members = np.arange(0, 2 * n, 2, dtype=np.int64)
+    reps = members + 1
+    r = np.array(rho[:n], dtype=np.float64)
+    with np.errstate(all="ignore"):
+        got = deviation_bound(mb, members, reps, r)
+    exact = max(abs(Fraction(r[j]) * Fraction(x) - Fraction(y))
+                for j, (xs, ys) in enumerate(rows) for x, y in zip(xs, ys, strict=True))
+    if not np.isfinite(got):  # only a deviation near float64's limit overflows
+        assert exact >= Fraction(2) ** 1000
+        return
+    assert Fraction(got) >= exact
+    lo, hi = Fraction(2) ** -899, Fraction(2) ** 899
+    in_range = all(abs(Fraction(r[j])) <= hi and all(
+        x == 0 or (abs(Fraction(x)) <= hi and lo <= abs(Fraction(r[j]) * Fraction(x)) <= hi)
+        for x in xs) for j, (xs, _) in enumerate(rows))
+    if in_range:  # every product exact by two-product: the bound is tight
+        slack = Fraction(max(2.0**-1072 * (abs(x) + 1.0) for x in r))
+        assert Fraction(got) <= exact * (1 + Fraction(1, 2**40)) + slack
