@@ -56,9 +56,11 @@ def _unread(net: Network) -> list[set[int]]:
     return out
 
 
-def _read(red: Network) -> list[np.ndarray]:
+def _read(red: Network, kept: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """Per hidden layer of ``red``, which neurons some read neuron of the next linear layer
-    gives a non-zero weight (from the output backwards; every output is read)."""
+    gives a non-zero weight (from the output backwards; every output is read).  With
+    ``kept`` (per hidden layer), those neurons count as read when the layer before is
+    looked at, whatever reads them."""
     lin = [i for i, lyr in enumerate(red.layers) if isinstance(lyr, Dense | Conv2d)]
     out: list[np.ndarray] = []
     rows: np.ndarray | None = None
@@ -70,16 +72,20 @@ def _read(red: Network) -> list[np.ndarray]:
         n_prev = int(red.layers[lin[k - 1]].weight.shape[0])
         cols = nonzero.any(axis=0).reshape(-1)
         # a dense layer after a flatten: its inputs are the channels' positions, in order
-        rows = cols.reshape(n_prev, -1).any(axis=1)
-        out.insert(0, rows)
+        read = cols.reshape(n_prev, -1).any(axis=1)
+        out.insert(0, read)
+        rows = read if kept is None else read | kept[k - 1]
     return out
 
 
 def _audit_read(red: Reduction) -> None:
     """No neuron of the reduced network that nothing reads, but a layer's lone placeholder
     and a merged block whose merged outgoing weights cancel (their sum is zero while the
-    members' weights are not: not removed, see docs/theory.md)."""
-    for k, is_read in enumerate(_read(red.network)):
+    members' weights are not: not removed, see docs/theory.md), and the neurons that only
+    such blocks read (kept, as the blocks are, so counted as read here)."""
+    kept = [np.ones(lr.neurons_after, dtype=bool) if lr.placeholder is not None or lr.combined
+            else np.array([len(b) > 1 for b in lr.blocks], dtype=bool) for lr in red.layers]
+    for k, is_read in enumerate(_read(red.network, kept)):
         lr = red.layers[k]
         for j in np.flatnonzero(~is_read).tolist():
             assert is_read.shape[0] == 1 or len(lr.blocks[j]) > 1 or lr.combined, \
