@@ -103,7 +103,14 @@ class LayerReduction:
         The factor set the post-ops allow (THEORY section 3).
     neurons_before, neurons_after : int
     blocks : tuple of tuple of int
-        Kept neurons partitioned; each block sorted, first element = representative.
+        Kept neurons partitioned; the first element of a block is its
+        representative, the others follow in increasing order, and the blocks
+        are ordered by their representatives.  The representative is the
+        smallest member, except in exact mode on a float network where
+        another member makes the next layer's merged weights float sums (a
+        neuron ``u`` represents a copy ``(3/2) u`` placed before it: relative
+        to the copy, the merged weights would take ``2/3`` of ``u``'s outgoing
+        weights, which no float holds).
     rho : tuple of tuple of Fraction
         Factor of every block member (representative: 1).
     removed : tuple of (int, Fraction)
@@ -303,6 +310,21 @@ def _frac(x: Fraction | float) -> Fraction:
 def _pow2(q: Fraction) -> bool:
     n, d = abs(q.numerator), q.denominator
     return q > 0 and (n & (n - 1)) == 0 and (d & (d - 1)) == 0
+
+
+_NORMAL_LO, _NORMAL_HI = Fraction(2) ** -1022, Fraction(2) ** 1023
+
+
+def _normal_float(q: Fraction) -> bool:
+    """Whether ``|q|`` lies in float64's normal range (its float neither overflows nor
+    underflows)."""
+    return _NORMAL_LO <= abs(q) < _NORMAL_HI
+
+
+def _dyadic(q: Fraction) -> bool:
+    """Whether ``q``'s denominator is a power of two (``q`` an integer times one)."""
+    d = q.denominator
+    return d & (d - 1) == 0
 
 
 def _merge(wr: np.ndarray, blocks: Sequence[Sequence[int]], rho: Any,
@@ -870,6 +892,9 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
                     kept = [list(b) for b in lumped.blocks if tuple(b) not in dropped]
                 if combined:
                     lumped = lumped.restricted(kept)
+        if exact and not exact_net and not combined:
+            # a float network's merged weights: float sums where a representative allows
+            lumped = lumped.with_exact_representatives()
         blocks = lumped.blocks
         reps = [b[0] for b in blocks] if placeholder is None else [placeholder]
         if mb is not None:
@@ -1028,6 +1053,51 @@ class _Lumped:
                       self.rho_f, self.pow2, self.dev)
         out._factor = factors  # combined blocks keep their factors
         return out
+
+    def with_exact_representatives(self) -> _Lumped:
+        """The same partition, each block's representative chosen so that the next
+        layer's merged weights are float sums where that is possible.
+
+        The next layer's merged column of a block is ``sum_v W(:, v) / rho(v)``
+        with the factors relative to the representative.  With the smallest
+        member as representative, ``1 / rho`` may be no float (a copy
+        ``(3/2) u`` placed before ``u``: relative to the copy, ``u``'s
+        ``1 / rho`` is ``2/3``), and the float network's reduction is then
+        rounded; relative to ``u`` the copy's is ``3/2``.
+        A block whose factors are not all powers of two gets as representative
+        its smallest member ``t`` for which every ``rho(t) / rho(v)`` has a
+        power of two as denominator, if there is one (certificate version 5);
+        the other members follow in increasing order, and the blocks are
+        ordered by their representatives.
+        """
+        if self.pow2:
+            return self
+        blocks: list[tuple[int, ...]] = []
+        rho: list[tuple[Fraction, ...]] = []
+        changed = False
+        for blk, rs in zip(self.blocks, self.rho, strict=True):
+            t = next((k for k in range(len(blk))
+                      if all(_dyadic(rs[k] / r) and _normal_float(r / rs[k]) for r in rs)),
+                     0) if any(not (r == 1 or _pow2(abs(r))) for r in rs) else 0
+            if t:
+                changed = True
+                rest = sorted(range(len(blk)), key=lambda k: blk[k])
+                order = [t] + [k for k in rest if k != t]
+                blk = tuple(blk[k] for k in order)
+                rs = tuple(rs[k] / rs[t] for k in order)
+            blocks.append(blk)
+            rho.append(rs)
+        if not changed:
+            return self
+        order = sorted(range(len(blocks)), key=lambda k: blocks[k][0])
+        blocks_t = tuple(blocks[k] for k in order)
+        rho_t = tuple(rho[k] for k in order)
+        block_of = np.full_like(self.block_of, -1)
+        rho_f = self.rho_f.copy()
+        for k, (b, rs) in enumerate(zip(blocks_t, rho_t, strict=True)):
+            block_of[list(b)] = k
+            rho_f[list(b)] = [float(r) for r in rs]
+        return _Lumped(blocks_t, rho_t, block_of, rho_f, False, self.dev)
 
 
 class _Workspace:
@@ -1876,8 +1946,10 @@ def _certificate(net: Network, red: Network, results: list[LayerReduction], exac
     return {
         "format": "lumpkit-nn-certificate",
         # the lowest version that can say it: 2 for removals under factors "one", 3 for a
-        # placeholder (a layer whose neurons are all removed), 4 for unused neurons
-        "version": 4 if any(r.unused for r in results)
+        # placeholder (a layer whose neurons are all removed), 4 for unused neurons, 5 for
+        # a representative that is not its block's smallest member
+        "version": 5 if any(b[0] != min(b) for r in results for b in r.blocks)
+        else 4 if any(r.unused for r in results)
         else 3 if any(r.placeholder is not None for r in results)
         else 2 if any(r.factors == "one" and r.removed for r in results) else 1,
         "mode": "exact" if exact else "tolerance",

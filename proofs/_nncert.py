@@ -488,9 +488,9 @@ class _Checker:
             raise CertificateError("check_certificate needs two nnreduce.Network objects")
         version = cert.get("version")
         if cert.get("format") != "lumpkit-nn-certificate" or type(version) is not int \
-                or version not in (1, 2, 3, 4):
+                or version not in (1, 2, 3, 4, 5):
             raise CertificateError(
-                "not a lumpkit-nn-certificate version 1 to 4 (fields 'format' and "
+                "not a lumpkit-nn-certificate version 1 to 5 (fields 'format' and "
                 "'version'), "
                 f"got format {cert.get('format')!r}, version {version!r}")
         mode = cert.get("mode")
@@ -575,7 +575,7 @@ class _Checker:
                                  {"layer": info["layer"], "expected": lin[idx],
                                   "reduced_layer": info["reduced_layer"],
                                   "expected reduced": rlin[idx]})
-            self._partition(info, part, idx)
+            self._partition(info, part, idx, version)
             parts.append(part)
 
         self._channel_params(lin, parts)
@@ -624,11 +624,14 @@ class _Checker:
         return (f"{mode} certificate: {len(parts)} hidden layers, {merged} neurons merged or "
                 "removed; scaled lumping conditions, reduced weights and both hashes confirmed")
 
-    def _partition(self, info: dict[str, Any], part: _Part, idx: int) -> None:
+    def _partition(self, info: dict[str, Any], part: _Part, idx: int, version: int) -> None:
         seen: dict[int, str] = {}
         layer = info["layer"]
         for K, blk in enumerate(part.blocks):
-            if blk != sorted(blk) or len(set(blk)) != len(blk):
+            # the representative first, the other members increasing; up to version 4 the
+            # representative is the smallest member
+            if len(set(blk)) != len(blk) or blk[1:] != sorted(blk[1:]) or (
+                    version < 5 and blk != sorted(blk)):
                 raise _Violation("blocks sorted", {"layer": layer, "block": K}, {"block": blk})
             if K and blk[0] <= part.blocks[K - 1][0]:
                 raise _Violation("blocks ordered by first element", {"layer": layer, "block": K},
@@ -1206,7 +1209,7 @@ def check_certificate(original: Any, reduced: Any, certificate: Any) -> CheckRes
     Raises
     ------
     lumpcore.CertificateError
-        When the certificate is not a well-formed certificate (version 1, 2 or 3).
+        When the certificate is not a well-formed certificate (version 1 to 5).
 
     Examples
     --------
