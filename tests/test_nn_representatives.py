@@ -148,11 +148,12 @@ def test_shuffled_planted_copies_reduce_exactly(seed: int, factors: list[float])
     base = rng.integers(-8, 9, size=(base_n, n_in + 1)) / 8.0
     base[:, 0] = np.where(base[:, 0] == 0, 0.5, base[:, 0])  # no two rows proportional
     base[:, 0] += np.arange(base_n) * 4.0
-    out = rng.integers(-8, 9, size=(2, base_n)) / 8.0
+    nonzero = np.r_[-8:0, 1:9] / 8.0
+    out = rng.choice(nonzero, size=(2, base_n))  # every neuron read
     rows, cols = list(base), list(out.T)
     for i, f in enumerate(factors):
         rows.append(f * base[i])
-        split = rng.integers(-8, 9, size=2) / 8.0  # the copy takes split, the original
+        split = rng.choice(nonzero, size=2)  # the copy takes split, the original
         cols.append(split)                          # the rest (times f: exact)
         cols[i] = cols[i] - f * split
     perm = rng.permutation(len(rows))
