@@ -169,3 +169,45 @@ def test_shuffled_planted_copies_reduce_exactly(seed: int, factors: list[float])
     res = check_certificate(net, red.network, red.certificate)
     assert res.valid and res.exact, res
     _same_function(net, red.network, rng, 3)
+
+
+@pytest.mark.parametrize("name", ["acasxu/ACASXU_experimental_v2a_2_7.onnx",
+                                  "onnx/mnist5x20_leaky_relu.onnx"])
+def test_shuffled_planted_float_networks_reduce_exactly(name: str) -> None:
+    """The issue's planted redundancy on real float32 networks kept as floats: three
+    copies per hidden layer with factors 3/2, 3, 3/4, 5/2 (exact products of float32
+    weights in float64), outgoing weights split with dyadic parts, every layer shuffled
+    (consecutive layers: the erratum case).  The session-start code rounded half of such
+    reductions; now the neuron counts come back, nothing is rounded, the certificate
+    check finds the reduction exact and exact evaluation agrees."""
+    from pathlib import Path
+
+    from nnreduce import load_network
+
+    rng = np.random.default_rng(11)
+    net = load_network(Path(__file__).parent / "data" / "nn" / name)
+    layers = list(net.layers)
+    lin = [i for i, lyr in enumerate(layers) if isinstance(lyr, Dense)]
+    sizes = []
+    for k, i in enumerate(lin[:-1]):
+        w = np.asarray(layers[i].weight, dtype=np.float64)
+        b = np.asarray(layers[i].bias, dtype=np.float64)
+        sizes.append(w.shape[0])
+        picks = rng.choice(w.shape[0], size=3, replace=False)
+        facs = rng.choice([1.5, 3.0, 0.75, 2.5], size=3)
+        w = np.vstack([w, facs[:, None] * w[picks]])
+        b = np.concatenate([b, facs * b[picks]])
+        perm = rng.permutation(w.shape[0])
+        layers[i] = Dense(w[perm], b[perm])
+        nxt = np.asarray(layers[lin[k + 1]].weight, dtype=np.float64).copy()
+        split = rng.integers(-4, 5, size=(nxt.shape[0], 3)) / 8.0
+        nxt[:, picks] -= facs[None, :] * split
+        layers[lin[k + 1]] = Dense(np.hstack([nxt, split])[:, perm],
+                                   np.asarray(layers[lin[k + 1]].bias, dtype=np.float64))
+    planted = Network(tuple(layers), net.input_shape, net.normalization)
+    red = reduce_network(planted)
+    assert [lr.neurons_after for lr in red.layers] == sizes
+    assert not red.rounded and red.certificate is not None
+    res = check_certificate(planted, red.network, red.certificate)
+    assert res.valid and res.exact, res
+    _same_function(planted, red.network, rng, 2)
