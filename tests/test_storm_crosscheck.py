@@ -54,11 +54,13 @@ def build(path: Path, constants: str, exact: bool = False) -> object:
         dev.set_log_level(old)
 
 
-def storm_quotient(model: object) -> object:
+def storm_quotient(model: object, rewards: bool = False) -> object:
+    """Storm's strong bisimulation quotient, all state labels kept (and with ``rewards``
+    every reward model)."""
     opts = tr.BisimulationOptions()
     opts.bisimulation_type = tr.BisimulationType.STRONG
     opts.state_label_preservation = tr.StateLabelPreservation.ALL
-    opts.preserve_all_rewards = False
+    opts.preserve_all_rewards = rewards
     return tr.perform_bisimulation(model, [], options=opts)
 
 
@@ -180,11 +182,7 @@ def test_folded_float_rewards_agree_with_storm_bisimulation() -> None:
     import warnings
 
     model = build(QV / "cluster/cluster.prism", "N=16")
-    opts = tr.BisimulationOptions()
-    opts.bisimulation_type = tr.BisimulationType.STRONG
-    opts.state_label_preservation = tr.StateLabelPreservation.ALL
-    opts.preserve_all_rewards = True
-    storm = tr.perform_bisimulation(model, [], options=opts)
+    storm = storm_quotient(model, rewards=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the folding warning
         chain = from_stormpy(model)
