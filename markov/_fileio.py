@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -169,6 +170,15 @@ def exact_values(vals: Any) -> np.ndarray:
     return out
 
 
+def _nearest_float(q: Fraction) -> float:
+    """``q`` rounded to a float; beyond float64's range an infinity (which the chain's
+    checks then report by reward and state), not an OverflowError."""
+    try:
+        return float(q)
+    except OverflowError:
+        return math.inf if q > 0 else -math.inf
+
+
 def reward_rates(where: str, names: Sequence[str], state: Sequence[Any],
                  extra: Sequence[Any], n: int, src: np.ndarray, vals: Any,
                  ctmc: bool, kinds: str = "transition/action") -> dict[str, Any]:
@@ -205,7 +215,9 @@ def reward_rates(where: str, names: Sequence[str], state: Sequence[Any],
             else:
                 weight = [1] * n
         if floating:
-            total: list[Any] = [x if y == 0 else float(Fraction(x) + w * Fraction(y))
+            # (a state reward that is not finite stays as it is: the chain's checks name it)
+            total: list[Any] = [x if y == 0 or not math.isfinite(x)
+                                else _nearest_float(Fraction(x) + w * Fraction(y))
                                 for x, w, y in zip(r, weight, a, strict=True)]
         else:
             total = [x + w * y for x, w, y in zip(r, weight, a, strict=True)]

@@ -223,6 +223,11 @@ def from_stormpy(model: Any) -> CTMC | DTMC:
     n = int(model.nr_states)
     tm = model.transition_matrix
     src, dst, vals = _matrix_arrays(tm, n, exact)
+    if not exact and not np.all(np.isfinite(vals)):  # before any reward is folded with them
+        k = int(np.flatnonzero(~np.isfinite(vals))[0])
+        raise ModelFormatError(
+            f"stormpy model: state {int(src[k])}, column {int(dst[k])}: value {vals[k]} is not "
+            "finite; NaN and infinite entries are not allowed")
     labels = {lab: sorted(int(s) for s in model.labeling.get_states(lab))
               for lab in model.labeling.get_labels()}
     init = [int(s) for s in model.initial_states]
@@ -234,7 +239,8 @@ def from_stormpy(model: Any) -> CTMC | DTMC:
         names.append(name or _unnamed_reward_name(model.reward_models))
         state.append([_value(x, exact) for x in rm.state_rewards] if rm.has_state_rewards
                      else [Fraction(0) if exact else 0.0] * n)
-        extra.append(_per_firing(rm, n, src, dst, vals, mtype == model_types.CTMC, exact))
+        extra.append(_per_firing(rm, n, src, dst, vals, mtype == model_types.CTMC, exact,
+                                 names[-1]))
     rewards = reward_rates("", names, state, extra, n, src, vals, mtype == model_types.CTMC)
     variables: tuple[str, ...] = ()
     valuations = None
@@ -264,7 +270,7 @@ def _unnamed_reward_name(reward_models: Any) -> str:
 
 
 def _per_firing(rm: Any, n: int, src: np.ndarray, dst: np.ndarray, vals: Any, ctmc: bool,
-                exact: bool) -> list[Any] | None:
+                exact: bool, name: str = "") -> list[Any] | None:
     """What a state's one action earns per firing: its action reward plus the expected
     transition reward ``sum_v P(s, v) t(s, v)`` (``P`` the rates over the exit rate for
     a CTMC); ``None`` without action and transition rewards.
@@ -274,7 +280,8 @@ def _per_firing(rm: Any, n: int, src: np.ndarray, dst: np.ndarray, vals: Any, ct
     if not (rm.has_state_action_rewards or rm.has_transition_rewards):
         return None
     zero = Fraction(0)
-    out: list[Any] = ([_exact_float(_value(x, exact)) for x in rm.state_action_rewards]
+    out: list[Any] = ([_exact_float(_value(x, exact), name, u)
+                       for u, x in enumerate(rm.state_action_rewards)]
                       if rm.has_state_action_rewards else [zero] * n)
     if len(out) != n:  # pragma: no cover - a chain has one action per state
         raise ModelFormatError("stormpy model: action rewards are not one per state")
@@ -286,16 +293,22 @@ def _per_firing(rm: Any, n: int, src: np.ndarray, dst: np.ndarray, vals: Any, ct
         tr = rm.transition_rewards
         for u in range(n):
             for e in tr.get_row(u):
-                x = _exact_float(_value(e.value() if callable(e.value) else e.value, exact))
+                x = _exact_float(_value(e.value() if callable(e.value) else e.value, exact),
+                                 name, u)
                 if x:  # rates over the exit rate: a probability for a CTMC
                     p = value.get((u, int(e.column)), zero)
                     out[u] += (p / row_sum[u] if ctmc else p) * x
     return out
 
 
-def _exact_float(x: Any) -> Fraction:
-    """The exact value of a float (a Fraction as it is)."""
-    return x if isinstance(x, Fraction) else Fraction(x)
+def _exact_float(x: Any, name: str, state: int) -> Fraction:
+    """The exact value of a float reward (a Fraction as it is); an infinite or NaN one is
+    refused by reward structure and state."""
+    if isinstance(x, Fraction):
+        return x
+    if not math.isfinite(x):
+        raise ModelFormatError(f"stormpy model: reward {name!r}: state {state} has value {x}")
+    return Fraction(x)
 
 
 def _matrix_arrays(tm: Any, n: int, exact: bool) -> tuple[np.ndarray, np.ndarray, Any]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from markov import CTMC, lump, read_drn, read_prism
 
@@ -81,3 +82,43 @@ def test_prism_transition_rewards_are_folded_exactly(tmp_path: Path) -> None:
                  * exit_rate)
     assert rew[three[0]] == rew[three[1]] == want
     assert _blocks(chain) == _blocks(exact) == 3
+
+
+def test_a_folded_reward_beyond_float64_is_named(tmp_path: Path) -> None:
+    """Exit rate 2e308 (exactly) times action reward 1: no float holds the folded
+    reward; the reader names the reward and the state (it used to, via a float sum of
+    inf), not an OverflowError from the exact sum."""
+    p = tmp_path / "big.drn"
+    p.write_text("@type: CTMC\n@reward_models\nr\n@nr_states\n2\n@model\n"
+                 "state 0 init\n\taction 0 [1]\n\t\t1 : 1e308\n\t\t1 : 1e308\n"
+                 "state 1\n\taction 0 [0]\n\t\t0 : 1\n")
+    with pytest.raises(ValueError, match=r"reward 'r': state 0 has value inf"):
+        _read_both(read_drn, p)
+
+
+def test_an_infinite_rate_from_storm_is_named_before_rewards_are_folded(
+        tmp_path: Path) -> None:
+    """Storm adds two rates of 1e308 to the same target into inf: refused by position
+    before the exact reward folding (which has no value for inf) looks at it."""
+    p = tmp_path / "big.prism"
+    p.write_text("ctmc\nmodule m\n x : [0..1] init 0;\n"
+                 " [go] x=0 -> 1e308:(x'=1) + 1e308:(x'=1);\n [] x=1 -> 1:(x'=0);\n"
+                 "endmodule\nrewards \"r\"\n [go] true : 1;\nendrewards\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match=r"state 0, column 1: value inf is not finite"):
+            read_prism(p)
+
+
+@pytest.mark.parametrize("rewards", ["[go] true : 1e308*10;", "[go] true : 1; x=0 : 1e308*10;"])
+def test_an_infinite_reward_from_storm_is_named(tmp_path: Path, rewards: str) -> None:
+    """An infinite transition reward (or state reward beside a folded one) has no exact
+    value: refused by structure and state, as before the exact folding."""
+    p = tmp_path / "r.prism"
+    p.write_text("ctmc\nmodule m\n x : [0..1] init 0;\n [go] x=0 -> 1:(x'=1);\n"
+                 " [] x=1 -> 1:(x'=0);\nendmodule\n"
+                 f"rewards \"r\"\n {rewards}\nendrewards\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match=r"reward 'r': state 0 has value inf"):
+            read_prism(p)
