@@ -430,6 +430,18 @@ def take_rows_divided(mb: np.ndarray, rows: np.ndarray, first_col: int, div: np.
     return bool(bad.any())
 
 
+@njit(cache=True, inline="always")
+def _deviation_exact_errors(r: float, x: float, ref: float, tiny: float) -> float:
+    """A bound of ``|r x - ref|`` for a product ``r x`` in the two-product's range: the
+    float product and difference with their exact errors, a relative ``2**-50`` for the
+    roundings of this sum, ``tiny`` for values that underflowed."""
+    p, e1 = two_prod(r, x)
+    d = p - ref
+    bb = d - p
+    e2 = (p - (d - bb)) + (-ref - bb)  # d + e2 = p - ref exactly
+    return (abs(d) + abs(e1) + abs(e2)) * (1.0 + 2.0**-50) + tiny
+
+
 @njit(cache=True, parallel=True)
 def deviation_bound(mb: np.ndarray, members: np.ndarray, reps: np.ndarray,
                     rho: np.ndarray) -> float:
@@ -461,31 +473,17 @@ def deviation_bound(mb: np.ndarray, members: np.ndarray, reps: np.ndarray,
             # with a factor 2 of margin for the roundings of the check); zero entries give
             # exact zero products: one loop without branches, which vectorises
             for k in range(m):
-                p, e1 = two_prod(r, x[k])
+                buf[k] = _deviation_exact_errors(r, x[k], y[k], tiny)
+        else:
+            for k in range(m):
                 ref = y[k]
-                d = p - ref
-                bb = d - p
-                e2 = (p - (d - bb)) + (-ref - bb)
-                buf[k] = (abs(d) + abs(e1) + abs(e2)) * (1.0 + 2.0**-50) + tiny
-            cell = np.empty(1, dtype=np.int64)
-            cell[0] = bits_summary(buf)[0]
-            best[j] = cell.view(np.float64)[0]
-            continue
-        for k in range(m):
-            ref = y[k]
-            xk = x[k]
-            p = r * xk
-            if r_ok and abs(xk) <= _PROD_HI and _PROD_LO <= abs(p) <= _PROD_HI:
-                p, e1 = two_prod(r, xk)
-                d = p - ref
-                bb = d - p
-                e2 = (p - (d - bb)) + (-ref - bb)  # d + e2 = p - ref exactly
-                buf[k] = (abs(d) + abs(e1) + abs(e2)) * (1.0 + 2.0**-50) + tiny
-            else:
-                buf[k] = abs(p - ref) + 2.0**-40 * (abs(p) + abs(ref)) + tiny
-        cell = np.empty(1, dtype=np.int64)
-        cell[0] = bits_summary(buf)[0]  # the largest (non-negative) entry, by its bits
-        best[j] = cell.view(np.float64)[0]
+                xk = x[k]
+                p = r * xk
+                if r_ok and abs(xk) <= _PROD_HI and _PROD_LO <= abs(p) <= _PROD_HI:
+                    buf[k] = _deviation_exact_errors(r, xk, ref, tiny)
+                else:
+                    buf[k] = abs(p - ref) + 2.0**-40 * (abs(p) + abs(ref)) + tiny
+        best[j] = _from_bits(bits_summary(buf)[0])  # the largest (non-negative) entry
     return best.max() if n else 0.0
 
 
