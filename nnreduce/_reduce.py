@@ -1079,10 +1079,9 @@ class _Lumped:
             t = next((k for k in range(len(blk))
                       if all(_dyadic(rs[k] / r) and _normal_float(r / rs[k]) for r in rs)),
                      0) if any(not (r == 1 or _pow2(abs(r))) for r in rs) else 0
-            if t:
+            if t:  # (a block comes sorted: the others stay in increasing order)
                 changed = True
-                rest = sorted(range(len(blk)), key=lambda k: blk[k])
-                order = [t] + [k for k in rest if k != t]
+                order = [t] + [k for k in range(len(blk)) if k != t]
                 blk = tuple(blk[k] for k in order)
                 rs = tuple(rs[k] / rs[t] for k in order)
             blocks.append(blk)
