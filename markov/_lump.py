@@ -281,9 +281,8 @@ def lump(
         Float arithmetic only: the grid ``tolerance * Z`` that the rates are
         rounded to; the values of the respected reward structures and (for
         backward kinds and ``strict``) the initial probabilities are rounded
-        to it as well before states are told apart by them (rewards folded
-        from transition rewards in float arithmetic differ in their last bits:
-        ``0.12499999999999997`` and ``0.125`` for the same ``1/8``).
+        to it as well before states are told apart by them (values read from
+        float files that differ only in their last bits fall together).
     labels : collection of str, optional
         Labels to respect; default all labels except ``init``.
     rewards : collection of str, optional

@@ -270,7 +270,7 @@ def _unnamed_reward_name(reward_models: Any) -> str:
 
 
 def _per_firing(rm: Any, n: int, src: np.ndarray, dst: np.ndarray, vals: Any, ctmc: bool,
-                exact: bool, name: str = "") -> list[Any] | None:
+                exact: bool, name: str) -> list[Any] | None:
     """What a state's one action earns per firing: its action reward plus the expected
     transition reward ``sum_v P(s, v) t(s, v)`` (``P`` the rates over the exit rate for
     a CTMC); ``None`` without action and transition rewards.
