@@ -398,10 +398,12 @@ def compact_rows(flat: np.ndarray, rows: np.ndarray, row_len: int, first_col: in
                  width: int) -> None:
     """In place: ``flat[j*width:(j+1)*width] = flat[r*row_len+first_col:][:width]`` for
     ``r = rows[j]``, in order (``rows`` increasing, so every target lies at or before its
-    source and no source is overwritten before it is read)."""
+    source and no source is overwritten before it is read); rows already in place stay."""
     for j in range(rows.shape[0]):
         src = rows[j] * row_len + first_col
         dst = j * width
+        if src == dst:
+            continue
         for k in range(width):
             flat[dst + k] = flat[src + k]
 

@@ -14,6 +14,7 @@ import gc
 import itertools
 import json
 import math
+import mmap
 import os
 import time
 import warnings
@@ -737,10 +738,13 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
     new_cols: np.ndarray | None = None  # the same grouping in the reduced shapes
 
     unused_of = _unused_neurons(net, lin)
-    # the merged layer of the compiled path, valid for one iteration: at most every row of a
-    # layer with a column per input (channel x position) and the bias
-    work = _Workspace(max(lyr.weight.size + lyr.weight.shape[0] for lyr in layers
-                          if isinstance(lyr, Dense | Conv2d)))
+    # the merged layers of the compiled path, one after another (a layer's kept rows stay):
+    # at most every row of each layer, with a column per input (channel x position) and
+    # the bias (virtual memory: only the pages written become resident)
+    sizes = [lyr.weight.size + lyr.weight.shape[0] for lyr in layers
+             if isinstance(lyr, Dense | Conv2d)]
+    # (capped: a full arena is followed by another, and address space is not free either)
+    work = _Workspace(min(sum(sizes), 4 * max(sizes)), max(sizes))
     for li, idx in enumerate(lin):
         layer = layers[idx]
         assert isinstance(layer, Dense | Conv2d)
@@ -899,11 +903,9 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
         reps = [b[0] for b in blocks] if placeholder is None else [placeholder]
         if mb is not None:
             assert fast is not None
-            # the last hidden layer: its merged rows are the workspace's last use but for the
-            # (narrow) output layer, so the reduced weights are compacted into it
-            rebuilt, ch = _rebuild_fast(layer, fast, b_eff, reps, new_cols,
-                                        work if li == len(lin) - 2 else None)
-            # (the workspace may have been handed over: no view of it is used again)
+            # the merged rows are not used again: the reduced weights stay in the arena
+            rebuilt, ch = _rebuild_fast(layer, fast, b_eff, reps, new_cols, work)
+            # (the arena beyond the kept rows is the next layer's: no view of it is used again)
             fast = mb = m = flat_m = None  # type: ignore[assignment]
         else:
             rebuilt, ch = _rebuild(layer, m, b_eff, reps, exact_net, new_cols)
@@ -949,6 +951,7 @@ def _reduce(net: Network, tol: float, certify: bool, linear_dependence: bool | N
         prev_removed = removed
         prev_combined = combined
 
+    work.release()  # (the output layer's merged matrix and rows dropped: not kept)
     red_net = Network(tuple(new_layers), net.input_shape, net.normalization, net.data_dtype,
                       net.io_names)
     return _finish(net, red_net, results, exact, tol, max_dev, rounded, t0, certify)
@@ -1100,22 +1103,85 @@ class _Lumped:
 
 
 class _Workspace:
-    """Two float64 buffers reused from layer to layer (fresh pages cost page faults).
+    """Float64 memory for the merged matrices of a reduction (fresh pages cost page faults).
 
-    ``capacity`` (entries) is the most any layer will ask for: a buffer is
-    allocated at that size once, and only the pages a layer writes are ever
-    touched, so a wider layer later does not fault in a second buffer.
+    Buffer 0 is an arena: one anonymous mapping of ``capacity`` entries, of
+    which only the pages written ever become resident.  Each layer's merged
+    matrix is placed at ``top``.  When the reduced layer's weights are rows
+    of it, :meth:`keep` compacts them there in place (rows already in place
+    are not moved) and hands them out as views; ``top`` moves past them, so
+    the next layer's matrix reuses the pages of the rows dropped, and no
+    reduced weight is copied into fresh memory.  :meth:`release` gives the
+    pages beyond ``top`` back.  Buffer 1 (tolerance mode's normalised rows)
+    is reused from layer to layer.
     """
 
-    def __init__(self, capacity: int = 0) -> None:
-        self.buffers: list[np.ndarray] = [np.empty(0), np.empty(0)]
+    def __init__(self, capacity: int = 0, normed_capacity: int = 0) -> None:
         self.capacity = capacity
+        self.normed_capacity = normed_capacity
+        self._map: mmap.mmap | None = None
+        self.arena = np.empty(0)
+        self.top = 0  # entries below are reduced layers' weights
+        self.touched = 0  # entries below may be resident
+        self.normed = np.empty(0)
+
+    def _new_arena(self, size: int) -> None:
+        self.top = self.touched = 0
+        nbytes = max(size, self.capacity, 1) * 8
+        try:
+            if hasattr(mmap, "MAP_PRIVATE"):
+                # private: a shared anonymous mapping is shared memory: no huge pages for it
+                self._map = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            else:  # (Windows)
+                self._map = mmap.mmap(-1, nbytes)
+        except OSError:  # no address space for the reserve: just this matrix
+            self._map = None
+            self.arena = np.empty(size, dtype=np.float64)
+            return
+        if hasattr(mmap, "MADV_HUGEPAGE"):  # as numpy asks for its own large arrays
+            self._map.madvise(mmap.MADV_HUGEPAGE)
+        self.arena = np.frombuffer(self._map, dtype=np.float64)
 
     def get(self, which: int, shape: tuple[int, int]) -> np.ndarray:
         size = shape[0] * shape[1]
-        if self.buffers[which].size < size:
-            self.buffers[which] = np.empty(max(size, self.capacity), dtype=np.float64)
-        return self.buffers[which][:size].reshape(shape)
+        if which == 1:
+            if self.normed.size < size:
+                self.normed = np.empty(max(size, self.normed_capacity), dtype=np.float64)
+            return self.normed[:size].reshape(shape)
+        if self.top + size > self.arena.size:
+            self._new_arena(size)  # (the old arena lives on in the views handed out)
+        self.touched = max(self.touched, self.top + size)
+        return self.arena[self.top:self.top + size].reshape(shape)
+
+    def keep(self, mb: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
+        """The rows ``rows`` (increasing) of ``mb`` without its column 0, as a view of
+        the arena that stays valid (``None`` when ``mb`` is not the arena's last matrix).
+
+        The rows are compacted in place, keeping their length (each row of the
+        view is contiguous; a bias entry lies between two), so rows already in
+        place are not moved.
+        """
+        row_len = mb.shape[1]
+        at = self.arena[self.top:]
+        if (mb.size == 0 or not mb.flags.c_contiguous or mb.size > at.size
+                or mb.ctypes.data != at.ctypes.data):
+            return None
+        compact_rows(self.arena[self.top:], rows, row_len, 0, row_len)
+        size = rows.shape[0] * row_len
+        kept = self.arena[self.top:self.top + size].reshape(rows.shape[0], row_len)[:, 1:]
+        self.top += size
+        return kept
+
+    def release(self) -> None:
+        """Give the pages beyond the reduced layers' weights back to the system."""
+        if self._map is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        page = mmap.PAGESIZE
+        start = -(-self.top * 8 // page) * page
+        end = min(self.touched * 8, len(self._map))
+        if end > start:
+            self._map.madvise(mmap.MADV_DONTNEED, start, end - start)
+        self.touched = min(self.touched, start // 8)
 
 
 def _fast_merge(layer: Dense | Conv2d, plain_cols: bool, prev_cols: np.ndarray | None,
@@ -1589,7 +1655,7 @@ def _merged_exact(wr: np.ndarray, members: Sequence[int],
 
 
 def _rebuild_fast(layer: Dense | Conv2d, merged: _Merged, b_eff: np.ndarray, rows: list[int],
-                  new_cols: np.ndarray | None, hand_over: _Workspace | None = None
+                  new_cols: np.ndarray | None, work: _Workspace | None = None
                   ) -> tuple[Layer, bool]:
     """:func:`_rebuild` for the float matrix of :func:`_fast_merge` (finite, checked).
 
@@ -1597,26 +1663,20 @@ def _rebuild_fast(layer: Dense | Conv2d, merged: _Merged, b_eff: np.ndarray, row
     are their own); merged sums are float64.  Also says whether a weight was
     rounded (columns built times an integer, divided back inexactly).
 
-    With ``hand_over`` (the workspace that holds ``merged.mb``, not needed
-    afterwards but for a new buffer), float64 reduced weights are compacted
-    into the workspace's buffer itself, which is then shrunk and given away:
-    no fresh pages for them (page faults cost more than the copy).
+    With ``work`` (the workspace whose arena holds ``merged.mb``, not needed
+    afterwards), float64 reduced weights stay in the arena as views
+    (:meth:`_Workspace.keep`): no copy into fresh pages (page faults cost more
+    than the copy).
     """
     mb = merged.mb
-    plain = _in_order(new_cols)
-    if (hand_over is not None and merged.col_div is None and plain
+    if (work is not None and merged.col_div is None and _in_order(new_cols)
             and merged.dtype == np.float64 and len(rows) > 0):
-        base = hand_over.buffers[0]
-        width = mb.shape[1] - 1
         idx = np.asarray(rows, dtype=np.int64)
-        if mb.base is base and bool(np.all(np.diff(idx) > 0)):
-            hand_over.buffers[0] = np.empty(0)  # the next layer allocates its own
-            compact_rows(base, idx, mb.shape[1], 1, width)
-            del mb, merged
-            # realloc: shrinking the buffer keeps its first pages where they are
-            base.resize(len(rows) * width, refcheck=False)
-            return _fast_layer(layer, base.reshape(len(rows), width),
-                               np.ascontiguousarray(np.asarray(b_eff)[rows]), new_cols), False
+        if bool(np.all(np.diff(idx) > 0)):
+            kept = work.keep(mb, idx)
+            if kept is not None:
+                return _fast_layer(layer, kept, np.ascontiguousarray(np.asarray(b_eff)[rows]),
+                                   new_cols), False
     wq = np.empty((len(rows), mb.shape[1] - 1), dtype=merged.dtype)
     changed = False
     with threads_for(wq.size):

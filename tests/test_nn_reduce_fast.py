@@ -315,7 +315,8 @@ def test_integer_scaled_merge_equals_general_path(monkeypatch: pytest.MonkeyPatc
 
 
 def _count_hand_overs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """A list that gets one entry per workspace hand-over (call of ``compact_rows``)."""
+    """A list that gets one entry per layer whose reduced weights stay in the merge arena
+    (call of ``compact_rows``)."""
     calls: list[bool] = []
     real = red_mod.compact_rows
 
@@ -328,11 +329,12 @@ def _count_hand_overs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
 
 @pytest.mark.parametrize("tolerance", [0.0, 1e-9])
-def test_last_hidden_layer_compacted_into_the_workspace(monkeypatch: pytest.MonkeyPatch,
-                                                        tolerance: float) -> None:
-    """The last hidden layer's reduced weights are compacted into the merge workspace and
-    handed over (no fresh pages); they must equal the general path's, and no reduced
-    weight array may share memory with another layer's or with the original network.
+def test_hidden_layers_kept_in_the_merge_arena(monkeypatch: pytest.MonkeyPatch,
+                                              tolerance: float) -> None:
+    """Every hidden layer's float64 reduced weights are compacted in place in the merge
+    arena (no fresh pages) and handed out as views; they must equal the general path's,
+    and no reduced weight array may share memory with another layer's or with the
+    original network.
 
     Oracles: the general path (rational arithmetic) and exact evaluation."""
     rng = np.random.default_rng(7)
@@ -340,13 +342,16 @@ def test_last_hidden_layer_compacted_into_the_workspace(monkeypatch: pytest.Monk
                                 pow2=True)
     calls = _count_hand_overs(monkeypatch)
     fast = reduce_network(net, tolerance=tolerance)
-    assert calls == [True]  # exactly the last hidden layer was handed over
+    # every hidden layer (float64 weights: the first layer's own ones too), not the output
+    assert calls == [True] * 3
     assert [lr.neurons_after for lr in fast.layers] == planted
     _same_reduction(fast, _general(monkeypatch, net, tolerance=tolerance), exact=True)
     weights = [lyr.weight for lyr in fast.network.layers if isinstance(lyr, Dense)]
     others = [lyr.weight for lyr in net.layers if isinstance(lyr, Dense)]
     for i, w in enumerate(weights):
-        assert (w.flags.c_contiguous and w.dtype == np.float64) or i == 0
+        # rows of the merged matrix without its bias column: each row contiguous
+        assert w.dtype == np.float64 and w.strides[1] == w.itemsize
+        assert (w.strides[0] == w.itemsize * (w.shape[1] + 1)) == (i < len(weights) - 1)
         for v in weights[i + 1:] + others:
             assert not np.shares_memory(w, v)
     if tolerance == 0:
@@ -379,9 +384,10 @@ def _handover_net(kind: str, rng: np.random.Generator) -> Network:
 @pytest.mark.parametrize("kind", ["dense", "conv"])
 def test_handed_over_weights_survive_later_allocations(monkeypatch: pytest.MonkeyPatch,
                                                        kind: str, tolerance: float) -> None:
-    """The handed-over buffer (compacted, shrunk by ``resize(refcheck=False)``) is no
-    dangling view: the reduced arrays keep their values after further reductions and
-    large allocations reuse freed memory, and the certificate stays valid.
+    """The weights kept in the merge arena (whose pages beyond them are given back with
+    ``madvise``) are no dangling views: the reduced arrays keep their values after
+    further reductions and large allocations reuse freed memory, and the certificate
+    stays valid.
 
     Oracles: copies taken right after the reduction, the general path, the
     independent certificate check and exact evaluation."""
@@ -391,11 +397,11 @@ def test_handed_over_weights_survive_later_allocations(monkeypatch: pytest.Monke
     net = _handover_net(kind, rng)
     calls = _count_hand_overs(monkeypatch)
     red = reduce_network(net, tolerance=tolerance)
-    assert calls == [True]  # the last hidden layer was handed over
+    assert calls == [True]  # the second layer's merged (float64) weights stay in the arena
     lin = [lyr for lyr in red.network.layers if isinstance(lyr, Dense | Conv2d)]
     assert lin[1].weight.dtype == np.float64
     copies = [np.array(a, copy=True) for lyr in lin for a in (lyr.weight, lyr.bias)]
-    # reuse freed memory: more reductions (each hands a buffer over), then big fills
+    # reuse freed memory: more reductions (each keeps weights in an arena), then big fills
     for seed in range(3):
         reduce_network(_handover_net(kind, np.random.default_rng(seed)), tolerance=tolerance)
     for n in (1 << 10, 1 << 16, 1 << 20):
