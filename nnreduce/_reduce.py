@@ -1701,6 +1701,8 @@ def _fast_layer(layer: Dense | Conv2d, wq: np.ndarray, bq: np.ndarray,
     """The reduced layer of :func:`_rebuild_fast` from its merged weights (kept rows)."""
     if isinstance(layer, Conv2d):
         kh, kw = layer.weight.shape[2:]
+        # (contiguous: numpy's convolution sums a strided kernel in another order)
+        wq = np.ascontiguousarray(wq)
         return trusted_layer(Conv2d, weight=wq.reshape(wq.shape[0], -1, kh, kw), bias=bq,
                              stride=layer.stride, padding=layer.padding)
     if new_cols is not None and not np.array_equal(new_cols.reshape(-1),
