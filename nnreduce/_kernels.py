@@ -180,14 +180,18 @@ def _from_bits(bits: np.int64) -> float:
     return cell.view(np.float64)[0]
 
 
-@njit(cache=True, fastmath={"nnan", "ninf", "nsz"})
+@njit(cache=True, inline="always")
 def _term_abs_max(row: np.ndarray, abs_scale: np.ndarray) -> float:
-    """Largest ``|row[f]| * abs_scale[f]``, for rows whose merged values are finite (so
-    are these products; vectorised: NaNs and infinities are assumed away)."""
-    big = 0.0
+    """Largest ``|row[f]| * abs_scale[f]`` (for rows whose merged values are finite).
+
+    The products are stored and their largest bit pattern taken: a loop of
+    float maxima does not vectorise (numba's ``max`` orders NaNs), an integer
+    one does, and non-negative floats order like their bit patterns.
+    """
+    prod = np.empty(row.shape[0], dtype=np.float64)
     for f in range(row.shape[0]):
-        big = max(big, abs(np.float64(row[f])) * abs_scale[f])
-    return big
+        prod[f] = abs(np.float64(row[f])) * abs_scale[f]
+    return _from_bits(bits_summary(prod)[0])
 
 
 @njit(cache=True)

@@ -1327,7 +1327,7 @@ def _merge_error_scale(prev: _Channels, scales: np.ndarray) -> float:
     exact value.  The merged values themselves may be far smaller (terms that cancel),
     so a bound relative to them, as the deviation bound's own margin, would not do.
     """
-    k = max((len(b) for b in prev.blocks), default=1)
+    k = max(map(len, prev.blocks), default=1)
     if k == 1 and (scales.size == 0 or bool(np.all(scales == 1.0))):
         return 0.0
     return (k + 3) * 2.0**-53 * k * (1 + 2.0**-30)

@@ -11,6 +11,7 @@ the certificate checker.
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Any
 
@@ -362,3 +363,45 @@ def test_deviation_kernel_bounds_the_exact_deviation_tightly(
     if in_range:  # every product exact by two-product: the bound is tight
         slack = Fraction(max(2.0**-1072 * (abs(x) + 1.0) for x in r))
         assert Fraction(got) <= exact * (1 + Fraction(1, 2**40)) + slack
+
+
+@settings(max_examples=100, deadline=None)
+@given(w=st.lists(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), min_size=5,
+                           max_size=5), min_size=1, max_size=6),
+       scale=st.lists(st.sampled_from([1.0, -1.0, 0.25, -4.0, 3.0, 1 / 3, 0.0, 2.0**-600,
+                                       2.0**200]), min_size=5, max_size=5))
+def test_merge_pass_records_each_rows_largest_term(w: list[list[float]],
+                                                   scale: list[float]) -> None:
+    """The tolerance merge pass's ``term_max`` (the size of the terms whose float sums may
+    cancel, for the error bound of the merged rows) is each row's largest
+    ``|w * scale|`` over the inputs merged into a column (``abs_scale`` 0: none),
+    against the exact maximum of the products (rounded once, as the pass computes them):
+    equal, never a loose float maximum."""
+    from lumpcore._dense import signature_coefficients
+    from nnreduce._kernels import merge_columns, runs
+
+    wa = np.array(w, dtype=np.float32)
+    n, m = wa.shape
+    sc = np.array(scale, dtype=np.float64)
+    first = np.arange(m, dtype=np.int64)  # every input its own merged column
+    abs_scale = np.abs(sc)
+    out = np.empty((n, 1 + m))
+    term_max = np.full(n, -1.0)
+    empty_i = np.zeros(0, dtype=np.int64)
+    with np.errstate(all="ignore"):
+        merge_columns(wa, np.zeros(n), runs(first, first), sc, 1 / np.where(sc == 0, 1, sc),
+                      runs(empty_i, empty_i), np.zeros(0), np.zeros(0), False, out,
+                      np.empty((0, 0)), False, signature_coefficients(1 + m), True, 0.0,
+                      *(np.zeros(0, dtype=d) for d in (np.float64, np.float64, np.int64,
+                                                       np.float64, np.int8, np.bool_)),
+                      term_max, abs_scale, 0)
+    def rounded(q: Fraction) -> float:
+        try:
+            return float(q)  # correctly rounded
+        except OverflowError:
+            return math.inf
+
+    for i in range(n):
+        want = max(rounded(abs(Fraction(float(wa[i, f])) * Fraction(abs_scale[f])))
+                   for f in range(m))
+        assert term_max[i] == want
