@@ -1664,13 +1664,15 @@ def _rebuild_fast(layer: Dense | Conv2d, merged: _Merged, b_eff: np.ndarray, row
     rounded (columns built times an integer, divided back inexactly).
 
     With ``work`` (the workspace whose arena holds ``merged.mb``, not needed
-    afterwards), float64 reduced weights stay in the arena as views
+    afterwards), a dense layer's float64 reduced weights stay in the arena as views
     (:meth:`_Workspace.keep`): no copy into fresh pages (page faults cost more
     than the copy).
     """
     mb = merged.mb
-    if (work is not None and merged.col_div is None and _in_order(new_cols)
-            and merged.dtype == np.float64 and len(rows) > 0):
+    # (dense layers only: numpy's convolution sums a strided kernel in another order, so a
+    # convolution's weights are copied into contiguous memory below)
+    if (work is not None and isinstance(layer, Dense) and merged.col_div is None
+            and _in_order(new_cols) and merged.dtype == np.float64 and len(rows) > 0):
         idx = np.asarray(rows, dtype=np.int64)
         if bool(np.all(np.diff(idx) > 0)):
             kept = work.keep(mb, idx)
@@ -1701,8 +1703,6 @@ def _fast_layer(layer: Dense | Conv2d, wq: np.ndarray, bq: np.ndarray,
     """The reduced layer of :func:`_rebuild_fast` from its merged weights (kept rows)."""
     if isinstance(layer, Conv2d):
         kh, kw = layer.weight.shape[2:]
-        # (contiguous: numpy's convolution sums a strided kernel in another order)
-        wq = np.ascontiguousarray(wq)
         return trusted_layer(Conv2d, weight=wq.reshape(wq.shape[0], -1, kh, kw), bias=bq,
                              stride=layer.stride, padding=layer.padding)
     if new_cols is not None and not np.array_equal(new_cols.reshape(-1),

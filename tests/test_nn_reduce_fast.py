@@ -400,7 +400,10 @@ def test_handed_over_weights_survive_later_allocations(monkeypatch: pytest.Monke
     net = _handover_net(kind, rng)
     calls = _count_hand_overs(monkeypatch)
     red = reduce_network(net, tolerance=tolerance)
-    assert calls == [True]  # the second layer's merged (float64) weights stay in the arena
+    # the second layer's merged (float64) weights stay in the arena; a convolution's are
+    # copied into contiguous memory (numpy sums a strided kernel in another order)
+    per_call = [True] if kind == "dense" else []
+    assert calls == per_call
     lin = [lyr for lyr in red.network.layers if isinstance(lyr, Dense | Conv2d)]
     assert lin[1].weight.dtype == np.float64
     copies = [np.array(a, copy=True) for lyr in lin for a in (lyr.weight, lyr.bias)]
@@ -409,7 +412,7 @@ def test_handed_over_weights_survive_later_allocations(monkeypatch: pytest.Monke
         reduce_network(_handover_net(kind, np.random.default_rng(seed)), tolerance=tolerance)
     for n in (1 << 10, 1 << 16, 1 << 20):
         np.full(n, -7.75e300)
-    assert calls == [True] * 4
+    assert calls == per_call * 4
     for (w, c) in zip((a for lyr in lin for a in (lyr.weight, lyr.bias)), copies, strict=True):
         assert w.dtype == c.dtype and np.array_equal(w, c)
     for i, lyr in enumerate(lin):
