@@ -417,6 +417,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
     # a zero Pad of the spatial axes, (top, left, bottom, right), that the next node (a
     # Conv) takes as its padding (what exporters write for nn.ZeroPad2d)
     pending_pad: tuple[int, int, int, int] | None = None
+    pad_where = ""
     for k, node in enumerate(graph_nodes):
         if k in fused or k in dead:
             continue
@@ -691,6 +692,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         elif op == "Pad":
             pending_pad = _zero_pad(node, at, b.shape, b.where(k, node),
                                     functools.partial(const, k=k, node=node))
+            pad_where = b.where(k, node)
         elif op in ("MaxPool", "AveragePool"):
             if any(d != 1 for d in at.get("dilations", [1, 1])):
                 raise UnsupportedLayerError(f"{b.where(k, node)}: dilations")
@@ -828,6 +830,10 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                 ".md lists what is read); export the model without it or with supported operators"
             )
         cur = out
+    if pending_pad is not None and any(pending_pad):
+        raise UnsupportedLayerError(
+            f"{pad_where}: a zero Pad as the last operator; lumpkit reads a Pad only directly "
+            "before a Conv, as that convolution's padding")
     if cur != g.output[0].name:
         raise UnsupportedLayerError(f"{p}: the output {g.output[0].name!r} is not the chain's end")
     nrm = normalization_of(b.norm, math.prod(in_shape), math.prod(b.shape))

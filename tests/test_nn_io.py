@@ -727,6 +727,9 @@ def test_pads_lumpkit_cannot_read_as_conv_padding_are_named(tmp_path: Path) -> N
          r"Pad mode 'reflect'"),
         (torch.nn.Sequential(torch.nn.ConstantPad2d(1, 0.5), torch.nn.Conv2d(2, 2, 3)),
          r"Pad with the value \[0\.5\]"),
+        # the last operator: no Conv takes it (it was dropped, the output left unpadded)
+        (torch.nn.Sequential(torch.nn.Conv2d(2, 2, 1), torch.nn.ReLU(), torch.nn.ZeroPad2d(1)),
+         r"node \d+ \(Pad .*a zero Pad as the last operator"),
     ]:
         path = tmp_path / "p.onnx"
         with warnings.catch_warnings():
