@@ -1380,10 +1380,15 @@ def write_onnx(net: Network, path: str | os.PathLike[str], *, dtype: str = "floa
         n_out = math.prod(netf.output_shape)
         if norm_dt is not None:
             node("Cast", [cur], to=TensorProto.DOUBLE)
+        # one value per output element, in the output's own shape (a (C, H, W) map's
+        # constants as (n_out,) would broadcast along its last axis)
+        out_shape = (1, *netf.output_shape)
         node("Mul", [cur, init(np.broadcast_to(np.array([float(x) for x in nrm.output_range]),
-                                               (n_out,)), "out_range", norm_dt)])
+                                               (n_out,)).reshape(out_shape), "out_range",
+                               norm_dt)])
         node("Add", [cur, init(np.broadcast_to(np.array([float(x) for x in nrm.output_mean]),
-                                               (n_out,)), "out_mean", norm_dt)])
+                                               (n_out,)).reshape(out_shape), "out_mean",
+                               norm_dt)])
         if norm_dt is not None:
             node("Cast", [cur], to=TensorProto.FLOAT)
     if io_dt != onnx_dt:

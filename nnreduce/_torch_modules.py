@@ -48,7 +48,8 @@ class InputNormalization(nn.Module):
 
 
 class OutputNormalization(nn.Module):
-    """``y -> y * range + mean`` on a (batch, n) output."""
+    """``y -> y * range + mean`` on a (batch, ...) output, one value per output element
+    (held flat, applied in the output's shape)."""
 
     mean: torch.Tensor
     range: torch.Tensor
@@ -59,7 +60,8 @@ class OutputNormalization(nn.Module):
         self.register_buffer("range", rng.double().reshape(-1))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return y * self.range.to(y.dtype) + self.mean.to(y.dtype)
+        shape = y.shape[1:]
+        return y * self.range.to(y.dtype).reshape(shape) + self.mean.to(y.dtype).reshape(shape)
 
 
 class CastFloat64(nn.Module):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -200,6 +201,37 @@ def test_reduced_model_exported_and_run_by_onnxruntime(tmp_path: Path) -> None:
     x = np.random.default_rng(8).uniform(-5, 5, size=(10, 5))
     np.testing.assert_allclose(_ort_run(tmp_path / "r.onnx", x), evaluate(net, x), rtol=1e-9,
                                atol=1e-12)
+
+
+@pytest.mark.parametrize("ext", [".onnx", ".pt"])
+@pytest.mark.parametrize("pool", [False, True])
+def test_output_normalisation_of_a_feature_map_exported_in_its_shape(
+        pool: bool, ext: str, tmp_path: Path) -> None:
+    """A network whose output is a (C, H, W) map, with an output normalisation: the saved
+    model scales and shifts each output element in the map's shape (as (n,) vectors they
+    were broadcast along the last axis: onnxruntime refused the model, or ran it, like
+    torch, to an output of another shape).  Oracle: onnxruntime (torch) running the saved
+    file, then the file read back."""
+    rng = np.random.default_rng(21)
+    layers: list[Any] = [Conv2d(rng.standard_normal((3, 2, 1, 1), dtype=np.float32),
+                                rng.standard_normal(3, dtype=np.float32)), Activation("relu")]
+    if pool:
+        layers.append(AvgPool2d((4, 4), (4, 4)))
+    n_out = 3 if pool else 3 * 4 * 4
+    nrm = Normalization([0.5], [2.0], rng.standard_normal(n_out).tolist(),
+                        rng.uniform(0.5, 2.0, n_out).tolist())
+    net = Network(tuple(layers), (2, 4, 4), nrm)
+    path = tmp_path / f"map{ext}"
+    save_network(net, path)  # (float32: onnxruntime has no double Conv)
+    x = rng.standard_normal((5, 2, 4, 4)).astype(np.float32)
+    want = evaluate(net, x)
+    if ext == ".onnx":
+        got = _ort_run(path, x)
+    else:
+        got = torch.load(path, weights_only=False)(torch.tensor(x)).detach().numpy()
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(evaluate(load_network(path), x), want, rtol=1e-5, atol=1e-5)
 
 
 def test_unsupported_onnx_operator_is_named(tmp_path: Path) -> None:
