@@ -43,10 +43,18 @@ _ZERO = Fraction(0)
 #: _MERGE_ABS per term (operations that underflow)
 _MERGE_REL = Fraction(1, 2**40)
 _MERGE_ABS = Fraction(1, 2**1073)
+
 #: an exact number of the certificate: "p" or "p/q" (section 1)
 _RATIONAL = re.compile(r"-?(0|[1-9][0-9]*)(/[1-9][0-9]*)?")
 #: longest number string read (Python's int() refuses more than 4300 digits anyway)
 _MAX_NUMBER_CHARS = 4000
+
+
+def _stores_rationals(net: Any) -> bool:
+    """Whether the network stores any parameter as exact rationals (an ``object`` array):
+    a weight, a bias, or any other array of a layer (a batch norm's, PReLU slopes)."""
+    return any(isinstance(v, np.ndarray) and v.dtype == object
+               for layer in net.layers for v in vars(layer).values())
 
 
 class _Violation(Exception):
@@ -563,7 +571,7 @@ class _Checker:
         entries = cert.get("layers")
         if not isinstance(entries, list):
             raise CertificateError("certificate needs a 'layers' list")
-        k = len(lin) - 1
+        k = max(len(lin) - 1, 0)  # (a network without linear layers: none)
         if len(entries) != k:
             raise _Violation("one entry per hidden linear layer", {},
                              {"entries": len(entries), "hidden layers": k})
@@ -581,14 +589,13 @@ class _Checker:
         self._channel_params(lin, parts)
 
         rounded_any = False
-        red_layers: list[Any] = list(red.layers)
-        exact_red = any(red_layers[p].weight.dtype == object for p in rlin)
+        exact_red = _stores_rationals(red)
         if cert["reduced"].get("number_type") not in (None, "rational" if exact_red
                                                       else "float64"):
             raise _Violation("reduced number type", {},
                              {"certificate": cert["reduced"].get("number_type"),
                               "stored": "rational" if exact_red else "float64"})
-        for i in range(k + 1):
+        for i in range(len(lin)):  # (k + 1 but for a network without linear layers)
             prev = parts[i - 1] if i > 0 else None
             cur = parts[i] if i < k else None
             ops = list(orig.layers[lin[i] + 1: lin[i + 1] if i < k else len(orig.layers)])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -102,3 +103,58 @@ def test_merged_weight_beyond_float64_stays_exact(tmp_path: Path) -> None:
         assert not (tmp_path / f"red{ext}").exists()
     save_network(red.network, tmp_path / "red.npz")
     assert network_sha256(load_network(tmp_path / "red.npz")) == network_sha256(red.network)
+
+
+@pytest.mark.parametrize("layers", [
+    "relu", "pool", "batchnorm"])
+def test_certificate_of_a_network_without_linear_layers_is_accepted(layers: str) -> None:
+    """A network with no Dense or Conv layer (an ONNX model that is a Relu, a pooling or a
+    batch norm alone) has nothing to reduce; its certificate has no layer entries, which
+    the checker must accept (it counted "-1 hidden layers" and refused it).
+    Oracle: the independent checker, and the reduced network equal to the original."""
+    from fractions import Fraction
+
+    from nnreduce import Activation, BatchNorm, MaxPool2d, Network
+    from proofs import check_certificate
+
+    if layers == "relu":
+        net = Network((Activation("relu"),), (4,))
+    elif layers == "pool":
+        net = Network((MaxPool2d((2, 2), (2, 2)), Activation("relu")), (2, 4, 4))
+    else:
+        net = Network((BatchNorm(np.array([Fraction(1, 3), Fraction(2)], dtype=object),
+                                 np.array([0.5, -1.0])),), (2,))
+    red = reduce_network(net)
+    assert red.neurons_after == red.neurons_before == 0
+    res = check_certificate(net, red.network, red.certificate)
+    assert res.valid and res.exact, res
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 1e-9])
+@pytest.mark.parametrize("hidden", [False, True])
+def test_number_type_counts_every_rational_parameter(hidden: bool, tolerance: float) -> None:
+    """The certificate's ``reduced.number_type`` is "rational" when the reduced network
+    stores any parameter as a rational: here only a batch norm after the activation (a
+    scale of 1/3, as an ONNX Div by 3 is read), the weights float.  The checker looked at
+    the linear layers' weights alone and refused the reduction's own certificate.
+    Oracles: the independent checker, exact evaluation."""
+    from fractions import Fraction
+
+    from nnreduce import Activation, BatchNorm, Dense, Network, evaluate_exact
+    from proofs import check_certificate
+
+    rng = np.random.default_rng(3)
+    w = rng.integers(-4, 5, size=(4, 3)).astype(np.float64)
+    w[3] = 2 * w[0]
+    b = np.array([1.0, -0.5, 0.25, 2.0])
+    third = np.array([Fraction(1, 3)] * 4, dtype=object)
+    layers: list[Any] = [Dense(w, b), Activation("relu"), BatchNorm(third, np.zeros(4))]
+    if hidden:
+        layers += [Dense(rng.integers(-3, 4, size=(2, 4)).astype(np.float64), np.zeros(2))]
+    net = Network(tuple(layers), (3,))
+    red = reduce_network(net, tolerance=tolerance)
+    assert red.certificate["reduced"]["number_type"] == "rational"
+    res = check_certificate(net, red.network, red.certificate)
+    assert res.valid, res
+    x = np.array([Fraction(int(v), 3) for v in rng.integers(-9, 10, size=3)], dtype=object)
+    assert evaluate_exact(red.network, x).tolist() == evaluate_exact(net, x).tolist()
