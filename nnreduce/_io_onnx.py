@@ -288,6 +288,38 @@ def _fold_constant(op: str, ins: list[np.ndarray | None], at: dict[str, Any]
     return None
 
 
+def _check_node(node: Any, opset: int, where: str) -> None:
+    """Refuse a node of another domain, or one that breaks its operator's ONNX schema (too
+    few or too many inputs, a required attribute missing), naming it: the reader below
+    trusts the schema."""
+    import onnx
+
+    if node.domain not in ("", "ai.onnx"):
+        raise UnsupportedLayerError(
+            f"{where}: operator {node.op_type} of the domain {node.domain!r}; lumpkit reads "
+            "the standard ONNX operators (the default domain) only")
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opset, "")
+    except onnx.defs.SchemaError:
+        return  # no such operator at this opset: refused by name where it is read
+    n = len(node.input)
+    lo, hi = schema.min_input, schema.max_input
+    if n < lo or n > hi or not all(node.input[:lo]):
+        want = (f"{lo} inputs" if lo == hi else f"{lo} to {hi} inputs" if hi < 2**31 - 1
+                else f"at least {lo} inputs")
+        empty = " (a required input left unnamed)" if lo <= n <= hi else ""
+        raise ModelFormatError(
+            f"{where}: {node.op_type} takes {want}, not {list(node.input)}{empty}; the model "
+            "is not valid ONNX (onnx.checker.check_model reports such errors)")
+    given = {a.name for a in node.attribute}
+    missing = sorted(a for a, spec in schema.attributes.items()
+                     if spec.required and a not in given)
+    if missing:
+        raise ModelFormatError(
+            f"{where}: {node.op_type} without its required attribute(s) {missing}; the model "
+            "is not valid ONNX (onnx.checker.check_model reports such errors)")
+
+
 def _opset(model: Any) -> int:
     """The model's version of the default ONNX operator set."""
     return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
@@ -390,6 +422,8 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                 f"{at if len(at) != 1 else at[0]}; NaN/inf weights are not allowed")
         return c
 
+    for k, node in enumerate(g.node):  # (before anything reads a node's inputs)
+        _check_node(node, _opset(model), b.where(k, node))
     # float32 parts of exact weights, as write_onnx writes them, added back together
     graph_nodes = _fused_parallel(list(g.node), consts)
     # nodes whose results nothing reads on the way to the output are skipped (pure operators)
@@ -616,7 +650,9 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         elif op == "Relu":
             b.add(Activation("relu"))
         elif op == "LeakyRelu":
-            b.add(Activation("leaky_relu", alpha=to_rational(float(at.get("alpha", 0.01)))))
+            # (attribute defaults are float32 values, as an explicit alpha=0.01 is stored)
+            alpha = float(at.get("alpha", float(np.float32(0.01))))
+            b.add(Activation("leaky_relu", alpha=to_rational(alpha)))
         elif op == "PRelu":
             s = const(node.input[1], k, node)
             # one shared slope, or one per channel (a (C,) slope on a (C, H, W) map meets W)
@@ -808,7 +844,7 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                         f"{b.where(k, node)}: BatchNormalization input {i} "
                         f"({node.input[i]!r}) has shape {v.shape}; expected one value per "
                         f"channel, ({b.shape[0]},), for the (batch, *{b.shape}) input")
-            eps = float(at.get("epsilon", 1e-5))
+            eps = float(at.get("epsilon", float(np.float32(1e-5))))  # (a float32 default)
             if not np.all(var_ + eps > 0):
                 c0 = int(np.flatnonzero(~(var_ + eps > 0))[0])
                 raise ModelFormatError(

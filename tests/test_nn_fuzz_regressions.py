@@ -158,3 +158,86 @@ def test_number_type_counts_every_rational_parameter(hidden: bool, tolerance: fl
     assert res.valid, res
     x = np.array([Fraction(int(v), 3) for v in rng.integers(-9, 10, size=3)], dtype=object)
     assert evaluate_exact(red.network, x).tolist() == evaluate_exact(net, x).tolist()
+
+
+def _onnx_model(tmp_path: Path, nodes: list[Any], inits: dict[str, np.ndarray],
+                in_shape: tuple[int, ...], name: str = "m.onnx") -> Path:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(v.astype(np.float32), k)
+                     for k, v in inits.items()])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / name
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("case", ["maxpool no kernel_shape", "batchnorm 3 inputs",
+                                  "gemm 1 input", "add 1 input", "prelu no slope",
+                                  "gemm empty weight name"])
+def test_a_node_that_breaks_its_schema_is_named_in_one_line(case: str, tmp_path: Path) -> None:
+    """Malformed ONNX nodes (onnx.checker refuses them) are refused naming the node and
+    what its operator's schema asks for, not with a KeyError, IndexError or StopIteration
+    from inside the reader (found by the ONNX fuzz)."""
+    from onnx import helper
+
+    from lumpcore import ModelFormatError
+
+    one = np.ones(2)
+    nodes, inits, shape = {
+        "maxpool no kernel_shape": ([helper.make_node("MaxPool", ["x"], ["y"], name="mp")],
+                                    {}, (1, 4, 4)),
+        "batchnorm 3 inputs": ([helper.make_node("BatchNormalization", ["x", "s", "t"], ["y"],
+                                                 name="bn")], {"s": one, "t": one}, (2, 3, 3)),
+        "gemm 1 input": ([helper.make_node("Gemm", ["x"], ["y"], name="fc")], {}, (2,)),
+        "add 1 input": ([helper.make_node("Add", ["x"], ["y"], name="add")], {}, (2,)),
+        "prelu no slope": ([helper.make_node("PRelu", ["x"], ["y"], name="pr")], {}, (2,)),
+        "gemm empty weight name": ([helper.make_node("Gemm", ["x", ""], ["y"], name="fc")], {},
+                                   (2,)),
+    }[case]
+    path = _onnx_model(tmp_path, nodes, inits, shape)
+    with pytest.raises(ModelFormatError) as info:
+        load_network(path)
+    msg = str(info.value)
+    assert "\n" not in msg and str(path) in msg and f"node 0 ({nodes[0].op_type} " in msg
+    assert "required attribute(s) ['kernel_shape']" in msg or " takes " in msg
+
+
+def test_an_operator_of_another_domain_is_refused(tmp_path: Path) -> None:
+    """A Relu of a custom domain is not ONNX's Relu (it was read as one)."""
+    from onnx import helper
+
+    from lumpcore import UnsupportedLayerError
+
+    node = helper.make_node("Relu", ["x"], ["y"], name="r", domain="com.example")
+    path = _onnx_model(tmp_path, [node], {}, (3,))
+    with pytest.raises(UnsupportedLayerError, match=r"node 0 \(Relu 'r'\): operator Relu of "
+                                                    r"the domain 'com.example'"):
+        load_network(path)
+
+
+@pytest.mark.parametrize("op", ["LeakyRelu", "BatchNormalization"])
+def test_default_float_attributes_are_float32_values(op: str, tmp_path: Path) -> None:
+    """An attribute left at its default reads as the same float32 value as the attribute
+    written out (LeakyRelu alpha 0.01, BatchNormalization epsilon 1e-5): the two models
+    are the same network, same hash (the default was read as the float64 0.01)."""
+    from onnx import helper
+
+    from nnreduce import network_sha256
+
+    attr = {"LeakyRelu": ("alpha", 0.01), "BatchNormalization": ("epsilon", 1e-5)}[op]
+    ins = ["x"] if op == "LeakyRelu" else ["x", "s", "t", "m", "v"]
+    rng = np.random.default_rng(2)
+    inits = {} if op == "LeakyRelu" else {
+        "s": rng.uniform(0.5, 2, 2), "t": rng.standard_normal(2), "m": rng.standard_normal(2),
+        "v": rng.uniform(0.5, 2, 2)}
+    shape = (3,) if op == "LeakyRelu" else (2, 2, 2)
+    implicit = _onnx_model(tmp_path, [helper.make_node(op, ins, ["y"])], inits, shape, "a.onnx")
+    explicit = _onnx_model(tmp_path, [helper.make_node(op, ins, ["y"], **dict([attr]))], inits,
+                           shape, "b.onnx")
+    assert network_sha256(load_network(implicit)) == network_sha256(load_network(explicit))
