@@ -652,9 +652,12 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         elif op == "LeakyRelu":
             # (attribute defaults are float32 values, as an explicit alpha=0.01 is stored)
             alpha = float(at.get("alpha", float(np.float32(0.01))))
+            if not math.isfinite(alpha):
+                raise ModelFormatError(f"{b.where(k, node)}: LeakyRelu alpha {alpha}; it must "
+                                       "be a finite number")
             b.add(Activation("leaky_relu", alpha=to_rational(alpha)))
         elif op == "PRelu":
-            s = const(node.input[1], k, node)
+            s = param(node.input[1], k, node)  # (finite: named before its shape is read)
             # one shared slope, or one per channel (a (C,) slope on a (C, H, W) map meets W)
             s = s.reshape(-1) if s.size == 1 else _unit_constant(b, s, b.where(k, node))
             b.add(Activation("prelu", slopes=s))
@@ -735,6 +738,11 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             ks = tuple(at["kernel_shape"])
             strides = tuple(at.get("strides", [1, 1]))
             pads = _pads(at, b.shape, ks, strides, b.where(k, node))
+            if len(ks) == 2 and any(pad >= ks[j % 2] for j, pad in enumerate(pads)):
+                # (a window of padding alone: onnxruntime refuses such a model too)
+                raise ModelFormatError(
+                    f"{b.where(k, node)}: pads {list(pads)} (top, left, bottom, right) not "
+                    f"smaller than the kernel {list(ks)}; ONNX pools need pads below it")
             if at.get("ceil_mode", 0):
                 ceil_mode_changes_nothing(b.shape, ks, strides, pads, b.where(k, node))
             if op == "MaxPool":
@@ -771,7 +779,12 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
         elif op == "Reshape":
             if node.input[1] not in consts:
                 const(node.input[1], k, node)  # raises: the shape must be known
-            target = [int(x) for x in consts[node.input[1]].reshape(-1)]
+            shape_in = consts[node.input[1]]
+            if shape_in.dtype.kind not in "iu" or list(shape_in.reshape(-1)).count(-1) > 1:
+                raise ModelFormatError(
+                    f"{b.where(k, node)}: Reshape to {shape_in.reshape(-1).tolist()} "
+                    f"({shape_in.dtype}); ONNX takes an int64 shape with at most one -1")
+            target = [int(x) for x in shape_in.reshape(-1)]
             n = math.prod(b.shape)
             # (batch, n): the batch as -1, 0 (copied), the graph's own fixed batch size,
             # or the batch read from the data tensor's shape; n may come with axes of size 1
@@ -815,7 +828,11 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
                 b.set_real(tuple(new))
         elif op == "Transpose":
             perm = list(at.get("perm", range(len(b.real), -1, -1)))  # default: reversed
-            if not perm or perm[0] != 0:
+            if sorted(perm) != list(range(len(b.real) + 1)):
+                raise ModelFormatError(
+                    f"{b.where(k, node)}: Transpose perm {perm} is no permutation of the "
+                    f"axes 0..{len(b.real)} of the (batch, *{b.real}) tensor")
+            if perm[0] != 0:
                 raise UnsupportedLayerError(
                     f"{b.where(k, node)}: Transpose {perm} moves the batch axis"
                 )
@@ -1011,7 +1028,13 @@ def _input_constant(b: _Builder, c: np.ndarray, where: str) -> np.ndarray:
     value ``i`` belongs to the network's input ``i`` (C order).
     """
     if len(b.layers) and not all(isinstance(lyr, Permute | Flatten) for lyr in b.layers):
-        raise UnsupportedLayerError(f"{where}: input normalisation after layers")
+        before = ", ".join(lyr.kind if isinstance(lyr, Activation) else type(lyr).__name__
+                           for lyr in b.layers)
+        raise UnsupportedLayerError(
+            f"{where}: a constant combined with the data after {before} but before the first "
+            "linear layer; lumpkit reads constants before the first "
+            "linear layer only as an input normalisation, before any other layer (a shift or "
+            "scaling after an activation is read where it follows a linear layer)")
     arr = np.asarray(c, dtype=np.float64)
     try:
         full = np.broadcast_to(arr, (1, *b.real))

@@ -241,3 +241,45 @@ def test_default_float_attributes_are_float32_values(op: str, tmp_path: Path) ->
     explicit = _onnx_model(tmp_path, [helper.make_node(op, ins, ["y"], **dict([attr]))], inits,
                            shape, "b.onnx")
     assert network_sha256(load_network(implicit)) == network_sha256(load_network(explicit))
+
+
+@pytest.mark.parametrize("case", ["reshape float shape", "reshape two -1", "transpose perm",
+                                  "pool pads", "prelu nan", "leakyrelu nan", "relu then add"])
+def test_invalid_or_unreadable_nodes_are_named(case: str, tmp_path: Path) -> None:
+    """Models the reader accepted though ONNX (and onnxruntime) refuses them, or refused
+    with a misleading message: each is refused naming the node and the real reason."""
+    from onnx import helper
+
+    from lumpcore import LumpkitError
+
+    mk = helper.make_node
+    nodes, inits, shape, message = {
+        "reshape float shape": ([mk("Reshape", ["x", "s"], ["y"])],
+                                {"s": np.array([0.0, -1.0])}, (2, 3),
+                                r"Reshape to \[0\.0, -1\.0\] \(float\d+\); ONNX takes an int64"),
+        "reshape two -1": ([mk("Reshape", ["x", "s"], ["y"])], {"s": np.array([-1, -1])},
+                           (2, 3), r"at most one -1"),
+        "transpose perm": ([mk("Transpose", ["x"], ["y"], perm=[0, 1, 1])], {}, (2, 3),
+                           r"perm \[0, 1, 1\] is no permutation"),
+        "pool pads": ([mk("AveragePool", ["x"], ["y"], kernel_shape=[2, 2],
+                          pads=[2, 0, 0, 0])], {}, (1, 4, 4), r"not smaller than the kernel"),
+        "prelu nan": ([mk("PRelu", ["x", "s"], ["y"])], {"s": np.full(3, np.nan)}, (3,),
+                      r"input 's' has the non-finite value nan"),
+        "leakyrelu nan": ([mk("LeakyRelu", ["x"], ["y"], alpha=float("nan"))], {}, (3,),
+                          r"LeakyRelu alpha nan"),
+        "relu then add": ([mk("Relu", ["x"], ["r"]), mk("Add", ["r", "c"], ["y"])],
+                          {"c": np.arange(3.0)}, (3,), r"node 1 \(Add ''\): a constant "
+                          r"combined with the data after relu but before the first linear"),
+    }[case]
+    path = _onnx_model(tmp_path, nodes, inits, shape)
+    if case.startswith("reshape"):  # (the shape input is an integer tensor in ONNX)
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(path)
+        model.graph.initializer[0].CopyFrom(numpy_helper.from_array(
+            inits["s"].astype(np.float32 if "float" in case else np.int64), "s"))
+        onnx.save(model, path)
+    with pytest.raises(LumpkitError, match=message) as info:
+        load_network(path)
+    assert "\n" not in str(info.value) and "node " in str(info.value)
