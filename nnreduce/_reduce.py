@@ -1102,11 +1102,16 @@ class _Lumped:
         return _Lumped(blocks_t, rho_t, block_of, rho_f, False, self.dev)
 
 
+#: largest arena taken from the heap (glibc serves larger allocations by fresh mappings)
+_HEAP_ARENA_BYTES = 32 << 20
+
+
 class _Workspace:
     """Float64 memory for the merged matrices of a reduction (fresh pages cost page faults).
 
-    Buffer 0 is an arena: one anonymous mapping of ``capacity`` entries, of
-    which only the pages written ever become resident.  Each layer's merged
+    Buffer 0 is an arena: one anonymous mapping of ``capacity`` entries (up to
+    ``_HEAP_ARENA_BYTES``, an array from the heap), of which only the pages
+    written ever become resident.  Each layer's merged
     matrix is placed at ``top``.  When the reduced layer's weights are rows
     of it, :meth:`keep` compacts them there in place (rows already in place
     are not moved) and hands them out as views; ``top`` moves past them, so
@@ -1128,6 +1133,13 @@ class _Workspace:
     def _new_arena(self, size: int) -> None:
         self.top = self.touched = 0
         nbytes = max(size, self.capacity, 1) * 8
+        self._map = None
+        if nbytes <= _HEAP_ARENA_BYTES:
+            # from the heap, whose freed memory the C library hands out again (warm): a
+            # mapping's pages are fresh each time (page faults), and what a small arena
+            # keeps resident beyond its rows is small
+            self.arena = np.empty(nbytes // 8, dtype=np.float64)
+            return
         try:
             if hasattr(mmap, "MAP_PRIVATE"):
                 # private: a shared anonymous mapping is shared memory: no huge pages for it
@@ -1135,7 +1147,6 @@ class _Workspace:
             else:  # (Windows)
                 self._map = mmap.mmap(-1, nbytes)
         except OSError:  # no address space for the reserve: just this matrix
-            self._map = None
             self.arena = np.empty(size, dtype=np.float64)
             return
         if hasattr(mmap, "MADV_HUGEPAGE"):  # as numpy asks for its own large arrays

@@ -383,19 +383,23 @@ def _handover_net(kind: str, rng: np.random.Generator) -> Network:
                     Dense(w2, b2), Activation("relu"), Dense(r(3, 7), r(3))), (4,))
 
 
+@pytest.mark.parametrize("arena", ["heap", "mapping"])
 @pytest.mark.parametrize("tolerance", [0.0, 1e-9])
 @pytest.mark.parametrize("kind", ["dense", "conv"])
 def test_handed_over_weights_survive_later_allocations(monkeypatch: pytest.MonkeyPatch,
-                                                       kind: str, tolerance: float) -> None:
-    """The weights kept in the merge arena (whose pages beyond them are given back with
-    ``madvise``) are no dangling views: the reduced arrays keep their values after
-    further reductions and large allocations reuse freed memory, and the certificate
-    stays valid.
+                                                       kind: str, tolerance: float,
+                                                       arena: str) -> None:
+    """The weights kept in the merge arena (an array from the heap, or an anonymous
+    mapping whose pages beyond them are given back with ``madvise``, as large networks
+    get) are no dangling views: the reduced arrays keep their values after further
+    reductions and large allocations reuse freed memory, and the certificate stays valid.
 
     Oracles: copies taken right after the reduction, the general path, the
     independent certificate check and exact evaluation."""
     from proofs import check_certificate
 
+    if arena == "mapping":
+        monkeypatch.setattr(red_mod, "_HEAP_ARENA_BYTES", 0)
     rng = np.random.default_rng(11)
     net = _handover_net(kind, rng)
     calls = _count_hand_overs(monkeypatch)
