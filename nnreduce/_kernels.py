@@ -398,17 +398,16 @@ def take_rows(mb: np.ndarray, rows: np.ndarray, first_col: int, out: np.ndarray)
 
 
 @njit(cache=True)
-def compact_rows(flat: np.ndarray, rows: np.ndarray, row_len: int, first_col: int,
-                 width: int) -> None:
-    """In place: ``flat[j*width:(j+1)*width] = flat[r*row_len+first_col:][:width]`` for
-    ``r = rows[j]``, in order (``rows`` increasing, so every target lies at or before its
+def compact_rows(flat: np.ndarray, rows: np.ndarray, row_len: int) -> None:
+    """In place: row ``j`` of ``flat`` (rows of ``row_len`` entries) becomes row
+    ``rows[j]``, in order (``rows`` increasing, so every target lies at or before its
     source and no source is overwritten before it is read); rows already in place stay."""
     for j in range(rows.shape[0]):
-        src = rows[j] * row_len + first_col
-        dst = j * width
+        src = rows[j] * row_len
+        dst = j * row_len
         if src == dst:
             continue
-        for k in range(width):
+        for k in range(row_len):
             flat[dst + k] = flat[src + k]
 
 

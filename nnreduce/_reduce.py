@@ -1177,7 +1177,7 @@ class _Workspace:
         if (mb.size == 0 or not mb.flags.c_contiguous or mb.size > at.size
                 or mb.ctypes.data != at.ctypes.data):
             return None
-        compact_rows(self.arena[self.top:], rows, row_len, 0, row_len)
+        compact_rows(self.arena[self.top:], rows, row_len)
         size = rows.shape[0] * row_len
         kept = self.arena[self.top:self.top + size].reshape(rows.shape[0], row_len)[:, 1:]
         self.top += size
