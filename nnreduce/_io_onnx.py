@@ -49,6 +49,7 @@ from ._network import (
     _output_shape,
     as_float,
     clip_activation,
+    fold_batchnorm,
     narrowed_to_float32,
 )
 from ._onnx_patterns import match_activation
@@ -1066,15 +1067,10 @@ def _need_vector(b: _Builder, k: int, node: Any) -> None:
 
 
 def _add_batchnorm(b: _Builder, s: np.ndarray, t: np.ndarray) -> None:
-    if b.open_linear:
-        last = b.layers[-1]
-        if isinstance(last, Dense):
-            b.layers[-1] = Dense(last.weight * s[:, None], last.bias * s + t)
-            return
-        if isinstance(last, Conv2d):
-            b.layers[-1] = Conv2d(last.weight * s[:, None, None, None], last.bias * s + t,
-                                  last.stride, last.padding)
-            return
+    last = b.layers[-1] if b.layers else None
+    if b.open_linear and isinstance(last, Dense | Conv2d):
+        b.layers[-1] = fold_batchnorm(last, s, t)
+        return
     b.add(BatchNorm(s, t))
 
 

@@ -40,6 +40,7 @@ from ._network import (
     _output_shape,
     as_float,
     clip_activation,
+    fold_batchnorm,
     narrowed_to_float32,
 )
 
@@ -325,14 +326,12 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
             s = w / np.sqrt(var + eps)
             t = b - mean * s
             last = layers[-1] if layers else None
-            if open_linear and isinstance(last, Dense):
-                layers[-1] = Dense(last.weight * s[:, None], last.bias * s + t)
-            elif open_linear and isinstance(last, Conv2d):
-                layers[-1] = Conv2d(last.weight * s[:, None, None, None], last.bias * s + t,
-                                    last.stride, last.padding)
+            if open_linear and isinstance(last, Dense | Conv2d):
+                # (the layer stays open: a second batch norm folds too, as in ONNX)
+                layers[-1] = fold_batchnorm(last, s, t)
             else:
                 layers.append(BatchNorm(s, t))
-            open_linear = False
+                open_linear = False
             continue
         open_linear = False
         if kind in ("MaxPool2d", "AvgPool2d"):

@@ -45,6 +45,7 @@ __all__ = [
     "as_exact",
     "as_float",
     "clip_activation",
+    "fold_batchnorm",
     "is_exact_array",
 ]
 
@@ -454,6 +455,24 @@ def clip_activation(lo: Fraction | None, hi: Fraction | None) -> Activation:
     if lo is None and hi is None:
         return Activation("identity")
     return Activation("clip", bounds=(lo, hi))
+
+
+def fold_batchnorm(layer: Dense | Conv2d, s: np.ndarray, t: np.ndarray) -> Dense | Conv2d:
+    """``layer`` followed by the batch norm ``y -> y s + t`` (per output), as one layer.
+
+    Float products are made free of negative zeros: the zero taps of an expanded
+    grouped or dilated convolution times a negative scale would be ``-0.0``,
+    which the exporters' compact form writes back as ``+0.0`` (the same
+    network, another hash).
+    """
+    scale = s.reshape((-1,) + (1,) * (layer.weight.ndim - 1))
+    weight = layer.weight * scale
+    if weight.dtype.kind == "f":
+        weight += 0.0  # -0.0 + 0.0 is +0.0; every other value stays
+    bias = layer.bias * s + t
+    if isinstance(layer, Conv2d):
+        return Conv2d(weight, bias, layer.stride, layer.padding)
+    return Dense(weight, bias)
 
 
 @dataclass(frozen=True, eq=False)

@@ -283,3 +283,50 @@ def test_invalid_or_unreadable_nodes_are_named(case: str, tmp_path: Path) -> Non
     with pytest.raises(LumpkitError, match=message) as info:
         load_network(path)
     assert "\n" not in str(info.value) and "node " in str(info.value)
+
+
+@pytest.mark.parametrize("ext", [".pt", ".onnx"])
+@pytest.mark.parametrize("model", ["depthwise conv, batch norm of negative scale",
+                                   "dilated conv, batch norm of negative scale",
+                                   "linear, two batch norms"])
+def test_the_written_reduction_is_the_certified_network(model: str, ext: str,
+                                                        tmp_path: Path) -> None:
+    """The file a reduction is written to reads back as the very network its certificate
+    names (same hash), so ``lumpkit nn verify`` accepts what ``lumpkit nn reduce`` wrote.
+    Two cases broke that (found by a PyTorch fuzz): a batch norm of negative scale folded
+    into a grouped or dilated convolution made its zero taps -0.0 (written compact, read
+    back +0.0); and a second batch norm after a linear layer stayed a layer, which the
+    written file's reader then folded.  Oracles: the independent checker, torch."""
+    from nnreduce import network_sha256
+    from proofs import check_certificate
+
+    torch.manual_seed(0)
+    if model.startswith("linear"):
+        m = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.BatchNorm1d(4), nn.ReLU(),
+                          nn.Linear(4, 2))
+        shape: tuple[int, ...] = (3,)
+        bns = [m[1], m[2]]
+    else:
+        conv = (nn.Conv2d(2, 2, 2, groups=2) if model.startswith("depthwise")
+                else nn.Conv2d(2, 2, 2, dilation=2))
+        m = nn.Sequential(conv, nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(2 * (3 if model.startswith("depthwise") else 2) ** 2, 2))
+        shape = (2, 4, 4)
+        bns = [m[1]]
+    with torch.no_grad():
+        for bn in bns:
+            bn.weight.copy_(torch.linspace(-1.0, 0.5, bn.num_features))
+            bn.running_mean.copy_(torch.linspace(-0.2, 0.3, bn.num_features))
+    m = m.double().eval()
+    torch.save(m, tmp_path / "m.pt")
+    net = load_network(tmp_path / "m.pt", input_shape=shape)
+    x = np.random.default_rng(1).standard_normal((4, *shape))
+    with torch.no_grad():
+        np.testing.assert_allclose(evaluate(net, x), m(torch.tensor(x)).numpy(), rtol=1e-12,
+                                   atol=1e-12)
+    red = reduce_network(net)
+    out = tmp_path / f"r{ext}"
+    save_network(red.network, out)
+    back = load_network(out, input_shape=shape)
+    assert network_sha256(back) == network_sha256(red.network)
+    assert check_certificate(net, back, red.certificate).valid
