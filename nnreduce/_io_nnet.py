@@ -18,7 +18,7 @@ __all__ = ["read_nnet", "write_nnet"]
 
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|infinity|nan)",
-                     re.IGNORECASE)
+                     re.IGNORECASE | re.ASCII)  # (ASCII: no full-width or other digits)
 _DBL_MAX = 1.7976931348623157e308  # what write_nnet writes for "no clipping"
 
 
@@ -32,6 +32,15 @@ def _floats(line: str, path: str, lineno: int) -> list[float]:
                 f"{path}:{lineno}: entry {k + 1} ({part!r}) is not a number; expected "
                 f"comma-separated decimal numbers, got {line.strip()[:80]!r}")
     return [float(p) for p in parts]
+
+
+def _finite(values: list[float], where: str) -> None:
+    """Refuse a NaN or an infinity among weights, biases, means or ranges, naming the line
+    and entry (the input minimums and maximums may be infinite: no clipping)."""
+    for k, v in enumerate(values):
+        if not math.isfinite(v):
+            raise ModelFormatError(f"{where}: entry {k + 1} is {v!r}; NaN/inf values are not "
+                                   "allowed there")
 
 
 def _counts(values: list[float], what: str, path: str, lineno: int) -> list[int]:
@@ -119,6 +128,8 @@ def read_nnet(path: str | os.PathLike[str]) -> Network:
             f"{p}:{ln_m}-{ln_r}: normalisation lines must have {n_in} (min/max) and "
             f"{n_in + 1} (mean/range) entries"
         )
+    _finite(means, f"{p}:{ln_m}: the input means and output mean")
+    _finite(ranges, f"{p}:{ln_r}: the input ranges and output range")
     for i, (lo, hi) in enumerate(zip(mins, maxs, strict=True)):
         if lo > hi:  # NNet tools clip x < min to min first; lumpkit clips max(x, min) first
             raise ModelFormatError(
@@ -133,12 +144,14 @@ def read_nnet(path: str | os.PathLike[str]) -> Network:
                 raise ModelFormatError(
                     f"{p}:{ln}: layer {k} weight row has {len(row)} entries, expected {sizes[k]}"
                 )
+            _finite(row, f"{p}:{ln}: layer {k} weight row")
             rows.append(row)
         bias = []
         for _ in range(sizes[k + 1]):
             ln, b = nxt()
             if len(b) != 1:
                 raise ModelFormatError(f"{p}:{ln}: expected one bias value, got {len(b)}")
+            _finite(b, f"{p}:{ln}: layer {k} bias")
             bias.append(b[0])
         layers.append(Dense(np.array(rows, dtype=np.float64), np.array(bias)))
         if k < n_layers - 1:

@@ -207,7 +207,7 @@ def _read_npz(p: str, z: Any) -> Network:
                                     tuple(spec["padding"])))
         elif t == "avgpool2d":
             layers.append(AvgPool2d(tuple(spec["kernel"]), tuple(spec["stride"]),
-                                    tuple(spec["padding"]), bool(spec["count_include_pad"])))
+                                    tuple(spec["padding"]), spec["count_include_pad"]))
         elif t == "flatten":
             layers.append(Flatten())
         elif t == "permute":

@@ -216,6 +216,17 @@ class Conv2d:
             raise ModelFormatError(f"Conv2d: stride must be >= 1, got {self.stride}")
 
 
+def _pads_below_kernel(padding: tuple[int, int, int, int], kernel: tuple[int, int],
+                       what: str) -> None:
+    """Refuse a pooling whose padding (top, left, bottom, right) is not below its kernel: a
+    window would then lie in the padding alone (a maximum of nothing, a mean of no value;
+    ONNX, onnxruntime and PyTorch refuse such pools too)."""
+    if any(p >= kernel[j % 2] for j, p in enumerate(padding)):
+        raise ModelFormatError(
+            f"{what}: padding {padding} (top, left, bottom, right) not smaller than the "
+            f"kernel {kernel}: a window would cover padding only")
+
+
 @dataclass(frozen=True, eq=False)
 class MaxPool2d:
     """Max pooling over ``kernel`` windows (padding counts as -infinity).
@@ -236,6 +247,7 @@ class MaxPool2d:
         object.__setattr__(self, "padding", _quad(self.padding, "MaxPool2d.padding"))
         if min(self.kernel) < 1 or min(self.stride) < 1:
             raise ModelFormatError("MaxPool2d: kernel and stride must be >= 1")
+        _pads_below_kernel(self.padding, self.kernel, "MaxPool2d")
 
 
 @dataclass(frozen=True, eq=False)
@@ -260,6 +272,12 @@ class AvgPool2d:
         object.__setattr__(self, "padding", _quad(self.padding, "AvgPool2d.padding"))
         if min(self.kernel) < 1 or min(self.stride) < 1:
             raise ModelFormatError("AvgPool2d: kernel and stride must be >= 1")
+        _pads_below_kernel(self.padding, self.kernel, "AvgPool2d")
+        flag = self.count_include_pad
+        if not isinstance(flag, bool | np.bool_) and flag not in (0, 1):
+            raise ModelFormatError(f"AvgPool2d.count_include_pad: expected true or false, "
+                                   f"got {flag!r}")
+        object.__setattr__(self, "count_include_pad", bool(flag))
 
 
 @dataclass(frozen=True, eq=False)

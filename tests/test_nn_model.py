@@ -152,3 +152,23 @@ def test_bad_shapes_are_named() -> None:
         Activation("thresholded_relu")
     with pytest.raises(ModelFormatError, match="expected"):
         evaluate(Network((Dense([[1.0]], [0.0]),), (1,)), [[1.0, 2.0]])
+
+
+@pytest.mark.parametrize("cls", [MaxPool2d, AvgPool2d])
+@pytest.mark.parametrize("padding", [(2, 0, 0, 0), (0, 0, 0, 3), (0, 3, 0, 0), (0, 0, 2, 0)])
+def test_pooling_padding_not_below_the_kernel_is_refused(cls: type, padding: tuple) -> None:
+    """A window of padding alone has no maximum (it read as -inf) and no mean (0/0 without
+    counted padding); ONNX, onnxruntime and PyTorch refuse such pools, and so does the
+    layer itself, whatever file it comes from (a hand-written .npz did)."""
+    with pytest.raises(ModelFormatError, match=r"not smaller than the kernel"):
+        cls((2, 3), (1, 1), padding)
+    cls((2, 3), (1, 1), (1, 2, 1, 2))  # just below: fine
+
+
+@pytest.mark.parametrize("flag", ["false", "true", 2, None, [True]])
+def test_count_include_pad_must_be_a_boolean(flag: object) -> None:
+    """A string "false" was read as True (any non-empty string is truthy)."""
+    with pytest.raises(ModelFormatError, match=r"count_include_pad: expected true or false"):
+        AvgPool2d((2, 2), (1, 1), (0, 0, 0, 0), flag)  # type: ignore[arg-type]
+    for ok in (True, False, np.True_, 0, 1):
+        assert AvgPool2d((2, 2), (1, 1), (0, 0, 0, 0), ok).count_include_pad is bool(ok)

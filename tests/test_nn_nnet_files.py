@@ -173,12 +173,19 @@ _BASE = """// t
     ("2,2,1,3,", "inf,2,1,3,", r":2: header entry 1 is inf"),
     ("-1,-1,\n1,1,", "2,-1,\n1,1,", r":5: input 0 has minimum 2.0 above its maximum 1.0"),
     ("1,2,\n", "1_0,2,\n", r":9: entry 1 \('1_0'\) is not a number"),
+    # (a full-width digit is a digit to Python's float, not to the format)
+    ("1,2,\n", "\uff11,2,\n", r":9: entry 1 \('\uff11'\) is not a number"),
+    # non-finite weights, biases and means named by line, not by the layer built from them
+    ("3,4,\n", "3,nan,\n", r":10: layer 0 weight row: entry 2 is nan"),
+    ("1,1,1,\n0,\n", "1,1,1,\nInfinity,\n", r":16: layer 1 bias: entry 1 is inf"),
+    ("0,0,0,\n", "0,1e999,0,\n", r":7: the input means and output mean: entry 2 is inf"),
 ])
 def test_inconsistent_nnet_files_are_refused(tmp_path: Path, old: str, new: str,
                                              match: str) -> None:
     """Trailing lines, a header that contradicts the layer sizes, a fractional size and an
     empty clipping box were read silently (a box with min > max even evaluated unlike the
-    NNet tools); NaN in the header raised a bare ValueError."""
+    NNet tools); NaN in the header raised a bare ValueError; a NaN weight was named by
+    the layer built from it, not by its line."""
     assert old in _BASE
     path = tmp_path / "m.nnet"
     path.write_text(_BASE.replace(old, new, 1))
