@@ -129,10 +129,18 @@ def _exact_entry(x: Any, i: int, j: int, what: str) -> Fraction:
         ) from None
 
 
+#: the most states a chain may have: ``n * n`` fits an int64
+_MAX_STATES = 3_037_000_499
+
+
 def _canonical(
     n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, exact: bool, what: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sort by (row, col), sum duplicates, drop zeros; check finiteness and range."""
+    if n > _MAX_STATES:
+        raise ChainError(
+            f"{what}: {n} states; lumpkit holds chains of at most {_MAX_STATES} states (a "
+            "transition's key, source x states + target, is a 64-bit integer)")
     if rows.size:
         for name, arr in (("row", rows), ("column", cols)):
             bad = np.flatnonzero((arr < 0) | (arr >= n))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
@@ -13,9 +14,26 @@ from lumpcore import ModelFormatError
 
 from ._chain import CTMC, DTMC, ChainError, _Edges
 from ._explicit import _support_uniform
-from ._fileio import FileLines, atomic_write, fmt_number, located, parse_number, reward_rates
+from ._fileio import (
+    FileLines,
+    atomic_write,
+    fmt_number,
+    located,
+    parse_index,
+    parse_number,
+    reward_rates,
+)
 
 __all__ = ["read_drn", "write_drn"]
+
+
+#: a label or reward name DRN can hold: no white space or quote, no '//', and not starting
+#: with '@' (a section), '!' (an exit rate), '[' (rewards) or a digit (an index or value)
+_LABEL = re.compile(r'(?!//)[^\s"@!\[0-9](?:(?!//)[^\s"])*')
+#: a decimal number as the fast reader takes it (others: the checked reader)
+_FAST_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+#: a character that no transition line 'target : value' of decimal numbers holds
+_NOT_FAST_TRANSITION = re.compile(r"[^0-9.:eE+\-\s]")
 
 
 def read_drn(path: str | os.PathLike[str], *, exact: bool = False) -> CTMC | DTMC:
@@ -83,6 +101,8 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
     state: int | None = None
     actions = 0
     expected_state = 0
+    targets: dict[int, int] = {}  # the current state's targets, with their lines
+    choices: tuple[int, int] | None = None  # @nr_choices and its line
     section: str | None = None
     with FileLines(path) as lines:
         for line in lines:
@@ -120,13 +140,17 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
                 continue
             if section == "@nr_states":
                 try:
-                    n = int(t)
+                    n = parse_index(t)
                 except ValueError:
                     raise lines.error(f"expected the number of states, got {t!r}") from None
                 rewards = [{} for _ in reward_names]
                 action_reward = [{} for _ in reward_names]
                 continue
             if section == "@nr_choices":
+                try:
+                    choices = (parse_index(t), lines.lineno)
+                except ValueError:
+                    raise lines.error(f"expected the number of choices, got {t!r}") from None
                 continue
             if section != "@model":
                 raise lines.error(f"unexpected line {t!r} outside @model")
@@ -142,6 +166,7 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
                     raise lines.error(f"expected state {expected_state}, got {state}")
                 state_at[state] = lines.lineno
                 expected_state += 1
+                targets = {}
                 continue
             if t.startswith("action"):
                 if state is None:
@@ -171,12 +196,16 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
             if not sep:
                 raise lines.error(f"expected 'target : value', got {t!r}")
             try:
-                j = int(target)
+                j = parse_index(target.strip())
                 v = parse_number(value.strip(), exact)
             except ValueError as exc:
                 raise lines.error(f"bad transition {t!r}: {exc}") from None
             if not 0 <= j < n:
                 raise lines.error(f"target state {j} out of range 0..{n - 1}")
+            if j in targets:
+                raise lines.error(f"transition {state} -> {j} is listed twice (first on line "
+                                  f"{targets[j]}); list every transition once")
+            targets[j] = lines.lineno
             src.append(state)
             dst.append(j)
             vals.append(v)
@@ -187,6 +216,10 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
             raise ModelFormatError(f"{path}: @nr_states says {n}, the file lists {expected_state}")
         if state is not None and actions != 1:
             raise ModelFormatError(f"{path}: state {state} has no action")
+        if choices is not None and choices[0] != n:
+            raise ModelFormatError(
+                f"{path}, line {choices[1]}: @nr_choices says {choices[0]}; a chain has one "
+                f"choice per state, {n}")
     vals_arr: Any
     if exact:
         vals_arr = np.empty(len(vals), dtype=object)
@@ -248,7 +281,9 @@ def _parse_drn_fast(path: Path, text: str) -> CTMC | DTMC | None:
             header.setdefault(key, []).append(t)
     try:
         mtype = header["@type"][0].upper()
-        n = int(header["@nr_states"][0])
+        n = parse_index(header["@nr_states"][0])
+        if "@nr_choices" in header and parse_index(header["@nr_choices"][0]) != n:
+            return None
     except (KeyError, IndexError, ValueError):
         return None
     if mtype not in ("CTMC", "DTMC") or header.get("@parameters") or header.get(
@@ -299,6 +334,8 @@ def _parse_drn_fast(path: Path, text: str) -> CTMC | DTMC | None:
     if len(state_lines) != n or n_actions != n:
         return None
     m = len(trans)
+    if _NOT_FAST_TRANSITION.search("\n".join(trans)):
+        return None  # a character no transition 'target : value' has (1_0, other digits)
     if m:
         try:
             arr = np.loadtxt(io.StringIO("\n".join(trans)), delimiter=":", dtype=np.float64,
@@ -317,15 +354,19 @@ def _parse_drn_fast(path: Path, text: str) -> CTMC | DTMC | None:
         dst, vals = np.zeros(0, np.int64), np.zeros(0)
     counts = np.diff(np.append(starts, m)).astype(np.int64)
     src = np.repeat(np.arange(n, dtype=np.int64), counts)
+    if m > 1 and np.unique(src * n + dst).size != m:
+        return None  # a transition listed twice: the checked reader names it
     labels: dict[str, list[int]] = {}
     rewards = [np.zeros(n) for _ in reward_names]
     exit_given = np.full(n, np.nan)
     for s, line in enumerate(state_lines):
         parts = line.split()
-        if int(parts[1]) != s:
+        if parts[1] != str(s):
             return None
         tail = parts[2:]
         if tail and tail[0].startswith("!"):
+            if mtype != "CTMC" or not _FAST_NUMBER.fullmatch(tail[0][1:]):
+                return None
             exit_given[s] = float(tail[0][1:])
             tail = tail[1:]
         if tail and tail[0].startswith("["):
@@ -338,6 +379,8 @@ def _parse_drn_fast(path: Path, text: str) -> CTMC | DTMC | None:
                 rewards[k][s] = float(tok)
             tail = joined[close + 1:].split()
         for lab in tail:
+            if not _LABEL.fullmatch(lab.strip('"')):
+                return None  # (the checked reader names it)
             labels.setdefault(lab.strip('"'), []).append(s)
     rew = reward_rates(f"{path}: ", reward_names, rewards, action_reward, n, src, vals,
                        mtype == "CTMC", "action")
@@ -371,12 +414,15 @@ def _parse_state_line(
     rest = t[len("state "):].strip()
     head, _, rest = rest.partition(" ")
     try:
-        s = int(head)
+        s = parse_index(head)
     except ValueError:
         raise lines.error(f"expected 'state <index> ...', got {t!r}") from None
     if not 0 <= s < n:
         raise lines.error(f"state {s} out of range 0..{n - 1}")
     rest = rest.strip()
+    if rest.startswith("!") and mtype != "CTMC":
+        raise lines.error(f"an exit rate ({rest.split()[0]!r}) on a {mtype} state; only a "
+                          "CTMC's states have one")
     if rest.startswith("!"):
         tok, _, rest = rest[1:].partition(" ")
         try:
@@ -400,6 +446,10 @@ def _parse_state_line(
                 raise lines.error(f"bad reward {tok!r}: {exc}") from None
         rest = rest[close + 1:]
     for lab in rest.split():
+        if not _LABEL.fullmatch(lab.strip('"')):
+            raise lines.error(
+                f"{lab!r} is no label; a state line reads 'state <index> [!<exit rate>] "
+                "[<rewards>] <labels>', and a label starts with no digit, '!', '[' or '@'")
         labels.setdefault(lab.strip('"'), []).append(s)
     return s, 0
 
@@ -448,7 +498,8 @@ def write_drn(chain: CTMC | DTMC, path: str | os.PathLike[str]) -> Path:
     ------
     ModelFormatError
         If a label or reward name is empty, contains whitespace, a quote or
-        ``//``, or starts with ``@`` (the format could not read it back), or
+        ``//``, or starts with ``@``, ``!``, ``[`` or a digit (the format could
+        not read it back), or
         the initial distribution is not uniform on its support.
 
     Examples
@@ -461,11 +512,10 @@ def write_drn(chain: CTMC | DTMC, path: str | os.PathLike[str]) -> Path:
     """
     path = Path(path)
     for name in list(chain.labels) + list(chain.rewards):
-        if not name or any(c.isspace() for c in name) or '"' in name or name.startswith("@") \
-                or "//" in name:
+        if not _LABEL.fullmatch(name):
             raise ModelFormatError(
                 f"label/reward name {name!r} cannot be written to DRN (no spaces, quotes or "
-                "'//', and no leading '@'); rename it"
+                "'//', and no leading '@', '!', '[' or digit); rename it"
             )
     support = set(_support_uniform(chain))
     state_labels = chain.state_labels()

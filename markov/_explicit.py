@@ -13,8 +13,15 @@ import numpy as np
 
 from lumpcore import ModelFormatError
 
-from ._chain import CTMC, DTMC, ChainError
-from ._fileio import FileLines, atomic_write_group, fmt_number, located, parse_number
+from ._chain import _MAX_STATES, CTMC, DTMC, ChainError
+from ._fileio import (
+    FileLines,
+    atomic_write_group,
+    fmt_number,
+    located,
+    parse_index,
+    parse_number,
+)
 
 __all__ = ["read_prism_explicit", "write_prism_explicit"]
 
@@ -38,7 +45,7 @@ def _parse_tra(
             raise ModelFormatError(
                 f"{path}: empty file; expected a header line 'states transitions'"
             )
-        if len(header) != 2 or not all(h.isdigit() for h in header):
+        if len(header) != 2 or not all(h.isascii() and h.isdigit() for h in header):
             raise lines.error(
                 f"expected the header 'states transitions' (two integers), got {' '.join(header)!r}"
             )
@@ -61,7 +68,7 @@ def _parse_tra(
             if k >= m:
                 raise lines.error(f"more transitions than the {m} announced in the header")
             try:
-                i, j = int(parts[0]), int(parts[1])
+                i, j = parse_index(parts[0]), parse_index(parts[1])
             except ValueError:
                 raise lines.error(f"state indices must be integers, got {line.strip()!r}") from None
             for s in (i, j):
@@ -82,7 +89,25 @@ def _parse_tra(
                 f"{path}, line {header_line}: the header announces {m} transitions, "
                 f"the file has {k}"
             )
+    _no_repeated_transition(path, n, src[:k], dst[:k], at[:k])
     return n, src, dst, vals, at
+
+
+def _no_repeated_transition(path: Path, n: int, src: np.ndarray, dst: np.ndarray,
+                            at: np.ndarray) -> None:
+    """Refuse a transition listed twice (PRISM writes each once; summing the two would
+    read a damaged file as another chain), naming both lines."""
+    if src.size < 2 or n > _MAX_STATES:  # (the chain refuses such a state count)
+        return
+    key = src * n + dst
+    order = np.argsort(key, kind="stable")
+    same = np.flatnonzero(key[order][1:] == key[order][:-1])
+    if same.size:
+        first, second = sorted((int(at[order[same[0]]]), int(at[order[same[0] + 1]])))
+        raise ModelFormatError(
+            f"{path}, line {second}: transition {int(src[order[same[0]]])} -> "
+            f"{int(dst[order[same[0]]])} is listed twice (first on line {first}); list every "
+            "transition once")
 
 
 def _parse_lab(path: Path, n: int) -> dict[str, list[int]]:
@@ -115,6 +140,7 @@ def _parse_lab(path: Path, n: int) -> dict[str, list[int]]:
                 pos = mt.end()
             break
         out: dict[str, list[int]] = {name: [] for name in names.values()}
+        state_line: dict[int, int] = {}  # the line of each state listed
         for line in it:
             if not line.strip():
                 continue
@@ -122,12 +148,18 @@ def _parse_lab(path: Path, n: int) -> dict[str, list[int]]:
             if not sep:
                 raise lines.error(f"expected 'state: label-index ...', got {line.strip()!r}")
             try:
-                s = int(head)
-                idx = [int(x) for x in rest.split()]
+                s = parse_index(head.strip())
+                idx = [parse_index(x) for x in rest.split()]
             except ValueError:
                 raise lines.error(f"expected integers in {line.strip()!r}") from None
             if not 0 <= s < n:
                 raise lines.error(f"state {s} out of range 0..{n - 1}")
+            if s in state_line:
+                raise lines.error(f"state {s} is listed a second time (first on line "
+                                  f"{state_line[s]}); give each state one line")
+            state_line[s] = lines.lineno
+            if len(set(idx)) != len(idx):
+                raise lines.error(f"a label index is repeated in {line.strip()!r}")
             for x in idx:
                 if x not in names:
                     raise lines.error(f"label index {x} was not declared in the first line")
@@ -175,7 +207,7 @@ def _parse_sta(path: Path, n: int) -> tuple[tuple[str, ...], list[tuple[Any, ...
             if not sep or not (rest.startswith("(") and rest.endswith(")")):
                 raise lines.error(f"expected 'state:(v1,v2,...)', got {t!r}")
             try:
-                s = int(head)
+                s = parse_index(head.strip())
                 inner = rest[1:-1]
                 row = tuple(_sta_value(x) for x in inner.split(",")) if inner.strip() else ()
             except ValueError:
@@ -209,7 +241,7 @@ def _parse_srew(path: Path, n: int, exact: bool) -> tuple[str | None, list[Any]]
             break
         if header is None:
             raise ModelFormatError(f"{path}: empty file; expected the header 'states nonzeros'")
-        if len(header) != 2 or not all(h.isdigit() for h in header):
+        if len(header) != 2 or not all(h.isascii() and h.isdigit() for h in header):
             raise lines.error("expected the header 'states nonzeros' (two integers)")
         if int(header[0]) != n:
             raise lines.error(f"reward file is for {header[0]} states, the model has {n}")
@@ -222,7 +254,7 @@ def _parse_srew(path: Path, n: int, exact: bool) -> tuple[str | None, list[Any]]
             if len(parts) != 2:
                 raise lines.error(f"expected 'state value', got {line.strip()!r}")
             try:
-                s = int(parts[0])
+                s = parse_index(parts[0])
                 v = parse_number(parts[1], exact)
             except ValueError as exc:
                 raise lines.error(f"bad line {line.strip()!r}: {exc}") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
@@ -19,7 +20,7 @@ from lumpcore._atomic import atomic_write_str as atomic_write
 from ._chain import _row_sums
 
 __all__ = ["FileLines", "atomic_write", "atomic_write_group", "exact_values", "fmt_number",
-           "parse_number", "reward_rates"]
+           "parse_index", "parse_number", "reward_rates"]
 
 
 def fmt_number(x: Any) -> str:
@@ -53,8 +54,19 @@ def _fraction_str(q: Fraction) -> str:
     return rational_to_str(q)
 
 
+#: a number of the chain files: an ASCII decimal (sign, digits, point, exponent) or ``p/q``
+_NUMBER_TOKEN = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?(?:/\d+)?", re.ASCII)
+
+
 def parse_number(tok: str, exact: bool) -> Fraction | float:
-    """``tok`` as a Fraction (exact decimal or ``p/q`` value) or as a float."""
+    """``tok`` as a Fraction (exact decimal or ``p/q`` value) or as a float.
+
+    Only the files' number syntax is taken: Python's own readers would also take
+    ``1_0`` (as 10), ``inf`` and digits of other scripts.
+    """
+    if not _NUMBER_TOKEN.fullmatch(tok):
+        raise ValueError(f"{tok!r} is not a number (ASCII decimal digits with an optional "
+                         "sign, point and exponent, or p/q)")
     if exact:
         return to_rational(tok)
     if "/" in tok:
@@ -75,6 +87,14 @@ def parse_number(tok: str, exact: bool) -> Fraction | float:
         raise ValueError(f"{tok!r} is not zero but rounds to 0 in float64; read the model "
                          "with exact=True (--exact) or rescale the values")
     return v
+
+
+def parse_index(tok: str) -> int:
+    """A state (or label) index: ASCII decimal digits only (``int`` would also take ``+1``,
+    ``1_0`` and digits of other scripts)."""
+    if not (tok.isascii() and tok.isdigit()):
+        raise ValueError(f"{tok!r} is not an index (decimal digits 0-9)")
+    return int(tok)
 
 
 class FileLines:

@@ -8,6 +8,7 @@ only chooses the matrix, the direction and the initial partition
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Collection, Hashable
 from dataclasses import dataclass
@@ -323,6 +324,15 @@ def lump(
         arithmetic = "exact"
     if arithmetic not in ("exact", "float"):
         raise LumpingError(f"arithmetic must be 'exact' or 'float', got {arithmetic!r}")
+    if isinstance(tolerance, bool | np.bool_) or not isinstance(
+            tolerance, int | float | np.integer | np.floating):
+        raise LumpingError(f"tolerance must be a number (the grid step), got {tolerance!r}")
+    try:
+        step = float(tolerance)
+    except OverflowError:  # (an integer beyond float64)
+        step = math.inf
+    if not (math.isfinite(step) and step >= 0):  # (before the rewards are rounded to it)
+        raise LumpingError(f"tolerance must be finite and >= 0, got {tolerance!r}")
     respected = _respected_labels(chain, labels)
     kept_rewards = _respected_rewards(chain, rewards)
     if kind == "bisim" and isinstance(chain, CTMC):

@@ -202,9 +202,36 @@ def test_prism_errors_are_clear() -> None:
         ("a.tra", "2 2\n0 1 1\n0 1 1e999\n", r"a.tra, line 3: bad value '1e999'"),
         ("a.tra", "2 1\n0 1 1" + "0" * 400 + "/1\n",
          r"a.tra, line 2: bad value .* beyond float64's range; read the model with exact=True"),
+        ("a.drn", "@type: CTMC\n@nr_states\n2\n@model\nstate 0\n\taction 0\n\t\t1 : -3\n"
+                  "state 1\n\taction 0\n\t\t0 : 1\n",
+         r"a.drn, line 7: generator: state 0, column 1: off-diagonal rate -3"),
+        # (Storm writes every target of a state once; summing a repeated one would read a
+        # damaged file as another chain)
         ("a.drn", "@type: CTMC\n@nr_states\n2\n@model\nstate 0\n\taction 0\n\t\t1 : 1\n"
                   "\t\t1 : -3\nstate 1\n\taction 0\n\t\t0 : 1\n",
-         r"a.drn, lines 7-8: generator: state 0, column 1: off-diagonal rate -2"),
+         r"a.drn, line 8: transition 0 -> 1 is listed twice \(first on line 7\)"),
+        ("a.tra", "2 2\n0 1 1\n0 1 2\n",
+         r"a.tra, line 3: transition 0 -> 1 is listed twice \(first on line 2\)"),
+        # the files' number syntax, not Python's (1_0 read as 10, other scripts' digits)
+        ("a.tra", "2 1\n0 1 1_0\n", r"a.tra, line 2: bad value '1_0': .* is not a number"),
+        ("a.tra", "2 1\n0 1_0 1\n", r"a.tra, line 2: state indices must be integers"),
+        ("a.tra", "2 1\n\u0660 1 1\n", r"a.tra, line 2: state indices must be integers"),
+        ("a.tra", "2 1\n+0 1 1\n", r"a.tra, line 2: state indices must be integers"),
+        ("a.tra", "\u0662 1\n0 1 1\n", r"a.tra, line 1: expected the header"),
+        # a state count no chain can have (its transitions' int64 keys would overflow)
+        ("a.tra", "99999999999999999999 1\n0 1 1\n",
+         r"a.tra: generator: 99999999999999999999 states; lumpkit holds chains of at most"),
+        ("a.drn", "@type: CTMC\n@nr_states\n2\n@nr_choices\n5\n@model\nstate 0\n\taction 0\n"
+                  "\t\t1 : 1\nstate 1\n\taction 0\n\t\t0 : 1\n",
+         r"a.drn, line 5: @nr_choices says 5; a chain has one choice per state, 2"),
+        ("a.drn", "@type: DTMC\n@nr_states\n1\n@model\nstate 0 !7\n\taction 0\n\t\t0 : 1\n",
+         r"a.drn, line 5: an exit rate \('!7'\) on a DTMC state"),
+        # a state line that lost its '!': '4' and '[2]' are no labels
+        ("a.drn", "@type: CTMC\n@reward_models\nr\n@nr_states\n1\n@model\nstate 0 4 [2] mid\n"
+                  "\taction 0\n\t\t0 : 1\n",
+         r"a.drn, line 7: '4' is no label"),
+        ("a.drn", "@type: CTMC\n@nr_states\n2\n@model\nstate 0\n\taction 0\n\t\t1_0 : 1\n"
+                  "state 1\n\taction 0\n\t\t0 : 1\n", r"a.drn, line 7: bad transition"),
         ("a.drn", "@type: MDP\n", r"a.drn, line 1: model type 'MDP' is not supported"),
         ("a.drn", "@type: CTMC\n@nr_states\n1\n@model\nstate 0 !1\n\taction 0\n\t\t3 : 1\n",
          r"a.drn, line 7: target state 3 out of range"),
@@ -255,12 +282,12 @@ def test_storm_rounded_exit_rates_read_exactly(tmp_path: Path) -> None:
     prints it with 17 digits); the exact reader uses the printed rates and checks the exit
     rate to a relative 1e-6, as the float reader does."""
     third = "0.33333333333333331"
-    text = ("@type: CTMC\n@nr_states\n2\n@model\nstate 0 !201 init\n\taction 0\n"
-            f"\t\t1 : {third}\n\t\t1 : {third}\n\t\t1 : {third}\n\t\t1 : 200\n"
-            "state 1 !1\n\taction 0\n\t\t0 : 1\n")
+    text = ("@type: CTMC\n@nr_states\n5\n@model\nstate 0 !201 init\n\taction 0\n"
+            f"\t\t1 : {third}\n\t\t2 : {third}\n\t\t3 : {third}\n\t\t4 : 200\n"
+            + "".join(f"state {s} !1\n\taction 0\n\t\t0 : 1\n" for s in range(1, 5)))
     (tmp_path / "s.drn").write_text(text)
     ex = read_drn(tmp_path / "s.drn", exact=True)
-    assert ex.exit_rates().tolist() == [200 + 3 * F(third), 1]
+    assert ex.exit_rates().tolist() == [200 + 3 * F(third), 1, 1, 1, 1]
     (tmp_path / "t.drn").write_text(text.replace("!201 ", "!202 "))  # a wrong exit rate
     for exact in (True, False):
         with pytest.raises(ModelFormatError, match=r"t.drn, line 5: state 0 declares exit rate"):
@@ -268,6 +295,20 @@ def test_storm_rounded_exit_rates_read_exactly(tmp_path: Path) -> None:
     (tmp_path / "u.drn").write_text(text.replace("!201 ", "!1" + "0" * 400 + "/1 "))
     with pytest.raises(ModelFormatError, match=r"u.drn, line 5: state 0 declares exit rate"):
         read_drn(tmp_path / "u.drn", exact=True)
+
+
+@pytest.mark.parametrize(("lab", "message"), [
+    ('0="init" 1="a"\n0: 0\n1: 1\n1: 0\n',
+     r"m.lab, line 4: state 1 is listed a second time \(first on line 3\)"),
+    ('0="init" 1="a"\n0: 0 1 1\n', r"m.lab, line 2: a label index is repeated"),
+])
+def test_a_state_listed_twice_in_a_lab_file_is_refused(tmp_path: Path, lab: str,
+                                                       message: str) -> None:
+    """As in a .srew file: merging two lines of one state read a damaged file silently."""
+    (tmp_path / "m.tra").write_text("2 1\n0 1 1\n")
+    (tmp_path / "m.lab").write_text(lab)
+    with pytest.raises(ModelFormatError, match=message):
+        read_prism_explicit(tmp_path / "m.tra")
 
 
 def test_malformed_lab_and_srew(tmp_path: Path) -> None:
@@ -371,3 +412,15 @@ def test_names_a_format_cannot_read_back_are_refused_before_writing(
     back = markov.read_drn(tmp_path / "m.drn") if fmt == "drn" else \
         markov.read_prism_explicit(tmp_path / "m.tra")
     assert back.rewards["r_1"].tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("name", ["1x", "[a", "!b", "@c", "a//b", "a b"])
+def test_drn_names_it_could_not_read_back_are_refused_by_the_writer(tmp_path: Path,
+                                                                    name: str) -> None:
+    """The writer refuses the label names the reader refuses (a digit, '!' or '[' first
+    reads as part of a state line's index, exit rate or rewards), so that every file it
+    writes reads back."""
+    chain = CTMC.from_rates([[0, 1], [1, 0]], labels={name: [0]})
+    with pytest.raises(ModelFormatError, match=r"cannot be written to DRN"):
+        write_drn(chain, tmp_path / "m.drn")
+    assert not (tmp_path / "m.drn").exists()

@@ -8,6 +8,7 @@ enumerating all partitions, or from numerically solving the unreduced chain.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from fractions import Fraction as F
 
@@ -590,6 +591,16 @@ def test_bad_arguments_are_named() -> None:
         lump(c, "ordinary", labels=["nope"])
     with pytest.raises(ValueError, match="tolerance"):
         lump(c, "ordinary", tolerance=0.1)
+
+
+@pytest.mark.parametrize("kind", ["ordinary", "exact", "strict", "proportional-exact"])
+@pytest.mark.parametrize("tolerance", [math.inf, -1.0, math.nan, 10**400])
+def test_a_tolerance_that_is_no_grid_step_is_named(kind: str, tolerance: float) -> None:
+    """An infinite, negative, NaN or huge tolerance is refused before anything is rounded to
+    it (rewards, the initial distribution): inf raised an OverflowError from inside."""
+    chain = CTMC.from_rates([[0, 1], [2, 0]], rewards={"r": [1, 2]})
+    with pytest.raises(ValueError, match=r"tolerance must be finite and >= 0"):
+        lump(chain, kind, arithmetic="float", tolerance=tolerance)
 
 
 def test_example_quotient_by_hand() -> None:

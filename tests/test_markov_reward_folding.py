@@ -89,9 +89,10 @@ def test_a_folded_reward_beyond_float64_is_named(tmp_path: Path) -> None:
     reward; the reader names the reward and the state (it used to, via a float sum of
     inf), not an OverflowError from the exact sum."""
     p = tmp_path / "big.drn"
-    p.write_text("@type: CTMC\n@reward_models\nr\n@nr_states\n2\n@model\n"
-                 "state 0 init\n\taction 0 [1]\n\t\t1 : 1e308\n\t\t1 : 1e308\n"
-                 "state 1\n\taction 0 [0]\n\t\t0 : 1\n")
+    p.write_text("@type: CTMC\n@reward_models\nr\n@nr_states\n3\n@model\n"
+                 "state 0 init\n\taction 0 [1]\n\t\t1 : 1e308\n\t\t2 : 1e308\n"
+                 "state 1\n\taction 0 [0]\n\t\t0 : 1\n"
+                 "state 2\n\taction 0 [0]\n\t\t0 : 1\n")
     with pytest.raises(ValueError, match=r"reward 'r': state 0 has value inf"):
         _read_both(read_drn, p)
 
