@@ -197,36 +197,47 @@ def _read_npz(p: str, z: Any) -> Network:
     layers: list[Layer] = []
     for i, spec in enumerate(specs):
         t = spec.get("type")
-        if t == "dense":
-            layers.append(Dense(arr(f"layer{i}.weight"), arr(f"layer{i}.bias")))
-        elif t == "conv2d":
-            layers.append(Conv2d(arr(f"layer{i}.weight"), arr(f"layer{i}.bias"),
-                                 tuple(spec["stride"]), tuple(spec["padding"])))
-        elif t == "maxpool2d":
-            layers.append(MaxPool2d(tuple(spec["kernel"]), tuple(spec["stride"]),
-                                    tuple(spec["padding"])))
-        elif t == "avgpool2d":
-            layers.append(AvgPool2d(tuple(spec["kernel"]), tuple(spec["stride"]),
-                                    tuple(spec["padding"]), spec["count_include_pad"]))
-        elif t == "flatten":
-            layers.append(Flatten())
-        elif t == "permute":
-            layers.append(Permute(tuple(spec["perm"])))
-        elif t == "batchnorm":
-            layers.append(BatchNorm(arr(f"layer{i}.scale"), arr(f"layer{i}.shift")))
-        elif t == "activation":
-            kind = spec["kind"]
-            bounds = spec.get("bounds")
-            beta, threshold = spec.get("beta"), spec.get("threshold")
-            layers.append(Activation(
-                kind, alpha=None if spec.get("alpha") is None else to_rational(spec["alpha"]),
-                slopes=arr(f"layer{i}.slopes") if kind == "prelu" else None,
-                bounds=None if bounds is None else tuple(  # type: ignore[arg-type]
-                    None if v is None else to_rational(v) for v in bounds),
-                beta=None if beta is None else to_rational(beta),
-                threshold=None if threshold is None else to_rational(threshold)))
-        else:
-            raise UnsupportedLayerError(f"{p}: layer {i} has unknown type {t!r}")
+        try:
+            if t == "dense":
+                layers.append(Dense(arr(f"layer{i}.weight"), arr(f"layer{i}.bias")))
+            elif t == "conv2d":
+                layers.append(Conv2d(arr(f"layer{i}.weight"), arr(f"layer{i}.bias"),
+                                     tuple(spec["stride"]), tuple(spec["padding"])))
+            elif t == "maxpool2d":
+                layers.append(MaxPool2d(tuple(spec["kernel"]), tuple(spec["stride"]),
+                                        tuple(spec["padding"])))
+            elif t == "avgpool2d":
+                layers.append(AvgPool2d(tuple(spec["kernel"]), tuple(spec["stride"]),
+                                        tuple(spec["padding"]), spec["count_include_pad"]))
+            elif t == "flatten":
+                layers.append(Flatten())
+            elif t == "permute":
+                layers.append(Permute(tuple(spec["perm"])))
+            elif t == "batchnorm":
+                layers.append(BatchNorm(arr(f"layer{i}.scale"), arr(f"layer{i}.shift")))
+            elif t == "activation":
+                kind = spec["kind"]
+                bounds = spec.get("bounds")
+                beta, threshold = spec.get("beta"), spec.get("threshold")
+                layers.append(Activation(
+                    kind, alpha=None if spec.get("alpha") is None else to_rational(spec["alpha"]),
+                    slopes=arr(f"layer{i}.slopes") if kind == "prelu" else None,
+                    bounds=None if bounds is None else tuple(  # type: ignore[arg-type]
+                        None if v is None else to_rational(v) for v in bounds),
+                    beta=None if beta is None else to_rational(beta),
+                    threshold=None if threshold is None else to_rational(threshold)))
+            else:
+                raise UnsupportedLayerError(f"{p}: layer {i} has unknown type {t!r}")
+        except LumpkitError as exc:
+            if p in str(exc):  # (already located: a missing array, an unknown type)
+                raise
+            raise ModelFormatError(f"{p}: layer {i} ({t!r}): {exc}") from None
+        except KeyError as exc:
+            raise ModelFormatError(
+                f"{p}: layer {i} ({t!r}) lacks the key {exc.args[0]!r} in '__lumpkit__' "
+                "(docs/formats-nn.md lists each layer type's keys)") from None
+        except (TypeError, ValueError) as exc:
+            raise ModelFormatError(f"{p}: layer {i} ({t!r}): {exc}") from None
     nrm = None
     if meta.get("normalization"):
         def opt(key: str) -> np.ndarray | None:
@@ -240,4 +251,8 @@ def _read_npz(p: str, z: Any) -> Network:
             f"{p}: arrays {unused} are not used by the description in '__lumpkit__' (layers "
             f"{[sp.get('type') for sp in specs]}, normalization {bool(meta.get('normalization'))})"
             "; remove them or fix the description (docs/formats-nn.md lists the keys)")
-    return Network(tuple(layers), tuple(meta["input_shape"]), nrm)
+    shape = meta.get("input_shape")
+    if not isinstance(shape, list) or not all(type(d) is int for d in shape):
+        raise ModelFormatError(f"{p}: '__lumpkit__' needs 'input_shape', a list of integers, "
+                               f"got {shape!r}")
+    return Network(tuple(layers), tuple(shape), nrm)

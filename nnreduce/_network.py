@@ -523,6 +523,14 @@ class Normalization:
         for name in ("input_range", "output_range"):
             if any(r == 0 for r in getattr(self, name)):
                 raise ModelFormatError(f"Normalization.{name} contains 0; ranges must be non-zero")
+        lo, hi = self.input_min, self.input_max
+        if lo is not None and hi is not None and (len(lo) == len(hi) or 1 in (len(lo), len(hi))):
+            for k in range(max(len(lo), len(hi))):
+                a, b = lo[k if len(lo) > 1 else 0], hi[k if len(hi) > 1 else 0]
+                if a > b:
+                    raise ModelFormatError(
+                        f"Normalization: input {k} has minimum {a} above its maximum {b}; the "
+                        "clipping box is empty")
 
 
 @dataclass(frozen=True, eq=False)

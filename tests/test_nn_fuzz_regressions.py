@@ -330,3 +330,45 @@ def test_the_written_reduction_is_the_certified_network(model: str, ext: str,
     back = load_network(out, input_shape=shape)
     assert network_sha256(back) == network_sha256(red.network)
     assert check_certificate(net, back, red.certificate).valid
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda m: m["layers"][1].update(alpha="1/0"),
+     r"layer 1 \('activation'\): '1/0' is not a rational number"),
+    (lambda m: m["layers"][1].pop("kind"),
+     r"layer 1 \('activation'\) lacks the key 'kind' in '__lumpkit__'"),
+    (lambda m: m.pop("input_shape"), r"'__lumpkit__' needs 'input_shape', a list of integers"),
+    (lambda m: m["layers"].insert(0, {"type": "avgpool2d", "kernel": [1], "stride": [1],
+                                      "padding": [0, 0, 0, 0], "count_include_pad": "false"}),
+     r"layer 0 \('avgpool2d'\): AvgPool2d\.kernel"),
+])
+def test_a_bad_npz_description_names_the_layer_and_key(edit: Any, message: str,
+                                                       tmp_path: Path) -> None:
+    """A hand-edited .npz description: the error names the layer (index and type) and
+    the key or value, not just "damaged (KeyError: 'kind')" or a value without a place."""
+    import json
+
+    from lumpcore import ModelFormatError
+    from nnreduce import Activation, Dense, Network
+
+    net = Network((Dense(np.eye(2), np.zeros(2)), Activation("leaky_relu", alpha=0.25),
+                   Dense(np.ones((1, 2)), np.zeros(1))), (2,))
+    save_network(net, tmp_path / "m.npz")
+    arrays = dict(np.load(tmp_path / "m.npz", allow_pickle=False))
+    meta = json.loads(str(arrays["__lumpkit__"]))
+    edit(meta)
+    arrays["__lumpkit__"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ModelFormatError, match=message) as info:
+        load_network(tmp_path / "bad.npz")
+    assert str(info.value).startswith(str(tmp_path / "bad.npz")) and "\n" not in str(info.value)
+
+
+def test_an_empty_clipping_box_is_refused_by_the_normalisation() -> None:
+    """min above max, as the .nnet reader refuses it, whatever the network comes from."""
+    from lumpcore import ModelFormatError
+    from nnreduce import Normalization
+
+    with pytest.raises(ModelFormatError, match=r"input 1 has minimum 3 above its maximum 1"):
+        Normalization([0], [1], [0], [1], input_min=[0, 3], input_max=[1])
+    Normalization([0], [1], [0], [1], input_min=[0, 1], input_max=[1])  # (equal: a point)
