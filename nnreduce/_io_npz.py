@@ -252,7 +252,7 @@ def _read_npz(p: str, z: Any) -> Network:
             f"{[sp.get('type') for sp in specs]}, normalization {bool(meta.get('normalization'))})"
             "; remove them or fix the description (docs/formats-nn.md lists the keys)")
     shape = meta.get("input_shape")
-    if not isinstance(shape, list) or not all(type(d) is int for d in shape):
+    if not isinstance(shape, list):  # (its entries: checked by the Network)
         raise ModelFormatError(f"{p}: '__lumpkit__' needs 'input_shape', a list of integers, "
                                f"got {shape!r}")
     return Network(tuple(layers), tuple(shape), nrm)
