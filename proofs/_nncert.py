@@ -282,7 +282,7 @@ def _parse_layer(entry: Any, k: int) -> tuple[dict[str, Any], _Part]:
         blocks.append([_int(v, f"{where} block {K}") for v in blk])
         rho.append([_num(r, f"{where} rho of block {K}") for r in rh])
     removed: dict[int, Fraction] = {}
-    removed_raw = entry.get("removed") or []
+    removed_raw = entry.get("removed", [])  # (absent: none; anything but a list: refused)
     if not isinstance(removed_raw, list):
         raise CertificateError(f"{where}: 'removed' must be a list, got {removed_raw!r}")
     for item in removed_raw:
@@ -293,7 +293,7 @@ def _parse_layer(entry: Any, k: int) -> tuple[dict[str, Any], _Part]:
             raise CertificateError(f"{where}: neuron {j} is removed twice")
         removed[j] = _num(item["value"], f"{where} removed value")
     combined: list[tuple[list[int], list[Fraction], list[tuple[int, Fraction]]]] = []
-    combined_raw = entry.get("combined") or []
+    combined_raw = entry.get("combined", [])  # (absent: none; anything but a list: refused)
     if not isinstance(combined_raw, list):
         raise CertificateError(f"{where}: 'combined' must be a list, got {combined_raw!r}")
     for j, item in enumerate(combined_raw):
@@ -324,7 +324,7 @@ def _parse_layer(entry: Any, k: int) -> tuple[dict[str, Any], _Part]:
     placeholder = None
     if entry.get("placeholder") is not None:
         placeholder = _int(entry["placeholder"], f"{where} placeholder")
-    unused_raw = entry.get("unused") or []
+    unused_raw = entry.get("unused", [])  # (absent: none; anything but a list: refused)
     if not isinstance(unused_raw, list):
         raise CertificateError(f"{where}: 'unused' must be a list, got {unused_raw!r}")
     unused = [_int(v, f"{where} unused neuron") for v in unused_raw]
@@ -586,6 +586,12 @@ class _Checker:
             self._partition(info, part, idx, version)
             parts.append(part)
 
+        for i, part in enumerate(parts):  # (before anything indexes a layer by them)
+            linear: Any = orig.layers[lin[i]]  # (a Dense or Conv2d: lin lists those)
+            width = linear.weight.shape[0]  # neurons (output channels)
+            if part.n != width:
+                raise _Violation("neurons_before", {"layer": lin[i]},
+                                 {"certificate": part.n, "network": width})
         self._channel_params(lin, parts)
 
         rounded_any = False

@@ -372,3 +372,50 @@ def test_an_empty_clipping_box_is_refused_by_the_normalisation() -> None:
     with pytest.raises(ModelFormatError, match=r"input 1 has minimum 3 above its maximum 1"):
         Normalization([0], [1], [0], [1], input_min=[0, 3], input_max=[1])
     Normalization([0], [1], [0], [1], input_min=[0, 1], input_max=[1])  # (equal: a point)
+
+
+@pytest.mark.parametrize("post", ["prelu", "batchnorm"])
+def test_a_certificate_claiming_more_neurons_than_the_layer_is_refused(post: str) -> None:
+    """A certificate that claims one more neuron (and a block for it) than a layer has,
+    the layer followed by per-channel parameters: the checker indexed those parameters
+    with the claimed representatives before it compared the counts, and raised an
+    IndexError (the command line printed a traceback and exit 1, the code of a
+    counterexample).  It must name the violation.  Found by a proofs fuzz."""
+    from nnreduce import Activation, BatchNorm, Dense, Network
+    from proofs import check_certificate
+
+    w = np.array([[1.0], [2.0], [-1.0]])
+    per_channel: Any = (Activation("prelu", slopes=np.array([0.25, 0.25, 0.5]))
+                        if post == "prelu" else
+                        BatchNorm(np.array([1.0, 1.0, 2.0]), np.array([0.0, 0.0, 1.0])))
+    layers = [Dense(w, np.array([0.0, 0.0, 1.0])), per_channel]
+    if post == "batchnorm":
+        layers.append(Activation("relu"))
+    net = Network((*layers, Dense(np.ones((1, 3)), np.zeros(1))), (1,))
+    red = reduce_network(net)
+    assert check_certificate(net, red.network, red.certificate).valid
+    entry = red.certificate["layers"][0]
+    entry["neurons_before"] += 1
+    entry["blocks"].append([entry["neurons_before"] - 1])
+    entry["rho"].append(["1"])
+    entry["neurons_after"] += 1
+    res = check_certificate(net, red.network, red.certificate)
+    assert not res.valid and res.condition == "neurons_before"
+    assert res.values == {"certificate": "4", "network": "3"}
+
+
+@pytest.mark.parametrize("key", ["removed", "combined", "unused"])
+@pytest.mark.parametrize("value", [0, "", False, {}, None])
+def test_optional_certificate_lists_must_be_lists(key: str, value: Any) -> None:
+    """``removed``, ``combined`` and ``unused`` are lists (absent: empty); a falsy
+    non-list (0, "", false, {}, null) was read as an empty list."""
+    from lumpcore import CertificateError
+    from nnreduce import Activation, Dense, Network
+    from proofs import check_certificate
+
+    net = Network((Dense(np.array([[1.0], [2.0]]), np.zeros(2)), Activation("relu"),
+                   Dense(np.ones((1, 2)), np.zeros(1))), (1,))
+    red = reduce_network(net)
+    red.certificate["layers"][0][key] = value
+    with pytest.raises(CertificateError, match=rf"'{key}' must be a list"):
+        check_certificate(net, red.network, red.certificate)
