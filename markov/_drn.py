@@ -15,6 +15,7 @@ from lumpcore import ModelFormatError
 from ._chain import CTMC, DTMC, ChainError, _Edges
 from ._explicit import _support_uniform
 from ._fileio import (
+    NUMBER_TOKEN,
     FileLines,
     atomic_write,
     fmt_number,
@@ -30,8 +31,6 @@ __all__ = ["read_drn", "write_drn"]
 #: a label or reward name DRN can hold: no white space or quote, no '//', and not starting
 #: with '@' (a section), '!' (an exit rate), '[' (rewards) or a digit (an index or value)
 _LABEL = re.compile(r'(?!//)[^\s"@!\[0-9](?:(?!//)[^\s"])*')
-#: a decimal number as the fast reader takes it (others: the checked reader)
-_FAST_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 #: a character that no transition line 'target : value' of decimal numbers holds
 _NOT_FAST_TRANSITION = re.compile(r"[^0-9.:eE+\-\s]")
 
@@ -365,7 +364,7 @@ def _parse_drn_fast(path: Path, text: str) -> CTMC | DTMC | None:
             return None
         tail = parts[2:]
         if tail and tail[0].startswith("!"):
-            if mtype != "CTMC" or not _FAST_NUMBER.fullmatch(tail[0][1:]):
+            if mtype != "CTMC" or not NUMBER_TOKEN.fullmatch(tail[0][1:]):
                 return None
             exit_given[s] = float(tail[0][1:])
             tail = tail[1:]

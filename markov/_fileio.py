@@ -19,8 +19,8 @@ from lumpcore._atomic import atomic_write_str as atomic_write
 
 from ._chain import _row_sums
 
-__all__ = ["FileLines", "atomic_write", "atomic_write_group", "exact_values", "fmt_number",
-           "parse_index", "parse_number", "reward_rates"]
+__all__ = ["NUMBER_TOKEN", "FileLines", "atomic_write", "atomic_write_group", "exact_values",
+           "fmt_number", "parse_index", "parse_number", "reward_rates"]
 
 
 def fmt_number(x: Any) -> str:
@@ -55,7 +55,7 @@ def _fraction_str(q: Fraction) -> str:
 
 
 #: a number of the chain files: an ASCII decimal (sign, digits, point, exponent) or ``p/q``
-_NUMBER_TOKEN = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?(?:/\d+)?", re.ASCII)
+NUMBER_TOKEN = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?(?:/\d+)?", re.ASCII)
 
 
 def parse_number(tok: str, exact: bool) -> Fraction | float:
@@ -64,7 +64,7 @@ def parse_number(tok: str, exact: bool) -> Fraction | float:
     Only the files' number syntax is taken: Python's own readers would also take
     ``1_0`` (as 10), ``inf`` and digits of other scripts.
     """
-    if not _NUMBER_TOKEN.fullmatch(tok):
+    if not NUMBER_TOKEN.fullmatch(tok):
         raise ValueError(f"{tok!r} is not a number (ASCII decimal digits with an optional "
                          "sign, point and exponent, or p/q)")
     if exact:
