@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -57,20 +58,23 @@ _MODE_DEPENDENT = ("BatchNorm1d", "BatchNorm2d", "Dropout", "Dropout1d", "Dropou
 
 
 def _warn_training_mode(module: Any) -> None:
-    """Warn when a module in training mode has layers whose values depend on the mode
-    (lumpkit reads them as in eval mode, as an ONNX export in eval mode computes)."""
-    if not getattr(module, "training", False):
-        return
+    """Warn when layers whose values depend on the mode are in training mode, the model's
+    own or a child's (lumpkit reads them as in eval mode, as an ONNX export in eval mode
+    computes)."""
     try:
-        kinds = sorted({_kind(m) for m in module.modules()} & set(_MODE_DEPENDENT))
+        # (a child in training mode inside a model in eval mode computes in training mode)
+        kinds = sorted({_kind(m) for m in module.modules()
+                        if getattr(m, "training", False)} & set(_MODE_DEPENDENT))
     except (AttributeError, TypeError):
         return
     if kinds:
         warnings.warn(
-            f"the module is in training mode and has {', '.join(kinds)}: lumpkit reads it "
-            "as in eval mode (batch norm with its running statistics, dropout as the "
+            f"the module has layers in training mode ({', '.join(kinds)}): lumpkit reads "
+            "them as in eval mode (batch norm with its running statistics, dropout as the "
             "identity), which is not what this module computes now; call module.eval() "
             "before converting it to silence this warning", LumpkitWarning, stacklevel=3)
+
+
 #: lumpkit's modules whose float64 buffers say nothing about the model's type
 _OWN_FLOAT64 = ("InputNormalization", "OutputNormalization")
 
@@ -145,8 +149,27 @@ def _custom_module(mod: Any) -> bool:
             and type(mod).__module__ != "nnreduce._torch_modules")
 
 
+#: qualified type names of TorchScript modules whose classes are torch's own (or lumpkit's)
+_OWN_SCRIPT_TYPE = re.compile(r"__torch__\.(?:torch\.nn\.|nnreduce\._torch_modules\.)")
+#: the kind of a module whose class only shares a name with one of torch's
+USER_CLASS = "user class"
+
+
 def _kind(mod: Any) -> str:
-    return str(getattr(mod, "original_name", None) or type(mod).__name__)
+    """The module's layer kind: the name of torch's own class, or :data:`USER_CLASS` for
+    a user class (which may be named ``ReLU`` or ``Sequential`` and compute anything)."""
+    import torch
+
+    name = getattr(mod, "original_name", None)
+    if name is None:
+        return USER_CLASS if _custom_module(mod) else type(mod).__name__
+    if not isinstance(mod, torch.jit.ScriptModule):
+        return str(name)  # (a traced layer's settings, read by lumpkit: _io_traced)
+    try:  # TorchScript: torch's own class has torch's qualified name
+        qualified = mod._c._type().qualified_name()
+    except (AttributeError, RuntimeError):
+        return USER_CLASS
+    return str(name) if _OWN_SCRIPT_TYPE.match(qualified) else USER_CLASS
 
 
 #: torch.nn activation modules read by :func:`_smooth_activation`, with their kinds.
@@ -239,6 +262,13 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
     for pos, (name, m) in enumerate(children):
         kind = "arithmetic" if isinstance(m, InputOp) else _kind(m)
         where = f"module {pos} ({kind} {name!r})"
+        if kind == USER_CLASS:  # (a pickled one is traced by torch.fx above)
+            cls = getattr(m, "original_name", type(m).__name__)
+            raise UnsupportedLayerError(
+                f"module {pos} ({cls} {name!r}): TorchScript of the user class {cls!r}; "
+                "lumpkit reads TorchScript of torch's own layers only (a user class's "
+                "forward is not read, even under a torch layer's name): save the model "
+                "pickled (torch.save(model)), or export it to ONNX")
         if kind in _SKIP:
             continue
         if needs_traced_view(m, kind):  # torch.jit.trace: the settings are in the graph only

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lumpcore import UnsupportedLayerError
 from nnreduce import evaluate, load_network, reduce_network, save_network
 
 torch = pytest.importorskip("torch")
@@ -211,8 +212,6 @@ def test_a_node_that_breaks_its_schema_is_named_in_one_line(case: str, tmp_path:
 def test_an_operator_of_another_domain_is_refused(tmp_path: Path) -> None:
     """A Relu of a custom domain is not ONNX's Relu (it was read as one)."""
     from onnx import helper
-
-    from lumpcore import UnsupportedLayerError
 
     node = helper.make_node("Relu", ["x"], ["y"], name="r", domain="com.example")
     path = _onnx_model(tmp_path, [node], {}, (3,))
@@ -419,3 +418,82 @@ def test_optional_certificate_lists_must_be_lists(key: str, value: Any) -> None:
     red.certificate["layers"][0][key] = value
     with pytest.raises(CertificateError, match=rf"'{key}' must be a list"):
         check_certificate(net, red.network, red.certificate)
+
+
+class ReLU(nn.Module):
+    """A user class named like torch's ReLU that computes something else."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(0.0, 1.0)
+
+
+class Conv2d(nn.Conv2d):
+    """Weight standardisation (as in the WeightStandardization repositories): a torch
+    Conv2d subclass whose forward convolves with a transformed kernel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        w = (w - w.mean(dim=(1, 2, 3), keepdim=True)) / (w.std(dim=(1, 2, 3),
+                                                               keepdim=True) + 1e-5)
+        return nn.functional.conv2d(x, w, self.bias)
+
+
+class Sequential(nn.Sequential):
+    """An nn.Sequential subclass with a residual forward."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + super().forward(x)
+
+
+@pytest.mark.parametrize(("case", "save"), [
+    (case, save) for case in ("relu", "conv", "residual sequential")
+    for save in ("pickle", "script", "trace")
+    if (case, save) != ("residual sequential", "script")])  # (torch cannot script that one)
+def test_a_user_class_named_like_a_torch_layer_is_not_read_as_it(case: str, save: str,
+                                                                 tmp_path: Path) -> None:
+    """User classes named ReLU, Conv2d or Sequential were read by their names: as a relu,
+    as a plain convolution, as a chain (the residual dropped), though they compute
+    otherwise; TorchScript keeps only the name.  Each is read as what it computes (a
+    pickle's forward is traced) or refused, never read as the torch layer.  Found by a
+    TorchScript fuzz.  Oracle: torch running the module."""
+    torch.manual_seed(3)
+    shape: tuple[int, ...]
+    if case == "relu":
+        model: Any = nn.Sequential(nn.Linear(3, 4), ReLU(), nn.Linear(4, 2))
+        shape = (3,)
+    elif case == "conv":
+        model = nn.Sequential(Conv2d(2, 3, 2), nn.ReLU(), nn.Flatten(), nn.Linear(27, 2))
+        shape = (2, 4, 4)
+    else:
+        model = Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 3))
+        shape = (3,)
+    model = model.double().eval()
+    x = torch.randn(5, *shape, dtype=torch.float64) * 2
+    path = tmp_path / "m.pt"
+    if save == "pickle":
+        torch.save(model, path)
+    elif save == "script":
+        torch.jit.save(torch.jit.script(model), str(path))
+    else:
+        torch.jit.save(torch.jit.trace(model, x), str(path))
+    try:
+        net = load_network(path, input_shape=shape)
+    except UnsupportedLayerError as exc:  # refused: by what it is, not a false layer
+        assert "\n" not in str(exc)
+        return
+    with torch.no_grad():
+        want = model(x).numpy()
+    np.testing.assert_allclose(evaluate(net, x.numpy()), want, rtol=1e-10, atol=1e-10)
+
+
+def test_a_child_in_training_mode_is_warned_about() -> None:
+    """A batch norm left in training mode inside a model in eval mode computes with the
+    batch's statistics: the warning looked at the model's own flag only."""
+    from lumpcore import LumpkitWarning
+    from nnreduce import from_torch
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(),
+                          nn.Linear(4, 2)).double().eval()
+    model[1].train()
+    with pytest.warns(LumpkitWarning, match=r"layers in training mode \(BatchNorm1d\)"):
+        from_torch(model)
