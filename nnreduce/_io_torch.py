@@ -389,7 +389,11 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None) -> Netwo
         elif kind == "ReLU":
             layers.append(Activation("relu"))
         elif kind == "LeakyReLU":
-            layers.append(Activation("leaky_relu", alpha=to_rational(float(m.negative_slope))))
+            slope = float(m.negative_slope)
+            if not math.isfinite(slope):
+                raise ModelFormatError(f"{where}: LeakyReLU negative_slope {slope}; it must be "
+                                       "a finite number")
+            layers.append(Activation("leaky_relu", alpha=to_rational(slope)))
         elif kind == "PReLU":
             layers.append(Activation("prelu", slopes=_np(m.weight).reshape(-1)))
         elif kind == "Tanh":

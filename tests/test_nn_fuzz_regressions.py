@@ -497,3 +497,16 @@ def test_a_child_in_training_mode_is_warned_about() -> None:
     model[1].train()
     with pytest.warns(LumpkitWarning, match=r"layers in training mode \(BatchNorm1d\)"):
         from_torch(model)
+
+
+@pytest.mark.parametrize("slope", [float("inf"), float("nan")])
+def test_a_non_finite_leaky_relu_slope_is_named(slope: float) -> None:
+    """nn.LeakyReLU(inf) (or F.leaky_relu(x, inf) in a traced forward) was refused by the
+    number parser, naming no module."""
+    from lumpcore import ModelFormatError
+    from nnreduce import from_torch
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.LeakyReLU(slope), nn.Linear(2, 1)).eval()
+    with pytest.raises(ModelFormatError, match=r"module 1 \(LeakyReLU '1'\): LeakyReLU "
+                                                r"negative_slope (inf|nan); it must be a finite"):
+        from_torch(model)
