@@ -317,7 +317,7 @@ def test_integer_scaled_merge_equals_general_path(monkeypatch: pytest.MonkeyPatc
         assert np.allclose(have, want, rtol=1e-9, atol=1e-9)
 
 
-def _count_hand_overs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+def _count_kept_in_arena(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """A list that gets one entry per layer whose reduced weights stay in the merge arena
     (call of ``compact_rows``)."""
     calls: list[bool] = []
@@ -343,7 +343,7 @@ def test_hidden_layers_kept_in_the_merge_arena(monkeypatch: pytest.MonkeyPatch,
     rng = np.random.default_rng(7)
     net, planted = _planted_mlp(rng, [6, 9, 8, 7, 3], ["relu", "leaky_relu", "relu"], dup=5,
                                 pow2=True)
-    calls = _count_hand_overs(monkeypatch)
+    calls = _count_kept_in_arena(monkeypatch)
     fast = reduce_network(net, tolerance=tolerance)
     # every hidden layer (float64 weights: the first layer's own ones too), not the output
     assert calls == [True] * 3
@@ -361,9 +361,9 @@ def test_hidden_layers_kept_in_the_merge_arena(monkeypatch: pytest.MonkeyPatch,
         _same_function(net, fast.network, rng)
 
 
-def _handover_net(kind: str, rng: np.random.Generator) -> Network:
+def _arena_net(kind: str, rng: np.random.Generator) -> Network:
     """Float32 weights with planted channels/neurons in the first two linear layers: merges
-    in the first make the second (the last hidden one) float64, so it is handed over."""
+    in the first make the second (the last hidden one) float64, so it stays in the arena."""
     def plant(w: np.ndarray, b: np.ndarray, dups: list[tuple[int, float]]
               ) -> tuple[np.ndarray, np.ndarray]:
         return (np.concatenate([w, *(np.float32(f) * w[i:i + 1] for i, f in dups)]),
@@ -386,7 +386,7 @@ def _handover_net(kind: str, rng: np.random.Generator) -> Network:
 @pytest.mark.parametrize("arena", ["heap", "mapping"])
 @pytest.mark.parametrize("tolerance", [0.0, 1e-9])
 @pytest.mark.parametrize("kind", ["dense", "conv"])
-def test_handed_over_weights_survive_later_allocations(monkeypatch: pytest.MonkeyPatch,
+def test_weights_kept_in_the_arena_survive_later_allocations(monkeypatch: pytest.MonkeyPatch,
                                                        kind: str, tolerance: float,
                                                        arena: str) -> None:
     """The weights kept in the merge arena (an array from the heap, or an anonymous
@@ -401,8 +401,8 @@ def test_handed_over_weights_survive_later_allocations(monkeypatch: pytest.Monke
     if arena == "mapping":
         monkeypatch.setattr(red_mod, "_HEAP_ARENA_BYTES", 0)
     rng = np.random.default_rng(11)
-    net = _handover_net(kind, rng)
-    calls = _count_hand_overs(monkeypatch)
+    net = _arena_net(kind, rng)
+    calls = _count_kept_in_arena(monkeypatch)
     red = reduce_network(net, tolerance=tolerance)
     # the second layer's merged (float64) weights stay in the arena; a convolution's are
     # copied into contiguous memory (numpy sums a strided kernel in another order)
@@ -413,7 +413,7 @@ def test_handed_over_weights_survive_later_allocations(monkeypatch: pytest.Monke
     copies = [np.array(a, copy=True) for lyr in lin for a in (lyr.weight, lyr.bias)]
     # reuse freed memory: more reductions (each keeps weights in an arena), then big fills
     for seed in range(3):
-        reduce_network(_handover_net(kind, np.random.default_rng(seed)), tolerance=tolerance)
+        reduce_network(_arena_net(kind, np.random.default_rng(seed)), tolerance=tolerance)
     for n in (1 << 10, 1 << 16, 1 << 20):
         np.full(n, -7.75e300)
     assert calls == per_call * 4
