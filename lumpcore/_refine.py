@@ -129,7 +129,12 @@ def coarsest_lumping(
     sums modulo the prime ``2**61 - 1`` and verifies the result in exact
     integer arithmetic in one linear pass; a hash collision (never observed
     in practice) or a sign mismatch in proportional mode is repaired by
-    splitting exactly and refining again.
+    splitting exactly and refining again.  One case is not repaired: in
+    proportional mode, a node whose exact sum into a block is a non-zero
+    multiple of the modulus (a weight of ``2**61 - 1``, or sums such as
+    ``2**61 + (-1)``) is taken for one with no weight into that block.  The
+    answer is then still verified stable, exactly, but may be finer than the
+    coarsest lumping.
 
     A graph built by :meth:`WeightedGraph.from_biadjacency` whose row nodes
     each start in a block of their own (a layer of weights) needs a single
