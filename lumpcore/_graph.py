@@ -386,8 +386,22 @@ def _as_index_array(a: npt.ArrayLike, name: str) -> np.ndarray:
         if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
         else:
-            raise _GraphTypeError(f"{name} must hold integer node indices, got dtype {arr.dtype}")
+            flat = arr.tolist()
+            bad = next((i for i, x in enumerate(flat) if not _index_value(x)), None)
+            if bad is not None:
+                raise _GraphTypeError(f"{name} must hold integer node indices; edge {bad} "
+                                      f"has {flat[bad]!r}")
+            arr = np.array([int(x) for x in flat], dtype=np.int64)  # (whole numbers)
     return np.ascontiguousarray(arr, dtype=np.int64).copy()
+
+
+def _index_value(x: Any) -> bool:
+    """Whether ``x`` is a whole number that an int64 node index can hold."""
+    if isinstance(x, bool) or not isinstance(x, int | np.integer | float):
+        return False
+    if isinstance(x, float) and not x.is_integer():
+        return False
+    return -(2**63) <= int(x) < 2**63
 
 
 def _as_weight_array(weight: Iterable[Any]) -> np.ndarray:

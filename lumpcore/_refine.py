@@ -46,6 +46,14 @@ class _ArgumentTypeError(LumpkitError, TypeError):
     pass
 
 
+def _hashable(x: Any) -> bool:
+    try:
+        hash(x)
+    except TypeError:
+        return False
+    return True
+
+
 def coarsest_lumping(
     graph: WeightedGraph,
     initial: Sequence[Hashable] | np.ndarray | None = None,
@@ -397,10 +405,15 @@ def block_sums(
     if not isinstance(direction, str) or direction not in _DIRECTIONS:
         raise _ArgumentError(f"direction must be 'backward' or 'forward', got {direction!r}")
     bo = np.asarray(block_of)
-    if bo.shape != (graph.n,) or (bo.size and bo.dtype.kind not in "iu"):
+    if bo.shape != (graph.n,):
         raise _ArgumentError(
             f"block_of must hold one integer block index per node ({graph.n}), got shape {bo.shape}"
         )
+    if bo.size and (bo.dtype.kind not in "iu" or bo.min() < 0):
+        k = next(i for i, x in enumerate(bo.tolist())
+                 if not isinstance(x, int) or isinstance(x, bool) or x < 0)
+        raise _ArgumentError(
+            f"block_of must hold one integer block index >= 0 per node; node {k} has {bo[k]!r}")
     bo = bo.astype(np.int64)
     g = graph if direction == "backward" else graph.reversed()
     w = g.exact_weights()
@@ -433,7 +446,9 @@ def _initial_labels(initial: Any, n: int) -> np.ndarray:
         try:
             arr = np.fromiter((index.setdefault(x, len(index)) for x in seq), np.int64, n)
         except TypeError:
-            raise _ArgumentTypeError("initial labels must be hashable") from None
+            k = next(i for i, x in enumerate(seq) if not _hashable(x))
+            raise _ArgumentTypeError(
+                f"initial labels must be hashable; node {k} has {seq[k]!r}") from None
     if arr.shape != (n,):
         raise _ArgumentError(
             f"initial must give one label per node: expected {n} labels, got {arr.shape[0]}"

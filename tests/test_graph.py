@@ -200,6 +200,15 @@ BAD_GRAPHS: list[tuple[str, Callable[[], object], type[Exception], tuple[str, ..
         nx.DiGraph([("a", "b", {"weight": float("nan")})])), ValueError, ("nan",)),
     ("bool-weights", lambda: WeightedGraph.from_edges(2, [0], [1], np.array([True])),
      TypeError, ("bool",)),
+    # a node id that is no integer: named with its edge, not only by the array's dtype
+    ("fractional-src", lambda: WeightedGraph.from_edges(2, [0.5], [1], [1.0]),
+     TypeError, ("src", "edge 0", "0.5")),
+    ("none-dst", lambda: WeightedGraph.from_edges(2, [0, 1], [1, None], [1.0, 1.0]),
+     TypeError, ("dst", "edge 1", "None")),
+    ("huge-src", lambda: WeightedGraph.from_edges(2, [2**70], [1], [1.0]),
+     TypeError, ("src", "edge 0", str(2**70))),
+    ("text-src", lambda: WeightedGraph.from_edges(2, ["a"], [1], [1.0]),
+     TypeError, ("src", "edge 0", "'a'")),
 ]
 
 
@@ -219,7 +228,8 @@ BAD_CALLS: list[tuple[str, Callable[[], object], type[Exception], tuple[str, ...
     ("initial-too-short", lambda: coarsest_lumping(_G, [0, 1]), ValueError, ("3", "2")),
     ("initial-too-long", lambda: coarsest_lumping(_G, np.zeros(4, dtype=np.int64)),
      ValueError, ("3", "4")),
-    ("initial-unhashable", lambda: coarsest_lumping(_G, [[0], [1], [2]]), TypeError, ("hashable",)),
+    ("initial-unhashable", lambda: coarsest_lumping(_G, [[0], [1], [2]]), TypeError,
+     ("hashable", "node 0", "[0]")),
     ("direction", lambda: coarsest_lumping(_G, direction="sideways"), ValueError, ("'sideways'",)),
     ("arithmetic", lambda: coarsest_lumping(_G, arithmetic="decimal"), ValueError, ("'decimal'",)),
     ("negative-tolerance", lambda: coarsest_lumping(_G, arithmetic="float", tolerance=-0.5),
@@ -250,3 +260,8 @@ def test_block_sums_bad_input() -> None:
     with pytest.raises(ValueError) as info:
         block_sums(_G, [0, 0, 0], direction="up")
     _check(info.value, ValueError, "'up'")
+    # a fractional or negative block index names the node (-1 was taken as a block)
+    for bad, node, shown in (([0.5, 0, 0], "node 0", "0.5"), ([0, -1, 0], "node 1", "-1")):
+        with pytest.raises(ValueError) as info:
+            block_sums(_G, bad)
+        _check(info.value, ValueError, node, shown)
