@@ -20,6 +20,7 @@ from ._fileio import (
     atomic_write,
     fmt_number,
     located,
+    no_repeated_transition,
     parse_index,
     parse_number,
     reward_rates,
@@ -100,7 +101,6 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
     state: int | None = None
     actions = 0
     expected_state = 0
-    targets: dict[int, int] = {}  # the current state's targets, with their lines
     choices: tuple[int, int] | None = None  # @nr_choices and its line
     section: str | None = None
     with FileLines(path) as lines:
@@ -165,7 +165,6 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
                     raise lines.error(f"expected state {expected_state}, got {state}")
                 state_at[state] = lines.lineno
                 expected_state += 1
-                targets = {}
                 continue
             if t.startswith("action"):
                 if state is None:
@@ -201,10 +200,6 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
                 raise lines.error(f"bad transition {t!r}: {exc}") from None
             if not 0 <= j < n:
                 raise lines.error(f"target state {j} out of range 0..{n - 1}")
-            if j in targets:
-                raise lines.error(f"transition {state} -> {j} is listed twice (first on line "
-                                  f"{targets[j]}); list every transition once")
-            targets[j] = lines.lineno
             src.append(state)
             dst.append(j)
             vals.append(v)
@@ -219,13 +214,14 @@ def _read_drn_checked(path: Path, exact: bool) -> CTMC | DTMC:
             raise ModelFormatError(
                 f"{path}, line {choices[1]}: @nr_choices says {choices[0]}; a chain has one "
                 f"choice per state, {n}")
+    s_arr, d_arr = np.asarray(src, np.int64), np.asarray(dst, np.int64)
+    no_repeated_transition(path, n, s_arr, d_arr, np.asarray(at, np.int64))
     vals_arr: Any
     if exact:
         vals_arr = np.empty(len(vals), dtype=object)
         vals_arr[:] = vals
     else:
         vals_arr = np.asarray(vals, dtype=np.float64)
-    s_arr, d_arr = np.asarray(src, np.int64), np.asarray(dst, np.int64)
     zero = parse_number("0", exact)
     rew = reward_rates(f"{path}: ", reward_names,
                        [[r.get(s, zero) for s in range(n)] for r in rewards],

@@ -13,12 +13,13 @@ import numpy as np
 
 from lumpcore import ModelFormatError
 
-from ._chain import _MAX_STATES, CTMC, DTMC, ChainError
+from ._chain import CTMC, DTMC, ChainError
 from ._fileio import (
     FileLines,
     atomic_write_group,
     fmt_number,
     located,
+    no_repeated_transition,
     parse_index,
     parse_number,
 )
@@ -89,25 +90,8 @@ def _parse_tra(
                 f"{path}, line {header_line}: the header announces {m} transitions, "
                 f"the file has {k}"
             )
-    _no_repeated_transition(path, n, src[:k], dst[:k], at[:k])
+    no_repeated_transition(path, n, src[:k], dst[:k], at[:k])
     return n, src, dst, vals, at
-
-
-def _no_repeated_transition(path: Path, n: int, src: np.ndarray, dst: np.ndarray,
-                            at: np.ndarray) -> None:
-    """Refuse a transition listed twice (PRISM writes each once; summing the two would
-    read a damaged file as another chain), naming both lines."""
-    if src.size < 2 or n > _MAX_STATES:  # (the chain refuses such a state count)
-        return
-    key = src * n + dst
-    order = np.argsort(key, kind="stable")
-    same = np.flatnonzero(key[order][1:] == key[order][:-1])
-    if same.size:
-        first, second = sorted((int(at[order[same[0]]]), int(at[order[same[0] + 1]])))
-        raise ModelFormatError(
-            f"{path}, line {second}: transition {int(src[order[same[0]]])} -> "
-            f"{int(dst[order[same[0]]])} is listed twice (first on line {first}); list every "
-            "transition once")
 
 
 def _parse_lab(path: Path, n: int) -> dict[str, list[int]]:

@@ -17,10 +17,11 @@ from lumpcore import LumpkitWarning, ModelFormatError, rational_to_str, to_ratio
 from lumpcore._atomic import atomic_write_group  # the shared atomic writers
 from lumpcore._atomic import atomic_write_str as atomic_write
 
-from ._chain import _row_sums
+from ._chain import _MAX_STATES, _row_sums
 
 __all__ = ["NUMBER_TOKEN", "FileLines", "atomic_write", "atomic_write_group", "exact_values",
-           "fmt_number", "parse_index", "parse_number", "reward_rates"]
+           "fmt_number", "no_repeated_transition", "parse_index", "parse_number",
+           "reward_rates"]
 
 
 def fmt_number(x: Any) -> str:
@@ -95,6 +96,23 @@ def parse_index(tok: str) -> int:
     if not (tok.isascii() and tok.isdigit()):
         raise ValueError(f"{tok!r} is not an index (decimal digits 0-9)")
     return int(tok)
+
+
+def no_repeated_transition(path: Path, n: int, src: np.ndarray, dst: np.ndarray,
+                            at: np.ndarray) -> None:
+    """Refuse a transition listed twice (PRISM and Storm write each once; summing the two
+    would read a damaged file as another chain), naming both lines (``at``)."""
+    if src.size < 2 or n > _MAX_STATES:  # (the chain refuses such a state count)
+        return
+    key = src * n + dst
+    order = np.argsort(key, kind="stable")
+    same = np.flatnonzero(key[order][1:] == key[order][:-1])
+    if same.size:
+        first, second = sorted((int(at[order[same[0]]]), int(at[order[same[0] + 1]])))
+        raise ModelFormatError(
+            f"{path}, line {second}: transition {int(src[order[same[0]]])} -> "
+            f"{int(dst[order[same[0]]])} is listed twice (first on line {first}); list every "
+            "transition once")
 
 
 class FileLines:
