@@ -51,6 +51,7 @@ from ._network import (
     clip_activation,
     fold_batchnorm,
     narrowed_to_float32,
+    pads_below_kernel,
 )
 from ._onnx_patterns import match_activation
 
@@ -739,11 +740,8 @@ def read_onnx(path: str | os.PathLike[str], input_shape: tuple[int, ...] | None 
             ks = tuple(at["kernel_shape"])
             strides = tuple(at.get("strides", [1, 1]))
             pads = _pads(at, b.shape, ks, strides, b.where(k, node))
-            if len(ks) == 2 and any(pad >= ks[j % 2] for j, pad in enumerate(pads)):
-                # (a window of padding alone: onnxruntime refuses such a model too)
-                raise ModelFormatError(
-                    f"{b.where(k, node)}: pads {list(pads)} (top, left, bottom, right) not "
-                    f"smaller than the kernel {list(ks)}; ONNX pools need pads below it")
+            if len(ks) == 2:  # (the layer checks this too; here the node is named)
+                pads_below_kernel(pads, ks, b.where(k, node))
             if at.get("ceil_mode", 0):
                 ceil_mode_changes_nothing(b.shape, ks, strides, pads, b.where(k, node))
             if op == "MaxPool":

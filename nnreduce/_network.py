@@ -47,6 +47,7 @@ __all__ = [
     "clip_activation",
     "fold_batchnorm",
     "is_exact_array",
+    "pads_below_kernel",
 ]
 
 #: Activation kinds understood by lumpkit.
@@ -216,8 +217,7 @@ class Conv2d:
             raise ModelFormatError(f"Conv2d: stride must be >= 1, got {self.stride}")
 
 
-def _pads_below_kernel(padding: tuple[int, int, int, int], kernel: tuple[int, int],
-                       what: str) -> None:
+def pads_below_kernel(padding: tuple[int, ...], kernel: tuple[int, ...], what: str) -> None:
     """Refuse a pooling whose padding (top, left, bottom, right) is not below its kernel: a
     window would then lie in the padding alone (a maximum of nothing, a mean of no value;
     ONNX, onnxruntime and PyTorch refuse such pools too)."""
@@ -247,7 +247,7 @@ class MaxPool2d:
         object.__setattr__(self, "padding", _quad(self.padding, "MaxPool2d.padding"))
         if min(self.kernel) < 1 or min(self.stride) < 1:
             raise ModelFormatError("MaxPool2d: kernel and stride must be >= 1")
-        _pads_below_kernel(self.padding, self.kernel, "MaxPool2d")
+        pads_below_kernel(self.padding, self.kernel, "MaxPool2d")
 
 
 @dataclass(frozen=True, eq=False)
@@ -272,7 +272,7 @@ class AvgPool2d:
         object.__setattr__(self, "padding", _quad(self.padding, "AvgPool2d.padding"))
         if min(self.kernel) < 1 or min(self.stride) < 1:
             raise ModelFormatError("AvgPool2d: kernel and stride must be >= 1")
-        _pads_below_kernel(self.padding, self.kernel, "AvgPool2d")
+        pads_below_kernel(self.padding, self.kernel, "AvgPool2d")
         flag = self.count_include_pad
         if not isinstance(flag, bool | np.bool_) and flag not in (0, 1):
             raise ModelFormatError(f"AvgPool2d.count_include_pad: expected true or false, "
